@@ -1,0 +1,84 @@
+import pytest
+import torch
+from torch import nn
+
+from bokeh.models.glassnet import GlassNet
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(("width2", "expected_millions"), [(24, 10.35), (32, 16.03)])
+def test_parameter_count_matches_paper_and_authors(width2, expected_millions):
+    millions = count_parameters(GlassNet(width1=16, width2=width2)) / 1e6
+    assert millions == pytest.approx(expected_millions, abs=0.01)
+
+
+def test_output_shapes_and_ranges():
+    model = GlassNet(width1=4, width2=4, blocks=2).eval()
+    image = torch.rand(2, 3, 48, 64) * 2 - 1
+    bokeh, rough = model(image)
+    assert bokeh.shape == rough.shape == image.shape
+    assert bokeh.abs().max() <= 1.0
+    # rough = I - R with R = tanh(.) in [-1, 1]
+    assert rough.abs().max() <= 2.0
+    residual = image - rough
+    assert residual.abs().max() <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("size", [(50, 64), (64, 60), (7, 8)])
+def test_sides_not_multiple_of_8_give_error_naming_size(size):
+    with pytest.raises(ValueError, match=f"{size[0]} x {size[1]}"):
+        GlassNet(width1=4, width2=4, blocks=1)(torch.zeros(1, 3, *size))
+
+
+def test_wrong_channel_count_is_named():
+    with pytest.raises(ValueError, match=r"\(1, 4, 16, 16\)"):
+        GlassNet(width1=4, width2=4, blocks=1)(torch.zeros(1, 4, 16, 16))
+
+
+def test_norm_option_selects_layers():
+    def kinds(model):
+        return {type(m) for m in model.modules()}
+
+    instance = kinds(GlassNet(4, 4, blocks=2, norm="instance"))
+    assert nn.InstanceNorm2d in instance
+    assert not any(issubclass(k, nn.modules.batchnorm._BatchNorm) for k in instance)
+    assert nn.BatchNorm2d in kinds(GlassNet(4, 4, blocks=2, norm="batch"))
+    none = kinds(GlassNet(4, 4, blocks=2, norm="none"))
+    assert nn.InstanceNorm2d not in none and nn.BatchNorm2d not in none
+
+
+def test_instance_norm_count_is_two_per_residual_block():
+    model = GlassNet(4, 4, blocks=3)
+    assert sum(isinstance(m, nn.InstanceNorm2d) for m in model.modules()) == 2 * 2 * 3
+
+
+def test_dropout_is_off_by_default_and_optional():
+    assert not any(isinstance(m, nn.Dropout) for m in GlassNet(4, 4, blocks=2).modules())
+    dropouts = [m for m in GlassNet(4, 4, blocks=2, dropout=0.1).modules() if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == 4 and all(m.p == 0.1 for m in dropouts)
+
+
+def test_weights_follow_normal_002_init():
+    model = GlassNet(16, 32)
+    weights = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))])
+    weights = weights.detach()
+    assert weights.mean().abs() < 1e-3
+    assert weights.std().item() == pytest.approx(0.02, rel=0.02)
+
+
+@pytest.mark.parametrize("bad", [{"width1": 0}, {"width2": -3}, {"blocks": 0}, {"dropout": 1.0}, {"norm": "group"}])
+def test_bad_hyperparameters_are_rejected(bad):
+    with pytest.raises(ValueError):
+        GlassNet(**bad)
+
+
+def test_eval_mode_is_deterministic_and_batch_independent():
+    model = GlassNet(4, 4, blocks=2).eval()
+    images = torch.rand(2, 3, 32, 40) * 2 - 1
+    with torch.no_grad():
+        together, _ = model(images)
+        alone, _ = model(images[1:])
+    torch.testing.assert_close(together[1:], alone, atol=1e-6, rtol=0)
