@@ -1,0 +1,34 @@
+"""Lightning callbacks of this project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+
+class SampleImages(pl.Callback):
+    """Save ``input | output | target`` strips of the first ``count`` validation images each epoch.
+
+    PNGs go to ``<log_dir or output dir>/samples/epoch=EEE_batch=B.png``; a TensorBoard logger
+    also gets them as images (``val/sample_B``).
+    """
+
+    def __init__(self, count: int = 3) -> None:
+        self.count = count
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx >= self.count or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        strip = torch.cat([batch["input"][0], outputs[0], batch["target"][0]], dim=-1)  # (3, H, 3W)
+        strip = ((strip.detach().float().cpu().clamp(-1, 1) + 1) / 2)
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"epoch={trainer.current_epoch:03d}_batch={batch_idx}.png"
+        from bokeh.images import save_image_atomic
+
+        save_image_atomic(strip, path)
+        experiment = getattr(trainer.logger, "experiment", None)
+        if hasattr(experiment, "add_image"):
+            experiment.add_image(f"val/sample_{batch_idx}", strip, trainer.global_step)

@@ -1,0 +1,238 @@
+"""The LightningModule: Glass-Net, the multi-receptive-field critics and the VGG19 loss, stepped by hand.
+
+Both stages share one code path (manual optimization):
+
+* ``pretrain``: generator loss = l1 * L1 + ssim * (1 - SSIM) [+ rough_l1 * L1 on the stage-1 image].
+* ``finetune``: adds vgg * L_VGG(relu5_4) + adv * (-mean D(G(I))), and a WGAN-GP critic step
+  before every ``n_critic``-th generator step (keyed on ``batch_idx``).
+
+Constructor arguments are plain dicts of primitives (Hydra sub-configs converted in
+``bokeh.train``), so ``BokehGAN.load_from_checkpoint(path)`` works with torch's default
+``weights_only=True`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from bokeh import metrics
+from bokeh.losses.reconstruction import l1_loss, ssim_loss
+from bokeh.models.glassnet import GlassNet
+
+STAGES = ("pretrain", "finetune")
+
+DEFAULT_LOSS: dict[str, Any] = {
+    "l1": 0.5,
+    "ssim": 0.05,
+    "rough_l1": 0.0,
+    "vgg": 0.0,
+    "adv": 0.0,
+    "gp": 10.0,
+    "vgg_weights": "imagenet",
+}
+DEFAULT_OPTIM: dict[str, Any] = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9], "n_critic": 1}
+DEFAULT_CRITIC: dict[str, Any] = {"depths": [3, 5], "ndf": 64, "norm": "instance"}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced too many non-finite losses in a row to go on safely."""
+
+
+def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """``defaults`` updated with ``given``; unknown keys and negative numbers are config errors."""
+    given = dict(given or {})
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown {what} option(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    merged = {**defaults, **given}
+    for key, value in merged.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ValueError(f"{what}.{key} must be >= 0, got {value}")
+    return merged
+
+
+class BokehGAN(pl.LightningModule):
+    """BGGAN training: Glass-Net generator, WGAN-GP critics, hybrid loss.
+
+    Args:
+        generator: ``GlassNet`` keyword arguments (width1, width2, blocks, norm, dropout).
+        stage: ``pretrain`` or ``finetune``.
+        loss: weights ``l1``, ``ssim``, ``rough_l1``, ``vgg``, ``adv``, penalty ``gp`` and
+            ``vgg_weights`` (``imagenet``, a file path, or ``random`` for tests).
+        optim: ``lr_g``, ``lr_d``, ``betas``, ``n_critic``.
+        critic: ``depths`` (strided layers per critic), ``ndf``, ``norm``; used by ``finetune``.
+        max_bad_steps: consecutive non-finite losses tolerated (each step skipped with a warning)
+            before training stops with :class:`NonFiniteLossError`.
+
+    Batches are dicts ``{"input": (B, 3, H, W), "target": (B, 3, H, W)}`` in [-1, 1].
+    """
+
+    def __init__(
+        self,
+        generator: dict[str, Any] | None = None,
+        stage: str = "pretrain",
+        loss: dict[str, Any] | None = None,
+        optim: dict[str, Any] | None = None,
+        critic: dict[str, Any] | None = None,
+        max_bad_steps: int = 5,
+    ) -> None:
+        super().__init__()
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        loss = _merged(DEFAULT_LOSS, loss, "loss")
+        optim = _merged(DEFAULT_OPTIM, optim, "optim")
+        critic = _merged(DEFAULT_CRITIC, critic, "critic")
+        if int(optim["n_critic"]) < 1:
+            raise ValueError(f"optim.n_critic must be >= 1, got {optim['n_critic']}")
+        self.save_hyperparameters(
+            {
+                "generator": dict(generator or {}),
+                "stage": stage,
+                "loss": loss,
+                "optim": optim,
+                "critic": critic,
+                "max_bad_steps": max_bad_steps,
+            }
+        )
+        self.automatic_optimization = False
+        self.generator = GlassNet(**self.hparams.generator)
+        self.adversarial = stage == "finetune"
+        self.critics = None
+        self.vgg = None
+        if self.adversarial:
+            from bokeh.models.critics import CriticSet
+
+            self.critics = CriticSet(**critic)
+        self.bad_steps = 0  # consecutive non-finite losses
+        self.skipped_steps = 0  # all non-finite losses this run
+
+    # ----------------------------------------------------------------- setup
+    def setup(self, stage: str) -> None:
+        """Load the frozen VGG19 here (not in the constructor): it may need a file or a download."""
+        if self.hparams.loss["vgg"] > 0 and self.vgg is None:
+            from bokeh.models.vgg import VGGFeatures
+            from bokeh.weights import load_vgg19_features
+
+            features = load_vgg19_features(self.hparams.loss["vgg_weights"])
+            self.vgg = VGGFeatures(features).to(self.device)
+
+    def state_dict(self, *args, **kwargs):
+        """Without the frozen VGG: it is rebuilt from its weights file, never trained."""
+        state = super().state_dict(*args, **kwargs)
+        for key in [k for k in state if k.startswith("vgg.")]:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if self.vgg is not None:
+            state_dict = {**state_dict, **{f"vgg.{k}": v for k, v in self.vgg.state_dict().items()}}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def configure_optimizers(self):
+        optim = self.hparams.optim
+        betas = tuple(optim["betas"])
+        generator_opt = torch.optim.Adam(self.generator.parameters(), lr=optim["lr_g"], betas=betas)
+        if not self.adversarial:
+            return generator_opt
+        critic_opt = torch.optim.Adam(self.critics.parameters(), lr=optim["lr_d"], betas=betas)
+        return [generator_opt, critic_opt]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """The bokeh image ``(B, 3, H, W)`` in [-1, 1] for ``image`` ``(B, 3, H, W)`` in [-1, 1]."""
+        return self.generator(image)[0]
+
+    # ----------------------------------------------------------------- losses
+    def generator_losses(
+        self, bokeh: torch.Tensor, rough: torch.Tensor, target: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Weighted generator loss terms (keys as in ``loss``) and their sum under ``total``."""
+        weights = self.hparams.loss
+        terms = {"l1": l1_loss(bokeh, target), "ssim": ssim_loss(bokeh, target)}
+        if weights["rough_l1"] > 0:
+            terms["rough_l1"] = l1_loss(rough, target)
+        if weights["vgg"] > 0:
+            from bokeh.losses.perceptual import perceptual_loss
+
+            terms["vgg"] = perceptual_loss(self.vgg, bokeh, target)
+        if self.adversarial and weights["adv"] > 0:
+            from bokeh.losses.adversarial import generator_adversarial_loss
+
+            terms["adv"] = generator_adversarial_loss(self.critics, bokeh)
+        terms["total"] = sum(weights[name] * value for name, value in terms.items())
+        return terms
+
+    def _finite_or_skip(self, value: torch.Tensor, what: str) -> bool:
+        """True when ``value`` is finite; else count, warn, and stop after too many in a row."""
+        if torch.isfinite(value).all():
+            self.bad_steps = 0
+            return True
+        self.bad_steps += 1
+        self.skipped_steps += 1
+        self.log("train/skipped_steps", float(self.skipped_steps))
+        warnings.warn(
+            f"non-finite {what} at step {self.global_step} (batch {self.trainer.fit_loop.epoch_loop.batch_idx}): "
+            f"step skipped ({self.bad_steps} in a row, {self.skipped_steps} in all)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        if self.bad_steps >= self.hparams.max_bad_steps:
+            raise NonFiniteLossError(
+                f"{self.bad_steps} non-finite losses in a row (last: {what}); training stopped so that no "
+                f"poisoned checkpoint is written. Lower the learning rate or check the data, then resume "
+                f"from the last good checkpoint."
+            )
+        return False
+
+    # ----------------------------------------------------------------- steps
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        image, target = batch["input"], batch["target"]
+        if self.adversarial:
+            generator_opt, critic_opt = self.optimizers()
+        else:
+            generator_opt, critic_opt = self.optimizers(), None
+        bokeh, rough = self.generator(image)
+
+        if critic_opt is not None:
+            self._critic_step(critic_opt, target, bokeh.detach())
+            if (batch_idx + 1) % self.hparams.optim["n_critic"] != 0:
+                return
+
+        self.toggle_optimizer(generator_opt)
+        terms = self.generator_losses(bokeh, rough, target)
+        if self._finite_or_skip(terms["total"], "generator loss"):
+            generator_opt.zero_grad(set_to_none=True)
+            self.manual_backward(terms["total"])
+            generator_opt.step()
+        self.untoggle_optimizer(generator_opt)
+        batch_size = image.shape[0]
+        self.log("train/loss", terms.pop("total").detach(), prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=batch_size)
+
+    def _critic_step(self, critic_opt, real: torch.Tensor, fake: torch.Tensor) -> None:
+        from bokeh.losses.adversarial import critic_loss
+
+        self.toggle_optimizer(critic_opt)
+        result = critic_loss(self.critics, real, fake, gp_weight=self.hparams.loss["gp"])
+        if self._finite_or_skip(result.total, "critic loss"):
+            critic_opt.zero_grad(set_to_none=True)
+            self.manual_backward(result.total)
+            critic_opt.step()
+        self.untoggle_optimizer(critic_opt)
+        self.log_dict(
+            {"train/d_loss": result.total.detach(), "train/gp": result.gp.detach(),
+             "train/wasserstein": result.wasserstein.detach()},
+            batch_size=real.shape[0],
+        )
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        bokeh = self(batch["input"])
+        output, target = metrics.to_unit(bokeh), metrics.to_unit(batch["target"])
+        batch_size = bokeh.shape[0]
+        self.log("val/psnr", metrics.psnr(output, target).mean(), prog_bar=True, batch_size=batch_size, sync_dist=True)
+        self.log("val/ssim", metrics.ssim(output, target).mean(), batch_size=batch_size, sync_dist=True)
+        return bokeh
+

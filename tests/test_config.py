@@ -1,0 +1,74 @@
+"""Every config of every group composes; the composed pretrain config builds its objects."""
+
+from pathlib import Path
+
+import hydra
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from bokeh.train import CONF_DIR, build_module
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in {"export"})
+
+
+def compose_train(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def all_choices():
+    for group in GROUPS:
+        for option in sorted((CONF_DIR / group).glob("*.yaml")):
+            yield group, option.stem
+
+
+@pytest.mark.parametrize(("group", "option"), list(all_choices()))
+def test_every_config_composes(group, option, tmp_path):
+    overrides = [f"{group}={option}", f"hydra.run.dir={tmp_path}"]
+    if option == "finetune" or option == "paper_finetune":
+        overrides.append("init_from=some.ckpt")
+    if option in {"ebb", "paper"}:
+        overrides.append("data.root=/data/ebb")
+    cfg = compose_train(overrides)
+    OmegaConf.resolve(cfg.trainer)  # interpolations resolve
+    assert cfg.hydra.runtime.choices[group] == option
+
+
+def test_groups_cover_the_training_recipe():
+    assert {"data", "model", "critic", "loss", "optim", "trainer", "logger", "callbacks", "stage", "experiment"} <= set(GROUPS)
+
+
+def test_finetune_without_init_from_fails_at_compose_time(tmp_path):
+    cfg = compose_train(["stage=finetune", f"hydra.run.dir={tmp_path}"])
+    with pytest.raises(MissingMandatoryValue, match="init_from"):
+        _ = cfg.init_from
+
+
+def test_ebb_without_root_fails_at_compose_time(tmp_path):
+    cfg = compose_train(["data=ebb", f"hydra.run.dir={tmp_path}"])
+    with pytest.raises(MissingMandatoryValue, match="root"):
+        OmegaConf.to_container(cfg.data, resolve=True, throw_on_missing=True)
+
+
+def test_pretrain_instantiates_datamodule_module_and_trainer(tmp_path):
+    cfg = compose_train(["stage=pretrain", f"hydra.run.dir={tmp_path}", "model.width1=4", "model.width2=4", "model.blocks=1"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(tmp_path)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    module = build_module(cfg)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
+    assert module.hparams.stage == "pretrain" and module.critics is None
+    assert module.hparams.loss["vgg"] == 0 and module.hparams.loss["adv"] == 0
+    assert hasattr(datamodule, "train_dataloader")
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+def test_finetune_stage_switches_hybrid_loss_on(tmp_path):
+    cfg = compose_train(["stage=finetune", "init_from=x.ckpt", f"hydra.run.dir={tmp_path}"])
+    assert cfg.loss.vgg == pytest.approx(0.1) and cfg.loss.adv == pytest.approx(1.0)
+    assert cfg.loss.l1 == pytest.approx(0.5) and cfg.loss.ssim == pytest.approx(0.05)
+    assert list(cfg.optim.betas) == [0.0, 0.9] and cfg.optim.lr_g == pytest.approx(1e-4)
