@@ -58,7 +58,7 @@ class PatchCritic(nn.Module):
 
     Layers (``c = ndf``): conv(in -> c, s2) + LReLU; ``depth - 1`` times conv(s2) + norm + LReLU
     with channels doubling up to 8c; conv(s1) + norm + LReLU; conv(s1) -> 1 channel.
-    Convs followed by instance norm have no bias (the affine norm supplies it).
+    Convs followed by instance norm have no bias (the affine norm supplies it), nor has the last.
 
     Args:
         depth: number of stride-2 convs (>= 1). 3 -> 70 px receptive field, 5 -> 286 px.
@@ -94,7 +94,9 @@ class PatchCritic(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             width = out_width
-        layers.append(nn.Conv2d(width, 1, KERNEL, stride=1, padding=PADDING))
+        # no bias: a constant offset cancels in D(real) - D(fake) and in the penalty, so under
+        # WGAN-GP it would never receive gradient
+        layers.append(nn.Conv2d(width, 1, KERNEL, stride=1, padding=PADDING, bias=False))
         self.layers = nn.Sequential(*layers)
         self.apply(init_weights)  # N(0, 0.02) convs, zero biases, as pix2pix and Glass-Net
 
