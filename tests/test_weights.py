@@ -112,3 +112,8 @@ def test_vgg16_weights_do_not_fit(tmp_path):
     torch.save(make_layers(cfgs["D"]).state_dict(), path)  # vgg16 features, features-only keys
     with pytest.raises(VGGWeightsError, match="does not fit VGG19 features up to relu5_4"):
         load_vgg19_features(path)
+
+
+def test_messages_name_the_config_key_the_caller_uses(offline):
+    with pytest.raises(VGGWeightsError, match="pass loss.vgg_weights=/path/vgg19.pth"):
+        load_vgg19_features("imagenet", option="loss.vgg_weights")

@@ -40,7 +40,7 @@ def imagenet_cache_file() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET_WEIGHTS.url).name
 
 
-def _imagenet_state_dict() -> dict[str, torch.Tensor]:
+def _imagenet_state_dict(option: str) -> dict[str, torch.Tensor]:
     """torchvision's IMAGENET1K_V1 state dict: from the cache, else downloaded into it."""
     cached = imagenet_cache_file()
     try:
@@ -52,27 +52,27 @@ def _imagenet_state_dict() -> dict[str, torch.Tensor]:
         raise VGGWeightsError(
             f"VGG19 ImageNet weights are not in the torch cache ({cached}) and could not be downloaded "
             f"({type(error).__name__}: {error}): copy {IMAGENET_WEIGHTS.url} to {cached}, or pass "
-            f"{CONFIG_KEY}=/path/vgg19.pth (a torchvision vgg19 state dict)"
+            f"{option}=/path/vgg19.pth (a torchvision vgg19 state dict)"
         ) from error
 
 
-def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _file_state_dict(path: Path, option: str) -> dict[str, torch.Tensor]:
     """The state dict saved at ``path`` (``torch.load`` with ``weights_only=True``)."""
     if not path.is_file():
         raise VGGWeightsError(
-            f"{CONFIG_KEY}={path}: no such file; pass 'imagenet', 'random' or the path of a torchvision "
+            f"{option}={path}: no such file; pass 'imagenet', 'random' or the path of a torchvision "
             f"vgg19 state dict (.pth)"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # corrupt file, pickled model object, foreign format
         raise VGGWeightsError(
-            f"{CONFIG_KEY}={path} could not be read as a state dict ({type(error).__name__}: {error}); "
+            f"{option}={path} could not be read as a state dict ({type(error).__name__}: {error}); "
             f"save one with torch.save(torchvision.models.vgg19(...).state_dict(), path)"
         ) from error
     if not isinstance(state, dict):
         raise VGGWeightsError(
-            f"{CONFIG_KEY}={path} holds a {type(state).__name__}, not a state dict; save one with "
+            f"{option}={path} holds a {type(state).__name__}, not a state dict; save one with "
             f"torch.save(model.state_dict(), path)"
         )
     return state
@@ -96,25 +96,26 @@ def _relu5_4_state(state: dict[str, torch.Tensor], source: str) -> dict[str, tor
     return selected
 
 
-def load_vgg19_features(weights: str | Path) -> VGG19Features:
+def load_vgg19_features(weights: str | Path, option: str = CONFIG_KEY) -> VGG19Features:
     """The frozen VGG19 relu5_4 extractor with ``weights``: ``imagenet``, ``random`` or a file path.
 
-    Raises :class:`VGGWeightsError` with one sentence saying what to do when the weights cannot be
-    found, read, or do not fit VGG19.
+    ``option`` is the config key the user sets (named in the messages). Raises
+    :class:`VGGWeightsError` with one sentence saying what to do when the weights cannot be found,
+    read, or do not fit VGG19.
     """
     extractor = VGG19Features()
     if str(weights) == "random":
         log.warning(
             "!!! VGG19 perceptual loss uses RANDOM weights (%s=random): only for tests and the CPU demo; "
             "the perceptual term is meaningless. Use %s=imagenet or a vgg19 .pth file for real training !!!",
-            CONFIG_KEY,
-            CONFIG_KEY,
+            option,
+            option,
         )
         return extractor
     if str(weights) == "imagenet":
-        state, source = _imagenet_state_dict(), f"torchvision's {IMAGENET_WEIGHTS.url}"
+        state, source = _imagenet_state_dict(option), f"torchvision's {IMAGENET_WEIGHTS.url}"
     else:
-        state, source = _file_state_dict(Path(weights)), f"{CONFIG_KEY}={weights}"
+        state, source = _file_state_dict(Path(weights), option), f"{option}={weights}"
     selected = _relu5_4_state(state, source)
     try:
         extractor.load_state_dict(selected, strict=True)

@@ -33,7 +33,7 @@ def test_linear_critic_penalty_is_exact():
     real, fake = images(), images()
     result = critic_loss(critic, real, fake, gp_weight=10.0)
     norm = critic.w.detach().norm()
-    torch.testing.assert_close(result.gradient_penalty, (norm - 1) ** 2)
+    torch.testing.assert_close(result.gp, (norm - 1) ** 2)
     w = critic.w.detach()
     wasserstein = (real * w).flatten(1).sum(1).mean() - (fake * w).flatten(1).sum(1).mean()
     torch.testing.assert_close(result.wasserstein, wasserstein)
@@ -43,7 +43,7 @@ def test_linear_critic_penalty_is_exact():
 def test_penalty_gradient_reaches_critic_parameters_exactly():
     critic = LinearCritic((3, 8, 8))
     gp_weight = 7.0
-    (gp_weight * critic_loss(critic, images(), images()).gradient_penalty).backward()
+    (gp_weight * critic_loss(critic, images(), images()).gp).backward()
     w = critic.w.detach()
     # d/dw lambda (||w|| - 1)^2 = 2 lambda (||w|| - 1) w / ||w||
     expected = 2 * gp_weight * (w.norm() - 1) * w / w.norm()
@@ -82,10 +82,10 @@ def test_critic_set_losses_are_means_over_critics():
     for critic in critics.critics:
         torch.manual_seed(7)  # the same blend for each critic, as inside the set
         singles.append(critic_loss(critic, real, fake, gp_weight=3.0))
-    for field in ("total", "wasserstein", "gradient_penalty"):
+    for field in ("total", "wasserstein", "gp"):
         expected = torch.stack([getattr(s, field) for s in singles]).mean()
         torch.testing.assert_close(getattr(together, field), expected)
-    assert singles[0].gradient_penalty != singles[1].gradient_penalty  # two different critics
+    assert singles[0].gp != singles[1].gp  # two different critics
     expected_g = -torch.stack([c(fake).mean() for c in critics.critics]).mean()
     torch.testing.assert_close(generator_adversarial_loss(critics, fake), expected_g)
 

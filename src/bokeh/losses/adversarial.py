@@ -23,14 +23,14 @@ class CriticLoss:
     """The critic's WGAN-GP loss and its parts, each a scalar tensor averaged over the critics.
 
     Attributes:
-        total: ``mean D(fake) - mean D(real) + gp_weight * gradient_penalty`` (minimize this).
+        total: ``mean D(fake) - mean D(real) + gp_weight * gp`` (minimize this).
         wasserstein: the Wasserstein-distance estimate ``mean D(real) - mean D(fake)`` (log it).
-        gradient_penalty: ``mean_b (||grad_x D(x_b)|| - 1) ** 2`` at the blends, unweighted.
+        gp: ``mean_b (||grad_x D(x_b)|| - 1) ** 2`` at the blends, unweighted.
     """
 
     total: torch.Tensor
     wasserstein: torch.Tensor
-    gradient_penalty: torch.Tensor
+    gp: torch.Tensor
 
 
 def _score_maps(critic: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
@@ -102,7 +102,7 @@ def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, gp_we
     return CriticLoss(
         total=-wasserstein + gp_weight * gradient_penalty,
         wasserstein=wasserstein,
-        gradient_penalty=gradient_penalty,
+        gp=gradient_penalty,
     )
 
 

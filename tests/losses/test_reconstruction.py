@@ -1,0 +1,52 @@
+import pytest
+import torch
+from kornia.metrics import ssim
+
+from bokeh.losses.reconstruction import l1_loss, ssim_loss
+
+
+def images(batch=2, height=32, width=40):
+    return torch.rand(batch, 3, height, width) * 2 - 1
+
+
+def test_l1_is_mean_absolute_error():
+    a = torch.zeros(1, 3, 8, 8)
+    b = torch.full((1, 3, 8, 8), 0.5)
+    b[..., 0, 0] = -1.0  # 3 pixels off by 1, the rest by 0.5
+    expected = (0.5 * (3 * 64 - 3) + 1.0 * 3) / (3 * 64)
+    assert l1_loss(a, b).item() == pytest.approx(expected)
+
+
+def test_ssim_loss_zero_for_equal_and_positive_otherwise():
+    image = images()
+    assert ssim_loss(image, image.clone()).abs() < 1e-6
+    assert ssim_loss(images(), image) > 0.5  # unrelated noise has SSIM near 0
+
+
+def test_ssim_loss_is_one_minus_ssim_on_unit_range_not_kornias_half():
+    a, b = images(), images()
+    expected = 1 - ssim((a + 1) / 2, (b + 1) / 2, 11, max_val=1.0).mean()
+    torch.testing.assert_close(ssim_loss(a, b), expected)
+    # the range mapping matters: SSIM's constants assume a data range of 1
+    assert not torch.isclose(ssim_loss(a, b), 1 - ssim(a, b, 11, max_val=1.0).mean())
+
+
+def test_ssim_of_known_case_constant_images():
+    # constant images: SSIM = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1) with C1 = 0.01^2
+    a = torch.full((1, 3, 16, 16), 0.0)  # 0.5 in [0, 1]
+    b = torch.full((1, 3, 16, 16), -0.5)  # 0.25 in [0, 1]
+    c1 = 0.01**2
+    expected = 1 - (2 * 0.5 * 0.25 + c1) / (0.5**2 + 0.25**2 + c1)
+    assert ssim_loss(a, b).item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_gradients_reach_the_output():
+    output = images().requires_grad_(True)
+    (l1_loss(output, images()) + ssim_loss(output, images())).backward()
+    assert output.grad is not None and output.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("loss", [l1_loss, ssim_loss])
+def test_mismatched_shapes_are_named(loss):
+    with pytest.raises(ValueError, match=r"\(1, 3, 32, 32\) and \(1, 3, 32, 40\)"):
+        loss(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 40))
