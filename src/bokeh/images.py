@@ -1,0 +1,176 @@
+"""Image file I/O, in one place: read RGB, convert safely, to and from tensors, write atomically.
+
+Every reader in the project goes through :func:`read_rgb`, so EXIF orientation, grayscale,
+opaque RGBA and 16-bit files are handled the same way everywhere, and every unreadable file
+raises :class:`ImageError` naming the file, the reason and what to do.
+
+Value conventions:
+    arrays: ``(H, W, 3)`` ``uint8`` in [0, 255], RGB;
+    float images: ``(H, W, 3)`` ``float32`` in [0, 1];
+    tensors: ``(3, H, W)`` ``float32`` in [-1, 1] (the network's range).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+_JPEG_END = b"\xff\xd9"
+_ORIENTATION_TAG = 0x0112  # EXIF orientation; values 5-8 swap width and height
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an RGB image: ``str()`` says which file, why and what to do."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, hint: str = "") -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" + (f"; {hint}" if hint else ""))
+
+
+def read_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(H, W)`` of an image as :func:`read_rgb` would return it, from the header only (fast).
+
+    Raises :class:`ImageError` for a missing, unidentifiable or (JPEG) visibly truncated file:
+    a JPEG that does not end with its end-of-image marker is fully decoded here to find out.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+            if image.format == "JPEG" and not _ends_like_jpeg(path):
+                image.load()  # raises OSError("image file is truncated ...") if it really is
+    except FileNotFoundError as error:
+        raise ImageError(path, "file not found", "check the folder") from error
+    except UnidentifiedImageError as error:
+        raise ImageError(path, "not a readable image (corrupt, or not an image)", "re-export or remove the file") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file into RGB ``uint8``, as it is meant to be seen.
+
+    Conversions (all lossless or the usual ones): the EXIF orientation is applied; grayscale
+    (8-bit ``L`` or 16-bit ``I;16``) is replicated to three channels, 16 bits rounded to 8;
+    palette images are expanded; RGBA / LA whose alpha is fully opaque drop the alpha. A file
+    with transparent pixels is refused: it has no single correct RGB value there.
+
+    Shape:
+        returns ``(H, W, 3)`` ``uint8`` in [0, 255].
+
+    Raises:
+        ImageError: missing, corrupt or truncated file, transparency, or an unsupported mode.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except FileNotFoundError as error:
+        raise ImageError(path, "file not found", "check the folder") from error
+    except UnidentifiedImageError as error:
+        raise ImageError(path, "not a readable image (corrupt, or not an image)", "re-export or remove the file") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
+    return _to_rgb8(image, path)
+
+
+def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
+    """A decoded PIL image as ``(H, W, 3)`` ``uint8`` RGB (see :func:`read_rgb` for the rules)."""
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8)
+    if mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        if values.max(initial=0) > 65535 or values.min(initial=0) < 0:
+            raise ImageError(path, f"{mode} image with values outside 0-65535", "save it as an 8- or 16-bit RGB image")
+        gray = np.round(values / 257.0).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        if np.asarray(rgba)[..., 3].min() < 255:
+            raise ImageError(path, "has transparent pixels (alpha < 255)", "flatten it onto a background and save as RGB")
+        return np.asarray(rgba.convert("RGB"), dtype=np.uint8)
+    if mode in ("L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"):
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    raise ImageError(path, f"unsupported image mode {mode!r}", "save it as an 8-bit RGB JPEG or PNG")
+
+
+def _ends_like_jpeg(path: Path) -> bool:
+    """True if the file's last bytes hold the JPEG end-of-image marker (a cheap truncation test)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 64))
+        tail = handle.read()
+    return tail.rstrip(b"\x00").endswith(_JPEG_END)  # files with trailers get a full decode instead
+
+
+def float_to_uint8(image: np.ndarray) -> np.ndarray:
+    """``float`` image in [0, 1] (clipped) to ``uint8`` by rounding. Any shape."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """RGB ``uint8`` array to the network's tensor layout and range.
+
+    Shape:
+        image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1].
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"to_tensor expects an (H, W, 3) uint8 array, got {image.shape} {image.dtype}")
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    return tensor.float().div_(127.5).sub_(1.0)
+
+
+def from_tensor(tensor: torch.Tensor) -> np.ndarray:
+    """Network tensor back to an RGB ``uint8`` array (values clipped to [-1, 1]).
+
+    Shape:
+        tensor: ``(3, H, W)`` or ``(1, 3, H, W)`` in [-1, 1]; returns ``(H, W, 3)`` ``uint8``.
+    """
+    if tensor.ndim == 4 and tensor.shape[0] == 1:
+        tensor = tensor[0]
+    if tensor.ndim != 3 or tensor.shape[0] != 3:
+        raise ValueError(f"from_tensor expects a (3, H, W) or (1, 3, H, W) tensor, got {tuple(tensor.shape)}")
+    unit = (tensor.detach().float().cpu().clamp(-1, 1) + 1.0) * 0.5
+    return float_to_uint8(unit.permute(1, 2, 0).numpy())
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> Path:
+    """Write an RGB ``uint8`` image atomically: a temporary file in the same folder, then ``os.replace``.
+
+    A reader never sees a half-written file, and an interrupted run leaves no partial image under
+    the final name. The format follows the suffix (``.jpg``/``.jpeg`` use ``quality``, no chroma
+    subsampling, so re-encoding is deterministic for equal arrays).
+
+    Shape:
+        image: ``(H, W, 3)`` or ``(H, W)`` ``uint8``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"{path}: unknown image suffix {suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"write_image expects uint8 data, got {image.dtype}; use float_to_uint8 first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"quality": int(quality), "subsampling": 0} if suffix in (".jpg", ".jpeg") else {}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            Image.fromarray(image).save(stream, format=Image.registered_extensions()[suffix], **options)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
