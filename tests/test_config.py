@@ -62,13 +62,13 @@ def test_pretrain_instantiates_datamodule_module_and_trainer(tmp_path):
     module = build_module(cfg)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
     assert module.hparams.stage == "pretrain" and module.critics is None
-    assert module.hparams.loss["vgg"] == 0 and module.hparams.loss["adv"] == 0
+    assert module.hparams.loss["vgg"]["weight"] == 0 and module.hparams.loss["adv"] == 0
     assert hasattr(datamodule, "train_dataloader")
     assert trainer.max_epochs == cfg.trainer.max_epochs
 
 
 def test_finetune_stage_switches_hybrid_loss_on(tmp_path):
     cfg = compose_train(["stage=finetune", "init_from=x.ckpt", f"hydra.run.dir={tmp_path}"])
-    assert cfg.loss.vgg == pytest.approx(0.1) and cfg.loss.adv == pytest.approx(1.0)
+    assert cfg.loss.vgg.weight == pytest.approx(0.1) and cfg.loss.adv == pytest.approx(1.0)
     assert cfg.loss.l1 == pytest.approx(0.5) and cfg.loss.ssim == pytest.approx(0.05)
     assert list(cfg.optim.betas) == [0.0, 0.9] and cfg.optim.lr_g == pytest.approx(1e-4)

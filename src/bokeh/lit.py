@@ -29,10 +29,10 @@ DEFAULT_LOSS: dict[str, Any] = {
     "l1": 0.5,
     "ssim": 0.05,
     "rough_l1": 0.0,
-    "vgg": 0.0,
     "adv": 0.0,
     "gp": 10.0,
-    "vgg_weights": "imagenet",
+    # VGG19 relu5_4 perceptual term: its weight in the loss, and where its ImageNet weights come from
+    "vgg": {"weight": 0.0, "weights": "imagenet"},
 }
 DEFAULT_OPTIM: dict[str, Any] = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9], "n_critic": 1}
 DEFAULT_CRITIC: dict[str, Any] = {"depths": [3, 5], "ndf": 64, "norm": "instance"}
@@ -50,7 +50,9 @@ def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, what: str) -
         raise ValueError(f"unknown {what} option(s) {sorted(unknown)}; known: {sorted(defaults)}")
     merged = {**defaults, **given}
     for key, value in merged.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        if isinstance(defaults[key], dict):
+            merged[key] = _merged(defaults[key], value, f"{what}.{key}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ValueError(f"{what}.{key} must be >= 0, got {value}")
     return merged
 
@@ -61,8 +63,8 @@ class BokehGAN(pl.LightningModule):
     Args:
         generator: ``GlassNet`` keyword arguments (width1, width2, blocks, norm, dropout).
         stage: ``pretrain`` or ``finetune``.
-        loss: weights ``l1``, ``ssim``, ``rough_l1``, ``vgg``, ``adv``, penalty ``gp`` and
-            ``vgg_weights`` (``imagenet``, a file path, or ``random`` for tests).
+        loss: weights ``l1``, ``ssim``, ``rough_l1``, ``adv``, penalty ``gp``, and
+            ``vgg: {weight, weights}`` (weights: ``imagenet``, a file path, or ``random`` for tests).
         optim: ``lr_g``, ``lr_d``, ``betas``, ``n_critic``.
         critic: ``depths`` (strided layers per critic), ``ndf``, ``norm``; used by ``finetune``.
         max_bad_steps: consecutive non-finite losses tolerated (each step skipped with a warning)
@@ -113,12 +115,10 @@ class BokehGAN(pl.LightningModule):
     # ----------------------------------------------------------------- setup
     def setup(self, stage: str) -> None:
         """Load the frozen VGG19 here (not in the constructor): it may need a file or a download."""
-        if self.hparams.loss["vgg"] > 0 and self.vgg is None:
-            from bokeh.models.vgg import VGGFeatures
+        if self.hparams.loss["vgg"]["weight"] > 0 and self.vgg is None:
             from bokeh.weights import load_vgg19_features
 
-            features = load_vgg19_features(self.hparams.loss["vgg_weights"])
-            self.vgg = VGGFeatures(features).to(self.device)
+            self.vgg = load_vgg19_features(self.hparams.loss["vgg"]["weights"], option="loss.vgg.weights").to(self.device)
 
     def state_dict(self, *args, **kwargs):
         """Without the frozen VGG: it is rebuilt from its weights file, never trained."""
@@ -134,7 +134,7 @@ class BokehGAN(pl.LightningModule):
 
     def configure_optimizers(self):
         optim = self.hparams.optim
-        betas = tuple(optim["betas"])
+        betas = tuple(float(b) for b in optim["betas"])
         generator_opt = torch.optim.Adam(self.generator.parameters(), lr=optim["lr_g"], betas=betas)
         if not self.adversarial:
             return generator_opt
@@ -154,7 +154,7 @@ class BokehGAN(pl.LightningModule):
         terms = {"l1": l1_loss(bokeh, target), "ssim": ssim_loss(bokeh, target)}
         if weights["rough_l1"] > 0:
             terms["rough_l1"] = l1_loss(rough, target)
-        if weights["vgg"] > 0:
+        if weights["vgg"]["weight"] > 0:
             from bokeh.losses.perceptual import perceptual_loss
 
             terms["vgg"] = perceptual_loss(self.vgg, bokeh, target)
@@ -162,7 +162,8 @@ class BokehGAN(pl.LightningModule):
             from bokeh.losses.adversarial import generator_adversarial_loss
 
             terms["adv"] = generator_adversarial_loss(self.critics, bokeh)
-        terms["total"] = sum(weights[name] * value for name, value in terms.items())
+        scale = {**weights, "vgg": weights["vgg"]["weight"]}
+        terms["total"] = sum(scale[name] * value for name, value in terms.items())
         return terms
 
     def _finite_or_skip(self, value: torch.Tensor, what: str) -> bool:
@@ -230,7 +231,7 @@ class BokehGAN(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         bokeh = self(batch["input"])
-        output, target = metrics.to_unit(bokeh), metrics.to_unit(batch["target"])
+        output, target = metrics.to_unit_range(bokeh), metrics.to_unit_range(batch["target"])
         batch_size = bokeh.shape[0]
         self.log("val/psnr", metrics.psnr(output, target).mean(), prog_bar=True, batch_size=batch_size, sync_dist=True)
         self.log("val/ssim", metrics.ssim(output, target).mean(), batch_size=batch_size, sync_dist=True)
