@@ -7,6 +7,10 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from bokeh.data.transforms import unpad
+from bokeh.images import from_tensor, write_image
+from bokeh.metrics import to_unit_range
+
 
 class SampleImages(pl.Callback):
     """Save ``input | output | target`` strips of the first ``count`` validation images each epoch.
@@ -21,14 +25,10 @@ class SampleImages(pl.Callback):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if batch_idx >= self.count or trainer.sanity_checking or not trainer.is_global_zero:
             return
-        strip = torch.cat([batch["input"][0], outputs[0], batch["target"][0]], dim=-1)  # (3, H, 3W)
-        strip = ((strip.detach().float().cpu().clamp(-1, 1) + 1) / 2)
+        size = batch.get("size", batch["input"].shape[-2:])
+        strip = torch.cat([unpad(x, size) for x in (batch["input"][0], outputs[0], batch["target"][0])], dim=-1)  # (3, H, 3W)
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"epoch={trainer.current_epoch:03d}_batch={batch_idx}.png"
-        from bokeh.images import save_image_atomic
-
-        save_image_atomic(strip, path)
+        write_image(folder / f"epoch={trainer.current_epoch:03d}_batch={batch_idx}.png", from_tensor(strip))
         experiment = getattr(trainer.logger, "experiment", None)
         if hasattr(experiment, "add_image"):
-            experiment.add_image(f"val/sample_{batch_idx}", strip, trainer.global_step)
+            experiment.add_image(f"val/sample_{batch_idx}", to_unit_range(strip.clamp(-1, 1)), trainer.global_step)

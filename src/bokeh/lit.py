@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 
 from bokeh import metrics
+from bokeh.data.transforms import unpad
 from bokeh.losses.reconstruction import l1_loss, ssim_loss
 from bokeh.models.glassnet import GlassNet
 
@@ -231,7 +232,9 @@ class BokehGAN(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         bokeh = self(batch["input"])
-        output, target = metrics.to_unit_range(bokeh), metrics.to_unit_range(batch["target"])
+        # metrics on the image's own pixels: drop the padding added to reach a multiple of 8
+        size = batch.get("size", batch["input"].shape[-2:])
+        output, target = (metrics.to_unit_range(unpad(x, size)) for x in (bokeh, batch["target"]))
         batch_size = bokeh.shape[0]
         self.log("val/psnr", metrics.psnr(output, target).mean(), prog_bar=True, batch_size=batch_size, sync_dist=True)
         self.log("val/ssim", metrics.ssim(output, target).mean(), batch_size=batch_size, sync_dist=True)

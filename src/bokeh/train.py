@@ -63,8 +63,19 @@ def check_output_dir(path: str | Path, min_free_mib: int = 200) -> Path:
     return path
 
 
+def require_all_values(cfg: DictConfig) -> None:
+    """Fail now, naming the key, if any mandatory value (``???``) was not given."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ValueError(
+            f"missing required setting(s) {', '.join(missing)}: give them on the command line, "
+            f"e.g. python -m bokeh.train {missing[0]}=..."
+        )
+
+
 def run(cfg: DictConfig) -> pl.Trainer:
     """Fit the model described by ``cfg``; return the trainer (its ``checkpoint_callback`` knows the files)."""
+    require_all_values(cfg)
     check_output_dir(cfg.output_dir, cfg.min_free_mib)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
