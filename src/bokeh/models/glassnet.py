@@ -127,7 +127,7 @@ class UNetStage(nn.Module):
         self.head = nn.Conv2d(c, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, half, quarter, eighth = self.encoder(x)
+        half, quarter, eighth = self.encoder(x)[1:]  # the full-resolution feature has no skip: freed now
         bottom = self.bottleneck(eighth)  # (B, 8c, H/8, W/8)
         x = self.up[0](torch.cat([self.trunk(bottom), bottom], 1))  # (B, 4c, H/4, W/4)
         x = self.up[1](torch.cat([x, quarter], 1))  # (B, 2c, H/2, W/2)
