@@ -1,0 +1,103 @@
+"""``make demo``: the whole job on the embedded default data, on a CPU, in minutes.
+
+1. writes the synthetic pair set (if not cached) and pretrains the demo Glass-Net
+   (``experiment=demo``) for a fixed time budget;
+2. scores the best checkpoint on held-out synthetic pairs next to the identity and best-blur
+   baselines (:mod:`bokeh.evaluate`);
+3. renders a real photo shipped by scikit-image (the astronaut) and writes ``input | output``;
+4. converts the checkpoint to TFLite (float32 / float16) at a small size and verifies it.
+
+Everything lands under ``outputs/demo/`` (git-ignored); the last lines printed say where.
+Options (``key=value``): ``minutes=6`` training budget, ``tflite=true``, ``out=outputs/demo``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytorch_lightning  # noqa: F401  (import order: before TensorFlow, see TOOLCHAIN.md)
+import torch
+from hydra import compose, initialize_config_dir
+
+from bokeh.checkpoint import load_generator
+from bokeh.evaluate import evaluate_generator, format_table, validation_samples
+from bokeh.train import CONF_DIR, run
+
+DEFAULTS = {"minutes": "6", "tflite": "true", "out": "outputs/demo", "photo": "astronaut"}
+
+
+def parse(argv: list[str]) -> dict[str, str]:
+    """``key=value`` arguments over :data:`DEFAULTS`; unknown keys are an error."""
+    options = dict(DEFAULTS)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in DEFAULTS:
+            raise SystemExit(f"unknown argument {arg!r}; options: " + " ".join(f"{k}={v}" for k, v in DEFAULTS.items()))
+        options[key] = value
+    return options
+
+
+def train_demo(out: Path, minutes: float):
+    """Pretrain ``experiment=demo`` for ``minutes``; returns (config, best checkpoint path)."""
+    budget = time.strftime("%H:%M:%S", time.gmtime(int(minutes * 60)))
+    overrides = ["experiment=demo", f"output_dir={out / 'pretrain'}", f"trainer.max_time=00:{budget}"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    trainer = run(cfg)
+    checkpoint = trainer.checkpoint_callback
+    return cfg, Path(checkpoint.best_model_path or checkpoint.last_model_path)
+
+
+def render_photo(checkpoint: Path, photo: str, out: Path) -> Path:
+    """``input | output`` of a scikit-image photo through the trained generator, as a PNG."""
+    import numpy as np
+    import skimage.data
+
+    from bokeh.images import from_tensor, to_tensor, write_image
+    from bokeh.data.transforms import pad_to_multiple, unpad
+
+    image = getattr(skimage.data, photo)()[..., :3]
+    generator = load_generator(checkpoint)
+    padded, size = pad_to_multiple(to_tensor(np.ascontiguousarray(image))[None])
+    with torch.inference_mode():
+        output = unpad(generator(padded)[0], size)
+    side_by_side = np.concatenate([image, from_tensor(output)], axis=1)
+    return write_image(out / f"{photo}_side_by_side.png", side_by_side)
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = parse(sys.argv[1:] if argv is None else argv)
+    out = Path(options["out"]).resolve()
+    started = time.perf_counter()
+    cfg, checkpoint = train_demo(out, float(options["minutes"]))
+    trained = time.perf_counter() - started
+
+    import hydra
+
+    results = evaluate_generator(load_generator(checkpoint), validation_samples(hydra.utils.instantiate(cfg.data)))
+    results["model"]["checkpoint"] = str(checkpoint)
+    results["model"]["train_seconds"] = round(trained, 1)
+    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    picture = render_photo(checkpoint, options["photo"], out)
+
+    exported = None
+    if options["tflite"].lower() in {"1", "true", "yes"}:
+        from bokeh.export.__main__ import main as export_main
+
+        export_main([f"ckpt={checkpoint}", f"out={out / 'tflite'}", "size=256x384"])
+        exported = out / "tflite"
+
+    print("\n" + format_table(results))
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
+    print(f"  checkpoint : {checkpoint}")
+    print(f"  metrics    : {out / 'metrics.json'}")
+    print(f"  photo      : {picture}")
+    if exported:
+        print(f"  tflite     : {exported}")
+
+
+if __name__ == "__main__":
+    main()
