@@ -8,17 +8,25 @@ Value conventions:
     arrays: ``(H, W, 3)`` ``uint8`` in [0, 255], RGB;
     float images: ``(H, W, 3)`` ``float32`` in [0, 1];
     tensors: ``(3, H, W)`` ``float32`` in [-1, 1] (the network's range).
+
+torch is imported by the two tensor functions only, so file tools (the synthetic-set writer) start
+without paying for it.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
@@ -116,12 +124,25 @@ def _ends_like_jpeg(path: Path) -> bool:
     return tail.rstrip(b"\x00").endswith(_JPEG_END)  # files with trailers get a full decode instead
 
 
+def jpeg_roundtrip(image: np.ndarray, quality: int = 95) -> np.ndarray:
+    """Encode and decode in memory, as :func:`write_image` then :func:`read_rgb` would (same artefacts).
+
+    Shape:
+        image: ``(H, W, 3)`` ``uint8``; returns the same shape.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality), subsampling=0)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"), dtype=np.uint8)
+
+
 def float_to_uint8(image: np.ndarray) -> np.ndarray:
     """``float`` image in [0, 1] (clipped) to ``uint8`` by rounding. Any shape."""
     return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
+def to_tensor(image: np.ndarray) -> "torch.Tensor":
     """RGB ``uint8`` array to the network's tensor layout and range.
 
     Shape:
@@ -129,11 +150,13 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"to_tensor expects an (H, W, 3) uint8 array, got {image.shape} {image.dtype}")
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    import torch
+
+    tensor = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)  # copies only if needed
     return tensor.float().div_(127.5).sub_(1.0)
 
 
-def from_tensor(tensor: torch.Tensor) -> np.ndarray:
+def from_tensor(tensor: "torch.Tensor") -> np.ndarray:
     """Network tensor back to an RGB ``uint8`` array (values clipped to [-1, 1]).
 
     Shape:

@@ -48,11 +48,18 @@ def gray_bank() -> tuple[Image.Image, ...]:
 def photo_patch(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """A random crop of a random photograph, resized (0.7x to 1.6x) to ``shape``, flipped, tinted.
 
+    Nearly flat crops (black sky, a wall) are redrawn up to twice: layers need detail for their
+    blur to show.
+
     Shape:
         returns ``(h, w, 3)`` ``float32`` in [0, 1].
     """
-    photo = photo_bank()[rng.integers(len(photo_bank()))]
-    return np.clip(_crop_resize(rng, photo, shape, np.float32) * _tint(rng, 0.15), 0.0, 1.0)
+    for _ in range(3):
+        photo = photo_bank()[rng.integers(len(photo_bank()))]
+        patch = _crop_resize(rng, photo, shape, np.float32)
+        if patch.std() > 0.04:
+            break
+    return np.clip(patch * _tint(rng, 0.15), 0.0, 1.0)
 
 
 def gray_patch(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:

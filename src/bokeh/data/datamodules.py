@@ -1,0 +1,238 @@
+"""LightningDataModules: EBB! (or any folder of pairs in its layout) and the synthetic stand-in.
+
+Both hand the LightningModule the same batches::
+
+    {"input": (B, 3, H, W) float32 in [-1, 1],   # narrow aperture
+     "target": (B, 3, H, W) float32 in [-1, 1],  # wide aperture
+     "name": list[str],
+     "size": (B, 2) int64}                       # (H, W) to restore with transforms.unpad
+
+Training batches are random paired crops of ``crop_size``; validation batches (batch size 1) are
+whole images padded (``val_fit="pad"``, the default) or cut (``"crop"``) to multiples of 8.
+Constructor arguments equal the keys of ``conf/data/*.yaml``; constructing does no I/O.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from bokeh.data.pairs import (
+    BadPair,
+    DataLayoutError,
+    OnBadPair,
+    Pair,
+    PairDataset,
+    apply_policy,
+    check_pairs,
+    list_pairs,
+    read_include_list,
+    resolve_root,
+    select,
+)
+from bokeh.data.synthesize import ensure_dataset
+from bokeh.data.synthetic import GENERATOR_VERSION, make_pair
+from bokeh.data.transforms import MULTIPLE, FitMode
+from bokeh.images import jpeg_roundtrip
+
+
+def _pair_of_ints(value, what: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ValueError(f"{what} must be two integers, got {value}")
+    return value
+
+
+class _PairDataModule(pl.LightningDataModule):
+    """Loaders shared by both data modules; subclasses set ``train_set`` and ``val_set`` in ``setup``."""
+
+    def __init__(self, crop_size, flip: bool, batch_size: int, num_workers: int, val_fit: FitMode, on_bad_pair: OnBadPair, seed: int) -> None:
+        super().__init__()
+        self.crop_size = _pair_of_ints(crop_size, "crop_size")
+        if any(c % MULTIPLE for c in self.crop_size) or min(self.crop_size) < MULTIPLE:
+            raise ValueError(f"crop_size must be multiples of {MULTIPLE} (the generator downsamples by 8), got {self.crop_size}")
+        if on_bad_pair not in ("skip", "fail"):
+            raise ValueError(f"on_bad_pair must be 'skip' or 'fail', got {on_bad_pair!r}")
+        if val_fit not in ("pad", "crop"):
+            raise ValueError(f"val_fit must be 'pad' or 'crop', got {val_fit!r}")
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size} and {num_workers}")
+        self.flip, self.batch_size, self.num_workers = bool(flip), int(batch_size), int(num_workers)
+        self.val_fit, self.on_bad_pair, self.seed = val_fit, on_bad_pair, int(seed)
+        self.train_set: PairDataset | None = None
+        self.val_set: PairDataset | None = None
+
+    def _loader(self, dataset: PairDataset | None, train: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for loaders")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else 1,
+            shuffle=train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if train else None,
+            drop_last=train and len(dataset) >= self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+
+class EBBDataModule(_PairDataModule):
+    """EBB! pairs (``root/original`` + ``root/bokeh``, or the challenge zip's ``root/Training``).
+
+    Default split: ids ``train_ids = [0, 4399]`` for training and ``val_ids = [4400, 4693]`` for
+    validation ("Val294"). ``train_ids: null`` trains on every pair outside ``val_ids`` (also
+    non-numeric names: your own pairs); ``include_list`` (one name per line, e.g. the authors'
+    cleaned list) restricts training further. Training crops default to the paper's 1024 x 1408.
+
+    Bad pairs (missing partner, unreadable, sizes that differ, smaller than the crop) are found in
+    ``setup`` and skipped with a warning and a count (``on_bad_pair="skip"``) or raise
+    (``"fail"``); see :mod:`bokeh.data.pairs`.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        crop_size: Sequence[int] = (1024, 1408),
+        flip: bool = True,
+        batch_size: int = 1,
+        num_workers: int = 1,
+        train_ids: Sequence[int] | None = (0, 4399),
+        val_ids: Sequence[int] | None = (4400, 4693),
+        include_list: str | None = None,
+        on_bad_pair: OnBadPair = "skip",
+        val_fit: FitMode = "pad",
+        rotate_to_fit: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
+        self.root = root
+        self.train_ids, self.val_ids = _pair_of_ints(train_ids, "train_ids"), _pair_of_ints(val_ids, "val_ids")
+        self.include_list, self.rotate_to_fit = include_list, bool(rotate_to_fit)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        root = resolve_root(self.root)
+        pairs, problems = list_pairs(root)
+        include = read_include_list(self.include_list) if self.include_list else None
+        train = select(pairs, self.train_ids, exclude_ids=self.val_ids, include=include)
+        val = select(pairs, self.val_ids) if self.val_ids is not None else []
+        wanted = {p.name for p in train} | {p.name for p in val} | _names_in(problems, self.train_ids, self.val_ids)
+        apply_policy([p for p in problems if p.name in wanted], self.on_bad_pair, f"pairs under {root}", len(pairs) + len(problems))
+        if not train:
+            raise DataLayoutError(
+                f"no training pairs under {root} with ids {self.train_ids} (of {len(pairs)} pairs found)"
+                + (f" named in {self.include_list}" if include else "")
+                + "; set data.train_ids=null to train on every pair outside val_ids"
+            )
+        if not val:
+            raise DataLayoutError(f"no validation pairs under {root} with ids {self.val_ids}; set data.val_ids to an id range present in the folder")
+        train = check_pairs(train, self.crop_size, self.rotate_to_fit, self.on_bad_pair, f"training pairs under {root}")
+        val = check_pairs(val, None, self.rotate_to_fit, self.on_bad_pair, f"validation pairs under {root}")
+        if not train or not val:
+            raise DataLayoutError(f"no usable {'training' if not train else 'validation'} pairs left under {root} after skipping bad ones (see the warnings)")
+        self.train_set = PairDataset(train, self.crop_size, self.flip, rotate_to_fit=self.rotate_to_fit, on_bad_pair=self.on_bad_pair)
+        self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair)
+
+
+def _names_in(problems: list[BadPair], train_ids, val_ids) -> set[str]:
+    """Names of problem files that belong to the chosen split (or any name when a range is open)."""
+    names = set()
+    for problem in problems:
+        pid = int(problem.name) if problem.name.isdigit() else None
+        for ids in (train_ids, val_ids):
+            if ids is None or (pid is not None and ids[0] <= pid <= ids[1]):
+                names.add(problem.name)
+    return names
+
+
+class SyntheticReader:
+    """Renders pair ``int(pair.name)`` of a synthetic set on demand (picklable for loader workers)."""
+
+    def __init__(self, seed: int, size: tuple[int, int], noise: float, quality: int | None) -> None:
+        self.seed, self.size, self.noise, self.quality = seed, size, noise, quality
+
+    def __call__(self, pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+        rendered = make_pair(int(pair.name), self.seed, self.size, self.noise)
+        if self.quality is None:
+            return rendered.sharp, rendered.bokeh
+        return jpeg_roundtrip(rendered.sharp, self.quality), jpeg_roundtrip(rendered.bokeh, self.quality)
+
+
+class SyntheticDataModule(_PairDataModule):
+    """The embedded default data: ``n`` synthetic pairs of ``size`` (:mod:`bokeh.data.synthetic`).
+
+    Ids ``0 .. n - 1``; the last ``val_count`` are validation. By default the set is written
+    once (in ``prepare_data``) as JPEGs in the EBB! layout under
+    ``cache_dir/synthetic-v<version>-n<n>-<H>x<W>-seed<seed>-noise<noise>-q<quality>`` and read
+    back through the same code as EBB!; a later run with the same settings reuses it. With
+    ``on_the_fly=True`` nothing is written: every item is rendered when it is loaded (the same
+    pixels as the cached JPEGs, JPEG artefacts included).
+    """
+
+    def __init__(
+        self,
+        n: int = 200,
+        size: Sequence[int] = (256, 384),
+        val_count: int = 8,
+        crop_size: Sequence[int] = (128, 192),
+        flip: bool = True,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        seed: int = 0,
+        noise: float = 0.01,
+        quality: int = 95,
+        cache_dir: str = "outputs/data",
+        on_the_fly: bool = False,
+        val_fit: FitMode = "pad",
+        on_bad_pair: OnBadPair = "skip",
+    ) -> None:
+        super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
+        self.size = _pair_of_ints(size, "size")
+        if not 1 <= int(val_count) < int(n):
+            raise ValueError(f"val_count must be in 1..n-1 (n={n}), got {val_count}")
+        if self.crop_size[0] > self.size[0] or self.crop_size[1] > self.size[1]:
+            raise ValueError(f"crop_size {self.crop_size} is larger than the synthetic image size {self.size}")
+        self.n, self.val_count, self.noise, self.quality = int(n), int(val_count), float(noise), int(quality)
+        self.cache_dir, self.on_the_fly = cache_dir, bool(on_the_fly)
+
+    @property
+    def folder(self) -> Path:
+        """Where the cached set lives (or will)."""
+        h, w = self.size
+        return Path(self.cache_dir) / f"synthetic-v{GENERATOR_VERSION}-n{self.n}-{h}x{w}-seed{self.seed}-noise{self.noise:g}-q{self.quality}"
+
+    def prepare_data(self) -> None:
+        if not self.on_the_fly:
+            ensure_dataset(self.folder, n=self.n, size=self.size, seed=self.seed, noise=self.noise, quality=self.quality)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        split = self.n - self.val_count
+        if self.on_the_fly:
+            pairs = [Pair(str(i), Path(f"<synthetic seed={self.seed}>/original/{i}"), Path(f"<synthetic seed={self.seed}>/bokeh/{i}")) for i in range(self.n)]
+            reader = SyntheticReader(self.seed, self.size, self.noise, self.quality)
+        else:
+            self.prepare_data()  # no-op when the set exists; needed when setup runs without prepare_data
+            pairs, problems = list_pairs(self.folder)
+            apply_policy(problems, self.on_bad_pair, f"synthetic set {self.folder}", self.n)
+            reader = None
+        train = select(pairs, (0, split - 1))
+        val = select(pairs, (split, self.n - 1))
+        self.train_set = PairDataset(train, self.crop_size, self.flip, on_bad_pair=self.on_bad_pair, reader=reader)
+        self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, reader=reader)
+

@@ -1,0 +1,8 @@
+"""The EBB! folder layout, named once: ``<root>/original/<name>.jpg`` + ``<root>/bokeh/<name>.jpg``."""
+
+INPUT_DIR = "original"  # narrow aperture (f/16 in EBB!)
+TARGET_DIR = "bokeh"  # wide aperture (f/1.8 in EBB!)
+LAYOUT = (
+    "expected <root>/original/<name>.jpg and <root>/bokeh/<name>.jpg with matching names "
+    "(the EBB! layout; the challenge zip's <root>/Training/original and <root>/Training/bokeh also work)"
+)

@@ -1,0 +1,274 @@
+"""Folders of image pairs in the EBB! layout: find the pairs, check them, read them as a Dataset.
+
+Layout: ``<root>/original/<name>.<ext>`` (narrow aperture) and ``<root>/bokeh/<name>.<ext>``
+(wide aperture), paired by file name without extension; the challenge zip's
+``<root>/Training/original`` and ``<root>/Training/bokeh`` are found too.
+
+Bad input is either converted (grayscale, opaque RGBA, 16-bit: :func:`bokeh.images.read_rgb`) or
+reported as a :class:`BadPair` naming the file and the reason. The policy ``on_bad_pair`` decides
+what a report does: ``"skip"`` warns (:class:`BadPairWarning`) and leaves the pair out, ``"fail"``
+raises :class:`BadPairError`. Cheap checks run when the pairs are listed (missing partner,
+unreadable or truncated file, sizes that differ, an image smaller than the crop); decoding errors
+found later, in ``__getitem__``, follow the same policy.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Literal, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bokeh.data.layout import INPUT_DIR, LAYOUT, TARGET_DIR
+from bokeh.data.transforms import FitMode, fit_for_eval, fits, paired_train_crop, to_pair_tensors
+from bokeh.images import IMAGE_SUFFIXES, ImageError, read_rgb, read_size
+
+OnBadPair = Literal["skip", "fail"]
+
+
+class DataLayoutError(FileNotFoundError):
+    """The data folder is missing, empty or not in the EBB! layout."""
+
+
+class BadPairError(ValueError):
+    """A pair that cannot be used, under ``on_bad_pair="fail"``."""
+
+
+class BadPairWarning(UserWarning):
+    """A pair left out under ``on_bad_pair="skip"``."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One example: the narrow-aperture input and the wide-aperture target with the same name."""
+
+    name: str
+    original: Path
+    bokeh: Path
+
+
+@dataclass(frozen=True)
+class BadPair:
+    """A pair that cannot be used: which file and why."""
+
+    name: str
+    path: Path
+    reason: str
+    kind: str = "unreadable"  # short category for the summary count
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def resolve_root(root: str | Path) -> Path:
+    """The folder holding ``original/`` and ``bokeh/``: ``root`` itself or ``root/Training``.
+
+    Raises:
+        DataLayoutError: with a sentence saying what layout is expected.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataLayoutError(f"data folder {root} does not exist; {LAYOUT}")
+    for candidate in (root, root / "Training"):
+        if (candidate / INPUT_DIR).is_dir() and (candidate / TARGET_DIR).is_dir():
+            return candidate
+    found = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:8]
+    raise DataLayoutError(f"{root} has no {INPUT_DIR}/ and {TARGET_DIR}/ folders (it holds: {', '.join(found) or 'nothing'}); {LAYOUT}")
+
+
+def name_key(name: str) -> tuple:
+    """Sort key: numeric names in numeric order (``2`` before ``10``), then the others."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def name_id(name: str) -> int | None:
+    """The integer id of a numeric name (``"4400"`` -> 4400), else ``None``."""
+    return int(name) if name.isdigit() else None
+
+
+def list_pairs(root: str | Path) -> tuple[list[Pair], list[BadPair]]:
+    """All pairs under ``root`` by name, and the files that have no partner.
+
+    Raises:
+        DataLayoutError: wrong layout, or no images in ``original/``.
+    """
+    root = resolve_root(root)
+    sides, problems = [], []
+    for folder in (INPUT_DIR, TARGET_DIR):
+        files: dict[str, Path] = {}
+        for path in sorted((root / folder).iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
+                continue
+            if path.stem in files:
+                problems.append(BadPair(path.stem, path, f"two files named {path.stem} in {folder}/ ({files[path.stem].name} and {path.name}): keep one", "duplicate"))
+                continue
+            files[path.stem] = path
+        sides.append(files)
+    originals, targets = sides
+    if not originals:
+        raise DataLayoutError(f"no images in {root / INPUT_DIR}; {LAYOUT}")
+    for name in sorted(originals.keys() - targets.keys(), key=name_key):
+        problems.append(BadPair(name, originals[name], f"no partner {TARGET_DIR}/{name}.* for this {INPUT_DIR}/ image", "missing partner"))
+    for name in sorted(targets.keys() - originals.keys(), key=name_key):
+        problems.append(BadPair(name, targets[name], f"no partner {INPUT_DIR}/{name}.* for this {TARGET_DIR}/ image", "missing partner"))
+    duplicates = {p.name for p in problems if p.kind == "duplicate"}
+    names = sorted((originals.keys() & targets.keys()) - duplicates, key=name_key)
+    return [Pair(n, originals[n], targets[n]) for n in names], problems
+
+
+def read_include_list(path: str | Path) -> set[str]:
+    """Names (without extension) listed one per line; blank lines and ``#`` comments are ignored."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"include list {path} does not exist (expected a text file with one image name per line, e.g. 0.jpg)")
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(Path(line).stem)
+    if not names:
+        raise ValueError(f"include list {path} names no images")
+    return names
+
+
+def select(pairs: Iterable[Pair], ids: Sequence[int] | None = None, exclude_ids: Sequence[int] | None = None, include: set[str] | None = None) -> list[Pair]:
+    """Pairs whose numeric id lies in the inclusive range ``ids = (first, last)`` (``None``: all
+    names, numeric or not), outside ``exclude_ids`` (a range), and named in ``include`` if given."""
+    chosen = []
+    for pair in pairs:
+        pid = name_id(pair.name)
+        if ids is not None and (pid is None or not ids[0] <= pid <= ids[1]):
+            continue
+        if exclude_ids is not None and pid is not None and exclude_ids[0] <= pid <= exclude_ids[1]:
+            continue
+        if include is not None and pair.name not in include:
+            continue
+        chosen.append(pair)
+    return chosen
+
+
+def check_pair(pair: Pair, crop: tuple[int, int] | None = None, rotate_to_fit: bool = True) -> BadPair | None:
+    """Header-level checks of one pair (fast: no full decode unless a JPEG looks truncated).
+
+    Finds: unreadable / corrupt / truncated files, sizes that differ, and (with ``crop``) images
+    smaller than the crop, also when turned by 90 degrees if ``rotate_to_fit``.
+    """
+    sizes = []
+    for path in (pair.original, pair.bokeh):
+        try:
+            sizes.append(read_size(path))
+        except ImageError as error:
+            return BadPair(pair.name, path, error.reason, "unreadable")
+    if sizes[0] != sizes[1]:
+        return BadPair(pair.name, pair.bokeh, f"size {_hw(sizes[1])} differs from its original's {_hw(sizes[0])}: the pair is not aligned", "size mismatch")
+    if crop is not None and not (fits(sizes[0], crop) or (rotate_to_fit and fits(sizes[0][::-1], crop))):
+        return BadPair(pair.name, pair.original, f"image of {_hw(sizes[0])} is smaller than the crop {_hw(crop)}: lower crop_size or remove the pair", "smaller than crop")
+    return None
+
+
+def _hw(size: Sequence[int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def apply_policy(problems: list[BadPair], on_bad_pair: OnBadPair, context: str, total: int) -> None:
+    """Raise (``"fail"``) or warn once per problem and once with a count (``"skip"``)."""
+    if not problems:
+        return
+    if on_bad_pair == "fail":
+        listing = "\n  ".join(str(p) for p in problems[:20]) + ("\n  ..." if len(problems) > 20 else "")
+        raise BadPairError(f"{len(problems)} bad pair(s) in {context} (on_bad_pair=fail; use on_bad_pair=skip to leave them out):\n  {listing}")
+    if on_bad_pair != "skip":
+        raise ValueError(f"on_bad_pair must be 'skip' or 'fail', got {on_bad_pair!r}")
+    for problem in problems:
+        warnings.warn(f"skipping pair {problem.name}: {problem}", BadPairWarning, stacklevel=3)
+    counts = ", ".join(f"{n} {kind}" for kind, n in Counter(p.kind for p in problems).most_common())
+    warnings.warn(f"{context}: skipped {len(problems)} of {total} pairs ({counts})", BadPairWarning, stacklevel=3)
+
+
+def check_pairs(pairs: list[Pair], crop: tuple[int, int] | None, rotate_to_fit: bool, on_bad_pair: OnBadPair, context: str) -> list[Pair]:
+    """:func:`check_pair` for each pair; the good ones, after applying the policy to the rest."""
+    good, problems = [], []
+    for pair in pairs:
+        problem = check_pair(pair, crop, rotate_to_fit)
+        (problems.append(problem) if problem else good.append(pair))
+    apply_policy(problems, on_bad_pair, context, len(pairs))
+    return good
+
+
+Sample = dict  # {"input": (3, h, w), "target": (3, h, w), "name": str, "size": (2,) int64}
+
+
+class PairDataset(Dataset):
+    """Pairs read from files, as training crops (``crop`` given) or whole validation images.
+
+    Each item is ``{"input": (3, h, w), "target": (3, h, w)`` float32 in [-1, 1], ``"name": str,
+    "size": (2,) int64}``. ``size`` is the image size to restore with
+    :func:`bokeh.data.transforms.unpad` (for crops: the crop size). Training items: the same
+    random ``crop = (h, w)`` window of both images, flipped left-right together with ``flip``.
+    Validation items (``crop=None``): the whole pair fitted to multiples of 8 by ``fit``.
+
+    A pair that fails to decode is reported by ``on_bad_pair``: ``"fail"`` raises
+    :class:`BadPairError`; ``"skip"`` warns and returns the next good pair instead.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        crop: tuple[int, int] | None = None,
+        flip: bool = False,
+        fit: FitMode = "pad",
+        rotate_to_fit: bool = True,
+        on_bad_pair: OnBadPair = "skip",
+        reader: Callable[[Pair], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        if not pairs:
+            raise ValueError("PairDataset needs at least one pair")
+        self.pairs = list(pairs)
+        self.crop = tuple(crop) if crop is not None else None
+        self.flip, self.fit, self.rotate_to_fit, self.on_bad_pair = flip, fit, rotate_to_fit, on_bad_pair
+        self.reader = reader or read_pair
+        self.skipped: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> Sample:
+        if not -len(self.pairs) <= index < len(self.pairs):
+            raise IndexError(f"index {index} out of range for {len(self.pairs)} pairs")  # ends iteration
+        for attempt in range(len(self.pairs)):
+            pair = self.pairs[(index + attempt) % len(self.pairs)]
+            if pair.name in self.skipped:
+                continue
+            try:
+                return self.make_sample(pair, *self.reader(pair))
+            except (ImageError, ValueError) as error:
+                if self.on_bad_pair == "fail":
+                    raise BadPairError(f"pair {pair.name}: {error} (on_bad_pair=fail)") from error
+                self.skipped[pair.name] = str(error)
+                warnings.warn(f"skipping pair {pair.name}: {error} ({len(self.skipped)} skipped while loading so far)", BadPairWarning, stacklevel=2)
+        raise BadPairError(f"no readable pair left among {len(self.pairs)}: see the warnings above")
+
+    def make_sample(self, pair: Pair, original: np.ndarray, bokeh: np.ndarray) -> Sample:
+        """Crop or fit one decoded pair (``(H, W, 3)`` ``uint8`` each) into a sample dict."""
+        if original.shape != bokeh.shape:
+            raise ValueError(f"{pair.bokeh}: size {_hw(bokeh.shape)} differs from its original's {_hw(original.shape)}")
+        if self.crop is not None:
+            if not (fits(original.shape[:2], self.crop) or (self.rotate_to_fit and fits(original.shape[1::-1], self.crop))):
+                raise ValueError(f"{pair.original}: image of {_hw(original.shape)} is smaller than the crop {_hw(self.crop)}")
+            original, bokeh = paired_train_crop(original, bokeh, self.crop, self.flip, self.rotate_to_fit)
+            image, target = to_pair_tensors(original, bokeh)
+            size = self.crop
+        else:
+            image, target, size = fit_for_eval(original, bokeh, self.fit)
+        return {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64)}
+
+
+def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """Both images of a pair as ``(H, W, 3)`` ``uint8`` RGB (conversions: :func:`bokeh.images.read_rgb`)."""
+    return read_rgb(pair.original), read_rgb(pair.bokeh)
+

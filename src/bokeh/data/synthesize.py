@@ -1,0 +1,164 @@
+"""Write a synthetic data set in the EBB! layout.
+
+    python -m bokeh.data.synthesize out=DIR n=200 size=512x768 seed=0
+
+writes ``DIR/original/<i>.jpg`` (sharp) and ``DIR/bokeh/<i>.jpg`` (wide aperture) for
+``i = start .. start + n - 1``, and ``DIR/meta.json`` last (its presence marks a finished set).
+Other keys: ``start=0``, ``noise=0.01`` (largest noise std, in [0, 1] units), ``quality=95``
+(JPEG), ``workers=2`` (processes), ``overwrite=false`` (allow writing into a non-empty folder).
+An existing non-empty folder is never written into unless ``overwrite=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from bokeh.data.layout import INPUT_DIR, TARGET_DIR
+from bokeh.data.synthetic import GENERATOR_VERSION, make_pair
+from bokeh.images import write_image
+
+USAGE = "usage: python -m bokeh.data.synthesize out=DIR [n=200] [size=512x768] [seed=0] [start=0] [noise=0.01] [quality=95] [workers=2] [overwrite=false]"
+DEFAULTS = {"out": None, "n": 200, "size": (512, 768), "seed": 0, "start": 0, "noise": 0.01, "quality": 95, "workers": 2, "overwrite": False}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"512x768"`` -> ``(512, 768)`` (height x width)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like HEIGHTxWIDTH, e.g. 512x768, got {text!r}") from None
+    if height < 16 or width < 16:
+        raise ValueError(f"size must be at least 16x16, got {text!r}")
+    return height, width
+
+
+def parse_args(argv: list[str]) -> dict:
+    """``key=value`` arguments into typed settings; a clear ``ValueError`` for anything wrong."""
+    settings = dict(DEFAULTS)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in DEFAULTS:
+            raise ValueError(f"unknown argument {arg!r}; valid keys: {', '.join(DEFAULTS)}")
+        try:
+            if key == "out":
+                settings[key] = Path(value)
+            elif key == "size":
+                settings[key] = parse_size(value)
+            elif key == "noise":
+                settings[key] = float(value)
+            elif key == "overwrite":
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                settings[key] = value.lower() in ("true", "1", "yes")
+            else:
+                settings[key] = int(value)
+        except ValueError as error:
+            raise ValueError(f"bad value for {key}: {value!r}" + (f" ({error})" if str(error) else "")) from None
+    if settings["out"] is None or str(settings["out"]) == "":
+        raise ValueError("out=DIR is required (the folder to write original/ and bokeh/ into)")
+    if settings["n"] < 1 or settings["start"] < 0 or settings["workers"] < 1:
+        raise ValueError("n and workers must be >= 1 and start >= 0")
+    if not 1 <= settings["quality"] <= 100 or settings["noise"] < 0:
+        raise ValueError("quality must be in 1..100 and noise >= 0")
+    return settings
+
+
+def _write_one(out: Path, index: int, seed: int, size: tuple[int, int], noise: float, quality: int) -> None:
+    pair = make_pair(index, seed=seed, size=size, noise=noise)
+    write_image(out / INPUT_DIR / f"{index}.jpg", pair.sharp, quality)
+    write_image(out / TARGET_DIR / f"{index}.jpg", pair.bokeh, quality)
+
+
+def write_dataset(
+    out: str | Path,
+    n: int = 200,
+    size: tuple[int, int] = (512, 768),
+    seed: int = 0,
+    start: int = 0,
+    noise: float = 0.01,
+    quality: int = 95,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> Path:
+    """Write pairs ``start .. start + n - 1`` of set ``seed`` under ``out`` (EBB! layout); return ``out``.
+
+    Raises:
+        FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty: choose a new folder, or pass overwrite=true to write into it")
+    (out / INPUT_DIR).mkdir(parents=True, exist_ok=True)
+    (out / TARGET_DIR).mkdir(parents=True, exist_ok=True)
+    (out / "meta.json").unlink(missing_ok=True)
+    indices = range(start, start + n)
+    args = (seed, tuple(size), noise, quality)
+    if workers <= 1:
+        for index in indices:
+            _write_one(out, index, *args)
+    else:
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for future in [pool.submit(_write_one, out, index, *args) for index in indices]:
+                future.result()
+    meta = {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality}
+    temporary = out / ".meta.json.tmp"
+    temporary.write_text(json.dumps(meta, indent=1) + "\n")
+    os.replace(temporary, out / "meta.json")
+    return out
+
+
+def ensure_dataset(folder: str | Path, **settings) -> Path:
+    """``folder`` holding the set described by ``settings`` (:func:`write_dataset`'s keys), made once.
+
+    A finished folder (its ``meta.json`` matches) is reused; otherwise the set is written to a
+    temporary sibling and renamed into place, so concurrent or interrupted runs never leave a
+    half-written set under ``folder``.
+    """
+    folder = Path(folder)
+    settings = {"workers": 1, **settings}
+    wanted = {"version": GENERATOR_VERSION, "n": settings["n"], "start": settings.get("start", 0), "size": list(settings["size"]), "seed": settings["seed"], "noise": settings["noise"], "quality": settings["quality"]}
+    meta = folder / "meta.json"
+    if meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in wanted.items()):
+        return folder
+    if folder.exists():
+        raise FileExistsError(f"{folder} exists but does not hold this synthetic set (meta.json missing or different): remove it or choose another cache_dir")
+    temporary = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    write_dataset(temporary, **settings)
+    try:
+        os.rename(temporary, folder)
+    except OSError:  # another process finished first: use its copy
+        shutil.rmtree(temporary, ignore_errors=True)
+        if not (folder / "meta.json").is_file():
+            raise
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(__doc__.strip() + "\n\n" + USAGE)
+        return 0
+    try:
+        settings = parse_args(argv)
+        started = time.perf_counter()
+        out = write_dataset(**settings)
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {error}\n{USAGE}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - started
+    height, width = settings["size"]
+    print(f"wrote {settings['n']} pairs of {height}x{width} to {out} in {seconds:.1f} s ({settings['n'] / seconds:.2f} pairs/s, {settings['workers']} workers)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

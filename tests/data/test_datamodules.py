@@ -1,0 +1,115 @@
+"""Both data modules from their Hydra configs; the synthetic set cached once; EBB! on synthetic pairs."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from bokeh.data.datamodules import EBBDataModule, SyntheticDataModule
+from bokeh.data.pairs import DataLayoutError
+from bokeh.data.synthesize import write_dataset
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def data_config(name: str, overrides: list[str] = ()):
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF / "data"), version_base="1.3"):
+            return compose(name, overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize(("name", "cls"), [("synthetic", SyntheticDataModule), ("ebb", EBBDataModule)])
+def test_config_keys_are_the_constructor_arguments(name, cls):
+    cfg = data_config(name)
+    assert cfg._target_ == f"{cls.__module__}.{cls.__name__}"
+    keys = set(cfg) - {"_target_"}
+    assert keys == set(inspect.signature(cls.__init__).parameters) - {"self"}
+    assert {"batch_size", "num_workers", "crop_size", "seed"} <= keys
+    assert cfg.num_workers in (0, 1)
+
+
+def test_ebb_config_needs_a_root_and_building_it_does_no_io(tmp_path):
+    assert OmegaConf.is_missing(data_config("ebb"), "root")
+    dm = hydra.utils.instantiate(data_config("ebb", [f"root={tmp_path / 'nowhere'}"]))
+    assert isinstance(dm, EBBDataModule) and dm.crop_size == (1024, 1408)
+    with pytest.raises(DataLayoutError, match="does not exist"):
+        dm.setup("fit")
+
+
+def test_synthetic_config_builds_without_touching_the_disk(tmp_path):
+    dm = hydra.utils.instantiate(data_config("synthetic", [f"cache_dir={tmp_path / 'cache'}"]))
+    assert isinstance(dm, SyntheticDataModule) and dm.size == (256, 384) and dm.crop_size == (128, 192)
+    assert not (tmp_path / "cache").exists()
+
+
+def small_synthetic(tmp_path, **overrides) -> SyntheticDataModule:
+    settings = dict(n=6, size=(48, 64), val_count=2, crop_size=(16, 24), batch_size=2, cache_dir=str(tmp_path / "cache"))
+    return SyntheticDataModule(**{**settings, **overrides})
+
+
+def test_synthetic_set_is_written_once_split_by_count_and_reused(tmp_path):
+    dm = small_synthetic(tmp_path)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.folder.parent == tmp_path / "cache" and (dm.folder / "meta.json").is_file()
+    assert [p.name for p in dm.train_set.pairs] == ["0", "1", "2", "3"]
+    assert [p.name for p in dm.val_set.pairs] == ["4", "5"]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input"].shape == batch["target"].shape == (2, 3, 16, 24) and len(batch["name"]) == 2
+    val = next(iter(dm.val_dataloader()))
+    assert val["input"].shape == (1, 3, 48, 64) and val["size"].tolist() == [[48, 64]]
+    stamp = (dm.folder / "bokeh" / "0.jpg").stat().st_mtime_ns
+    again = small_synthetic(tmp_path)
+    again.prepare_data()
+    again.setup("fit")
+    assert (again.folder / "bokeh" / "0.jpg").stat().st_mtime_ns == stamp
+
+
+def test_on_the_fly_items_equal_the_cached_ones(tmp_path):
+    cached = small_synthetic(tmp_path)
+    fly = small_synthetic(tmp_path, on_the_fly=True, num_workers=1, cache_dir=str(tmp_path / "unused"))
+    cached.setup("fit")
+    fly.prepare_data()
+    fly.setup("fit")
+    assert not (tmp_path / "unused").exists()  # nothing written
+    for a, b in zip(cached.val_set, fly.val_set):
+        assert a["name"] == b["name"] and torch.equal(a["input"], b["input"]) and torch.equal(a["target"], b["target"])
+    batch = next(iter(fly.train_dataloader()))  # rendered in a loader worker process
+    assert batch["input"].shape == (2, 3, 16, 24)
+
+
+def test_a_tiny_ebb_folder_of_synthetic_pairs_loads_with_the_right_split_and_crops(tmp_path):
+    root = write_dataset(tmp_path / "ebb", n=8, size=(48, 64), seed=2)
+    dm = EBBDataModule(str(root), crop_size=(32, 48), train_ids=(0, 5), val_ids=(6, 7), num_workers=0, batch_size=3)
+    dm.setup("fit")
+    assert len(dm.train_set) == 6 and [p.name for p in dm.val_set.pairs] == ["6", "7"]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input"].shape == (3, 3, 32, 48) and batch["target"].shape == (3, 3, 32, 48)
+    assert (batch["input"] - batch["target"]).abs().mean() > 0.005  # input and target differ: bokeh
+    val = list(dm.val_dataloader())
+    assert [v["name"] for v in val] == [["6"], ["7"]] and all(v["input"].shape == (1, 3, 48, 64) for v in val)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(crop_size=(20, 24)), "multiples of 8"),
+        (dict(on_bad_pair="ignore"), "on_bad_pair must be"),
+        (dict(val_fit="stretch"), "val_fit must be"),
+        (dict(val_count=6), "val_count must be in"),
+        (dict(crop_size=(64, 64)), "larger than the synthetic image size"),
+    ],
+)
+def test_bad_settings_are_refused_at_construction(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_synthetic(tmp_path, **kwargs)

@@ -1,0 +1,82 @@
+"""The data-set writer and its CLI: EBB! layout, same bytes for the same seed, no silent overwrite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bokeh.data.synthesize import ensure_dataset, parse_args, write_dataset
+from bokeh.images import read_rgb
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([sys.executable, "-m", "bokeh.data.synthesize", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.jpg"))}
+
+
+def test_cli_writes_the_ebb_layout_from_any_directory_and_refuses_to_overwrite(tmp_path):
+    done = run_cli("out=set", "n=3", "size=48x64", "seed=1", "workers=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 3 pairs of 48x64" in done.stdout
+    folder = tmp_path / "set"
+    assert sorted(p.name for p in (folder / "original").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
+    assert sorted(p.name for p in (folder / "bokeh").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
+    assert read_rgb(folder / "bokeh" / "2.jpg").shape == (48, 64, 3)
+    assert json.loads((folder / "meta.json").read_text())["seed"] == 1
+    before = file_bytes(folder)
+    again = run_cli("out=set", "n=3", "size=48x64", "seed=2", cwd=tmp_path)
+    assert again.returncode == 2 and "not empty" in again.stderr and "overwrite=true" in again.stderr
+    assert file_bytes(folder) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["out=x", "size=48by64"], "size must look like HEIGHTxWIDTH"),
+        (["out=x", "colour=red"], "unknown argument 'colour=red'"),
+        (["n=3"], "out=DIR is required"),
+        (["out=x", "n=many"], "bad value for n"),
+        (["out=x", "overwrite=maybe"], "bad value for overwrite"),
+    ],
+)
+def test_bad_arguments_get_a_clear_message(args, message):
+    with pytest.raises(ValueError, match=message):
+        parse_args(args)
+
+
+def test_cli_reports_bad_arguments_with_usage(tmp_path):
+    done = run_cli("out=x", "size=tiny", cwd=tmp_path)
+    assert done.returncode == 2 and "size must look like" in done.stderr and "usage:" in done.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_same_seed_same_bytes_in_one_or_two_processes(tmp_path):
+    one = write_dataset(tmp_path / "a", n=4, size=(32, 48), seed=5, workers=1)
+    two = write_dataset(tmp_path / "b", n=4, size=(32, 48), seed=5, workers=2)
+    other = write_dataset(tmp_path / "c", n=4, size=(32, 48), seed=6, workers=1)
+    assert file_bytes(one) == file_bytes(two)
+    assert file_bytes(one) != file_bytes(other)
+
+
+def test_ensure_dataset_reuses_a_finished_set_and_refuses_a_foreign_folder(tmp_path):
+    settings = dict(n=2, size=(32, 48), seed=0, noise=0.01, quality=95)
+    folder = ensure_dataset(tmp_path / "cache" / "s", **settings)
+    stamp = (folder / "original" / "0.jpg").stat().st_mtime_ns
+    assert ensure_dataset(folder, **settings) == folder
+    assert (folder / "original" / "0.jpg").stat().st_mtime_ns == stamp  # reused, not rewritten
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["s"]  # no temporary left behind
+    with pytest.raises(FileExistsError, match="does not hold this synthetic set"):
+        ensure_dataset(folder, **{**settings, "seed": 1})
+    assert np.array_equal(read_rgb(folder / "original" / "1.jpg").shape, (32, 48, 3))

@@ -1,0 +1,109 @@
+"""bokeh.images: safe conversions, clear errors naming the file, tensor range, atomic writes.
+
+16-bit PNGs (which Pillow cannot write) are tested with the pair loader in tests/data/test_pairs.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bokeh import images
+from bokeh.images import ImageError, from_tensor, jpeg_roundtrip, read_rgb, read_size, to_tensor, write_image
+
+
+def noise_image(seed: int, height: int, width: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_rgb_png_round_trip_is_exact(tmp_path):
+    image = noise_image(0, 9, 13)
+    write_image(tmp_path / "a.png", image)
+    assert np.array_equal(read_rgb(tmp_path / "a.png"), image)
+    assert read_size(tmp_path / "a.png") == (9, 13)
+
+
+def test_grayscale_becomes_three_equal_channels(tmp_path):
+    gray = noise_image(1, 7, 5)[..., 0]
+    Image.fromarray(gray).save(tmp_path / "g.png")
+    rgb = read_rgb(tmp_path / "g.png")
+    assert rgb.shape == (7, 5, 3) and rgb.dtype == np.uint8
+    assert all(np.array_equal(rgb[..., c], gray) for c in range(3))
+
+
+def test_opaque_rgba_drops_alpha_but_transparent_rgba_is_refused(tmp_path):
+    rgb = noise_image(3, 5, 6)
+    opaque = np.concatenate([rgb, np.full((5, 6, 1), 255, np.uint8)], 2)
+    Image.fromarray(opaque, "RGBA").save(tmp_path / "opaque.png")
+    assert np.array_equal(read_rgb(tmp_path / "opaque.png"), rgb)
+    see_through = opaque.copy()
+    see_through[0, 0, 3] = 10
+    Image.fromarray(see_through, "RGBA").save(tmp_path / "clear.png")
+    with pytest.raises(ImageError, match="clear.png.*transparent"):
+        read_rgb(tmp_path / "clear.png")
+
+
+def test_exif_orientation_is_applied_by_both_readers(tmp_path):
+    image = np.zeros((4, 10, 3), np.uint8)
+    image[0, :3] = 255  # a white mark in the top-left corner of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    Image.fromarray(image).save(tmp_path / "r.jpg", exif=exif, quality=100)
+    shown = read_rgb(tmp_path / "r.jpg")
+    assert shown.shape == (10, 4, 3) and read_size(tmp_path / "r.jpg") == (10, 4)
+    assert shown[:3, -1].mean() > 200 and shown[:3, 0].mean() < 50  # the mark is now top-right
+
+
+def test_corrupt_truncated_and_missing_files_name_the_file(tmp_path):
+    (tmp_path / "junk.jpg").write_bytes(b"this is not an image at all")
+    good = io.BytesIO()
+    Image.fromarray(noise_image(4, 64, 64)).save(good, format="JPEG", quality=90)
+    (tmp_path / "cut.jpg").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
+    for reader in (read_rgb, read_size):
+        with pytest.raises(ImageError, match=r"junk\.jpg: not a readable image"):
+            reader(tmp_path / "junk.jpg")
+        with pytest.raises(ImageError, match=r"cut\.jpg: corrupt or truncated"):
+            reader(tmp_path / "cut.jpg")
+        with pytest.raises(ImageError, match=r"gone\.jpg: file not found"):
+            reader(tmp_path / "gone.jpg")
+
+
+def test_tensor_range_and_round_trip():
+    image = noise_image(5, 3, 4)
+    image[0, 0] = (0, 127, 255)
+    tensor = to_tensor(image)
+    assert tensor.shape == (3, 3, 4) and tensor.dtype == torch.float32
+    assert tensor[:, 0, 0].tolist() == pytest.approx([-1.0, 127 / 127.5 - 1, 1.0])
+    assert np.array_equal(from_tensor(tensor), image)
+    assert (from_tensor(torch.full((1, 3, 2, 2), 3.0)) == 255).all()  # out of range: clipped
+    assert (from_tensor(torch.full((3, 2, 2), -3.0)) == 0).all()
+    with pytest.raises(ValueError, match="uint8"):
+        to_tensor(image.astype(np.float32))
+
+
+def test_jpeg_roundtrip_matches_write_then_read(tmp_path):
+    image = noise_image(6, 16, 24)
+    write_image(tmp_path / "x.jpg", image, quality=90)
+    assert np.array_equal(jpeg_roundtrip(image, 90), read_rgb(tmp_path / "x.jpg"))
+
+
+def test_write_is_atomic_and_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "keep.png"
+    write_image(target, noise_image(7, 4, 4))
+    before = target.read_bytes()
+
+    def broken_save(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        write_image(target, noise_image(8, 4, 4))
+    assert target.read_bytes() == before  # the old file is intact
+    assert sorted(os.listdir(tmp_path)) == ["keep.png"]  # no temporary file left
+    with pytest.raises(ValueError, match="suffix"):
+        images.write_image(tmp_path / "x.txt", noise_image(9, 2, 2))
