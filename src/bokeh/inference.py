@@ -1,0 +1,121 @@
+"""The fast CPU inference path of the generator, shared by rendering, export checks and the benchmark.
+
+Measured on the 2-core development CPU at 1024 x 1536 (``benchmarks/bench_generator.py --levers``;
+the table is in the module's commit message and the project README):
+
+* ``torch.inference_mode``: no autograd bookkeeping, no saved activations.
+* channels-last memory format (NHWC) for weights and activations: oneDNN convolves NHWC directly;
+  NCHW makes it reorder every input and output into blocked layouts, and the transposed
+  convolutions are much slower in NCHW.
+* instance norm that stays channels-last (:class:`ChannelsLastInstanceNorm2d`): torch's CPU
+  ``instance_norm`` copies channels-last tensors to NCHW and back. (Only for inference: the
+  training graph and the ONNX export keep ``nn.InstanceNorm2d``.)
+* optionally, :func:`keep_freed_memory`: glibc stops unmapping large freed blocks, so feature maps
+  are not page-faulted in again for every image.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import ctypes.util
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bokeh.models.norms import EPS
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of returning it to the OS (opt-in).
+
+    torch allocates every activation with malloc; glibc serves blocks over 32 MiB with a fresh
+    ``mmap`` and unmaps them when freed, so each forward pass page-faults all its large feature
+    maps in again (about 400 k faults, 1.6 GB, per 1024 x 1536 image). After this call they come
+    from the heap and are reused from the second image on: less CPU time per image, but the
+    process keeps its high-water mark of memory and heap fragmentation raises that mark a little.
+    Worth it when one process renders many images; it is process-wide, so only entry points
+    (CLIs, the benchmark) should call it, before the first forward pass.
+
+    Returns:
+        True if glibc accepted the settings, False where there is no glibc (macOS, musl).
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+class ChannelsLastInstanceNorm2d(nn.Module):
+    """Instance norm (no affine) that keeps channels-last tensors channels-last, for inference.
+
+    ``F.instance_norm`` copies a channels-last tensor to NCHW and back (about 5x the time of the
+    norm itself at 256 x 128 x 192); ``F.group_norm`` with one group per channel computes the same
+    thing in place on channels-last memory, but its channels-last CPU kernel takes the variance as
+    E[x^2] - E[x]^2, which cancels catastrophically when a channel's mean is large against its
+    spread (errors of 1e-3 at mean/std = 10, garbage at 1000). Subtracting the per-channel mean
+    first (one cheap reduction and one subtraction) makes it exact to float rounding again.
+
+    Shape:
+        x: ``(B, C, H, W)``, any values and memory format; output the same shape and format,
+        equal to ``nn.InstanceNorm2d(C, affine=False)(x)`` up to float rounding.
+    """
+
+    def __init__(self, eps: float = EPS) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centered = x - x.mean(dim=(2, 3), keepdim=True)  # (B, C, H, W), channel means ~0
+        return F.group_norm(centered, x.shape[1], eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"
+
+
+def _swap_instance_norms(model: nn.Module) -> None:
+    """Replace, in place, every affine-free ``nn.InstanceNorm2d`` without running stats."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.InstanceNorm2d) and not module.affine and not module.track_running_stats:
+            parent_name, _, child_name = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child_name, ChannelsLastInstanceNorm2d(module.eps))
+
+
+def prepare_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
+    """A copy of ``model`` set up for fast CPU inference; the original is untouched.
+
+    The copy is in eval mode with gradients off, its instance norms are
+    :class:`ChannelsLastInstanceNorm2d` and its weights channels-last (unless ``channels_last=False``).
+    Its ``state_dict`` has the same keys and values as the original's.
+    """
+    model = copy.deepcopy(model).eval().requires_grad_(False)
+    _swap_instance_norms(model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """The final bokeh image of a (prepared) generator for ``image``, under ``torch.inference_mode``.
+
+    Args:
+        model: a :class:`~bokeh.models.glassnet.GlassNet`, ideally from :func:`prepare_for_inference`.
+        image: the sharp input.
+        channels_last: feed the network an NHWC copy of ``image`` (match ``prepare_for_inference``).
+
+    Shape:
+        image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8. Returns ``(B, 3, H, W)`` in
+        [-1, 1], contiguous (NCHW); an inference tensor (no autograd).
+    """
+    with torch.inference_mode():
+        if channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        bokeh, _rough = model(image)
+        return bokeh.contiguous()
