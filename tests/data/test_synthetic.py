@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from bokeh.data.scene import SceneConfig
-from bokeh.data.synthetic import make_pair
+from bokeh.data.scene import SceneConfig, sample_scene
+from bokeh.data.synthetic import make_pair, pair_rng
 
 SIZE = (96, 144)
 FOCUSED = SceneConfig(subject=1.0, near=0.0)  # nothing in front of the subject
@@ -72,3 +72,13 @@ def test_detail_is_kept_at_focus_and_lost_where_the_circle_of_confusion_is_large
                 energy[band][k] += float(laplacian[(radius >= low) & (radius < high)].sum())
     assert energy["focused"][1] / energy["focused"][0] > 0.95
     assert energy["blurred"][1] / energy["blurred"][0] < 0.35
+
+
+@pytest.mark.parametrize("size", [(16, 16), (24, 120), (120, 24), (40, 30)])
+def test_scenes_of_any_shape_can_be_drawn(size):
+    """Odd and portrait shapes exercise every placement range of the sampler (rounding included)."""
+    for index in range(25):
+        scene = sample_scene(pair_rng(9, index), size)
+        assert scene.canvas == (size[0] + 2 * scene.margin, size[1] + 2 * scene.margin)
+        assert all(0 <= layer.top and layer.top + layer.alpha.shape[0] <= scene.canvas[0] for layer in scene.layers)
+        assert all(0 <= layer.left and layer.left + layer.alpha.shape[1] <= scene.canvas[1] for layer in scene.layers)

@@ -123,10 +123,12 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
     if rng.uniform() < config.near:
         depth = max(lens.focus_m * rng.uniform(0.3, 0.7), 2.0 * lens.focal_mm / 1000.0)
         h = rng.uniform(0.3, 0.8) * height
-        w = h * rng.uniform(0.5, 1.5)
-        side = rng.integers(4)  # enter the frame from the left, right, bottom or top
-        top = [rng.uniform(0, canvas[0] - h), rng.uniform(0, canvas[0] - h), canvas[0] - h * 0.6, -h * 0.4][side]
-        left = [-w * 0.4, canvas[1] - w * 0.6, rng.uniform(0, canvas[1] - w), rng.uniform(0, canvas[1] - w)][side]
+        w = min(h * rng.uniform(0.5, 1.5), 0.9 * canvas[1])
+        side = int(rng.integers(4))  # enter the frame from the left, right, bottom or top
+        if side < 2:
+            top, left = rng.uniform(0, canvas[0] - h), (-w * 0.4, canvas[1] - w * 0.6)[side]
+        else:
+            top, left = (canvas[0] - h * 0.6, -h * 0.4)[side - 2], rng.uniform(0, canvas[1] - w)
         layers += _sprite(canvas, _blob(rng, h, w), textures.any_patch, rng, top, left, depth, "near")
 
     notes = {"far_m": far, "horizon": horizon - margin}

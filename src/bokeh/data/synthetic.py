@@ -56,10 +56,10 @@ def render_scene(scene: Scene, rng: np.random.Generator | None = None, noise: fl
     if noise > 0:
         if rng is None:
             raise ValueError("render_scene needs an rng to add noise")
-        # triangular noise (difference of two uniforms): as mild as Gaussian noise of the same
-        # standard deviation, and seven times cheaper to draw
-        scale = np.float32(rng.uniform(0.3, 1.0) * noise * math.sqrt(6.0))
-        images = [image + scale * (rng.random(image.shape, np.float32) - rng.random(image.shape, np.float32)) for image in images]
+        # uniform noise of the drawn standard deviation: as mild as Gaussian noise of that std,
+        # and one cheap draw per image (the Gaussian one took a tenth of the render time)
+        spread = np.float32(rng.uniform(0.3, 1.0) * noise * math.sqrt(12.0))
+        images = [image + spread * (rng.random(image.shape, np.float32) - np.float32(0.5)) for image in images]
     depth = depth_map(scene.layers, canvas)[m : m + height, m : m + width]
     coc = np.asarray(scene.lens.coc_radius(depth, width), np.float32)
     return SyntheticPair(float_to_uint8(images[0]), float_to_uint8(images[1]), depth, coc, scene)
@@ -74,7 +74,7 @@ def make_pair(
 ) -> SyntheticPair:
     """Pair ``index`` of the synthetic set ``seed`` at ``size = (H, W)``.
 
-    ``noise`` is the largest standard deviation (in [0, 1] units) of the Gaussian noise added to
+    ``noise`` is the largest standard deviation (in [0, 1] units) of the uniform noise added to
     each image independently; each pair draws its own level below it. 0 gives noise-free pairs.
     """
     height, width = size

@@ -145,7 +145,7 @@ def _crop_resize(rng: np.random.Generator, image: Image.Image, shape: tuple[int,
     ch, cw = min(H, h / zoom), min(W, w / zoom)
     scale = min(ch / h, cw / w)  # keep the aspect of the target
     ch, cw = h * scale, w * scale
-    y0, x0 = rng.uniform(0, H - ch), rng.uniform(0, W - cw)
+    y0, x0 = rng.uniform(0, max(H - ch, 0.0)), rng.uniform(0, max(W - cw, 0.0))  # max: rounding
     patch = image.resize((w, h), Image.BICUBIC, box=(x0, y0, x0 + cw, y0 + ch))
     if rng.uniform() < 0.5:
         patch = patch.transpose(Image.FLIP_LEFT_RIGHT)
