@@ -156,5 +156,5 @@ def test_a_sloping_surface_has_no_seams_between_its_blur_bins():
     interior = image[60 + 22 : 115, 25:135]  # a blur radius away from the wall edge and the canvas sides
     assert np.abs(interior - 0.3).max() < 1e-4
     radii = LENS.coc_radius(depth[:, 0], WIDTH)
-    assert radii.max() > 12 > 6 > radii.min()  # blurred exactly and at reduced resolution
+    assert radii.max() > 12 > 6 > radii.min()
     assert len(set(np.round(radii))) > 10  # the surface really spans many bins

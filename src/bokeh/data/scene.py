@@ -14,7 +14,7 @@ scene, bit for bit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -47,8 +47,7 @@ class SceneConfig:
 class Scene:
     """Layers on a canvas ``margin`` pixels larger than the frame on each side, and the lens.
 
-    ``subject_box`` is ``(top, bottom, left, right)`` of the in-focus subject in frame coordinates
-    (``None`` when the scene has no subject).
+    The margin (the largest blur radius, and 2) gives blur near the frame edge content to draw from.
     """
 
     layers: list[Layer]
@@ -57,8 +56,6 @@ class Scene:
     margin: int
     max_radius: float
     gamma: float = 4.0
-    subject_box: tuple[int, int, int, int] | None = None
-    notes: dict = field(default_factory=dict)
 
     @property
     def canvas(self) -> tuple[int, int]:
@@ -105,7 +102,6 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
 
     layers += _lights(rng, canvas, lens, width, max_radius, far, scale, horizon, config)
 
-    subject_box = None
     if rng.uniform() < config.subject:
         h = rng.uniform(0.35, 0.95) * height
         w = h * rng.uniform(0.35, 0.9)
@@ -113,12 +109,7 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
         base = min(base, canvas[0] + rng.uniform(0, 0.3) * h)
         left = margin + rng.uniform(0.2, 0.8) * width - w / 2
         shape = _person(rng, h, w) if rng.uniform() < 0.5 else _blob(rng, h, w)
-        subject = _sprite(canvas, shape, textures.photo_patch, rng, base - h, left, lens.focus_m, "subject")
-        if subject:
-            layers += subject
-            s = subject[0]
-            hs, ws = s.alpha.shape
-            subject_box = (s.top - margin, s.top + hs - margin, s.left - margin, s.left + ws - margin)
+        layers += _sprite(canvas, shape, textures.photo_patch, rng, base - h, left, lens.focus_m, "subject")
 
     if rng.uniform() < config.near:
         depth = max(lens.focus_m * rng.uniform(0.3, 0.7), 2.0 * lens.focal_mm / 1000.0)
@@ -131,8 +122,7 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
             top, left = (canvas[0] - h * 0.6, -h * 0.4)[side - 2], rng.uniform(0, canvas[1] - w)
         layers += _sprite(canvas, _blob(rng, h, w), textures.any_patch, rng, top, left, depth, "near")
 
-    notes = {"far_m": far, "horizon": horizon - margin}
-    return Scene(layers, lens, size, margin, max_radius, config.gamma, subject_box, notes)
+    return Scene(layers, lens, size, margin, max_radius, config.gamma)
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
