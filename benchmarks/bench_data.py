@@ -9,14 +9,16 @@ Rows:
 * load + crop: read a 1024 x 1536 JPEG pair from disk, take a paired 1024 x 1408 crop, make the
   two [-1, 1] tensors (one ``PairDataset`` item), and the whole-image validation item.
 
-Timings are wall-clock medians; on a shared machine they move with the load (the load average is
-printed with the table).
+Wall-clock timings move with the machine's load (the load average is printed with the table); the
+CPU column (this process and its worker processes) does not, and divided by the number of cores it
+is what the row would take on an idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -29,24 +31,32 @@ from bokeh.data.synthetic import make_pair
 from bokeh.images import write_image
 
 
-def rate_single(size: tuple[int, int], count: int) -> tuple[float, float]:
-    """(pairs per second, seconds per pair) of make_pair in this process."""
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (load-independent, unlike wall time)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def rate_single(size: tuple[int, int], count: int) -> tuple[float, float, float]:
+    """(pairs per second, seconds per pair, CPU seconds per pair) of make_pair in this process."""
     times = []
+    cpu = cpu_seconds()
     for index in range(count):
         start = time.perf_counter()
         make_pair(index, seed=0, size=size)
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    return 1.0 / median, median
+    return 1.0 / median, median, (cpu_seconds() - cpu) / count
 
 
-def rate_written(size: tuple[int, int], count: int, workers: int) -> tuple[float, float]:
-    """(pairs per second, total seconds) of write_dataset, JPEG files included."""
+def rate_written(size: tuple[int, int], count: int, workers: int) -> tuple[float, float, float]:
+    """(pairs per second, total seconds, CPU seconds per pair) of write_dataset, JPEG files included."""
     with tempfile.TemporaryDirectory() as folder:
+        cpu = cpu_seconds()
         start = time.perf_counter()
         write_dataset(Path(folder) / "set", n=count, size=size, seed=0, workers=workers)
         seconds = time.perf_counter() - start
-    return count / seconds, seconds
+    return count / seconds, seconds, (cpu_seconds() - cpu) / count
 
 
 def load_and_crop(repeats: int) -> tuple[float, float]:
@@ -77,20 +87,18 @@ def main() -> None:
     textures.photo_bank(), textures.gray_bank()  # load the photographs before timing
     make_pair(0, size=(64, 96))
 
-    rows = []
-    pps, spp = rate_single((512, 768), small_n)
-    rows.append(("render 512x768, 1 process", f"{pps:.2f} pairs/s", f"{spp * 1000:.0f} ms/pair", f"median of {small_n}"))
-    pps, spp = rate_single((1024, 1536), large_n)
-    rows.append(("render 1024x1536, 1 process", f"{pps:.2f} pairs/s", f"{spp * 1000:.0f} ms/pair", f"median of {large_n}"))
-    pps, total = rate_written((512, 768), set_n, args.workers)
-    rows.append((f"write set 512x768, {args.workers} processes", f"{pps:.2f} pairs/s", f"{total:.1f} s total", f"{set_n} pairs, JPEG q95"))
-    pps, total = rate_written((1024, 1536), max(2, set_n // 20), args.workers)
-    rows.append((f"write set 1024x1536, {args.workers} processes", f"{pps:.2f} pairs/s", f"{total:.1f} s total", f"{max(2, set_n // 20)} pairs, JPEG q95"))
+    rows = [("row", "rate", "wall", "CPU", "notes")]
+    for size, count in (((512, 768), small_n), ((1024, 1536), large_n)):
+        pps, spp, cpu = rate_single(size, count)
+        rows.append((f"render {size[0]}x{size[1]}, 1 process", f"{pps:.2f} pairs/s", f"{spp * 1000:.0f} ms/pair", f"{cpu * 1000:.0f} ms/pair", f"median of {count}"))
+    for size, count in (((512, 768), set_n), ((1024, 1536), max(2, set_n // 20))):
+        pps, total, cpu = rate_written(size, count, args.workers)
+        rows.append((f"write set {size[0]}x{size[1]}, {args.workers} processes", f"{pps:.2f} pairs/s", f"{total:.1f} s total", f"{cpu * 1000:.0f} ms/pair", f"{count} pairs, JPEG q95"))
     train_s, val_s = load_and_crop(5 if args.quick else 15)
-    rows.append(("load 1024x1536 JPEG pair + 1024x1408 crop", "", f"{train_s * 1000:.0f} ms/item", "PairDataset train item"))
-    rows.append(("load 1024x1536 JPEG pair, whole (val)", "", f"{val_s * 1000:.0f} ms/item", "PairDataset val item"))
+    rows.append(("load 1024x1536 JPEG pair + 1024x1408 crop", "", f"{train_s * 1000:.0f} ms/item", "", "PairDataset train item"))
+    rows.append(("load 1024x1536 JPEG pair, whole (val)", "", f"{val_s * 1000:.0f} ms/item", "", "PairDataset val item"))
 
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
