@@ -1,0 +1,37 @@
+"""Render bokeh into photos: ``python -m bokeh.render input=<file|folder> ckpt=<model> out=<folder>``.
+
+* :mod:`bokeh.render.backends`: the model as one callable, whatever the file: a Lightning
+  checkpoint (torch, the fast CPU path of :mod:`bokeh.inference`), an ONNX model (ONNX Runtime) or
+  a TFLite model (LiteRT), reusing the runtime wrappers of :mod:`bokeh.export`.
+* :mod:`bokeh.render.fit`: how a photo of any size meets the network and comes back at its own
+  size: resize to the working resolution, turn a portrait photo for a landscape fixed-size model,
+  pad to a multiple of 8 (or to the model's static size), and undo each step on the output.
+* :mod:`bokeh.render.files`: files and folders: which inputs, where the outputs go, never
+  overwriting an input, atomic writes, unreadable files reported and skipped, progress bar.
+* ``python -m bokeh.render`` (:mod:`bokeh.render.__main__`): the command line.
+
+In Python::
+
+    from bokeh.render import load_backend, render_image
+    backend = load_backend("best.ckpt")            # or .onnx / .tflite
+    bokeh = render_image(photo, backend)           # (H, W, 3) uint8 -> (3, H, W) float in [-1, 1]
+"""
+
+from bokeh.render.backends import Backend, ExportedBackend, TorchBackend, load_backend
+from bokeh.render.fit import DEFAULT_SHORT_SIDE, Plan, plan_for, render_image, render_to_uint8
+from bokeh.render.files import RenderError, Summary, render_files
+
+__all__ = [
+    "Backend",
+    "DEFAULT_SHORT_SIDE",
+    "ExportedBackend",
+    "Plan",
+    "RenderError",
+    "Summary",
+    "TorchBackend",
+    "load_backend",
+    "plan_for",
+    "render_files",
+    "render_image",
+    "render_to_uint8",
+]

@@ -1,0 +1,113 @@
+"""``python -m bokeh.render input=<file|folder> ckpt=<.ckpt|.onnx|.tflite> out=<folder> [options]``
+
+Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``):
+
+* ``side_by_side=false``: write ``input | output`` side by side instead of the output alone.
+* ``short_side=1024``: torch checkpoints run with the photo's short side at most this many pixels
+  and the result is upsampled to the photo's size; ``short_side=full`` runs at full resolution
+  (memory and time grow with the pixel count: see the README). Exported models (``.onnx``,
+  ``.tflite``) always run at their static export size, whatever this says.
+* ``quality=95``: JPEG quality of the outputs.
+* ``threads=0``: CPU threads (0: every core).
+* ``value_range=auto``: exported models only: ``signed`` / ``pixel`` (auto: from ``report.json``).
+
+Exit status: 0 when every photo was rendered, 1 when some were skipped (each reported with the
+reason; the others are rendered), 2 for bad settings.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
+         "[side_by_side=false] [short_side=1024|full] [quality=95] [threads=0] [value_range=auto|signed|pixel]")
+DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "1024",
+            "quality": "95", "threads": "0", "value_range": "auto"}
+FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+class UsageError(ValueError):
+    """A command-line argument that is missing or wrong."""
+
+
+def parse_args(argv: list[str]) -> dict:
+    """``key=value`` arguments (``--key=value`` too, and the flag ``--side-by-side``) into typed settings."""
+    raw = dict(DEFAULTS)
+    for arg in argv:
+        if arg in FLAGS:
+            key, value = FLAGS[arg]
+        else:
+            key, sep, value = arg.lstrip("-").partition("=")
+            key = key.replace("-", "_")
+            if not sep or key not in DEFAULTS:
+                raise UsageError(f"unknown argument {arg!r}")
+        raw[key] = value
+    missing = [key for key in ("input", "ckpt", "out") if not raw[key]]
+    if missing:
+        raise UsageError(f"missing {', '.join(k + '=' for k in missing)}")
+    settings = {"input": Path(raw["input"]), "ckpt": Path(raw["ckpt"]), "out": Path(raw["out"]),
+                "value_range": raw["value_range"]}
+    side = raw["side_by_side"].lower()
+    if side not in TRUE + FALSE:
+        raise UsageError(f"side_by_side={raw['side_by_side']!r}: use true or false")
+    settings["side_by_side"] = side in TRUE
+    short = raw["short_side"].lower()
+    if short in ("full", "none", "0"):
+        settings["short_side"] = None
+    elif short.isdigit() and int(short) >= 8:
+        settings["short_side"] = int(short)
+    else:
+        raise UsageError(f"short_side={raw['short_side']!r}: a number of pixels >= 8 (default 1024) or 'full'")
+    for key, low, high in (("quality", 1, 100), ("threads", 0, 1024)):
+        if not raw[key].isdigit() or not low <= int(raw[key]) <= high:
+            raise UsageError(f"{key}={raw[key]!r}: a whole number from {low} to {high}")
+        settings[key] = int(raw[key])
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 all rendered, 1 some skipped, 2 bad settings)."""
+    from bokeh.checkpoint import CheckpointError
+    from bokeh.render.backends import load_backend
+    from bokeh.render.files import RenderError, check_paths, list_inputs, render_files
+
+    argv = sys.argv[1:] if argv is None else argv
+    console = Console(stderr=True)
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(__doc__)
+        return 0
+    try:
+        settings = parse_args(argv)
+        inputs = list_inputs(settings["input"])
+        out = check_paths(settings["input"], inputs, settings["out"])
+        backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"])
+    except UsageError as error:
+        print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
+        return 2
+    except (RenderError, CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"bokeh.render: {error}", file=sys.stderr)
+        return 2
+    if backend.static_size is not None:
+        h, w = backend.static_size
+        console.print(f"{backend.name}: static input {h} x {w}; each photo is fitted to it "
+                      f"(turned if its orientation differs) and the result resized back", highlight=False)
+    start = time.perf_counter()
+    summary = render_files(inputs, out, backend, settings["short_side"], settings["side_by_side"],
+                           settings["quality"], console)
+    seconds = time.perf_counter() - start
+    console.print(f"rendered {len(summary.rendered)} of {len(inputs)} image(s) into {out} in {seconds:.1f} s", highlight=False)
+    if summary.skipped:
+        console.print(f"[yellow]skipped {len(summary.skipped)}:[/yellow]")
+        for path, _reason in summary.skipped:
+            console.print(f"  {path}", highlight=False, markup=False)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

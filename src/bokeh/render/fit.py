@@ -1,0 +1,176 @@
+"""How a photo of any size meets the network, and how the result comes back at the photo's size.
+
+Glass-Net needs sides that are multiples of 8; exported models (ONNX, TFLite) take exactly one
+static size. Every photo goes through the same steps, each undone on the output in reverse order:
+
+1. turn: a photo whose orientation differs from a fixed-size model's (portrait photo, landscape
+   model) is turned a quarter turn counter-clockwise, and the result turned back;
+2. resize (bicubic, antialiased) to the working size (:class:`Plan`): for a torch model the photo
+   itself, or, when its short side is longer than ``short_side``, the photo scaled so that its
+   short side is ``short_side`` (the default, :data:`DEFAULT_SHORT_SIDE`); for a fixed-size model
+   the largest size of the photo's aspect ratio that fits inside the model's input;
+3. pad the bottom and right edges (edge pixels repeated) to the canvas the model sees: the next
+   multiples of 8, or the model's static size; the padding is cut off the output.
+
+Why 1024 on the short side by default: EBB!, the training data, is about 1024 x 1536, so the
+network has learned how large the blur is in pixels at that scale (at 4032 x 3024 the same network
+would blur about a quarter as much of the picture), and the memory and time of a full-resolution
+pass grow with the pixel count (``benchmarks/bench_render.py``; numbers in the README). The
+authors ran their model this way too: at about 1024 on the short side, the result upsampled.
+The cost: fine detail of the in-focus subject is softened by the upsampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bokeh.data.transforms import unpad
+from bokeh.images import from_tensor, to_tensor
+from bokeh.models.glassnet import DOWNSAMPLE
+
+DEFAULT_SHORT_SIDE = 1024  # EBB!'s scale: the short side of its ~1024 x 1536 photos
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The geometry of one render; all sizes ``(H, W)``.
+
+    Attributes:
+        size: the photo's size, which the output gets back.
+        rotate: turn the photo a quarter turn counter-clockwise before the model (and back after).
+        work: the size the (turned) photo is resized to; its content fills ``canvas[:h, :w]``.
+        canvas: the size the model sees: ``work`` padded at the bottom and right.
+    """
+
+    size: tuple[int, int]
+    rotate: bool
+    work: tuple[int, int]
+    canvas: tuple[int, int]
+
+    @property
+    def turned(self) -> tuple[int, int]:
+        """The photo's size after the optional quarter turn."""
+        return self.size[::-1] if self.rotate else self.size
+
+    @property
+    def resized(self) -> bool:
+        return self.work != self.turned
+
+
+def _next_multiple(value: int, multiple: int = DOWNSAMPLE) -> int:
+    return -(-value // multiple) * multiple
+
+
+def plan_dynamic(size: tuple[int, int], short_side: int | None = DEFAULT_SHORT_SIDE) -> Plan:
+    """Plan for a model that takes any multiple of 8 (torch).
+
+    ``short_side=None`` runs at full resolution; otherwise a photo whose short side is longer than
+    ``short_side`` is scaled down so that it is exactly ``short_side`` (never scaled up).
+    """
+    height, width = _check_size(size)
+    if short_side is not None and short_side < 1:
+        raise ValueError(f"short_side must be a positive number of pixels or None (full resolution), got {short_side}")
+    if short_side is None or min(height, width) <= short_side:
+        work = (height, width)
+    else:
+        scale = short_side / min(height, width)
+        work = (short_side, max(1, round(width * scale))) if height <= width else (max(1, round(height * scale)), short_side)
+    return Plan((height, width), False, work, (_next_multiple(work[0]), _next_multiple(work[1])))
+
+
+def plan_static(size: tuple[int, int], model_size: tuple[int, int]) -> Plan:
+    """Plan for a model with one static input size ``model_size`` (ONNX, TFLite).
+
+    The photo is turned if its orientation differs from the model's (square photos and square
+    models are never turned), then scaled (down or up) to the largest size of its own aspect ratio
+    that fits inside ``model_size``; the rest of the canvas is edge padding.
+    """
+    height, width = _check_size(size)
+    model_h, model_w = _check_size(model_size)
+    rotate = (height > width and model_h < model_w) or (height < width and model_h > model_w)
+    h, w = (width, height) if rotate else (height, width)
+    scale = min(model_h / h, model_w / w)
+    work = (min(model_h, max(1, round(h * scale))), min(model_w, max(1, round(w * scale))))
+    return Plan((height, width), rotate, work, (model_h, model_w))
+
+
+def plan_for(size: tuple[int, int], static_size: tuple[int, int] | None, short_side: int | None = DEFAULT_SHORT_SIDE) -> Plan:
+    """:func:`plan_static` for a fixed-size model, else :func:`plan_dynamic` (``short_side`` applies only there)."""
+    return plan_static(size, static_size) if static_size is not None else plan_dynamic(size, short_side)
+
+
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    height, width = (int(v) for v in size)
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height} x {width}")
+    return height, width
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bicubic resize with antialiasing when shrinking (as PIL's), values clamped to [-1, 1].
+
+    Shape:
+        image: ``(B, C, H, W)`` in [-1, 1]; returns ``(B, C, *size)``; the input itself if equal.
+    """
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    resized = F.interpolate(image, size=tuple(size), mode="bicubic", align_corners=False, antialias=True)
+    return resized.clamp_(-1.0, 1.0)  # bicubic overshoots at edges
+
+
+def pad_to(image: torch.Tensor, canvas: tuple[int, int]) -> torch.Tensor:
+    """Pad the bottom and right edges, repeating the edge pixels, up to ``canvas`` (as
+    :func:`bokeh.data.transforms.pad_to_multiple` does, to a given size instead of a multiple).
+
+    Shape:
+        image: ``(B, C, h, w)`` with ``h <= canvas[0]``, ``w <= canvas[1]``; returns ``(B, C, *canvas)``.
+    """
+    pad_h, pad_w = canvas[0] - image.shape[-2], canvas[1] - image.shape[-1]
+    if pad_h < 0 or pad_w < 0:
+        raise ValueError(f"cannot pad {tuple(image.shape[-2:])} to the smaller canvas {tuple(canvas)}")
+    return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
+
+
+def render_tensor(image: torch.Tensor, model, plan: Plan) -> torch.Tensor:
+    """Run ``model`` on ``image`` following ``plan``; the result has the image's size and orientation.
+
+    Args:
+        model: maps ``(1, 3, *plan.canvas)`` in [-1, 1] to the same shape (a :class:`~bokeh.render.Backend`).
+
+    Shape:
+        image: ``(1, 3, H, W)`` in [-1, 1], ``(H, W) == plan.size``; returns ``(1, 3, H, W)`` in [-1, 1].
+    """
+    if tuple(image.shape[-2:]) != plan.size:
+        raise ValueError(f"plan is for a {plan.size} image, got {tuple(image.shape[-2:])}")
+    x = torch.rot90(image, 1, dims=(2, 3)) if plan.rotate else image  # (1, 3, *turned)
+    x = pad_to(resize(x, plan.work), plan.canvas)  # (1, 3, *canvas)
+    y = unpad(model(x), plan.work)  # (1, 3, *work)
+    y = resize(y, plan.turned)  # (1, 3, *turned)
+    if plan.rotate:
+        y = torch.rot90(y, -1, dims=(2, 3))  # (1, 3, H, W)
+    return y.clamp(-1.0, 1.0)
+
+
+def render_image(image: np.ndarray, backend, short_side: int | None = DEFAULT_SHORT_SIDE) -> torch.Tensor:
+    """The bokeh rendering of one photo, as floats (before rounding to 8 bits).
+
+    Args:
+        image: the photo, e.g. from :func:`bokeh.images.read_rgb` (EXIF orientation applied).
+        backend: a :class:`~bokeh.render.Backend` (its ``static_size`` picks the plan).
+        short_side: working resolution for models that take any size (see :func:`plan_dynamic`);
+            ``None``: full resolution. Ignored for fixed-size models.
+
+    Shape:
+        image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1].
+    """
+    plan = plan_for(image.shape[:2], backend.static_size, short_side)
+    return render_tensor(to_tensor(image)[None], backend, plan)[0]
+
+
+def render_to_uint8(image: np.ndarray, backend, short_side: int | None = DEFAULT_SHORT_SIDE) -> np.ndarray:
+    """:func:`render_image` rounded to an image. Shape: ``(H, W, 3)`` ``uint8`` -> the same."""
+    return from_tensor(render_image(image, backend, short_side))

@@ -1,0 +1,377 @@
+"""bokeh.render: any photo comes back at its own size and orientation, inputs are never touched,
+outputs are never partial, and torch, ONNX Runtime and LiteRT render the same image.
+
+The torch vs ONNX vs TFLite test converts one tiny checkpoint (Glass-Net 4/4, 1 block) at 64 x 96
+once per session (about 20-30 s on 2 cores); ``tests/test_notebooks.py`` reuses the same files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from bokeh.checkpoint import load_generator
+from bokeh.images import read_rgb, to_tensor
+from bokeh.render import ExportedBackend, TorchBackend, load_backend, plan_for, render_files, render_image
+from bokeh.render.__main__ import main
+from bokeh.render.files import check_paths, list_inputs, RenderError
+from bokeh.render.fit import plan_dynamic, plan_static, render_tensor
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"width1": 4, "width2": 4, "blocks": 1}
+EXPORT_SIZE = (64, 96)  # (H, W) of the tiny export: landscape, so portrait photos get turned
+ORIENTATION = 0x0112
+
+
+# ----------------------------------------------------------------------------- helpers, fixtures
+def write_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A real Lightning checkpoint of a tiny BokehGAN (``Trainer.save_checkpoint``), loadable with
+    ``BokehGAN.load_from_checkpoint`` and ``bokeh.checkpoint.load_generator``.
+
+    The generator's convs are He-initialized: Glass-Net's own N(0, 0.02) init gives outputs of
+    order 1e-4 at these widths, which any two runtimes would trivially agree on.
+    """
+    import pytorch_lightning as pl
+
+    from bokeh.lit import BokehGAN
+
+    torch.manual_seed(seed)
+    module = BokehGAN(generator=dict(TINY))
+    for layer in module.generator.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=path.parent)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def export_tiny(checkpoint: Path, out: Path, size: tuple[int, int] = EXPORT_SIZE) -> dict[str, Path]:
+    """ONNX and float32 TFLite of ``checkpoint`` via the export pipeline (its own checks must pass)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bokeh.export import pipeline
+
+    overrides = [f"ckpt={checkpoint}", f"out={out}", f"size={size[0]}x{size[1]}", "export.float16=false",
+                 "verify.latency_repeats=1", "verify.tf_analyzer=false"]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(REPO / "conf" / "export"), version_base="1.3"):
+            report = pipeline.run(compose("tflite", overrides=overrides))
+    finally:
+        GlobalHydra.instance().clear()
+    assert not report.failed, report.to_json()["checks"]
+    return {"ckpt": checkpoint, "onnx": out / "bokeh.onnx", "tflite": out / "bokeh_float32.tflite"}
+
+
+_MODELS: dict[str, dict[str, Path]] = {}
+
+
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """The tiny checkpoint and its ONNX / TFLite exports, made once per test session.
+
+    Memoized here (not a conftest fixture) so that test_notebooks.py, which imports this function,
+    shares the one conversion.
+    """
+    if "models" not in _MODELS:
+        root = tmp_path_factory.mktemp("tiny_models")
+        checkpoint = write_tiny_checkpoint(root / "tiny.ckpt")
+        _MODELS["models"] = export_tiny(checkpoint, root / "export")
+    return _MODELS["models"]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    if "models" in _MODELS:
+        return _MODELS["models"]["ckpt"]
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+
+
+def gradient_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth, asymmetric test photo (a bright corner top-left) plus a little noise.
+
+    Shape: returns ``(height, width, 3)`` uint8. Smooth, so resizing and JPEG barely change it, and
+    asymmetric, so a photo turned the wrong way cannot pass for the right one.
+    """
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    red = 255 * (1 - y / height) * (1 - x / width)
+    green = 255 * x / width
+    blue = 255 * y / height
+    image = np.stack([red, green, blue], axis=2) + np.random.default_rng(seed).normal(0, 2, (height, width, 3))
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+def write_photo_cases(folder: Path) -> dict[str, np.ndarray]:
+    """The odd inputs of issue 7 as files; returns each file name -> the upright RGB it shows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    landscape, portrait = gradient_photo(677, 1001), gradient_photo(1001, 677, seed=1)
+    Image.fromarray(landscape).save(folder / "landscape.jpg", quality=95, subsampling=0)
+    Image.fromarray(portrait).save(folder / "portrait.png")
+    gray = np.round(landscape.astype(np.float32).mean(axis=2)).astype(np.uint8)
+    Image.fromarray(gray, mode="L").save(folder / "gray.png")
+    rgba = np.concatenate([portrait, np.full((1001, 677, 1), 255, np.uint8)], axis=2)
+    Image.fromarray(rgba, mode="RGBA").save(folder / "rgba.png")
+    # EXIF orientation 6 ("turn 90 degrees clockwise to view"): stored landscape, shown portrait
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    Image.fromarray(landscape).save(folder / "exif_rotated.jpg", quality=95, subsampling=0, exif=exif)
+    return {
+        "landscape.jpg": landscape,
+        "portrait.png": portrait,
+        "gray.png": np.repeat(gray[..., None], 3, axis=2),
+        "rgba.png": portrait,
+        "exif_rotated.jpg": np.rot90(landscape, -1),  # turned clockwise: (1001, 677) portrait
+    }
+
+
+class Recording:
+    """A stand-in model: returns its input (identity) and records the shapes it was given."""
+
+    def __init__(self, static_size=None) -> None:
+        self.static_size = static_size
+        self.name = "identity"
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(image.shape))
+        return image.clone()
+
+
+# ----------------------------------------------------------------------------- geometry
+@pytest.mark.parametrize("size", [(677, 1001), (1001, 677), (8, 8), (1, 1), (3024, 4032), (4032, 3024)])
+def test_dynamic_plan_pads_to_multiples_of_8_and_caps_the_short_side(size):
+    plan = plan_dynamic(size, 1024)
+    assert not plan.rotate and plan.size == size
+    assert all(c % 8 == 0 and 0 <= c - w < 8 for c, w in zip(plan.canvas, plan.work))
+    if min(size) <= 1024:
+        assert plan.work == size  # never scaled up
+    else:
+        assert min(plan.work) == 1024
+        assert abs(plan.work[1] / plan.work[0] - size[1] / size[0]) < 1 / 1024 + 1 / min(plan.work)  # aspect kept
+    assert plan_dynamic(size, None).work == size  # full resolution
+
+
+@pytest.mark.parametrize("size", [(677, 1001), (1001, 677), (64, 96), (96, 64), (3024, 4032), (4032, 3024), (50, 50)])
+def test_static_plan_fits_inside_the_model_and_turns_portraits(size):
+    plan = plan_static(size, EXPORT_SIZE)
+    assert plan.canvas == EXPORT_SIZE
+    assert plan.rotate == (size[0] > size[1])  # landscape model: portrait photos are turned
+    h, w = plan.turned
+    assert plan.work[0] <= 64 and plan.work[1] <= 96 and (plan.work[0] == 64 or plan.work[1] == 96)  # fills one side
+    assert abs(plan.work[1] / plan.work[0] - w / h) <= 1.0 / min(plan.work)  # aspect kept (to a pixel)
+    assert plan_static(size, (96, 64)).rotate == (size[0] < size[1])  # portrait model: landscapes are turned
+
+
+@pytest.mark.parametrize("static_size", [None, EXPORT_SIZE, (96, 64)])
+@pytest.mark.parametrize("size", [(677, 1001), (1001, 677), (37, 53)])
+def test_render_geometry_is_undone_exactly(size, static_size):
+    # identity model: whatever the plan, the output must be the photo again (resampled only if resized)
+    photo = gradient_photo(*size)
+    model = Recording(static_size)
+    plan = plan_for(size, static_size, short_side=None)
+    out = render_tensor(to_tensor(photo)[None], model, plan)
+    assert model.shapes == [(1, 3, *plan.canvas)]
+    assert tuple(out.shape) == (1, 3, *size)
+    error = (out[0] - to_tensor(photo)).abs()
+    if static_size is None:
+        assert float(error.max()) < 1e-6  # pad + unpad only
+    else:  # down-and-up resampling blurs the noise; the picture (corner, gradients) stays in place
+        assert float(error.mean()) < 0.05, float(error.mean())
+
+
+def test_large_photo_runs_at_1024_on_the_short_side_by_default():
+    model = Recording()
+    photo = np.zeros((4032, 3024, 3), np.uint8)  # a 12 MP portrait phone photo
+    out = render_image(photo, model)
+    assert model.shapes == [(1, 3, 1368, 1024)]  # 4032 * 1024 / 3024 = 1365.3 -> 1365, padded to 1368
+    assert tuple(out.shape) == (3, 4032, 3024)
+
+
+# ----------------------------------------------------------------------------- backends
+def test_pixel_range_models_are_scaled_to_and_from_signed():
+    seen = []
+
+    def pixel_identity(x):
+        seen.append((float(x.min()), float(x.max())))
+        return x
+
+    backend = ExportedBackend(pixel_identity, EXPORT_SIZE, "pixel")
+    image = torch.linspace(-1, 1, 3 * 64 * 96).reshape(1, 3, 64, 96)
+    torch.testing.assert_close(backend(image), image, atol=1e-5, rtol=0)
+    assert seen == [(0.0, 255.0)]
+
+
+def test_load_backend_rejects_unknown_and_missing_files(tmp_path):
+    with pytest.raises(ValueError, match=r"\.pt.*\.ckpt.*\.onnx.*\.tflite"):
+        load_backend(tmp_path / "model.pt")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_backend(tmp_path / "missing.onnx")
+
+
+# ----------------------------------------------------------------------------- files
+def test_odd_photos_come_back_at_their_size_orientation_and_format(tmp_path):
+    expected = write_photo_cases(tmp_path / "in")
+    summary = render_files(list_inputs(tmp_path / "in"), tmp_path / "out", Recording(), short_side=None)
+    assert not summary.skipped
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(expected)
+    for name, upright in expected.items():
+        output = tmp_path / "out" / name
+        with Image.open(output) as image:
+            assert image.format == ("JPEG" if name.endswith(".jpg") else "PNG")
+            assert image.getexif().get(ORIENTATION, 1) == 1  # pixels stored upright, no tag to re-apply
+            assert image.size == (upright.shape[1], upright.shape[0])
+        rendered = read_rgb(output).astype(int)
+        # identity model: the photo itself (JPEG re-encoding aside); turned or shifted it would be off by ~50
+        assert np.abs(rendered - upright).mean() < 3, name
+        if name.endswith(".png"):
+            assert np.array_equal(rendered, read_rgb(tmp_path / "in" / name))
+
+
+@pytest.mark.parametrize("static_size", [EXPORT_SIZE, None])
+def test_odd_photos_through_a_fixed_size_or_downscaling_model(tmp_path, static_size):
+    expected = write_photo_cases(tmp_path / "in")
+    model = Recording(static_size)
+    render_files(list_inputs(tmp_path / "in"), tmp_path / "out", model, short_side=100)
+    canvases = {shape[2:] for shape in model.shapes}
+    assert canvases == ({EXPORT_SIZE} if static_size else {(104, 152), (152, 104), (100, 152), (152, 100)} & canvases)
+    for name, upright in expected.items():
+        rendered = read_rgb(tmp_path / "out" / name).astype(float)
+        assert rendered.shape == upright.shape
+        assert np.abs(rendered - upright).mean() < 6, name  # only resampling blur: not turned, not shifted
+
+
+def test_unreadable_files_are_reported_and_skipped(tmp_path, capsys):
+    expected = write_photo_cases(tmp_path / "in")
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    good = (tmp_path / "in" / "landscape.jpg").read_bytes()
+    (tmp_path / "in" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    transparent = np.zeros((20, 30, 4), np.uint8)
+    Image.fromarray(transparent, mode="RGBA").save(tmp_path / "in" / "transparent.png")
+    summary = render_files(list_inputs(tmp_path / "in"), tmp_path / "out", Recording())
+    assert sorted(p.name for p, _ in summary.skipped) == ["broken.jpg", "transparent.png", "truncated.jpg"]
+    reasons = dict((p.name, r) for p, r in summary.skipped)
+    assert "truncated" in reasons["truncated.jpg"] and "transparent" in reasons["transparent.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(expected)
+    assert "skipped" in capsys.readouterr().err
+
+
+def test_output_folder_never_holds_a_partial_file(tmp_path, monkeypatch):
+    write_photo_cases(tmp_path / "in")
+    out = tmp_path / "out"
+    real_save = Image.Image.save
+    calls = []
+
+    def crashing_save(self, fp, *args, **kwargs):
+        calls.append(sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
+        if len(calls) == 3:  # the third image: half the bytes reach the disk, then the disk is "full"
+            fp.write(b"\x89PNG partial")
+            raise OSError(28, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", crashing_save)
+    inputs = list_inputs(tmp_path / "in")
+    with pytest.raises(OSError, match="No space"):
+        render_files(inputs, out, Recording())
+    assert calls[1] == [inputs[0].name] and calls[2] == [inputs[0].name, inputs[1].name]  # final names only once complete
+    assert sorted(p.name for p in out.iterdir()) == [inputs[0].name, inputs[1].name]  # no temp file, no partial third
+    for path in out.iterdir():
+        read_rgb(path)  # both complete, readable images
+
+
+def test_inputs_are_never_overwritten(tmp_path):
+    write_photo_cases(tmp_path / "in")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir()}
+    for source, out in [
+        (tmp_path / "in", tmp_path / "in"),
+        (tmp_path / "in", tmp_path / "in" / ".." / "in"),
+        (tmp_path / "in" / "portrait.png", tmp_path / "in"),
+    ]:
+        with pytest.raises(RenderError, match="overwrite|replace"):
+            check_paths(source, list_inputs(source), out)
+    with pytest.raises(RenderError, match="is a file"):
+        check_paths(tmp_path / "in", list_inputs(tmp_path / "in"), tmp_path / "in" / "portrait.png")
+    assert main([f"input={tmp_path / 'in'}", "ckpt=unused.ckpt", f"out={tmp_path / 'in'}"]) == 2
+    assert {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir()} == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ckpt=a.ckpt", "out=o"], "missing input="),
+    (["input=x", "ckpt=a.ckpt", "out=o", "short_side=7"], "short_side"),
+    (["input=x", "ckpt=a.ckpt", "out=o", "sideways=true"], "unknown argument"),
+    (["input=x", "ckpt=a.ckpt", "out=o", "side_by_side=maybe"], "side_by_side"),
+])
+def test_cli_says_what_is_wrong(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_renders_a_folder_with_a_checkpoint(tiny_checkpoint, tmp_path):
+    # as a user runs it: a subprocess from another working directory, with a broken file in the folder
+    expected = write_photo_cases(tmp_path / "in")
+    (tmp_path / "in" / "broken.png").write_bytes(b"nothing")
+    (tmp_path / "in" / "notes.txt").write_text("not an image: ignored")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "bokeh.render", f"input={tmp_path / 'in'}", f"ckpt={tiny_checkpoint}", "out=rendered",
+         "--side-by-side", "short_side=256"],
+        cwd=work, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stderr  # one file skipped
+    assert "broken.png" in result.stderr and "rendered 5 of 6" in result.stderr
+    assert sorted(p.name for p in (work / "rendered").iterdir()) == sorted(expected)
+    generator_only = TorchBackend(load_generator(tiny_checkpoint))
+    for name, upright in expected.items():
+        side_by_side = read_rgb(work / "rendered" / name).astype(int)
+        height, width = upright.shape[:2]
+        assert side_by_side.shape == (height, 2 * width, 3)
+        assert np.abs(side_by_side[:, :width] - upright).mean() < 3  # left half: the input (JPEG aside)
+        bokeh = render_image(read_rgb(tmp_path / "in" / name), generator_only, short_side=256)
+        right = (bokeh.permute(1, 2, 0).numpy() + 1) * 127.5  # right half: the model's output
+        assert np.abs(side_by_side[:, width:] - right).mean() < 3, name
+        assert np.abs(side_by_side[:, width:] - upright).mean() > 5  # and the model did change the photo
+
+
+# ----------------------------------------------------------------------------- runtimes agree
+@pytest.mark.export
+@pytest.mark.slow
+def test_torch_onnx_and_tflite_render_the_same_image(tmp_path_factory, tmp_path):
+    models = tiny_models(tmp_path_factory)
+    generator = load_generator(models["ckpt"])
+    backends = {
+        "torch": TorchBackend(generator),  # the checkpoint as `python -m bokeh.render ckpt=x.ckpt` runs it
+        "torch at the export size": TorchBackend(generator, static_size=EXPORT_SIZE),
+        "onnx": load_backend(models["onnx"]),
+        "tflite": load_backend(models["tflite"]),
+    }
+    assert backends["onnx"].static_size == backends["tflite"].static_size == EXPORT_SIZE
+    photos = {
+        "export size": gradient_photo(*EXPORT_SIZE),  # every backend runs the same pixels
+        "portrait, odd": gradient_photo(101, 67, seed=2),  # fitted and turned by the fixed-size ones
+    }
+    for label, photo in photos.items():
+        outputs = {name: render_image(photo, backend).numpy() for name, backend in backends.items()}
+        reference = outputs["torch at the export size"]
+        assert reference.std() > 0.05  # a real picture, not a constant the runtimes would trivially share
+        for name in ("onnx", "tflite"):  # fp32 export tolerance, [-1, 1] units, before rounding to uint8
+            assert np.abs(outputs[name] - reference).max() < 1e-4, (label, name)
+        if label == "export size":
+            assert np.abs(outputs["torch"] - reference).max() < 1e-4
+    # and the files: the same uint8 image from each model file through the CLI
+    source = tmp_path / "photo.png"
+    Image.fromarray(photos["portrait, odd"]).save(source)
+    rendered = {}
+    for kind in ("onnx", "tflite"):
+        assert main([f"input={source}", f"ckpt={models[kind]}", f"out={tmp_path / kind}"]) == 0
+        rendered[kind] = read_rgb(tmp_path / kind / "photo.png").astype(int)
+    assert rendered["onnx"].shape == photos["portrait, odd"].shape
+    assert np.abs(rendered["onnx"] - rendered["tflite"]).max() <= 1
