@@ -2,7 +2,8 @@
 outputs are never partial, and torch, ONNX Runtime and LiteRT render the same image.
 
 The torch vs ONNX vs TFLite test converts one tiny checkpoint (Glass-Net 4/4, 1 block) at 64 x 96
-once per session (about 20-30 s on 2 cores); ``tests/test_notebooks.py`` reuses the same files.
+once per session (about 20-30 s on 2 cores). ``tests/test_notebooks.py`` imports
+:func:`write_tiny_checkpoint` from here.
 """
 
 from __future__ import annotations
@@ -73,27 +74,15 @@ def export_tiny(checkpoint: Path, out: Path, size: tuple[int, int] = EXPORT_SIZE
     return {"ckpt": checkpoint, "onnx": out / "bokeh.onnx", "tflite": out / "bokeh_float32.tflite"}
 
 
-_MODELS: dict[str, dict[str, Path]] = {}
-
-
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    """The tiny checkpoint and its ONNX / TFLite exports, made once per test session.
-
-    Memoized here (not a conftest fixture) so that test_notebooks.py, which imports this function,
-    shares the one conversion.
-    """
-    if "models" not in _MODELS:
-        root = tmp_path_factory.mktemp("tiny_models")
-        checkpoint = write_tiny_checkpoint(root / "tiny.ckpt")
-        _MODELS["models"] = export_tiny(checkpoint, root / "export")
-    return _MODELS["models"]
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    if "models" in _MODELS:
-        return _MODELS["models"]["ckpt"]
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+def tiny_models(tiny_checkpoint, tmp_path_factory) -> dict[str, Path]:
+    """The tiny checkpoint and its ONNX / float32 TFLite exports (one conversion per session)."""
+    return export_tiny(tiny_checkpoint, tmp_path_factory.mktemp("export"))
 
 
 def gradient_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -344,8 +333,8 @@ def test_cli_renders_a_folder_with_a_checkpoint(tiny_checkpoint, tmp_path):
 # ----------------------------------------------------------------------------- runtimes agree
 @pytest.mark.export
 @pytest.mark.slow
-def test_torch_onnx_and_tflite_render_the_same_image(tmp_path_factory, tmp_path):
-    models = tiny_models(tmp_path_factory)
+def test_torch_onnx_and_tflite_render_the_same_image(tiny_models, tmp_path):
+    models = tiny_models
     generator = load_generator(models["ckpt"])
     backends = {
         "torch": TorchBackend(generator),  # the checkpoint as `python -m bokeh.render ckpt=x.ckpt` runs it
