@@ -1,0 +1,129 @@
+"""Torch side of the export: the shipped module, the instance-norm swap, ONNX export, ONNX Runtime.
+
+Exporter: ``torch.onnx.export(..., dynamo=True, external_data=False, optimize=True)`` at opset
+:data:`OPSET`. Measured on this 2-core machine for Glass-Net 16/32 at 256 x 384 (pool-form IN):
+the dynamo exporter took 8.1 s and wrote 454 nodes with no Constant nodes; the legacy TorchScript
+exporter (``dynamo=False``) took 3.9 s but wrote 529 nodes (72 Constant, 3 Identity) that onnx2tf
+only digests after onnxsim, and warns that it "will be removed". Export time is noise next to the
+conversion (tens of seconds), so the maintained exporter wins, and onnxsim is not needed.
+Opset 18 is the opset the dynamo exporter's op library (onnxscript's torchlib) is written in, so
+no version conversion runs; ONNX Runtime 1.23 and onnx2tf 1.29 both read it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bokeh.models.norms import to_pool_instance_norm
+
+OPSET = 18
+INPUT_NAME = "image"
+OUTPUT_NAME = "bokeh"
+
+ValueRange = Literal["signed", "pixel"]
+InstanceNormForm = Literal["pool", "plain"]
+VALUE_RANGES: tuple[str, ...] = ("signed", "pixel")
+INSTANCE_NORM_FORMS: tuple[str, ...] = ("pool", "plain")
+
+
+class Deployable(nn.Module):
+    """Glass-Net as shipped: one image in, the final bokeh image out (the rough image is dropped).
+
+    ``value_range="signed"``: input and output are float32 in [-1, 1], the training scale.
+    ``value_range="pixel"``: input and output are float32 in [0, 255]; the scaling to and from
+    [-1, 1] is inside the graph (a multiply and an add each way, GPU-delegate ops). The tensors stay
+    float32: a uint8 input would need a CAST from UINT8, which the GPU delegate does not accept
+    (gpu_compatibility.cc: CAST only between bool, float32 and int32).
+
+    Shape:
+        image: ``(1, 3, H, W)``, H and W multiples of 8; returns ``(1, 3, H, W)`` in the same range.
+    """
+
+    def __init__(self, generator: nn.Module, value_range: ValueRange = "signed") -> None:
+        super().__init__()
+        if value_range not in VALUE_RANGES:
+            raise ValueError(f"value_range must be one of {VALUE_RANGES}, got {value_range!r}")
+        self.generator = generator
+        self.value_range = value_range
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.value_range == "pixel":
+            image = image * (1.0 / 127.5) - 1.0  # [0, 255] -> [-1, 1]
+        bokeh, _rough = self.generator(image)
+        if self.value_range == "pixel":
+            bokeh = (bokeh + 1.0) * 127.5  # tanh output: stays inside (0, 255)
+        return bokeh
+
+    def extra_repr(self) -> str:
+        return f"value_range={self.value_range}"
+
+
+def deployable(
+    generator: nn.Module,
+    height: int,
+    width: int,
+    instance_norm: InstanceNormForm = "pool",
+    value_range: ValueRange = "signed",
+) -> Deployable:
+    """The module to export, in eval mode; ``generator`` itself is left untouched.
+
+    ``instance_norm="pool"`` swaps every ``nn.InstanceNorm2d`` for its average-pool form built for
+    an ``height x width`` input (static shapes); ``"plain"`` keeps ``nn.InstanceNorm2d`` (exports as
+    MEAN, for comparison).
+    """
+    if instance_norm not in INSTANCE_NORM_FORMS:
+        raise ValueError(f"instance_norm must be one of {INSTANCE_NORM_FORMS}, got {instance_norm!r}")
+    generator = generator.eval()
+    if instance_norm == "pool":
+        generator = to_pool_instance_norm(generator, (1, 3, height, width))
+    return Deployable(generator, value_range).eval()
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor, path: str | Path, opset: int = OPSET) -> Path:
+    """Write ``module`` traced at ``example``'s static shape to ``path`` (weights inside the file)."""
+    path = Path(path)
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            optimize=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            verbose=False,
+        )
+    return path
+
+
+def check_onnx(path: str | Path) -> None:
+    """Raise ``onnx.checker.ValidationError`` unless the model at ``path`` is valid ONNX."""
+    import onnx
+
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+class OnnxRuntimeModel:
+    """ONNX Runtime CPU session with a fixed thread count.
+
+    Shape:
+        ``__call__(image)``: ``(1, 3, H, W)`` float32 array -> ``(1, 3, H, W)`` float32 array.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(image, np.float32)})[0]

@@ -1,0 +1,262 @@
+"""Checkpoint -> ONNX -> TFLite, every step verified; what ``python -m bokeh.export`` runs.
+
+:func:`run` writes into a temporary folder inside ``out`` and moves the files into ``out`` only when
+every check passed, so a failed run never replaces a good earlier export; a failed run's files are
+kept in ``<out>/failed/`` for inspection.
+"""
+
+from __future__ import annotations
+
+import torch._dynamo  # noqa: F401, I001  (import order: before TensorFlow, see bokeh.export.tflite)
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bokeh.checkpoint import load_generator
+from bokeh.export import onnx as onnx_export
+from bokeh.export import tflite, verify
+from bokeh.models.glassnet import DOWNSAMPLE
+
+RUNTIMES = ("torch_pool_form", "onnxruntime", "tflite_float32", "tflite_float16")
+GPU_OPS_MODES = ("auto", "required", "report")
+
+
+class ExportConfigError(ValueError):
+    """A bad ``python -m bokeh.export`` setting."""
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """``"1024x1536"`` -> ``(1024, 1536)`` (H, W); both positive multiples of 8."""
+    parts = str(size).lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ExportConfigError(f"size={size!r} is not HxW (e.g. size=1024x1536 landscape, size=1536x1024 portrait)")
+    height, width = (int(p) for p in parts)
+    if height <= 0 or width <= 0 or height % DOWNSAMPLE or width % DOWNSAMPLE:
+        raise ExportConfigError(
+            f"size={size!r}: height and width must be positive multiples of {DOWNSAMPLE} (Glass-Net downsamples 8x)"
+        )
+    return height, width
+
+
+def variant_dir(out: Path, instance_norm: str, value_range: str) -> Path:
+    """``out`` for the default export; a named subfolder of it for the other variants."""
+    parts = [name for name, on in (("plain_in", instance_norm == "plain"), ("pixel_range", value_range == "pixel")) if on]
+    return out / "_".join(parts) if parts else out
+
+
+def to_signed(output: np.ndarray, value_range: str) -> np.ndarray:
+    """Model output in its value range -> the [-1, 1] scale the tolerances are written in."""
+    return output / 127.5 - 1.0 if value_range == "pixel" else output
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict; a check that is not ``required`` is reported but cannot fail the run."""
+
+    passed: bool
+    detail: str
+    required: bool = True
+
+
+@dataclass
+class Report:
+    """Everything :func:`run` measured; ``checks`` maps check name -> :class:`Check`."""
+
+    settings: dict[str, Any]
+    checks: dict[str, Check] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)
+    ops: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    latency: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    tf_analyzer_not_the_check: dict[str, str] = field(default_factory=dict)
+    out_dir: str = ""
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, check in self.checks.items() if check.required and not check.passed]
+
+    def check(self, name: str, passed: bool, detail: str, required: bool = True) -> bool:
+        self.checks[name] = Check(bool(passed), detail, required)
+        return bool(passed)
+
+    def to_json(self) -> dict[str, Any]:
+        return _json_safe({
+            "passed": not self.failed,
+            "failed_checks": self.failed,
+            "checks": {name: vars(check).copy() for name, check in self.checks.items()},
+            "settings": self.settings,
+            "files_bytes": self.files,
+            "tflite_ops": self.ops,
+            "errors_vs_torch": self.errors,
+            "latency": self.latency,
+            "timings_s": self.timings_s,
+            "tf_analyzer_not_the_check": self.tf_analyzer_not_the_check,
+            "out_dir": self.out_dir,
+        })
+
+
+def _json_safe(value: Any) -> Any:
+    """Floats that JSON cannot hold (inf PSNR of identical outputs) become None."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    names = ("torch", "onnx", "onnxruntime", "onnxscript", "onnx2tf", "tensorflow", "ai-edge-litert")
+    return {name: version(name) for name in names}
+
+
+def _parity_check(report: Report, name: str, errors: dict[str, dict[str, float]], tolerance: float) -> None:
+    worst = max(e["max_abs"] for e in errors.values())
+    report.errors[name] = errors
+    report.check(f"{name}_vs_torch", worst < tolerance, f"max abs error {worst:.3g} (limit {tolerance:g})")
+
+
+def run(cfg: Any) -> Report:
+    """The whole export for a composed ``conf/export/tflite.yaml``; never raises for a failed check.
+
+    Raises ``ExportConfigError`` / ``bokeh.checkpoint.CheckpointError`` for bad settings or files.
+    """
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise ExportConfigError("no checkpoint given: pass ckpt=path/to/model.ckpt (make tflite CKPT=...)")
+    height, width = parse_size(cfg.size)
+    instance_norm, value_range = str(cfg.export.instance_norm), str(cfg.export.value_range)
+    if instance_norm not in onnx_export.INSTANCE_NORM_FORMS:
+        raise ExportConfigError(f"export.instance_norm={instance_norm!r}: expected one of {onnx_export.INSTANCE_NORM_FORMS}")
+    if value_range not in onnx_export.VALUE_RANGES:
+        raise ExportConfigError(f"export.value_range={value_range!r}: expected one of {onnx_export.VALUE_RANGES}")
+    gpu_ops_mode = str(cfg.verify.gpu_ops)
+    if gpu_ops_mode not in GPU_OPS_MODES:
+        raise ExportConfigError(f"verify.gpu_ops={gpu_ops_mode!r}: expected one of {GPU_OPS_MODES}")
+    gpu_ops_required = gpu_ops_mode == "required" or (gpu_ops_mode == "auto" and instance_norm == "pool")
+    threads, repeats = int(cfg.verify.threads), int(cfg.verify.latency_repeats)
+    tolerance = {key: float(value) for key, value in cfg.verify.tolerance.items()}
+    out = variant_dir(Path(cfg.out), instance_norm, value_range)
+    if out.exists() and not out.is_dir():
+        raise ExportConfigError(f"out={cfg.out}: {out} exists and is not a folder; pass another out=")
+
+    generator = load_generator(cfg.ckpt)  # CheckpointError says what is wrong with the file
+    report = Report(settings={
+        "ckpt": str(cfg.ckpt), "size": [height, width], "instance_norm": instance_norm,
+        "value_range": value_range, "input_layout": "NHWC float32", "opset": int(cfg.export.opset),
+        "exporter": "torch.onnx.export(dynamo=True, external_data=False)", "threads": threads,
+        "latency_repeats": repeats, "gpu_ops_required": gpu_ops_required, "tolerance_scale": "[-1, 1]",
+        "cpu_count": os.cpu_count(), "versions": _versions(),
+    })
+
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    stage = "setup"
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        stage = "torch"
+        images = verify.sample_images(height, width, value_range)
+        reference_module = onnx_export.Deployable(generator, value_range).eval()
+        module = onnx_export.deployable(generator, height, width, instance_norm, value_range)
+        with torch.no_grad():
+            reference = {k: to_signed(reference_module(torch.from_numpy(x)).numpy(), value_range) for k, x in images.items()}
+            exported = {k: module(torch.from_numpy(x)).numpy() for k, x in images.items()}
+        if instance_norm == "pool":
+            _parity_check(report, "torch_pool_form", {
+                k: verify.parity(reference[k], to_signed(exported[k], value_range), 2.0) for k in images
+            }, tolerance["pool_form"])
+
+        stage = "onnx_export"
+        start = time.perf_counter()
+        onnx_path = onnx_export.export_onnx(module, torch.from_numpy(images["random"]), work / "bokeh.onnx", int(cfg.export.opset))
+        report.timings_s["onnx_export"] = time.perf_counter() - start
+        stage = "onnx_checker"
+        onnx_export.check_onnx(onnx_path)
+        report.check("onnx_checker", True, "onnx.checker.check_model(full_check=True) passed")
+        stage = "onnxruntime"
+        ort_model = onnx_export.OnnxRuntimeModel(onnx_path, threads)
+        _parity_check(report, "onnxruntime", {
+            k: verify.parity(reference[k], to_signed(ort_model(x), value_range), 2.0) for k, x in images.items()
+        }, tolerance["onnxruntime"])
+
+        stage = "tflite_conversion"
+        converted = tflite.convert(
+            onnx_path, work, verify.calibration_images(value_range), float16=bool(cfg.export.float16),
+        )
+        replacements = json.loads((work / "onnx2tf_replacements.json").read_text())["operations"]
+        report.settings["onnx2tf_replacements"] = [op["op_name"] for op in replacements]
+        report.timings_s["onnx2tf"] = converted.onnx2tf_s
+        report.timings_s["tflite_convert"] = converted.tflite_s
+        tflite_files = {"tflite_float32": converted.float32}
+        if converted.float16 is not None:
+            tflite_files["tflite_float16"] = converted.float16
+
+        stage = "tflite_checks"
+        litert = {}
+        for name, path in tflite_files.items():
+            litert[name] = model = tflite.LiteRTModel(path, threads)
+            expected = (1, height, width, 3)
+            report.check(f"{name}_nhwc_io", model.input_shape == expected == model.output_shape,
+                         f"input {model.input_shape}, output {model.output_shape}, want NHWC {expected}")
+            _parity_check(report, name, {
+                k: verify.parity(reference[k], to_signed(model(x), value_range), 2.0) for k, x in images.items()
+            }, tolerance[name])
+            ops = verify.tflite_ops(path)
+            report.ops[name] = dict(sorted(ops.items()))
+            problems = verify.gpu_op_problems(ops)
+            detail = "; ".join(problems) if problems else "all ops on the GPU-delegate allow-list (bokeh.export.gpu_ops)"
+            report.check(f"{name}_gpu_ops", not problems, detail, required=gpu_ops_required)
+            if cfg.verify.tf_analyzer:
+                report.tf_analyzer_not_the_check[name] = verify.tf_analyzer_verdict(path)
+
+        stage = "latency"
+        x = images["photo"]
+        x_torch = torch.from_numpy(x)
+        runners = {"torch": lambda: module(x_torch), "onnxruntime": lambda: ort_model(x)}
+        runners.update({name: (lambda m=m, xn=x.transpose(0, 2, 3, 1).copy(): m.run_nhwc(xn)) for name, m in litert.items()})
+        with torch.no_grad():
+            for name, fn in runners.items():
+                report.latency[name] = verify.median_latency(fn, repeats)
+    except Exception as error:  # any crash is a failed check named after its stage
+        report.check(stage, False, f"{type(error).__name__}: {error}")
+        report.settings["traceback"] = traceback.format_exc()
+    finally:
+        torch.set_num_threads(torch_threads)
+
+    names = ("bokeh.onnx", "bokeh_float32.tflite", "bokeh_float16.tflite", "onnx2tf_replacements.json")
+    report.files = {name: (work / name).stat().st_size for name in names if (work / name).exists()}
+    _finish(report, work, out)
+    return report
+
+
+def _finish(report: Report, work: Path, out: Path) -> None:
+    """Write report.json; move the files into ``out`` if everything passed, else to out/failed."""
+    if report.failed:
+        destination = out / "failed"
+        shutil.rmtree(destination, ignore_errors=True)
+        work.rename(destination)
+    else:
+        destination = out
+        for path in sorted(work.iterdir()):
+            if path.is_file():
+                os.replace(path, out / path.name)  # atomic per file, same filesystem
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(out / "failed", ignore_errors=True)  # an earlier failure, now superseded
+    report.out_dir = str(destination)
+    (destination / "report.json").write_text(json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n")

@@ -1,0 +1,81 @@
+"""The short summary ``python -m bokeh.export`` prints (rich tables), built from a report dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+ROWS = (  # (key in errors / latency / ops, file name, label)
+    ("torch", None, "torch"),
+    ("onnxruntime", "bokeh.onnx", "ONNX Runtime"),
+    ("tflite_float32", "bokeh_float32.tflite", "TFLite fp32"),
+    ("tflite_float16", "bokeh_float16.tflite", "TFLite fp16"),
+)
+
+
+def _errors(errors: dict[str, dict[str, float]] | None, key: str, fmt: str) -> str:
+    if not errors:
+        return "-"
+    return " / ".join("inf" if e[key] is None else format(e[key], fmt) for e in errors.values())
+
+
+def _ops(ops: dict[str, int] | None) -> str:
+    if not ops:
+        return "-"
+    return f"{sum(ops.values())} / {ops.get('AVERAGE_POOL_2D', 0)} / {ops.get('MEAN', 0)}"
+
+
+def runtime_table(report: dict[str, Any]) -> Table:
+    """One row per runtime: file size, op counts, errors vs torch (photo / random), latency."""
+    settings = report["settings"]
+    height, width = settings["size"]
+    table = Table(title=f"{height}x{width}, IN {settings['instance_norm']}, range {settings['value_range']}, "
+                        f"{settings['threads']} threads on this CPU")
+    for column in ("runtime", "MB", "ops / AVG_POOL / MEAN", "max abs err", "PSNR dB", "median s"):
+        table.add_column(column, justify="left" if column == "runtime" else "right")
+    for key, file, label in ROWS:
+        # torch runs the exported module: with IN in pool form its error is the pool form's
+        errors = report["errors_vs_torch"].get("torch_pool_form" if key == "torch" else key)
+        latency = report["latency"].get(key)
+        size = report["files_bytes"].get(file) if file else None
+        if not (errors or size or latency):
+            continue
+        errors_text, psnr_text = _errors(errors, "max_abs", ".1e"), _errors(errors, "psnr_db", ".1f")
+        if key == "torch" and not errors:
+            errors_text = psnr_text = "reference"
+        table.add_row(
+            label, f"{size / 2**20:.1f}" if size else "-", _ops(report["tflite_ops"].get(key)),
+            errors_text, psnr_text, f"{latency['median_s']:.2f}" if latency else "-",
+        )
+    table.caption = "errors vs torch on the [-1, 1] scale, photo / random image"
+    return table
+
+
+def checks_table(report: dict[str, Any]) -> Table:
+    """Every check with its verdict, then TensorFlow's analyzer verdict (labelled: not a check)."""
+    title = "checks: all required passed" if report["passed"] else f"checks: FAILED {', '.join(report['failed_checks'])}"
+    table = Table(title=title)
+    table.add_column("check")
+    table.add_column("verdict")
+    table.add_column("detail", overflow="fold")
+    for name, check in report["checks"].items():
+        if check["passed"]:
+            verdict = "[green]pass[/]"
+        else:
+            verdict = "[red]FAIL[/]" if check["required"] else "[yellow]fail, not required[/]"
+        table.add_row(name, verdict, check["detail"])
+    for name, verdict in report["tf_analyzer_not_the_check"].items():
+        table.add_row(f"{name}: TF analyzer", "[dim]not a check[/]", verdict)
+    timings = report["timings_s"]
+    if timings:
+        table.caption = "seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+    return table
+
+
+def print_summary(report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(runtime_table(report))
+    console.print(checks_table(report))
+    console.print(f"report: {report['out_dir']}/report.json")
