@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
 CKPT ?=
-OUT ?= outputs/tflite
-SIZE ?= 1024x1536
+OUT ?=
+SIZE ?=
+N ?= 200
+SEED ?= 0
 
-.PHONY: venv test demo bench tflite clean
+.PHONY: venv test demo bench tflite data clean
 
 venv: $(STAMP)
 
@@ -29,10 +31,15 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generator.py
+	$(BIN)/python benchmarks/bench_data.py
 
 tflite: $(STAMP)
 	@test -n "$(CKPT)" || { echo "usage: make tflite CKPT=path/to/model.ckpt [OUT=dir] [SIZE=HxW]"; exit 2; }
-	$(BIN)/python -m bokeh.export ckpt=$(CKPT) out=$(OUT) size=$(SIZE)
+	$(BIN)/python -m bokeh.export ckpt=$(CKPT) out=$(or $(OUT),outputs/tflite) size=$(or $(SIZE),1024x1536)
+
+# A synthetic pair set in the EBB! layout: make data OUT=outputs/synthetic N=200 SIZE=512x768 SEED=0
+data: $(STAMP)
+	$(BIN)/python -m bokeh.data.synthesize out=$(or $(OUT),outputs/synthetic) n=$(N) size=$(or $(SIZE),512x768) seed=$(SEED)
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -8,12 +8,15 @@
 4. converts the checkpoint to TFLite (float32 / float16) at a small size and verifies it.
 
 Everything lands under ``outputs/demo/`` (git-ignored); the last lines printed say where.
-Options (``key=value``): ``minutes=6`` training budget, ``tflite=true``, ``out=outputs/demo``.
+Options (``key=value``): ``minutes=6`` training budget, ``tflite=true``, ``out=outputs/demo``,
+``photo=astronaut``; any other ``group.key=value`` is passed to the training config
+(e.g. ``data.n=40``).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,21 +32,27 @@ from bokeh.train import CONF_DIR, run
 DEFAULTS = {"minutes": "6", "tflite": "true", "out": "outputs/demo", "photo": "astronaut"}
 
 
-def parse(argv: list[str]) -> dict[str, str]:
-    """``key=value`` arguments over :data:`DEFAULTS`; unknown keys are an error."""
-    options = dict(DEFAULTS)
+def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """``(options, training overrides)``: ``key=value`` over :data:`DEFAULTS`, dotted keys to Hydra."""
+    options, overrides = dict(DEFAULTS), []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise SystemExit(f"unknown argument {arg!r}; options: " + " ".join(f"{k}={v}" for k, v in DEFAULTS.items()))
-        options[key] = value
-    return options
+        if sep and "." in key:
+            overrides.append(arg)
+        elif sep and key in DEFAULTS:
+            options[key] = value
+        else:
+            raise SystemExit(
+                f"unknown argument {arg!r}; options: " + " ".join(f"{k}={v}" for k, v in DEFAULTS.items())
+                + " and training overrides such as data.n=40"
+            )
+    return options, overrides
 
 
-def train_demo(out: Path, minutes: float):
+def train_demo(out: Path, minutes: float, extra: list[str]):
     """Pretrain ``experiment=demo`` for ``minutes``; returns (config, best checkpoint path)."""
     budget = time.strftime("%H:%M:%S", time.gmtime(int(minutes * 60)))
-    overrides = ["experiment=demo", f"output_dir={out / 'pretrain'}", f"trainer.max_time=00:{budget}"]
+    overrides = ["experiment=demo", f"output_dir={out / 'pretrain'}", f"trainer.max_time=00:{budget}", *extra]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     trainer = run(cfg)
@@ -69,10 +78,10 @@ def render_photo(checkpoint: Path, photo: str, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    options = parse(sys.argv[1:] if argv is None else argv)
+    options, overrides = parse(sys.argv[1:] if argv is None else argv)
     out = Path(options["out"]).resolve()
     started = time.perf_counter()
-    cfg, checkpoint = train_demo(out, float(options["minutes"]))
+    cfg, checkpoint = train_demo(out, float(options["minutes"]), overrides)
     trained = time.perf_counter() - started
 
     import hydra
@@ -85,9 +94,9 @@ def main(argv: list[str] | None = None) -> None:
 
     exported = None
     if options["tflite"].lower() in {"1", "true", "yes"}:
-        from bokeh.export.__main__ import main as export_main
-
-        export_main([f"ckpt={checkpoint}", f"out={out / 'tflite'}", "size=256x384"])
+        # its own process: TensorFlow and the conversion's memory stay out of this one
+        command = [sys.executable, "-m", "bokeh.export", f"ckpt={checkpoint}", f"out={out / 'tflite'}", "size=256x384"]
+        subprocess.run(command, check=True)
         exported = out / "tflite"
 
     print("\n" + format_table(results))
