@@ -111,7 +111,7 @@ def check_onnx(path: str | Path) -> None:
 
 
 class OnnxRuntimeModel:
-    """ONNX Runtime CPU session with a fixed thread count.
+    """ONNX Runtime CPU session with a fixed thread count (0: ONNX Runtime's default).
 
     Shape:
         ``__call__(image)``: ``(1, 3, H, W)`` float32 array -> ``(1, 3, H, W)`` float32 array.

@@ -15,16 +15,19 @@ ROWS = (  # (key in errors / latency / ops, file name, label)
 )
 
 
-def _errors(errors: dict[str, dict[str, float]] | None, key: str, fmt: str) -> str:
+def _worst(errors: dict[str, dict[str, float]] | None) -> tuple[str, str]:
+    """Largest max-abs error and lowest PSNR over the sample images."""
     if not errors:
-        return "-"
-    return " / ".join("inf" if e[key] is None else format(e[key], fmt) for e in errors.values())
+        return "-", "-"
+    max_abs = max(e["max_abs"] for e in errors.values())
+    psnrs = [e["psnr_db"] for e in errors.values() if e["psnr_db"] is not None]  # None: identical
+    return f"{max_abs:.1e}", f"{min(psnrs):.1f}" if psnrs else "inf"
 
 
 def _ops(ops: dict[str, int] | None) -> str:
     if not ops:
         return "-"
-    return f"{sum(ops.values())} / {ops.get('AVERAGE_POOL_2D', 0)} / {ops.get('MEAN', 0)}"
+    return f"{sum(ops.values())} ({ops.get('AVERAGE_POOL_2D', 0)}/{ops.get('MEAN', 0)})"
 
 
 def runtime_table(report: dict[str, Any]) -> Table:
@@ -33,7 +36,7 @@ def runtime_table(report: dict[str, Any]) -> Table:
     height, width = settings["size"]
     table = Table(title=f"{height}x{width}, IN {settings['instance_norm']}, range {settings['value_range']}, "
                         f"{settings['threads']} threads on this CPU")
-    for column in ("runtime", "MB", "ops / AVG_POOL / MEAN", "max abs err", "PSNR dB", "median s"):
+    for column in ("runtime", "MB", "ops (pool/mean)", "max err", "PSNR dB", "median s"):
         table.add_column(column, justify="left" if column == "runtime" else "right")
     for key, file, label in ROWS:
         # torch runs the exported module: with IN in pool form its error is the pool form's
@@ -42,14 +45,14 @@ def runtime_table(report: dict[str, Any]) -> Table:
         size = report["files_bytes"].get(file) if file else None
         if not (errors or size or latency):
             continue
-        errors_text, psnr_text = _errors(errors, "max_abs", ".1e"), _errors(errors, "psnr_db", ".1f")
+        errors_text, psnr_text = _worst(errors)
         if key == "torch" and not errors:
             errors_text = psnr_text = "reference"
         table.add_row(
             label, f"{size / 2**20:.1f}" if size else "-", _ops(report["tflite_ops"].get(key)),
             errors_text, psnr_text, f"{latency['median_s']:.2f}" if latency else "-",
         )
-    table.caption = "errors vs torch on the [-1, 1] scale, photo / random image"
+    table.caption = "vs the checkpoint in torch, [-1, 1] scale, worst of photo and random image"
     return table
 
 

@@ -195,7 +195,8 @@ def convert(
 
 
 class LiteRTModel:
-    """A ``.tflite`` file run by LiteRT's interpreter (XNNPACK on CPU) through its signature.
+    """A ``.tflite`` file run by LiteRT's interpreter through its signature (XNNPACK, LiteRT's
+    default CPU delegate, runs the float ops).
 
     Shape:
         ``__call__(image)``: ``(1, 3, H, W)`` float32 array (NCHW, as torch) -> ``(1, 3, H, W)``;
@@ -205,7 +206,8 @@ class LiteRTModel:
     def __init__(self, path: str | Path, threads: int = 2) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        # threads <= 0: LiteRT's default (as ONNX Runtime's 0)
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads if threads > 0 else None)
         self.runner = self.interpreter.get_signature_runner()
         self.input_shape = tuple(self.runner.get_input_details()[INPUT_NAME]["shape"])
         self.output_shape = tuple(self.runner.get_output_details()[OUTPUT_NAME]["shape"])
