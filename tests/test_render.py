@@ -365,3 +365,11 @@ def test_torch_onnx_and_tflite_render_the_same_image(tiny_models, tmp_path):
         rendered[kind] = read_rgb(tmp_path / kind / "photo.png").astype(int)
     assert rendered["onnx"].shape == photos["portrait, odd"].shape
     assert np.abs(rendered["onnx"] - rendered["tflite"]).max() <= 1
+
+
+def test_cli_refuses_a_broken_checkpoint_before_rendering(tmp_path, capsys):
+    Image.fromarray(gradient_photo(20, 30)).save(tmp_path / "photo.png")
+    (tmp_path / "model.ckpt").write_bytes(b"not a checkpoint")
+    assert main([f"input={tmp_path / 'photo.png'}", f"ckpt={tmp_path / 'model.ckpt'}", f"out={tmp_path / 'out'}"]) == 2
+    assert "could not be read" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -109,7 +109,8 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
     """The model at ``path`` (``.ckpt``, ``.onnx`` or ``.tflite``) ready to render on the CPU.
 
     Args:
-        threads: CPU threads for the runtime; 0 = every core.
+        threads: CPU threads for the runtime; 0 = every core (torch's default; passed explicitly to
+            ONNX Runtime and LiteRT, whose defaults may differ).
         value_range: exported models only: ``auto`` (from ``report.json``), ``signed`` or ``pixel``.
 
     Raises:
@@ -127,13 +128,14 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
                                 f"or export one with `make tflite CKPT=...`")
     if value_range not in VALUE_RANGES:
         raise ValueError(f"value_range={value_range!r}: expected one of {', '.join(VALUE_RANGES)}")
-    threads = threads if threads > 0 else (os.cpu_count() or 1)
     if suffix == ".ckpt":
         from bokeh.checkpoint import load_generator
 
-        torch.set_num_threads(threads)
+        if threads > 0:
+            torch.set_num_threads(threads)
         return TorchBackend(load_generator(path), name=f"torch ({path.name})")
     value_range = exported_value_range(path) if value_range == "auto" else value_range
+    threads = threads if threads > 0 else (os.cpu_count() or 1)
     if suffix == ".onnx":
         from bokeh.export.onnx import OnnxRuntimeModel
 
