@@ -107,3 +107,16 @@ def test_write_is_atomic_and_leaves_nothing_behind_on_failure(tmp_path, monkeypa
     assert sorted(os.listdir(tmp_path)) == ["keep.png"]  # no temporary file left
     with pytest.raises(ValueError, match="suffix"):
         images.write_image(tmp_path / "x.txt", noise_image(9, 2, 2))
+
+
+def test_written_images_get_the_usual_file_mode(tmp_path):
+    import os
+
+    import numpy as np
+
+    from bokeh.images import write_image
+
+    path = write_image(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -65,16 +65,12 @@ def render_photo(checkpoint: Path, photo: str, out: Path) -> Path:
     import numpy as np
     import skimage.data
 
-    from bokeh.images import from_tensor, to_tensor, write_image
-    from bokeh.data.transforms import pad_to_multiple, unpad
+    from bokeh.images import write_image
+    from bokeh.render import TorchBackend, render_to_uint8
 
-    image = getattr(skimage.data, photo)()[..., :3]
-    generator = load_generator(checkpoint)
-    padded, size = pad_to_multiple(to_tensor(np.ascontiguousarray(image))[None])
-    with torch.inference_mode():
-        output = unpad(generator(padded)[0], size)
-    side_by_side = np.concatenate([image, from_tensor(output)], axis=1)
-    return write_image(out / f"{photo}_side_by_side.png", side_by_side)
+    image = np.ascontiguousarray(getattr(skimage.data, photo)()[..., :3])
+    output = render_to_uint8(image, TorchBackend(load_generator(checkpoint)))
+    return write_image(out / f"{photo}_side_by_side.png", np.concatenate([image, output], axis=1))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -170,6 +170,16 @@ def from_tensor(tensor: "torch.Tensor") -> np.ndarray:
     return float_to_uint8(unit.permute(1, 2, 0).numpy())
 
 
+def _default_file_mode() -> int:
+    """0o666 less the process umask: the mode ``open()`` would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> Path:
     """Write an RGB ``uint8`` image atomically: a temporary file in the same folder, then ``os.replace``.
 
@@ -192,6 +202,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -
     try:
         with os.fdopen(handle, "wb") as stream:
             Image.fromarray(image).save(stream, format=Image.registered_extensions()[suffix], **options)
+        os.chmod(temporary, _FILE_MODE)  # mkstemp makes 0600 files; give outputs the usual permissions
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
