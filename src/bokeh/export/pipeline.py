@@ -130,133 +130,181 @@ def _parity_check(report: Report, name: str, errors: dict[str, dict[str, float]]
     report.check(f"{name}_vs_torch", worst < tolerance, f"max abs error {worst:.3g} (limit {tolerance:g})")
 
 
-def run(cfg: Any) -> Report:
-    """The whole export for a composed ``conf/export/tflite.yaml``; never raises for a failed check.
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one export."""
 
-    Raises ``ExportConfigError`` / ``bokeh.checkpoint.CheckpointError`` for bad settings or files.
-    """
+    ckpt: str
+    height: int
+    width: int
+    instance_norm: str
+    value_range: str
+    opset: int
+    float16: bool
+    threads: int
+    repeats: int
+    tolerance: dict[str, float]
+    gpu_ops_required: bool
+    tf_analyzer: bool
+    out: Path
+
+
+def settings_from(cfg: Any) -> Settings:
+    """Check a composed ``conf/export/tflite.yaml``; ``ExportConfigError`` says what is wrong."""
     from omegaconf import OmegaConf
 
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise ExportConfigError("no checkpoint given: pass ckpt=path/to/model.ckpt (make tflite CKPT=...)")
     height, width = parse_size(cfg.size)
-    instance_norm, value_range = str(cfg.export.instance_norm), str(cfg.export.value_range)
-    if instance_norm not in onnx_export.INSTANCE_NORM_FORMS:
-        raise ExportConfigError(f"export.instance_norm={instance_norm!r}: expected one of {onnx_export.INSTANCE_NORM_FORMS}")
-    if value_range not in onnx_export.VALUE_RANGES:
-        raise ExportConfigError(f"export.value_range={value_range!r}: expected one of {onnx_export.VALUE_RANGES}")
-    gpu_ops_mode = str(cfg.verify.gpu_ops)
-    if gpu_ops_mode not in GPU_OPS_MODES:
-        raise ExportConfigError(f"verify.gpu_ops={gpu_ops_mode!r}: expected one of {GPU_OPS_MODES}")
-    gpu_ops_required = gpu_ops_mode == "required" or (gpu_ops_mode == "auto" and instance_norm == "pool")
-    threads, repeats = int(cfg.verify.threads), int(cfg.verify.latency_repeats)
-    tolerance = {key: float(value) for key, value in cfg.verify.tolerance.items()}
+    choices = {
+        "export.instance_norm": (str(cfg.export.instance_norm), onnx_export.INSTANCE_NORM_FORMS),
+        "export.value_range": (str(cfg.export.value_range), onnx_export.VALUE_RANGES),
+        "verify.gpu_ops": (str(cfg.verify.gpu_ops), GPU_OPS_MODES),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ExportConfigError(f"{key}={value!r}: expected one of {allowed}")
+    instance_norm, value_range, gpu_ops = (value for value, _ in choices.values())
     out = variant_dir(Path(cfg.out), instance_norm, value_range)
     if out.exists() and not out.is_dir():
         raise ExportConfigError(f"out={cfg.out}: {out} exists and is not a folder; pass another out=")
+    return Settings(
+        ckpt=str(cfg.ckpt), height=height, width=width, instance_norm=instance_norm, value_range=value_range,
+        opset=int(cfg.export.opset), float16=bool(cfg.export.float16), threads=int(cfg.verify.threads),
+        repeats=int(cfg.verify.latency_repeats),
+        tolerance={key: float(value) for key, value in cfg.verify.tolerance.items()},
+        gpu_ops_required=gpu_ops == "required" or (gpu_ops == "auto" and instance_norm == "pool"),
+        tf_analyzer=bool(cfg.verify.tf_analyzer), out=out,
+    )
 
-    generator = load_generator(cfg.ckpt)  # CheckpointError says what is wrong with the file
+
+def run(cfg: Any) -> Report:
+    """The whole export for a composed ``conf/export/tflite.yaml``; never raises for a failed check.
+
+    Raises ``ExportConfigError`` / ``bokeh.checkpoint.CheckpointError`` for bad settings or files
+    (before writing anything). A crash inside a step becomes a failed check named after the step.
+    """
+    s = settings_from(cfg)
+    generator = load_generator(s.ckpt)  # CheckpointError says what is wrong with the file
     report = Report(settings={
-        "ckpt": str(cfg.ckpt), "size": [height, width], "instance_norm": instance_norm,
-        "value_range": value_range, "input_layout": "NHWC float32", "opset": int(cfg.export.opset),
-        "exporter": "torch.onnx.export(dynamo=True, external_data=False)", "threads": threads,
-        "latency_repeats": repeats, "gpu_ops_required": gpu_ops_required, "tolerance_scale": "[-1, 1]",
+        "ckpt": s.ckpt, "size": [s.height, s.width], "instance_norm": s.instance_norm,
+        "value_range": s.value_range, "input_layout": "NHWC float32", "opset": s.opset,
+        "exporter": "torch.onnx.export(dynamo=True, external_data=False)", "threads": s.threads,
+        "latency_repeats": s.repeats, "gpu_ops_required": s.gpu_ops_required, "tolerance_scale": "[-1, 1]",
         "cpu_count": os.cpu_count(), "versions": _versions(),
     })
-
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
-    stage = "setup"
+    s.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=s.out))
+    step = "torch"
     torch_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(s.threads)
     try:
-        stage = "torch"
-        images = verify.sample_images(height, width, value_range)
-        reference_module = onnx_export.Deployable(generator, value_range).eval()
-        module = onnx_export.deployable(generator, height, width, instance_norm, value_range)
-        with torch.no_grad():
-            reference = {k: to_signed(reference_module(torch.from_numpy(x)).numpy(), value_range) for k, x in images.items()}
-            exported = {k: module(torch.from_numpy(x)).numpy() for k, x in images.items()}
-        if instance_norm == "pool":
-            _parity_check(report, "torch_pool_form", {
-                k: verify.parity(reference[k], to_signed(exported[k], value_range), 2.0) for k in images
-            }, tolerance["pool_form"])
-
-        stage = "onnx_export"
-        start = time.perf_counter()
-        onnx_path = onnx_export.export_onnx(module, torch.from_numpy(images["random"]), work / "bokeh.onnx", int(cfg.export.opset))
-        report.timings_s["onnx_export"] = time.perf_counter() - start
-        stage = "onnx_checker"
-        onnx_export.check_onnx(onnx_path)
-        report.check("onnx_checker", True, "onnx.checker.check_model(full_check=True) passed")
-        stage = "onnxruntime"
-        ort_model = onnx_export.OnnxRuntimeModel(onnx_path, threads)
-        _parity_check(report, "onnxruntime", {
-            k: verify.parity(reference[k], to_signed(ort_model(x), value_range), 2.0) for k, x in images.items()
-        }, tolerance["onnxruntime"])
-
-        stage = "tflite_conversion"
-        converted = tflite.convert(
-            onnx_path, work, verify.calibration_images(value_range), float16=bool(cfg.export.float16),
-        )
-        replacements = json.loads((work / "onnx2tf_replacements.json").read_text())["operations"]
-        report.settings["onnx2tf_replacements"] = [op["op_name"] for op in replacements]
-        report.timings_s["onnx2tf"] = converted.onnx2tf_s
-        report.timings_s["tflite_convert"] = converted.tflite_s
-        tflite_files = {"tflite_float32": converted.float32}
-        if converted.float16 is not None:
-            tflite_files["tflite_float16"] = converted.float16
-
-        stage = "tflite_checks"
-        litert = {}
-        for name, path in tflite_files.items():
-            litert[name] = model = tflite.LiteRTModel(path, threads)
-            expected = (1, height, width, 3)
-            report.check(f"{name}_nhwc_io", model.input_shape == expected == model.output_shape,
-                         f"input {model.input_shape}, output {model.output_shape}, want NHWC {expected}")
-            _parity_check(report, name, {
-                k: verify.parity(reference[k], to_signed(model(x), value_range), 2.0) for k, x in images.items()
-            }, tolerance[name])
-            ops = verify.tflite_ops(path)
-            report.ops[name] = dict(sorted(ops.items()))
-            problems = verify.gpu_op_problems(ops)
-            detail = "; ".join(problems) if problems else "all ops on the GPU-delegate allow-list (bokeh.export.gpu_ops)"
-            report.check(f"{name}_gpu_ops", not problems, detail, required=gpu_ops_required)
-            if cfg.verify.tf_analyzer:
-                report.tf_analyzer_not_the_check[name] = verify.tf_analyzer_verdict(path)
-
-        stage = "latency"
-        x = images["photo"]
-        x_torch = torch.from_numpy(x)
-        runners = {"torch": lambda: module(x_torch), "onnxruntime": lambda: ort_model(x)}
-        runners.update({name: (lambda m=m, xn=x.transpose(0, 2, 3, 1).copy(): m.run_nhwc(xn)) for name, m in litert.items()})
-        with torch.no_grad():
-            for name, fn in runners.items():
-                report.latency[name] = verify.median_latency(fn, repeats)
-    except Exception as error:  # any crash is a failed check named after its stage
-        report.check(stage, False, f"{type(error).__name__}: {error}")
+        images = verify.sample_images(s.height, s.width, s.value_range)
+        module, reference = _torch_step(report, s, generator, images)
+        step = "onnx"
+        ort_model = _onnx_step(report, s, module, images, reference, work)
+        step = "tflite_conversion"
+        converted = _conversion_step(report, s, work)
+        step = "tflite_checks"
+        litert = _tflite_step(report, s, converted, images, reference)
+        step = "latency"
+        _latency_step(report, s, module, ort_model, litert, images["photo"])
+    except Exception as error:  # any crash is a failed check named after its step
+        report.check(step, False, f"{type(error).__name__}: {error}")
         report.settings["traceback"] = traceback.format_exc()
     finally:
         torch.set_num_threads(torch_threads)
-
     names = ("bokeh.onnx", "bokeh_float32.tflite", "bokeh_float16.tflite", "onnx2tf_replacements.json")
     report.files = {name: (work / name).stat().st_size for name in names if (work / name).exists()}
-    _finish(report, work, out)
+    _finish(report, work, s.out)
     return report
 
 
+def _torch_step(report: Report, s: Settings, generator, images) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
+    """The module to export and the reference outputs (the checkpoint's generator as trained)."""
+    reference_module = onnx_export.Deployable(generator, s.value_range).eval()
+    module = onnx_export.deployable(generator, s.height, s.width, s.instance_norm, s.value_range)
+    with torch.no_grad():
+        reference = {k: to_signed(reference_module(torch.from_numpy(x)).numpy(), s.value_range) for k, x in images.items()}
+        if s.instance_norm == "pool":
+            _parity_check(report, "torch_pool_form", {
+                k: verify.parity(reference[k], to_signed(module(torch.from_numpy(x)).numpy(), s.value_range), 2.0)
+                for k, x in images.items()
+            }, s.tolerance["pool_form"])
+    return module, reference
+
+
+def _onnx_step(report: Report, s: Settings, module, images, reference, work: Path) -> onnx_export.OnnxRuntimeModel:
+    """Export ``work/bokeh.onnx``, run onnx.checker, compare ONNX Runtime with torch."""
+    start = time.perf_counter()
+    path = onnx_export.export_onnx(module, torch.from_numpy(images["random"]), work / "bokeh.onnx", s.opset)
+    report.timings_s["onnx_export"] = time.perf_counter() - start
+    onnx_export.check_onnx(path)
+    report.check("onnx_checker", True, "onnx.checker.check_model(full_check=True) passed")
+    ort_model = onnx_export.OnnxRuntimeModel(path, s.threads)
+    _parity_check(report, "onnxruntime", {
+        k: verify.parity(reference[k], to_signed(ort_model(x), s.value_range), 2.0) for k, x in images.items()
+    }, s.tolerance["onnxruntime"])
+    return ort_model
+
+
+def _conversion_step(report: Report, s: Settings, work: Path) -> dict[str, Path]:
+    """onnx2tf + TFLite converter: ``{"tflite_float32": path[, "tflite_float16": path]}``."""
+    converted = tflite.convert(work / "bokeh.onnx", work, verify.calibration_images(s.value_range), float16=s.float16)
+    replacements = json.loads((work / "onnx2tf_replacements.json").read_text())["operations"]
+    report.settings["onnx2tf_replacements"] = [op["op_name"] for op in replacements]
+    report.timings_s["onnx2tf"] = converted.onnx2tf_s
+    report.timings_s["tflite_convert"] = converted.tflite_s
+    files = {"tflite_float32": converted.float32}
+    if converted.float16 is not None:
+        files["tflite_float16"] = converted.float16
+    return files
+
+
+def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, reference) -> dict[str, tflite.LiteRTModel]:
+    """Per .tflite: NHWC input/output, parity with torch, op list vs the GPU allow-list."""
+    models = {}
+    expected = (1, s.height, s.width, 3)
+    for name, path in files.items():
+        models[name] = model = tflite.LiteRTModel(path, s.threads)
+        report.check(f"{name}_nhwc_io", model.input_shape == expected == model.output_shape,
+                     f"input {model.input_shape}, output {model.output_shape}, want NHWC {expected}")
+        _parity_check(report, name, {
+            k: verify.parity(reference[k], to_signed(model(x), s.value_range), 2.0) for k, x in images.items()
+        }, s.tolerance[name])
+        ops = verify.tflite_ops(path)
+        report.ops[name] = dict(sorted(ops.items()))
+        problems = verify.gpu_op_problems(ops)
+        detail = "; ".join(problems) if problems else "all ops on the GPU-delegate allow-list (bokeh.export.gpu_ops)"
+        report.check(f"{name}_gpu_ops", not problems, detail, required=s.gpu_ops_required)
+        if s.tf_analyzer:
+            report.tf_analyzer_not_the_check[name] = verify.tf_analyzer_verdict(path)
+    return models
+
+
+def _latency_step(report: Report, s: Settings, module, ort_model, litert, photo: np.ndarray) -> None:
+    """Median latency of the photo through torch (the exported module), ONNX Runtime and LiteRT."""
+    photo_torch, photo_nhwc = torch.from_numpy(photo), photo.transpose(0, 2, 3, 1).copy()
+    runners = {"torch": lambda: module(photo_torch), "onnxruntime": lambda: ort_model(photo)}
+    runners.update({name: (lambda m=m: m.run_nhwc(photo_nhwc)) for name, m in litert.items()})
+    with torch.no_grad():
+        for name, fn in runners.items():
+            report.latency[name] = verify.median_latency(fn, s.repeats)
+
+
 def _finish(report: Report, work: Path, out: Path) -> None:
-    """Write report.json; move the files into ``out`` if everything passed, else to out/failed."""
+    """Write report.json; move everything into ``out`` if all required checks passed, else to
+    ``out/failed`` (the files of an earlier good export stay untouched)."""
+    destination = out / "failed" if report.failed else out
+    report.out_dir = str(destination)
+    (work / "report.json").write_text(json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n")
     if report.failed:
-        destination = out / "failed"
         shutil.rmtree(destination, ignore_errors=True)
         work.rename(destination)
-    else:
-        destination = out
-        for path in sorted(work.iterdir()):
-            if path.is_file():
-                os.replace(path, out / path.name)  # atomic per file, same filesystem
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(out / "failed", ignore_errors=True)  # an earlier failure, now superseded
-    report.out_dir = str(destination)
-    (destination / "report.json").write_text(json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n")
+        return
+    for path in sorted(work.iterdir()):  # report.json last: it describes the files before it
+        if path.is_file() and path.name != "report.json":
+            os.replace(path, out / path.name)  # atomic per file, same filesystem
+    os.replace(work / "report.json", out / "report.json")
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(out / "failed", ignore_errors=True)  # an earlier failure, now superseded

@@ -153,8 +153,11 @@ def tf_analyzer_verdict(path: str | Path) -> str:
     import tensorflow as tf
 
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        tf.lite.experimental.Analyzer.analyze(model_path=str(path), gpu_compatibility=True)
+    try:
+        with contextlib.redirect_stdout(buffer):
+            tf.lite.experimental.Analyzer.analyze(model_path=str(path), gpu_compatibility=True)
+    except Exception as error:  # a label only: its failure must not fail the export
+        return f"analyzer failed ({type(error).__name__}: {error})"
     text = buffer.getvalue()
     if "GPU COMPATIBILITY WARNING" in text or "not supported by GPU" in text.lower():
         return "reports GPU incompatibilities"
