@@ -150,3 +150,17 @@ def test_residual_add_replacements(tmp_path, size, expected):
 
     adds = {node.name for node in onnx.load(str(path)).graph.node if node.op_type == "Add"}
     assert all(op["op_name"] in adds and op["param_target"] == "outputs" for op in operations)
+
+
+def test_cli_exits_2_with_the_reason(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "bokeh.export", "size=1024x1536"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "no checkpoint given: pass ckpt=" in result.stderr
+    missing = subprocess.run([sys.executable, "-m", "bokeh.export", f"ckpt={tmp_path / 'nope.ckpt'}"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "nope.ckpt does not exist" in missing.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing written, no Hydra run folder"
