@@ -50,21 +50,21 @@ class Lever:
     name: str
     grad: str = "inference_mode"  # "enabled" | "no_grad" | "inference_mode"
     channels_last: bool = False
-    group_norm: bool = False  # prepare_for_inference: bokeh.inference.ChannelsLastInstanceNorm2d
+    prepared: bool = False  # prepare_for_inference: channels-last instance norm (and weights)
     keep_memory: bool = False  # bokeh.inference.keep_freed_memory(): no page faults from the 2nd run on
     threads: int = 0  # 0: torch's default
 
 
-FAST = Lever("prepare_for_inference + run_generator", channels_last=True, group_norm=True)
+FAST = Lever("prepare_for_inference + run_generator", channels_last=True, prepared=True)
 LEVERS = (
     Lever("eval(), autograd on", grad="enabled"),
     Lever("+ torch.no_grad", grad="no_grad"),
     Lever("+ torch.inference_mode"),
     Lever("+ channels_last", channels_last=True),
-    Lever("+ channels-last IN (= fast path)", channels_last=True, group_norm=True),
-    Lever("fast path + keep_freed_memory()", channels_last=True, group_norm=True, keep_memory=True),
-    Lever("fast path, set_num_threads(1)", channels_last=True, group_norm=True, threads=1),
-    Lever("fast path, set_num_threads(2)", channels_last=True, group_norm=True, threads=2),
+    Lever("+ channels-last IN (= fast path)", channels_last=True, prepared=True),
+    Lever("fast path + keep_freed_memory()", channels_last=True, prepared=True, keep_memory=True),
+    Lever("fast path, set_num_threads(1)", channels_last=True, prepared=True, threads=1),
+    Lever("fast path, set_num_threads(2)", channels_last=True, prepared=True, threads=2),
 )
 
 
@@ -120,11 +120,11 @@ def time_forward(width2: int, size: tuple[int, int], runs: int, lever: Lever, th
     torch.manual_seed(0)
     model = GlassNet(width2=width2).eval()
     image = torch.rand(1, 3, *size) * 2 - 1
-    if lever.group_norm:
+    if lever.prepared:
         model = prepare_for_inference(model, channels_last=lever.channels_last)
     elif lever.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if lever.grad == "inference_mode" and lever.group_norm:
+    if lever.grad == "inference_mode" and lever.prepared:
         def forward():
             return run_generator(model, image, channels_last=lever.channels_last)
     else:
