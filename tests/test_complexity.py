@@ -40,6 +40,14 @@ def test_glassnet_at_full_ebb_size_matches_spec():
     assert measure(model, (2, 3, 512, 768)).flops == 2 * quarter.flops
 
 
+def test_measure_leaves_the_model_untouched():
+    model = GlassNet(width1=4, width2=4, blocks=1, norm="batch").train()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    measure(model, (2, 3, 32, 32))
+    assert all(module.training for module in model.modules())  # mode restored
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())  # BN stats too
+
+
 def test_authors_width_is_smaller():
     assert measure(GlassNet(width2=24), (1, 3, 64, 64)).parameters == pytest.approx(10.35e6, rel=0.005)
 

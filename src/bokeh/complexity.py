@@ -48,7 +48,8 @@ def measure(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype =
     """Parameters and FLOPs of ``model(torch.zeros(input_shape))``, computed on fake tensors.
 
     Args:
-        model: any module whose forward takes one tensor; its mode (train/eval) is used as is.
+        model: any module whose forward takes one tensor. It runs in eval mode (a train-mode batch
+            norm would update its running statistics) and is left exactly as it was.
         input_shape: e.g. ``(1, 3, 1024, 1536)``.
         dtype: dtype of the fake input.
 
@@ -60,10 +61,16 @@ def measure(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype =
         raise ValueError(f"input_shape must be positive integers like (1, 3, 1024, 1536), got {input_shape!r}")
     device = next(model.parameters(), torch.empty(0)).device
     counter = FlopCounterMode(display=False)
-    with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
-        image = torch.empty(input_shape, dtype=dtype, device=device)  # fake: no memory behind it
-        with counter:
-            model(image)
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+            image = torch.empty(input_shape, dtype=dtype, device=device)  # fake: no memory behind it
+            with counter:
+                model(image)
+    finally:
+        for module, training in modes.items():
+            module.training = training
     counts = counter.get_flop_counts()
     root = type(model).__name__  # FlopCounterMode names modules "<root class>.<path>"
     by_module = {
