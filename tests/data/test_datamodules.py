@@ -107,9 +107,16 @@ def test_a_tiny_ebb_folder_of_synthetic_pairs_loads_with_the_right_split_and_cro
         (dict(on_bad_pair="ignore"), "on_bad_pair must be"),
         (dict(val_fit="stretch"), "val_fit must be"),
         (dict(val_count=6), "val_count must be in"),
-        (dict(crop_size=(64, 64)), "larger than the synthetic image size"),
+        (dict(crop_size=(64, 64)), "larger than the synthetic images' size"),
     ],
 )
 def test_bad_settings_are_refused_at_construction(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         small_synthetic(tmp_path, **kwargs)
+
+
+def test_an_ebb_crop_larger_than_every_image_names_the_setting(make_folder, recwarn):
+    root = make_folder(["0", "1", "2"], size=(40, 56))
+    dm = EBBDataModule(str(root), crop_size=(64, 64), train_ids=(0, 1), val_ids=(2, 2), num_workers=0)
+    with pytest.raises(ValueError, match=r"crop_size \[64, 64\] is larger than every one of the 2 training images .*lower data.crop_size"):
+        dm.setup("fit")

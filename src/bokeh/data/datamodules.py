@@ -7,8 +7,10 @@ Both hand the LightningModule the same batches::
      "name": list[str],
      "size": (B, 2) int64}                       # (H, W) to restore with transforms.unpad
 
-Training batches are random paired crops of ``crop_size``; validation batches (batch size 1) are
-whole images padded (``val_fit="pad"``, the default) or cut (``"crop"``) to multiples of 8.
+Training batches are random paired crops of ``crop_size`` in a seeded order that a killed run
+resumes mid-epoch and that DDP ranks split without overlap (:mod:`bokeh.data.sampling`);
+validation batches (batch size 1) are whole images padded (``val_fit="pad"``, the default) or cut
+(``"crop"``) to multiples of 8.
 Constructor arguments equal the keys of ``conf/data/*.yaml``; constructing does no I/O.
 """
 
@@ -29,12 +31,14 @@ from bokeh.data.pairs import (
     Pair,
     PairDataset,
     apply_policy,
+    check_pair,
     check_pairs,
     list_pairs,
     read_include_list,
     resolve_root,
     select,
 )
+from bokeh.data.sampling import ResumableLoader, ResumableSampler
 from bokeh.data.synthesize import ensure_dataset
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair
 from bokeh.data.transforms import MULTIPLE, FitMode
@@ -70,17 +74,22 @@ class _PairDataModule(pl.LightningDataModule):
         self.val_set: PairDataset | None = None
 
     def _loader(self, dataset: PairDataset | None, train: bool) -> DataLoader:
+        """Training: a resumable seeded shuffle, split over the DDP ranks (:mod:`bokeh.data.sampling`).
+        Validation: every image in order (Lightning adds its distributed sampler under DDP).
+
+        Both loaders own a torch generator, so making their iterators never draws from the global
+        RNG: a resumed run's model sees the same random numbers as an uninterrupted one.
+        """
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for loaders")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size if train else 1,
-            shuffle=train,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
-            drop_last=train and len(dataset) >= self.batch_size,
-        )
+        options = dict(num_workers=self.num_workers, persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(self.seed))
+        if not train:
+            return DataLoader(dataset, batch_size=1, shuffle=False, **options)
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(dataset, seed=self.seed, num_replicas=replicas, rank=rank)
+        epoch = (lambda: trainer.current_epoch) if trainer is not None else None
+        return ResumableLoader(dataset, sampler, epoch, batch_size=self.batch_size, drop_last=len(sampler) >= self.batch_size, **options)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
@@ -140,7 +149,12 @@ class EBBDataModule(_PairDataModule):
             )
         if not val:
             raise DataLayoutError(f"no validation pairs under {root} with ids {self.val_ids}; set data.val_ids to an id range present in the folder")
-        train = check_pairs(train, self.crop_size, self.rotate_to_fit, self.on_bad_pair, f"training pairs under {root}")
+        listed, train = train, check_pairs(train, self.crop_size, self.rotate_to_fit, self.on_bad_pair, f"training pairs under {root}")
+        if not train and all(getattr(check_pair(p, self.crop_size, self.rotate_to_fit), "kind", None) == "smaller than crop" for p in listed):
+            raise ValueError(
+                f"crop_size {list(self.crop_size)} is larger than every one of the {len(listed)} training images under {root}: "
+                f"lower data.crop_size (multiples of {MULTIPLE})"
+            )
         val = check_pairs(val, None, self.rotate_to_fit, self.on_bad_pair, f"validation pairs under {root}")
         if not train or not val:
             raise DataLayoutError(f"no usable {'training' if not train else 'validation'} pairs left under {root} after skipping bad ones (see the warnings)")
@@ -205,7 +219,7 @@ class SyntheticDataModule(_PairDataModule):
         if not 1 <= int(val_count) < int(n):
             raise ValueError(f"val_count must be in 1..n-1 (n={n}), got {val_count}")
         if self.crop_size[0] > self.size[0] or self.crop_size[1] > self.size[1]:
-            raise ValueError(f"crop_size {self.crop_size} is larger than the synthetic image size {self.size}")
+            raise ValueError(f"crop_size {list(self.crop_size)} is larger than the synthetic images' size {list(self.size)}: lower data.crop_size or raise data.size")
         self.n, self.val_count, self.noise, self.quality = int(n), int(val_count), float(noise), int(quality)
         self.cache_dir, self.on_the_fly = cache_dir, bool(on_the_fly)
 

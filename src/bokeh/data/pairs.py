@@ -237,15 +237,20 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, key: int | tuple[int, int]) -> Sample:
+        """Item ``key``: an index (random crops from the global torch RNG), or ``(index, crop_seed)``
+        from :class:`~bokeh.data.sampling.ResumableSampler` (crop and flip drawn from ``crop_seed``
+        alone, so the item is the same in any process and after a resume)."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
         if not -len(self.pairs) <= index < len(self.pairs):
             raise IndexError(f"index {index} out of range for {len(self.pairs)} pairs")  # ends iteration
         for attempt in range(len(self.pairs)):
             pair = self.pairs[(index + attempt) % len(self.pairs)]
             if pair.name in self.skipped:
                 continue
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
             try:
-                return self.make_sample(pair, *self.reader(pair))
+                return self.make_sample(pair, *self.reader(pair), generator=generator)
             except (ImageError, ValueError) as error:
                 if self.on_bad_pair == "fail":
                     raise BadPairError(f"pair {pair.name}: {error} (on_bad_pair=fail)") from error
@@ -253,14 +258,15 @@ class PairDataset(Dataset):
                 warnings.warn(f"skipping pair {pair.name}: {error} ({len(self.skipped)} skipped while loading so far)", BadPairWarning, stacklevel=2)
         raise BadPairError(f"no readable pair left among {len(self.pairs)}: see the warnings above")
 
-    def make_sample(self, pair: Pair, original: np.ndarray, bokeh: np.ndarray) -> Sample:
-        """Crop or fit one decoded pair (``(H, W, 3)`` ``uint8`` each) into a sample dict."""
+    def make_sample(self, pair: Pair, original: np.ndarray, bokeh: np.ndarray, generator: torch.Generator | None = None) -> Sample:
+        """Crop (random window and flip from ``generator``, default the global RNG) or fit one decoded
+        pair (``(H, W, 3)`` ``uint8`` each) into a sample dict."""
         if original.shape != bokeh.shape:
             raise ValueError(f"{pair.bokeh}: size {_hw(bokeh.shape)} differs from its original's {_hw(original.shape)}")
         if self.crop is not None:
             if not (fits(original.shape[:2], self.crop) or (self.rotate_to_fit and fits(original.shape[1::-1], self.crop))):
                 raise ValueError(f"{pair.original}: image of {_hw(original.shape)} is smaller than the crop {_hw(self.crop)}")
-            original, bokeh = paired_train_crop(original, bokeh, self.crop, self.flip, self.rotate_to_fit)
+            original, bokeh = paired_train_crop(original, bokeh, self.crop, self.flip, self.rotate_to_fit, generator)
             image, target = to_pair_tensors(original, bokeh)
             size = self.crop
         else:

@@ -1,0 +1,102 @@
+"""A training order that a killed run can pick up mid-epoch, alone or split across DDP ranks.
+
+Two pieces make the data stream a pure function of ``(seed, epoch, position)``:
+
+* :class:`ResumableSampler` shuffles with ``seed + epoch`` (as ``DistributedSampler`` does, of which
+  it is one, so Lightning neither replaces it under DDP nor forgets to call ``set_epoch``) and yields
+  keys ``(index, crop_seed)``; :class:`~bokeh.data.pairs.PairDataset` draws the random crop and flip
+  of that item from ``crop_seed`` alone, never from the global RNG (which the model also draws from,
+  and which loader workers each copy).
+* :class:`ResumableLoader` counts the batches it has handed out this epoch (and takes the epoch
+  number from ``trainer.current_epoch`` when a trainer is attached). Lightning stores its
+  ``state_dict()`` in every checkpoint and gives it back with ``load_state_dict()`` on resume; the
+  first epoch after that starts where the checkpoint was taken, without reading the skipped images.
+
+Only the training loader needs this; validation reads every image in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+SampleKey = tuple[int, int]  # (dataset index, seed of its random crop and flip)
+
+
+def crop_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of item ``index``'s random crop in ``epoch``: independent streams per item and epoch."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(1)[0])
+
+
+class ResumableSampler(DistributedSampler):
+    """This rank's share of a seeded per-epoch shuffle, as ``(index, crop_seed)`` keys.
+
+    Args:
+        dataset: anything with ``len``.
+        seed: the shuffle of epoch ``e`` uses ``seed + e``; crops use :func:`crop_seed`.
+        num_replicas, rank: the DDP world (1 and 0 for one process). Each epoch's permutation is
+            cut into ``num_replicas`` disjoint strided shares; with ``drop_last`` (the default) the
+            last ``len % num_replicas`` items of the permutation are left out instead of repeated,
+            so no item is seen twice in one epoch.
+        shuffle: ``False`` keeps the dataset order (crops still vary by epoch).
+
+    ``start`` (set by :class:`ResumableLoader`) skips that many of this rank's keys in the next
+    iteration only.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, drop_last: bool = True) -> None:
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in 0..num_replicas-1, got rank={rank}, num_replicas={num_replicas}")
+        if drop_last and len(dataset) < num_replicas:
+            raise ValueError(f"{len(dataset)} training items cannot be split over {num_replicas} processes: use fewer devices or more data")
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self.start = 0
+
+    def __iter__(self) -> Iterator[SampleKey]:  # a generator: the order is fixed at the first next(), after set_epoch
+        start, self.start = self.start, 0
+        for index in list(super().__iter__())[start:]:
+            yield index, crop_seed(self.seed, self.epoch, index)
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` over a :class:`ResumableSampler` whose position Lightning checkpoints.
+
+    ``state_dict()`` is ``{"epoch": e, "batches": b}``: ``b`` batches of epoch ``e`` were handed out
+    (Lightning does not prefetch from a loader with a length, so these are the batches trained on
+    when a checkpoint is written). After ``load_state_dict``, the next iteration skips those ``b``
+    batches if the sampler is still at epoch ``e`` (a mid-epoch checkpoint) and none otherwise.
+    """
+
+    def __init__(self, dataset: Dataset, sampler: ResumableSampler, current_epoch: Callable[[], int] | None = None, **kwargs: Any) -> None:
+        if not isinstance(sampler, ResumableSampler):
+            raise TypeError(f"ResumableLoader needs a ResumableSampler, got {type(sampler).__name__}")
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self.current_epoch = current_epoch
+        self._served = 0  # batches of the current epoch handed out (including skipped ones)
+        self._resume: tuple[int, int] | None = None
+
+    def __iter__(self) -> Iterator[Any]:  # a generator: runs at the first next(), inside the epoch
+        if self.current_epoch is not None:
+            # Lightning's own set_epoch call passes epoch_progress.processed, which runs one ahead
+            # of trainer.current_epoch after a resume from an end-of-epoch checkpoint (2.6)
+            self.sampler.set_epoch(self.current_epoch())
+        skip = 0
+        if self._resume is not None:
+            epoch, batches = self._resume
+            self._resume = None
+            skip = batches if epoch == self.sampler.epoch else 0
+        self.sampler.start = skip * self.batch_size
+        self._served = skip
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self.sampler.epoch), "batches": int(self._served)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if set(state) != {"epoch", "batches"}:
+            raise ValueError(f"not a ResumableLoader state (keys {sorted(state)}): was the checkpoint written with another data loader?")
+        self._resume = (int(state["epoch"]), int(state["batches"]))
