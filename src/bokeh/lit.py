@@ -6,6 +6,10 @@ Both stages share one code path (manual optimization):
 * ``finetune``: adds vgg * L_VGG(relu5_4) + adv * (-mean D(G(I))), and a WGAN-GP critic step
   before every ``n_critic``-th generator step (keyed on ``batch_idx``).
 
+Checkpoints also hold the torch/numpy/Python random states (restored when training starts), so a
+run resumed from a mid-epoch checkpoint repeats the uninterrupted run's losses (with the resumable
+data order of :mod:`bokeh.data.sampling`); non-finite losses or gradients skip the step.
+
 Constructor arguments are plain dicts of primitives (Hydra sub-configs converted in
 ``bokeh.train``), so ``BokehGAN.load_from_checkpoint(path)`` works with torch's default
 ``weights_only=True`` and nothing else.
@@ -20,11 +24,13 @@ import pytorch_lightning as pl
 import torch
 
 from bokeh import metrics
+from bokeh.checkpoint_io import rng_states, set_rng_states
 from bokeh.data.transforms import unpad
 from bokeh.losses.reconstruction import l1_loss, ssim_loss
 from bokeh.models.glassnet import GlassNet
 
 STAGES = ("pretrain", "finetune")
+RESUME_KEY = "bokeh_resume"  # checkpoint entry: random states and skip counters (tensors and primitives)
 
 DEFAULT_LOSS: dict[str, Any] = {
     "l1": 0.5,
@@ -68,8 +74,9 @@ class BokehGAN(pl.LightningModule):
             ``vgg: {weight, weights}`` (weights: ``imagenet``, a file path, or ``random`` for tests).
         optim: ``lr_g``, ``lr_d``, ``betas``, ``n_critic``.
         critic: ``depths`` (strided layers per critic), ``ndf``, ``norm``; used by ``finetune``.
-        max_bad_steps: consecutive non-finite losses tolerated (each step skipped with a warning)
-            before training stops with :class:`NonFiniteLossError`.
+        max_bad_steps: consecutive non-finite losses or gradients tolerated (each step skipped with
+            a warning and counted in ``train/skipped_steps``) before training stops with
+            :class:`NonFiniteLossError`; skipped steps leave the weights untouched.
 
     Batches are dicts ``{"input": (B, 3, H, W), "target": (B, 3, H, W)}`` in [-1, 1].
     """
@@ -91,6 +98,8 @@ class BokehGAN(pl.LightningModule):
         critic = _merged(DEFAULT_CRITIC, critic, "critic")
         if int(optim["n_critic"]) < 1:
             raise ValueError(f"optim.n_critic must be >= 1, got {optim['n_critic']}")
+        if int(max_bad_steps) < 1:
+            raise ValueError(f"max_bad_steps must be >= 1, got {max_bad_steps}")
         self.save_hyperparameters(
             {
                 "generator": dict(generator or {}),
@@ -110,8 +119,9 @@ class BokehGAN(pl.LightningModule):
             from bokeh.models.critics import CriticSet
 
             self.critics = CriticSet(**critic)
-        self.bad_steps = 0  # consecutive non-finite losses
-        self.skipped_steps = 0  # all non-finite losses this run
+        self.bad_steps = 0  # consecutive skipped (non-finite) steps
+        self.skipped_steps = 0  # all skipped steps of this run, resumes included
+        self._rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, until training starts
 
     # ----------------------------------------------------------------- setup
     def setup(self, stage: str) -> None:
@@ -146,6 +156,23 @@ class BokehGAN(pl.LightningModule):
         """The bokeh image ``(B, 3, H, W)`` in [-1, 1] for ``image`` ``(B, 3, H, W)`` in [-1, 1]."""
         return self.generator(image)[0]
 
+    # ----------------------------------------------------------------- resume
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Also store the random states and the skip counters, so a resumed run continues exactly."""
+        checkpoint[RESUME_KEY] = {"rng": rng_states(), "bad_steps": self.bad_steps, "skipped_steps": self.skipped_steps}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(RESUME_KEY, {})
+        self.bad_steps, self.skipped_steps = int(state.get("bad_steps", 0)), int(state.get("skipped_steps", 0))
+        self._rng_to_restore = state.get("rng")
+
+    def on_train_start(self) -> None:
+        """Restore the checkpoint's random states here, after the sanity check and loader set-up,
+        right where the interrupted run stood: before the next training batch."""
+        if self._rng_to_restore is not None:
+            set_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
+
     # ----------------------------------------------------------------- losses
     def generator_losses(
         self, bokeh: torch.Tensor, rough: torch.Tensor, target: torch.Tensor
@@ -167,16 +194,37 @@ class BokehGAN(pl.LightningModule):
         terms["total"] = sum(scale[name] * value for name, value in terms.items())
         return terms
 
-    def _finite_or_skip(self, value: torch.Tensor, what: str) -> bool:
-        """True when ``value`` is finite; else count, warn, and stop after too many in a row."""
-        if torch.isfinite(value).all():
+    def _step(self, optimizer, loss: torch.Tensor, what: str) -> bool:
+        """Backward ``loss`` and step ``optimizer`` if the loss and every gradient are finite.
+
+        Otherwise the step is skipped (gradients dropped, weights untouched) with a warning and a
+        count; ``max_bad_steps`` skips in a row raise :class:`NonFiniteLossError`. Under DDP the
+        decision is taken by all ranks together (the gradients are already averaged; the loss is
+        not), so every rank skips the same steps and none waits for the others in a collective.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        finite = torch.isfinite(loss).all()
+        if grads:
+            finite = finite & torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True)
+        if self._finite_or_skip(finite, what):
+            optimizer.step()
+            return True
+        optimizer.zero_grad(set_to_none=True)
+        return False
+
+    def _finite_or_skip(self, finite: bool, what: str) -> bool:
+        """``finite``, after counting; a skip warns, and too many in a row stop training."""
+        if finite:
             self.bad_steps = 0
             return True
         self.bad_steps += 1
         self.skipped_steps += 1
         self.log("train/skipped_steps", float(self.skipped_steps))
         warnings.warn(
-            f"non-finite {what} at step {self.global_step} (batch {self.trainer.fit_loop.epoch_loop.batch_idx}): "
+            f"non-finite {what} or its gradients at step {self.global_step} (batch {self.trainer.fit_loop.epoch_loop.batch_idx}): "
             f"step skipped ({self.bad_steps} in a row, {self.skipped_steps} in all)",
             RuntimeWarning,
             stacklevel=2,
@@ -205,10 +253,7 @@ class BokehGAN(pl.LightningModule):
 
         self.toggle_optimizer(generator_opt)
         terms = self.generator_losses(bokeh, rough, target)
-        if self._finite_or_skip(terms["total"], "generator loss"):
-            generator_opt.zero_grad(set_to_none=True)
-            self.manual_backward(terms["total"])
-            generator_opt.step()
+        self._step(generator_opt, terms["total"], "generator loss")
         self.untoggle_optimizer(generator_opt)
         batch_size = image.shape[0]
         self.log("train/loss", terms.pop("total").detach(), prog_bar=True, batch_size=batch_size)
@@ -219,10 +264,7 @@ class BokehGAN(pl.LightningModule):
 
         self.toggle_optimizer(critic_opt)
         result = critic_loss(self.critics, real, fake, gp_weight=self.hparams.loss["gp"])
-        if self._finite_or_skip(result.total, "critic loss"):
-            critic_opt.zero_grad(set_to_none=True)
-            self.manual_backward(result.total)
-            critic_opt.step()
+        self._step(critic_opt, result.total, "critic loss")
         self.untoggle_optimizer(critic_opt)
         self.log_dict(
             {"train/d_loss": result.total.detach(), "train/gp": result.gp.detach(),

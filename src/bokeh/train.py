@@ -7,6 +7,8 @@ LightningModule and the trainer, and fit. Works from any working directory.
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import hydra
@@ -14,7 +16,13 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from bokeh.checkpoint import CheckpointError, generator_state, read_checkpoint
+from bokeh.checkpoint_io import AtomicCheckpointIO
 from bokeh.lit import BokehGAN
+
+# Lightning 2.6 warns at every step-based checkpoint of a manually optimized module that it holds the
+# weights after the optimizer step: exactly what resuming needs (they match global_step and the
+# optimizer state), so the warning is noise here.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
 CONF_DIR = Path(os.environ.get("BOKEH_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
 
@@ -52,15 +60,27 @@ def check_output_dir(path: str | Path, min_free_mib: int = 200) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_probe"
+        probe = path / f".write_probe.{os.getpid()}"  # one per process: DDP ranks probe at once
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as error:
         raise OSError(f"output folder {path} is not writable ({error.strerror}); choose another with hydra.run.dir=...") from error
-    free_mib = os.statvfs(path).f_bavail * os.statvfs(path).f_frsize // 2**20
+    free_mib = shutil.disk_usage(path).free // 2**20
     if free_mib < min_free_mib:
-        raise OSError(f"only {free_mib} MiB free under {path}; checkpoints need at least {min_free_mib} MiB: free space or pick another hydra.run.dir")
+        raise OSError(f"only {free_mib} MiB free under {path}; checkpoints need at least min_free_mib={min_free_mib} MiB: free space or pick another hydra.run.dir")
     return path
+
+
+def check_crops_fit_critics(crop_size, module: BokehGAN) -> None:
+    """Fail before training if the training crops are smaller than the deepest critic accepts."""
+    if module.critics is None or crop_size is None:
+        return
+    need = module.critics.min_input_size
+    if min(crop_size) < need:
+        raise ValueError(
+            f"data.crop_size {list(crop_size)} is too small for critic.depths {module.hparams.critic['depths']}: "
+            f"the deepest critic needs crops of at least {need} x {need} px; raise data.crop_size or lower critic.depths"
+        )
 
 
 def require_all_values(cfg: DictConfig) -> None:
@@ -80,11 +100,14 @@ def run(cfg: DictConfig) -> pl.Trainer:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_module(cfg)
+    check_crops_fit_critics(getattr(datamodule, "crop_size", None), module)
     if cfg.get("init_from") and not cfg.get("ckpt_path"):
         init_generator_from(module, cfg.init_from)
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()] if cfg.get("callbacks") else []
+    # callbacks.<name>=null switches one off
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None] if cfg.get("callbacks") else []
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    # checkpoints are written atomically and never with non-finite weights (bokeh.checkpoint_io)
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()])
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     return trainer
 
@@ -92,9 +115,10 @@ def run(cfg: DictConfig) -> pl.Trainer:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     trainer = run(cfg)
-    checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None and trainer.is_global_zero:
-        print(f"checkpoints: last={checkpoint.last_model_path or '-'} best={checkpoint.best_model_path or '-'}")
+    if trainer.is_global_zero and trainer.checkpoint_callbacks:
+        last = next((c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path), "-")
+        best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.best_model_path and c.monitor), "-")
+        print(f"checkpoints: last={last} best={best}")
 
 
 if __name__ == "__main__":
