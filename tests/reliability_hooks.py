@@ -19,14 +19,14 @@ import bokeh.checkpoint_io
 
 
 class LossLog(pl.Callback):
-    """Append one JSON line per training batch: global step, epoch, batch index and the ``train/*`` losses."""
+    """Append one JSON line per training batch: rank, global step, epoch, batch index, pair names and the ``train/*`` losses."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         losses = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-        line = {"step": trainer.global_step, "epoch": trainer.current_epoch, "batch": batch_idx, "names": list(batch["name"]), **losses}
+        line = {"rank": trainer.global_rank, "step": trainer.global_step, "epoch": trainer.current_epoch, "batch": batch_idx, "names": list(batch["name"]), **losses}
         with self.path.open("a") as file:
             file.write(json.dumps(line) + "\n")
             file.flush()
