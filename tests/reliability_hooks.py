@@ -80,10 +80,11 @@ class KillWhileSaving(pl.Callback):
 
 
 class NonFiniteLoss(pl.Callback):
-    """Multiply the generator loss by ``value`` ("nan" or "inf") on the given training batches (counted from 0 in this run)."""
+    """Multiply the generator loss (``where="loss"``) or only its gradient (``"grad"``: the loss stays
+    finite) by ``value`` ("nan" or "inf") on the given training batches, counted from 0 in this run."""
 
-    def __init__(self, batches: list[int], value: str = "nan") -> None:
-        self.batches, self.value, self.seen = set(batches), float(value), 0
+    def __init__(self, batches: list[int], value: str = "nan", where: str = "loss") -> None:
+        self.batches, self.value, self.where, self.seen = set(batches), float(value), where, 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         poison = self.seen in self.batches
@@ -95,7 +96,10 @@ class NonFiniteLoss(pl.Callback):
 
             def poisoned(*args, **kwargs):
                 terms = clean(*args, **kwargs)
-                terms["total"] = terms["total"] * self.value
+                if self.where == "grad":
+                    terms["total"].register_hook(lambda grad: grad * self.value)
+                else:
+                    terms["total"] = terms["total"] * self.value
                 return terms
 
             pl_module.generator_losses = poisoned

@@ -119,9 +119,11 @@ def test_random_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
 
 
 # ----------------------------------------------------------------- non-finite losses
-def test_one_nan_loss_skips_its_step_with_a_warning_and_a_count(tmp_path):
+@pytest.mark.parametrize("where", ["loss", "grad"])
+def test_one_nan_loss_skips_its_step_with_a_warning_and_a_count(where, tmp_path):
     cfg = compose_train([*TINY, *SMALL, "trainer.max_steps=5", "+callbacks.poison._target_=reliability_hooks.NonFiniteLoss",
-                         "+callbacks.poison.batches=[2]", "+callbacks.spy._target_=reliability_hooks.WeightSpy"], tmp_path)
+                         "+callbacks.poison.batches=[2]", f"+callbacks.poison.where={where}",
+                         "+callbacks.spy._target_=reliability_hooks.WeightSpy"], tmp_path)
     with pytest.warns(RuntimeWarning, match="non-finite generator loss or its gradients at step 2 .*1 in a row, 1 in all"):
         trainer = run(cfg)
     module = trainer.lightning_module
