@@ -56,8 +56,13 @@ def train_demo(out: Path, minutes: float, extra: list[str]):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     trainer = run(cfg)
-    checkpoint = trainer.checkpoint_callback
-    return cfg, Path(checkpoint.best_model_path or checkpoint.last_model_path)
+    callback = trainer.checkpoint_callback
+    if callback is not None and (callback.best_model_path or callback.last_model_path):
+        return cfg, Path(callback.best_model_path or callback.last_model_path)
+    # the time budget ran out before any checkpoint was written: keep what was trained
+    fallback = out / "pretrain" / "checkpoints" / "end.ckpt"
+    trainer.save_checkpoint(fallback)
+    return cfg, fallback
 
 
 def render_photo(checkpoint: Path, photo: str, out: Path) -> Path:
