@@ -24,7 +24,7 @@ HOOKS = str(Path(__file__).resolve().parent)
 TINY = ["model.width1=4", "model.width2=4", "model.blocks=1", "critic.ndf=4", "critic.depths=[3]", "loss.vgg.weights=random"]
 # 8 training pairs (batch 1: 8 batches, 16 optimizer steps per finetune epoch), rendered in memory
 DATA = ["data.n=10", "data.val_count=2", "data.batch_size=1", "data.size=[32,48]", "data.crop_size=[24,24]", "data.on_the_fly=true"]
-QUIET = ["callbacks.progress=null", "callbacks.samples=null", "logger=csv", "trainer.enable_progress_bar=false"]
+QUIET = ["callbacks.progress=null", "logger=csv", "trainer.enable_progress_bar=false"]
 
 
 def train(cwd: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -104,14 +104,16 @@ def test_both_stages_train_under_ddp_on_two_cpu_processes(tmp_path):
     seen = {rank: [n for line in read_log(tmp_path / "pre.jsonl") if line["rank"] == rank for n in line["names"]] for rank in (0, 1)}
     assert len(seen[0]) == len(seen[1]) == 3 and not set(seen[0]) & set(seen[1])
     first = tmp_path / "runs" / "pre" / "checkpoints" / "last.ckpt"
-    fine = train(tmp_path, *ddp, "stage=finetune", f"init_from={first}", "trainer.max_steps=6", "hydra.run.dir=runs/fine")
+    fine = train(tmp_path, *ddp, "stage=finetune", f"init_from={first}", "trainer.max_steps=8", "hydra.run.dir=runs/fine")
     assert fine.returncode == 0, fine.stderr[-3000:]
     # both ranks ran in the one run folder (Lightning re-runs the command with hydra.run.dir for rank 1)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["fine", "pre"]
     assert (tmp_path / "runs" / "fine" / "train_ddp_process_1.log").is_file()
+    # rank 0 alone wrote validation samples (asking trainer.log_dir there used to hang the run)
+    assert list((tmp_path / "runs" / "fine" / "logs" / "samples").glob("epoch=000_batch=0.png"))
     second = tmp_path / "runs" / "fine" / "checkpoints" / "last.ckpt"
     saved = torch.load(second, weights_only=True)
-    assert saved["global_step"] == 6 and saved["hyper_parameters"]["stage"] == "finetune"
+    assert saved["global_step"] == 8 and saved["hyper_parameters"]["stage"] == "finetune"
     # the DDP checkpoint loads in this single process, through Lightning and without it
     module = BokehGAN.load_from_checkpoint(second, map_location="cpu").eval()
     image = torch.rand(1, 3, 32, 48) * 2 - 1
