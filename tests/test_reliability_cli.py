@@ -75,7 +75,7 @@ def test_finetune_killed_mid_save_and_mid_epoch_resumes_with_the_same_losses(tmp
     assert_same_steps(resumed_c, reference)
     last_c = tmp_path / "runs" / "c" / "checkpoints" / "last.ckpt"
     saved = torch.load(last_c, weights_only=True)
-    assert saved["global_step"] == 24 and saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 1, "batches": 4}]
+    assert saved["global_step"] == 24 and saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 1, "samples": 4}]
 
     # D: resume mid-epoch and finish: same losses, and the same weights and optimizer moments at the end
     d = train(tmp_path, *common, *logged("d", tmp_path), f"ckpt_path={last_c}")

@@ -61,7 +61,7 @@ def test_a_loader_restored_mid_epoch_serves_the_rest_of_that_epoch(datamodule):
     served = iter(loader)
     next(served), next(served)  # two batches trained, then a checkpoint
     state = loader.state_dict()
-    assert state == {"epoch": 2, "batches": 2}
+    assert state == {"epoch": 2, "samples": 4}
 
     resumed = datamodule.train_dataloader()  # a fresh process: new loader, same settings
     resumed.load_state_dict(state)
@@ -69,7 +69,7 @@ def test_a_loader_restored_mid_epoch_serves_the_rest_of_that_epoch(datamodule):
     rest = as_list(resumed)
     assert [b["name"] for b in rest] == [b["name"] for b in full[2:]]
     assert all(torch.equal(a["input"], b["input"]) for a, b in zip(rest, full[2:])), "the same crops and flips"
-    assert resumed.state_dict() == {"epoch": 2, "batches": 4}
+    assert resumed.state_dict() == {"epoch": 2, "samples": 8}
     resumed.sampler.set_epoch(3)
     assert len(as_list(resumed)) == 4, "the skip applies to the resumed epoch only"
 
@@ -80,7 +80,7 @@ def test_a_loader_restored_at_the_end_of_an_epoch_starts_the_next_one_whole(data
     loader = datamodule.train_dataloader()
     as_list(loader)  # epoch 0, whole
     state = loader.state_dict()
-    assert state == {"epoch": 0, "batches": 4}
+    assert state == {"epoch": 0, "samples": 8}
     trainer.current_epoch = 1
     expected = as_list(loader)  # the uninterrupted run's epoch 1
 
@@ -98,3 +98,22 @@ def test_under_ddp_the_datamodule_gives_each_rank_its_own_share(datamodule):
         assert loader.sampler.num_replicas == 2 and loader.sampler.rank == rank
         names.append([n for batch in loader for n in batch["name"]])
     assert len(names[0]) == len(names[1]) == 4 and not set(names[0]) & set(names[1])
+
+
+def test_a_resume_with_another_batch_size_skips_the_items_already_trained_on(datamodule, tmp_path):
+    loader = datamodule.train_dataloader()  # batch 2
+    order = [n for batch in loader for n in batch["name"]]
+    served = iter(loader)
+    next(served)  # 2 items trained, then a checkpoint
+    state = loader.state_dict()
+    smaller = SyntheticDataModule(n=9, size=(32, 48), val_count=1, crop_size=(16, 24), batch_size=1, seed=5, on_the_fly=True, cache_dir=str(tmp_path))
+    smaller.setup("fit")
+    resumed = smaller.train_dataloader()
+    resumed.load_state_dict(state)
+    assert [n for batch in resumed for n in batch["name"]] == order[2:]
+
+
+def test_a_foreign_loader_state_is_refused():
+    loader = ResumableLoader(range(4), ResumableSampler(range(4)), batch_size=2)
+    with pytest.raises(ValueError, match="not a ResumableLoader state"):
+        loader.load_state_dict({"epoch": 0, "batches": 1})

@@ -63,10 +63,12 @@ class ResumableSampler(DistributedSampler):
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` over a :class:`ResumableSampler` whose position Lightning checkpoints.
 
-    ``state_dict()`` is ``{"epoch": e, "batches": b}``: ``b`` batches of epoch ``e`` were handed out
-    (Lightning does not prefetch from a loader with a length, so these are the batches trained on
-    when a checkpoint is written). After ``load_state_dict``, the next iteration skips those ``b``
-    batches if the sampler is still at epoch ``e`` (a mid-epoch checkpoint) and none otherwise.
+    ``state_dict()`` is ``{"epoch": e, "samples": n}``: the first ``n`` items of epoch ``e``'s
+    shuffle were handed out, over all ranks (Lightning does not prefetch from a loader with a
+    length, so these are the items trained on when a checkpoint is written). After
+    ``load_state_dict``, the next iteration skips them if it is still epoch ``e`` (a mid-epoch
+    checkpoint) and nothing otherwise. Counting items, not batches, keeps the skip right when a run
+    resumes with another batch size or number of processes (rounded down to whole batches).
     """
 
     def __init__(self, dataset: Dataset, sampler: ResumableSampler, current_epoch: Callable[[], int] | None = None, **kwargs: Any) -> None:
@@ -74,8 +76,13 @@ class ResumableLoader(DataLoader):
             raise TypeError(f"ResumableLoader needs a ResumableSampler, got {type(sampler).__name__}")
         super().__init__(dataset, sampler=sampler, **kwargs)
         self.current_epoch = current_epoch
-        self._served = 0  # batches of the current epoch handed out (including skipped ones)
+        self._served = 0  # batches of the current epoch handed out on this rank (skipped ones included)
         self._resume: tuple[int, int] | None = None
+
+    @property
+    def _items_per_batch(self) -> int:
+        """Items of the shuffle that one batch on every rank consumes."""
+        return self.batch_size * self.sampler.num_replicas
 
     def __iter__(self) -> Iterator[Any]:  # a generator: runs at the first next(), inside the epoch
         if self.current_epoch is not None:
@@ -84,9 +91,9 @@ class ResumableLoader(DataLoader):
             self.sampler.set_epoch(self.current_epoch())
         skip = 0
         if self._resume is not None:
-            epoch, batches = self._resume
+            epoch, samples = self._resume
             self._resume = None
-            skip = batches if epoch == self.sampler.epoch else 0
+            skip = samples // self._items_per_batch if epoch == self.sampler.epoch else 0
         self.sampler.start = skip * self.batch_size
         self._served = skip
         for batch in super().__iter__():
@@ -94,9 +101,9 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": int(self.sampler.epoch), "batches": int(self._served)}
+        return {"epoch": int(self.sampler.epoch), "samples": int(self._served * self._items_per_batch)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if set(state) != {"epoch", "batches"}:
+        if set(state) != {"epoch", "samples"}:
             raise ValueError(f"not a ResumableLoader state (keys {sorted(state)}): was the checkpoint written with another data loader?")
-        self._resume = (int(state["epoch"]), int(state["batches"]))
+        self._resume = (int(state["epoch"]), int(state["samples"]))
