@@ -72,3 +72,16 @@ def test_finetune_stage_switches_hybrid_loss_on(tmp_path):
     assert cfg.loss.vgg.weight == pytest.approx(0.1) and cfg.loss.adv == pytest.approx(1.0)
     assert cfg.loss.l1 == pytest.approx(0.5) and cfg.loss.ssim == pytest.approx(0.05)
     assert list(cfg.optim.betas) == [0.0, 0.9] and cfg.optim.lr_g == pytest.approx(1e-4)
+
+
+def test_checkpoint_file_names_are_safe_on_hydra_command_lines(tmp_path):
+    """A best checkpoint's name must pass through `make tflite CKPT=...` / `ckpt=...` unquoted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = compose_train([f"hydra.run.dir={tmp_path}"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(tmp_path)
+    checkpoint = hydra.utils.instantiate(cfg.callbacks.checkpoint)
+    name = checkpoint.format_checkpoint_name({"epoch": 3, "step": 120})
+    assert "=" not in Path(name).name
+    OverridesParser.create().parse_overrides([f"ckpt={name}"])  # raises on a bad override

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     exported = None
     if options["tflite"].lower() in {"1", "true", "yes"}:
         # its own process: TensorFlow and the conversion's memory stay out of this one
-        command = [sys.executable, "-m", "bokeh.export", f"ckpt={checkpoint}", f"out={out / 'tflite'}", "size=256x384"]
+        command = [sys.executable, "-m", "bokeh.export", f"ckpt='{checkpoint}'", f"out='{out / 'tflite'}'", "size=256x384"]
         subprocess.run(command, check=True)
         exported = out / "tflite"
 
