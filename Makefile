@@ -12,7 +12,7 @@ SIZE ?=
 N ?= 200
 SEED ?= 0
 
-.PHONY: venv test demo bench tflite data clean
+.PHONY: venv test demo bench bench-levers tflite data clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,9 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generator.py
 	$(BIN)/python benchmarks/bench_data.py
+
+bench-levers: $(STAMP)
+	$(BIN)/python benchmarks/bench_generator.py --levers
 
 tflite: $(STAMP)
 	@test -n "$(CKPT)" || { echo "usage: make tflite CKPT=path/to/model.ckpt [OUT=dir] [SIZE=HxW]"; exit 2; }
