@@ -38,6 +38,7 @@ from rich.table import Table
 from bokeh.complexity import measure
 from bokeh.inference import keep_freed_memory, prepare_for_inference, run_generator
 from bokeh.models.glassnet import GlassNet
+from memory import rss_and_peak  # benchmarks/memory.py (scripts run from this folder)
 
 MATMUL_SIZE = 2048
 MiB = 1024**2
@@ -86,17 +87,6 @@ def matmul_gflops(runs: int = 5) -> tuple[float, float]:
     return rates[0], rates[1]
 
 
-def _rss_and_peak() -> tuple[int, int]:
-    """(current RSS, RSS high-water mark) of this process in bytes, from /proc."""
-    fields = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0]) * 1024
-    return fields["VmRSS"], fields["VmHWM"]
-
-
 def _reset_peak() -> bool:
     """Reset the RSS high-water mark to the current RSS (Linux >= 4.0); False if not allowed."""
     try:
@@ -135,7 +125,7 @@ def time_forward(width2: int, size: tuple[int, int], runs: int, lever: Lever, th
             with context[lever.grad]():
                 return model(image)[0]
     gc.collect()
-    baseline, _ = _rss_and_peak()
+    baseline, _ = rss_and_peak()
     if not _reset_peak():  # fall back to the process-lifetime maximum (an upper bound)
         baseline = 0
     times, cpu_times = [], []
@@ -147,7 +137,7 @@ def time_forward(width2: int, size: tuple[int, int], runs: int, lever: Lever, th
         if run:  # run 0 is the warm-up
             times.append(elapsed)
             cpu_times.append(cpu)
-    _, peak = _rss_and_peak()
+    _, peak = rss_and_peak()
     if not baseline:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"times": times, "cpu_times": cpu_times, "peak_bytes": peak - baseline, "threads": torch.get_num_threads()}

@@ -33,21 +33,11 @@ from rich.table import Table
 
 from bokeh.models.glassnet import GlassNet
 from bokeh.render import TorchBackend, plan_for, render_to_uint8
+from memory import rss_and_peak  # benchmarks/memory.py (scripts run from this folder)
 
 GiB = 1024**3
 ROWS = (((2048, 3072), 1024), ((2048, 3072), None), ((3024, 4032), 1024))
 FULL_12MP = ((3024, 4032), None)
-
-
-def _rss_and_peak() -> tuple[int, int]:
-    """(current RSS, RSS high-water mark) of this process in bytes, from /proc."""
-    fields = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0]) * 1024
-    return fields["VmRSS"], fields["VmHWM"]
 
 
 def render_once(size: tuple[int, int], short_side: int | None, runs: int, threads: int) -> dict:
@@ -58,7 +48,7 @@ def render_once(size: tuple[int, int], short_side: int | None, runs: int, thread
     backend = TorchBackend(GlassNet(width1=16, width2=32).eval())
     photo = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     gc.collect()
-    start_rss, _ = _rss_and_peak()
+    start_rss, _ = rss_and_peak()
     times, cpu_times = [], []
     for _ in range(runs):
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -67,7 +57,7 @@ def render_once(size: tuple[int, int], short_side: int | None, runs: int, thread
         cpu_times.append(time.process_time() - start_cpu)
         assert output.shape == photo.shape
         del output
-    _, peak = _rss_and_peak()
+    _, peak = rss_and_peak()
     return {"times": times, "cpu_times": cpu_times, "peak": peak, "start": start_rss, "threads": torch.get_num_threads()}
 
 

@@ -15,9 +15,11 @@ without paying for it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -43,6 +45,19 @@ class ImageError(ValueError):
         super().__init__(f"{self.path}: {reason}" + (f"; {hint}" if hint else ""))
 
 
+@contextlib.contextmanager
+def _decode_errors(path: Path) -> Iterator[None]:
+    """Turn PIL's errors while opening or decoding ``path`` into one :class:`ImageError` each."""
+    try:
+        yield
+    except FileNotFoundError as error:
+        raise ImageError(path, "file not found", "check the folder") from error
+    except UnidentifiedImageError as error:
+        raise ImageError(path, "not a readable image (corrupt, or not an image)", "re-export or remove the file") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
+
+
 def read_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(H, W)`` of an image as :func:`read_rgb` would return it, from the header only (fast).
 
@@ -50,18 +65,11 @@ def read_size(path: str | os.PathLike) -> tuple[int, int]:
     a JPEG that does not end with its end-of-image marker is fully decoded here to find out.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-            if image.format == "JPEG" and not _ends_like_jpeg(path):
-                image.load()  # raises OSError("image file is truncated ...") if it really is
-    except FileNotFoundError as error:
-        raise ImageError(path, "file not found", "check the folder") from error
-    except UnidentifiedImageError as error:
-        raise ImageError(path, "not a readable image (corrupt, or not an image)", "re-export or remove the file") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
+    with _decode_errors(path), Image.open(path) as image:
+        width, height = image.size
+        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+        if image.format == "JPEG" and not _ends_like_jpeg(path):
+            image.load()  # raises OSError("image file is truncated ...") if it really is
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
@@ -80,16 +88,9 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         ImageError: missing, corrupt or truncated file, transparency, or an unsupported mode.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-    except FileNotFoundError as error:
-        raise ImageError(path, "file not found", "check the folder") from error
-    except UnidentifiedImageError as error:
-        raise ImageError(path, "not a readable image (corrupt, or not an image)", "re-export or remove the file") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
+    with _decode_errors(path), Image.open(path) as image:
+        image.load()
+        image = ImageOps.exif_transpose(image)
     return _to_rgb8(image, path)
 
 
