@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pytorch_lightning  # noqa: F401  (import order: before TensorFlow, see TOOLCHAIN.md)
-import torch
 from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator

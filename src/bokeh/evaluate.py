@@ -13,6 +13,8 @@ sigma that scores best on these very pairs (an oracle choice, which favours the 
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def score(predict: Predict, samples: Iterable[dict]) -> dict[str, float]:
 
 def gaussian_blur(sigma: float) -> Predict:
     """The input blurred with a Gaussian of ``sigma`` pixels (kernel 2 * ceil(3 sigma) + 1)."""
-    size = 2 * int(torch.tensor(3 * sigma).ceil()) + 1
+    size = 2 * math.ceil(3 * sigma) + 1
     return lambda image: kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="reflect")
 
 
@@ -91,8 +93,7 @@ def validation_samples(datamodule) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> dict:
     """CLI: ``ckpt=PATH`` plus any data overrides of the training config."""
-    import sys
-
+    import hydra
     from hydra import compose, initialize_config_dir
 
     from bokeh.checkpoint import load_generator
@@ -106,8 +107,6 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...]")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides + ["output_dir=."])
-    import hydra
-
     results = evaluate_generator(load_generator(ckpt[0]), validation_samples(hydra.utils.instantiate(cfg.data)))
     print(format_table(results))
     if out:
