@@ -85,3 +85,21 @@ def test_checkpoint_file_names_are_safe_on_hydra_command_lines(tmp_path):
     name = checkpoint.format_checkpoint_name({"epoch": 3, "step": 120})
     assert "=" not in Path(name).name
     OverridesParser.create().parse_overrides([f"ckpt={name}"])  # raises on a bad override
+
+
+def test_progress_bar_off_leaves_the_progress_callback_out(tmp_path):
+    """`trainer.enable_progress_bar=false` alone works: Lightning refuses a bar callback with it."""
+    import pytorch_lightning as pl
+
+    from bokeh.train import build_callbacks
+
+    def bars(overrides):
+        cfg = compose_train([f"hydra.run.dir={tmp_path}", *overrides])
+        OmegaConf.set_struct(cfg, False)
+        cfg.output_dir = str(tmp_path)
+        callbacks = build_callbacks(cfg)
+        hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=callbacks)  # raises on a conflict
+        return [c for c in callbacks if isinstance(c, pl.callbacks.ProgressBar)]
+
+    assert len(bars([])) == 1
+    assert bars(["trainer.enable_progress_bar=false"]) == []

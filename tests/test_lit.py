@@ -180,8 +180,57 @@ def test_generator_step_leaves_critics_untouched(tmp_path):
         ({"optim": {"n_critic": 0}}, "n_critic"),
         ({"generator": {"width1": 0}}, "width1"),
         ({"loss": {"vgg": {"weight": -0.1}}}, "loss.vgg.weight"),
+        ({"optim": {"schedule": "linear"}}, "optim.schedule"),
     ],
 )
 def test_bad_settings_fail_with_their_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BokehGAN(**kwargs)
+
+
+class LearningRates(pl.Callback):
+    """Each optimizer's learning rate at the start of every training batch."""
+
+    def __init__(self) -> None:
+        self.rates = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.rates.append([o.param_groups[0]["lr"] for o in trainer.optimizers])
+
+
+@pytest.mark.parametrize(
+    ("stage", "n_critic", "max_steps", "batches"),
+    [("pretrain", 1, 8, 8), ("finetune", 1, 16, 8), ("finetune", 3, 8, 6)],
+)
+def test_cosine_schedule_falls_to_zero_over_the_run(tmp_path, stage, n_critic, max_steps, batches):
+    """max_steps counts optimizer steps; the schedule counts batches and ends at lr 0 on the last one."""
+    module = BokehGAN(generator=TINY, stage=stage, critic=TINY_CRITIC,
+                      optim={"lr_g": 1e-3, "lr_d": 2e-3, "schedule": "cosine", "n_critic": n_critic})
+    spy = LearningRates()
+    fit = trainer(tmp_path, max_steps=max_steps, enable_checkpointing=False, callbacks=[spy])
+    fit.fit(module, loader(batches))
+    assert len(spy.rates) == batches
+    first, middle = spy.rates[0], spy.rates[batches // 2]
+    assert first == pytest.approx([1e-3, 2e-3][: len(first)])
+    assert middle == pytest.approx([r / 2 for r in first])  # half way down a half cosine
+    assert [o.param_groups[0]["lr"] for o in fit.optimizers] == pytest.approx([0.0] * len(first), abs=1e-12)
+
+
+def test_cosine_schedule_needs_a_known_length(tmp_path):
+    module = BokehGAN(generator=TINY, optim={"schedule": "cosine"})
+    with pytest.raises(ValueError, match="max_steps"):
+        trainer(tmp_path, max_epochs=-1, max_time="00:00:00:05", enable_checkpointing=False).fit(module, loader(2))
+
+
+def test_resume_keeps_the_cosine_schedule(tmp_path):
+    """A run killed after 3 of 6 batches and resumed sees the rest of the same schedule."""
+    whole = LearningRates()
+    every_3 = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "whole", filename="s{step}", auto_insert_metric_name=False, every_n_train_steps=3, save_top_k=-1)
+    trainer(tmp_path / "whole", max_steps=6, callbacks=[whole, every_3]).fit(
+        BokehGAN(generator=TINY, optim={"schedule": "cosine"}), loader(6))
+    resumed = LearningRates()
+    trainer(tmp_path / "b", max_steps=6, callbacks=[resumed]).fit(
+        BokehGAN(generator=TINY, optim={"schedule": "cosine"}), loader(6), ckpt_path=tmp_path / "whole" / "s3.ckpt")
+    assert len(resumed.rates) == 3
+    assert [r[0] for r in resumed.rates] == pytest.approx([r[0] for r in whole.rates[3:]])
+    assert resumed.rates[0][0] < whole.rates[0][0]

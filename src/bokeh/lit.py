@@ -17,6 +17,7 @@ Constructor arguments are plain dicts of primitives (Hydra sub-configs converted
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -41,7 +42,8 @@ DEFAULT_LOSS: dict[str, Any] = {
     # VGG19 relu5_4 perceptual term: its weight in the loss, and where its ImageNet weights come from
     "vgg": {"weight": 0.0, "weights": "imagenet"},
 }
-DEFAULT_OPTIM: dict[str, Any] = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9], "n_critic": 1}
+DEFAULT_OPTIM: dict[str, Any] = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9], "n_critic": 1, "schedule": "constant"}
+SCHEDULES = ("constant", "cosine")
 DEFAULT_CRITIC: dict[str, Any] = {"depths": [3, 5], "ndf": 64, "norm": "instance"}
 
 
@@ -72,7 +74,9 @@ class BokehGAN(pl.LightningModule):
         stage: ``pretrain`` or ``finetune``.
         loss: weights ``l1``, ``ssim``, ``rough_l1``, ``adv``, penalty ``gp``, and
             ``vgg: {weight, weights}`` (weights: ``imagenet``, a file path, or ``random`` for tests).
-        optim: ``lr_g``, ``lr_d``, ``betas``, ``n_critic``.
+        optim: ``lr_g``, ``lr_d``, ``betas``, ``n_critic``, ``schedule`` (``constant``, the paper's, or
+            ``cosine``: both learning rates fall to 0 along a half cosine over the run's batches,
+            which needs ``trainer.max_steps`` or ``trainer.max_epochs``).
         critic: ``depths`` (strided layers per critic), ``ndf``, ``norm``; used by ``finetune``.
         max_bad_steps: consecutive non-finite losses or gradients tolerated (each step skipped with
             a warning and counted in ``train/skipped_steps``) before training stops with
@@ -96,6 +100,8 @@ class BokehGAN(pl.LightningModule):
         loss = _merged(DEFAULT_LOSS, loss, "loss")
         optim = _merged(DEFAULT_OPTIM, optim, "optim")
         critic = _merged(DEFAULT_CRITIC, critic, "critic")
+        if optim["schedule"] not in SCHEDULES:
+            raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {optim['schedule']!r}")
         if int(optim["n_critic"]) < 1:
             raise ValueError(f"optim.n_critic must be >= 1, got {optim['n_critic']}")
         if int(max_bad_steps) < 1:
@@ -146,11 +152,33 @@ class BokehGAN(pl.LightningModule):
     def configure_optimizers(self):
         optim = self.hparams.optim
         betas = tuple(float(b) for b in optim["betas"])
-        generator_opt = torch.optim.Adam(self.generator.parameters(), lr=optim["lr_g"], betas=betas)
-        if not self.adversarial:
-            return generator_opt
-        critic_opt = torch.optim.Adam(self.critics.parameters(), lr=optim["lr_d"], betas=betas)
-        return [generator_opt, critic_opt]
+        optimizers = [torch.optim.Adam(self.generator.parameters(), lr=optim["lr_g"], betas=betas)]
+        if self.adversarial:
+            optimizers.append(torch.optim.Adam(self.critics.parameters(), lr=optim["lr_d"], betas=betas))
+        if optim["schedule"] == "constant":
+            return optimizers
+        batches = self.scheduled_batches()
+        return optimizers, [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=batches) for o in optimizers]
+
+    def scheduled_batches(self) -> int:
+        """Training batches this run will see: the length of a ``cosine`` schedule (stepped per batch).
+
+        ``trainer.max_steps`` counts optimizer steps (in finetune: a critic step per batch plus a
+        generator step every ``n_critic`` batches); ``trainer.max_epochs`` counts passes over the
+        training loader; the shorter bound wins.
+        """
+        trainer = self.trainer
+        steps_per_batch = 1 + 1 / self.hparams.optim["n_critic"] if self.adversarial else 1
+        bounds = []
+        if trainer.max_steps not in (None, -1):
+            bounds.append(math.ceil(trainer.max_steps / steps_per_batch))
+        if trainer.max_epochs not in (None, -1):
+            trainer.estimated_stepping_batches  # loads the training loader, so its length is known
+            if math.isfinite(trainer.num_training_batches):
+                bounds.append(int(trainer.num_training_batches) * trainer.max_epochs)
+        if not bounds:
+            raise ValueError("optim.schedule=cosine needs a known training length: set trainer.max_steps (or trainer.max_epochs)")
+        return max(1, min(bounds))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """The bokeh image ``(B, 3, H, W)`` in [-1, 1] for ``image`` ``(B, 3, H, W)`` in [-1, 1]."""
@@ -241,6 +269,20 @@ class BokehGAN(pl.LightningModule):
 
     # ----------------------------------------------------------------- steps
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._train_batch(batch, batch_idx)
+        self._step_schedules()
+
+    def _step_schedules(self) -> None:
+        """Step the learning-rate schedules (``optim.schedule``) once per training batch, inside the
+        training step, so a checkpoint written at this batch's end holds the schedule's next value."""
+        schedulers = self.lr_schedulers()
+        with warnings.catch_warnings():
+            # the schedule counts batches: with n_critic > 1 the generator may not have stepped yet
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+                scheduler.step()
+
+    def _train_batch(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         image, target = batch["input"], batch["target"]
         if self.adversarial:
             generator_opt, critic_opt = self.optimizers()

@@ -93,6 +93,15 @@ def require_all_values(cfg: DictConfig) -> None:
         )
 
 
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The callbacks of ``cfg.callbacks``; ``callbacks.<name>=null`` switches one off, and
+    ``trainer.enable_progress_bar=false`` leaves the progress bar out (Lightning refuses both)."""
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
+    return callbacks
+
+
 def run(cfg: DictConfig) -> pl.Trainer:
     """Fit the model described by ``cfg``; return the trainer (its ``checkpoint_callback`` knows the files)."""
     require_all_values(cfg)
@@ -103,8 +112,7 @@ def run(cfg: DictConfig) -> pl.Trainer:
     check_crops_fit_critics(getattr(datamodule, "crop_size", None), module)
     if cfg.get("init_from") and not cfg.get("ckpt_path"):
         init_generator_from(module, cfg.init_from)
-    # callbacks.<name>=null switches one off
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c is not None] if cfg.get("callbacks") else []
+    callbacks = build_callbacks(cfg)
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
     # checkpoints are written atomically and never with non-finite weights (bokeh.checkpoint_io)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()])
