@@ -29,7 +29,7 @@ def all_choices():
 @pytest.mark.parametrize(("group", "option"), list(all_choices()))
 def test_every_config_composes(group, option, tmp_path):
     overrides = [f"{group}={option}", f"hydra.run.dir={tmp_path}"]
-    if option == "finetune" or option == "paper_finetune":
+    if option in {"finetune", "demo_finetune"}:
         overrides.append("init_from=some.ckpt")
     if option in {"ebb", "paper"}:
         overrides.append("data.root=/data/ebb")
@@ -103,3 +103,13 @@ def test_progress_bar_off_leaves_the_progress_callback_out(tmp_path):
 
     assert len(bars([])) == 1
     assert bars(["trainer.enable_progress_bar=false"]) == []
+
+
+def test_demo_finetune_runs_offline_with_random_vgg(tmp_path):
+    """The CPU demo may finetune without the ImageNet file; the paper recipe keeps ImageNet."""
+    demo = compose_train(["experiment=demo_finetune", "init_from=x.ckpt", f"hydra.run.dir={tmp_path}"])
+    assert demo.stage == "finetune" and demo.model.width2 == 16  # the demo model, finetuned
+    assert demo.loss.vgg.weights == "random" and demo.loss.vgg.weight == pytest.approx(0.1)
+    assert list(demo.optim.betas) == [0.0, 0.9]  # WGAN-GP: the paper's Adam, not the demo pretrain's
+    paper = compose_train(["experiment=paper", "stage=finetune", "init_from=x.ckpt", "data.root=/d", f"hydra.run.dir={tmp_path}"])
+    assert paper.loss.vgg.weights == "imagenet"
