@@ -32,6 +32,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generator.py
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_train_step.py
 
 bench-levers: $(STAMP)
 	$(BIN)/python benchmarks/bench_generator.py --levers

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bokeh.lit import BokehGAN
-from memory import rss_and_peak
+from memory import rss_and_peak  # benchmarks/memory.py (scripts run from this folder)
 
 MODELS = {
     "demo": ({"width1": 8, "width2": 16, "blocks": 3}, {"ndf": 16}),  # conf/experiment/demo.yaml

@@ -104,9 +104,10 @@ def main(argv: list[str]) -> None:
                     row[part][1] += where.sum().item()
 
     print(f"{len(samples)} validation pairs ({' '.join(overrides)}); {sharp_share:.0%} of pixels sharp in the target")
-    print(f"{'':44s} {'PSNR':>7s} {'sharp px':>9s} {'blurred px':>11s}")
+    width = max(len(name) for name in rows)
+    print(f"{'':{width}s} {'PSNR':>7s} {'sharp px':>9s} {'blurred px':>11s}")
     for name, row in rows.items():
-        print(f"{name:44s} {row['psnr']:7.2f} {psnr_of(*row['sharp']):9.2f} {psnr_of(*row['blurred']):11.2f}")
+        print(f"{name:{width}s} {row['psnr']:7.2f} {psnr_of(*row['sharp']):9.2f} {psnr_of(*row['blurred']):11.2f}")
     print(f"(global sigmas tried: {', '.join(f'{s:g}' for s in BLUR_SIGMAS)}; oracle bank: {', '.join(f'{s:g}' for s in ORACLE_SIGMAS)})")
 
 
