@@ -1,7 +1,7 @@
 """``make demo``: the whole job on the embedded default data, on a CPU, in minutes.
 
 1. writes the synthetic pair set (if not cached) and pretrains the demo Glass-Net
-   (``experiment=demo``: 1,600 steps, about 6 minutes on 2 idle cores, stopped at ``minutes`` at
+   (``experiment=demo``: 1,600 steps, 6.6 minutes on 2 idle cores, stopped at ``minutes`` at
    the latest);
 2. scores the best checkpoint on held-out synthetic pairs next to the identity and best-blur
    baselines (:mod:`bokeh.evaluate`);
