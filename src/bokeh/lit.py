@@ -275,11 +275,11 @@ class BokehGAN(pl.LightningModule):
     def _step_schedules(self) -> None:
         """Step the learning-rate schedules (``optim.schedule``) once per training batch, inside the
         training step, so a checkpoint written at this batch's end holds the schedule's next value."""
-        schedulers = self.lr_schedulers()
+        schedulers = self.lr_schedulers() or []
         with warnings.catch_warnings():
             # the schedule counts batches: with n_critic > 1 the generator may not have stepped yet
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
-            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
                 scheduler.step()
 
     def _train_batch(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
