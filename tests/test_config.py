@@ -9,7 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from bokeh.train import CONF_DIR, build_module
+from bokeh.train import CONF_DIR, build_module, build_trainer
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in {"export"})
 
@@ -60,7 +60,7 @@ def test_pretrain_instantiates_datamodule_module_and_trainer(tmp_path):
     cfg.output_dir = str(tmp_path)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_module(cfg)
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer = build_trainer(cfg, callbacks=[], logger=False)
     assert module.hparams.stage == "pretrain" and module.critics is None
     assert module.hparams.loss["vgg"]["weight"] == 0 and module.hparams.loss["adv"] == 0
     assert hasattr(datamodule, "train_dataloader")
@@ -98,7 +98,7 @@ def test_progress_bar_off_leaves_the_progress_callback_out(tmp_path):
         OmegaConf.set_struct(cfg, False)
         cfg.output_dir = str(tmp_path)
         callbacks = build_callbacks(cfg)
-        hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=callbacks)  # raises on a conflict
+        build_trainer(cfg, callbacks=callbacks, logger=False)  # raises on a conflict
         return [c for c in callbacks if isinstance(c, pl.callbacks.ProgressBar)]
 
     assert len(bars([])) == 1

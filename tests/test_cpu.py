@@ -30,3 +30,14 @@ def test_missing_cpuinfo_means_no_flags(tmp_path):
     assert cpu.cpu_flags(tmp_path / "absent") == frozenset()
     assert not cpu.native_bf16(frozenset())
     assert cpu.cpu_name(tmp_path / "absent")  # falls back to platform, never empty
+
+
+def test_training_precision_auto_follows_the_detected_capability(monkeypatch):
+    from bokeh.train import resolve_precision
+
+    monkeypatch.setattr(cpu, "native_bf16", lambda flags=None: True)
+    assert resolve_precision("auto", "cpu") == "bf16-mixed"
+    monkeypatch.setattr(cpu, "native_bf16", lambda flags=None: False)
+    assert resolve_precision("auto", "cpu") == "32-true"
+    assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"  # an explicit choice is kept
+    assert resolve_precision("32-true", "cpu") == "32-true"

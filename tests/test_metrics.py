@@ -1,5 +1,7 @@
 """bokeh.metrics against scikit-image's reference implementations on real photos."""
 
+import math
+
 import numpy as np
 import pytest
 import skimage.data
@@ -7,6 +9,7 @@ import torch
 from skimage.filters import gaussian
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from bokeh import metrics
 from bokeh.metrics import psnr, ssim, to_unit_range
 
 PHOTOS = ("astronaut", "coffee", "chelsea")  # shipped inside scikit-image: no download
@@ -123,3 +126,32 @@ def test_bad_inputs_raise_clear_errors(pred, target, kwargs, message):
 def test_psnr_rejects_values_outside_the_data_range():
     with pytest.raises(ValueError, match=r"data range is \[0, 1\]"):
         psnr(torch.rand(1, 3, 8, 8) * 2 - 1, torch.rand(1, 3, 8, 8))
+
+
+def test_split_psnr_equals_plain_psnr_when_the_mask_is_everything():
+    generator = torch.Generator().manual_seed(3)
+    pred, target = torch.rand(2, 3, 20, 24, generator=generator), torch.rand(2, 3, 20, 24, generator=generator)
+    everything = torch.ones(2, 1, 20, 24, dtype=torch.bool)
+    torch.testing.assert_close(metrics.psnr_masked(pred, target, everything), metrics.psnr(pred, target), rtol=1e-5, atol=1e-5)
+    split = metrics.psnr_split(pred, target, torch.zeros(2, 1, 20, 24))  # radius 0: every pixel in focus
+    torch.testing.assert_close(split["all"], metrics.psnr(pred, target), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(split["in_focus"], split["all"])
+    assert torch.isnan(split["defocus"]).all()  # no pixel has a radius >= 4 px
+
+
+def test_split_psnr_scores_each_pixel_set_on_its_own_error():
+    target = torch.full((1, 3, 8, 8), 0.5)
+    pred = target.clone()
+    pred[..., :4, :] += 0.1  # error 0.1 on the top half only
+    radius = torch.zeros(1, 1, 8, 8)
+    radius[..., :4, :] = 6.0  # the top half is strongly defocused
+    split = metrics.psnr_split(pred, target, radius)
+    assert split["defocus"].item() == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.01)
+    assert split["in_focus"].item() == float("inf")
+    assert split["all"].item() == pytest.approx(10 * math.log10(1 / 0.005), abs=1e-4)
+    assert (radius >= metrics.DEFOCUS_MIN_RADIUS).sum() == 32 and (radius < metrics.IN_FOCUS_MAX_RADIUS).sum() == 32
+
+
+def test_masked_psnr_refuses_a_mask_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="mask"):
+        metrics.psnr_masked(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.ones(1, 3, 8, 8, dtype=torch.bool))

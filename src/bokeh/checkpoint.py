@@ -50,9 +50,20 @@ def generator_state(checkpoint: dict, path: str | Path = "<checkpoint>") -> tupl
     return dict(hparams["generator"]), state
 
 
+def generator_source(path: str | Path) -> tuple[dict, dict]:
+    """``(glassnet_kwargs, generator_state_dict)`` from a Lightning checkpoint, or from a model shipped
+    with the package when ``path`` is its name (``reference``: :mod:`bokeh.pretrained`)."""
+    from bokeh import pretrained
+
+    if pretrained.is_name(path) and not Path(path).exists():
+        return pretrained.generator_state(str(path))
+    return generator_state(read_checkpoint(path), path)
+
+
 def load_generator(path: str | Path) -> GlassNet:
-    """The Glass-Net stored in the Lightning checkpoint at ``path``, in eval mode on the CPU."""
-    kwargs, state = generator_state(read_checkpoint(path), path)
+    """The Glass-Net stored in the Lightning checkpoint at ``path`` (or the shipped model of that
+    name, e.g. ``reference``), in eval mode on the CPU."""
+    kwargs, state = generator_source(path)
     generator = GlassNet(**kwargs)
     generator.load_state_dict(state, strict=True)
     return generator.eval()

@@ -189,14 +189,16 @@ def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -
     subsampling, so re-encoding is deterministic for equal arrays).
 
     Shape:
-        image: ``(H, W, 3)`` or ``(H, W)`` ``uint8``.
+        image: ``(H, W, 3)`` or ``(H, W)`` ``uint8``; or ``(H, W)`` ``uint16`` into a ``.png`` (16-bit
+        grayscale, e.g. :mod:`bokeh.data.coc` maps).
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"{path}: unknown image suffix {suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"write_image expects uint8 data, got {image.dtype}; use float_to_uint8 first")
+    sixteen_bit_png = image.dtype == np.uint16 and image.ndim == 2 and suffix == ".png"
+    if image.dtype != np.uint8 and not sixteen_bit_png:
+        raise ValueError(f"write_image expects uint8 data (or 2-D uint16 for .png), got {image.dtype}; use float_to_uint8 first")
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": int(quality), "subsampling": 0} if suffix in (".jpg", ".jpeg") else {}
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)

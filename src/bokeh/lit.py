@@ -324,5 +324,12 @@ class BokehGAN(pl.LightningModule):
         batch_size = bokeh.shape[0]
         self.log("val/psnr", metrics.psnr(output, target).mean(), prog_bar=True, batch_size=batch_size, sync_dist=True)
         self.log("val/ssim", metrics.ssim(output, target).mean(), batch_size=batch_size, sync_dist=True)
+        if "coc" in batch:  # synthetic data: PSNR on the pixels kept in focus and on the strongly defocused ones
+            split = metrics.psnr_split(output, target, unpad(batch["coc"], size))
+            for name in ("in_focus", "defocus"):
+                # an image without such pixels gives NaN and does not count towards that set's mean;
+                # not synced under DDP (ranks may skip different batches): each rank's own mean
+                if torch.isfinite(split[name]).all():
+                    self.log(f"val/psnr_{name}", split[name].mean(), batch_size=batch_size)
         return bokeh
 

@@ -16,6 +16,13 @@ Every number this project reports says which definition it uses (papers on EBB! 
   papers report this. Neither kornia nor torchmetrics computes it (torchmetrics' uniform window
   uses population variances), so it is written here with ``avg_pool2d``.
 
+* ``psnr_split``: PSNR over the pixel sets of :data:`PIXEL_SETS`, by the blur radius the target was
+  rendered with (synthetic data: :mod:`bokeh.data.coc`): ``all`` pixels, ``in_focus`` (radius < 1 px:
+  the target keeps the input's detail) and ``defocus`` (radius >= 4 px: strongly blurred). A model
+  that blurs everything scores well on ``defocus`` and badly on ``in_focus``; one that does nothing,
+  the reverse. Each set's PSNR is 10 log10(L^2 / MSE) with the MSE over that set's pixels of one
+  image (all channels); with every pixel in the set it equals ``psnr``.
+
 All functions are differentiable (the SSIM loss is 1 - SSIM gaussian); per-image values are
 returned as ``(B,)`` unless ``reduction="mean"``, which averages the per-image values (the way
 challenge tables average over a test set).
@@ -37,6 +44,9 @@ GAUSSIAN_WINDOW = 11  # kornia's window has sigma 1.5; skimage: 2 * int(3.5 * 1.
 UNIFORM_WINDOW = 7  # skimage's default win_size
 K1, K2 = 0.01, 0.03  # SSIM stabilizers: C1 = (K1 L)^2, C2 = (K2 L)^2
 RANGE_TOLERANCE = 1e-4  # values this far outside [0, L] still pass (float rounding of (x + 1) / 2)
+IN_FOCUS_MAX_RADIUS = 1.0  # px: circle-of-confusion radius below which a pixel counts as in focus
+DEFOCUS_MIN_RADIUS = 4.0  # px: radius from which a pixel counts as strongly defocused
+PIXEL_SETS = ("all", "in_focus", "defocus")
 
 
 def to_unit_range(image: torch.Tensor) -> torch.Tensor:
@@ -146,3 +156,39 @@ def ssim(
     else:
         raise ValueError(f"unknown SSIM kind {kind!r}: expected 'gaussian' (11x11, sigma 1.5) or 'uniform' (7x7)")
     return _reduce(similarity.mean(dim=(1, 2, 3)), reduction)  # (B,)
+
+
+def pixel_sets(radius: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Boolean masks of :data:`PIXEL_SETS` for a map of blur radii.
+
+    Shape:
+        radius: ``(B, 1, H, W)`` circle-of-confusion radii in pixels (>= 0); returns masks of that shape.
+    """
+    return {"all": torch.ones_like(radius, dtype=torch.bool), "in_focus": radius < IN_FOCUS_MAX_RADIUS,
+            "defocus": radius >= DEFOCUS_MIN_RADIUS}
+
+
+def psnr_masked(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR per image over the pixels where ``mask`` is true (all channels of each such pixel), in dB.
+
+    Shape:
+        pred, target: ``(B, C, H, W)`` in [0, data_range]; mask: ``(B, 1, H, W)`` bool. Returns
+        ``(B,)``: +inf where the masked pixels are equal, NaN where an image's mask is empty.
+    """
+    _check_pair("psnr_masked", pred, target, data_range)
+    if mask.shape != (pred.shape[0], 1, *pred.shape[-2:]) or mask.dtype != torch.bool:
+        raise ValueError(f"psnr_masked expects a (B, 1, H, W) bool mask for {tuple(pred.shape)} images, got {mask.dtype} {tuple(mask.shape)}")
+    squared = (pred - target).pow(2).mean(1, keepdim=True)  # (B, 1, H, W): mean over channels
+    count = mask.sum(dim=(1, 2, 3))
+    mse = (squared * mask).sum(dim=(1, 2, 3)) / count  # NaN for an empty mask (0 / 0)
+    return 10 * torch.log10(data_range**2 / mse)
+
+
+def psnr_split(pred: torch.Tensor, target: torch.Tensor, radius: torch.Tensor, data_range: float = 1.0) -> dict[str, torch.Tensor]:
+    """:func:`psnr_masked` over each of :data:`PIXEL_SETS` (see the module docstring).
+
+    Shape:
+        pred, target: ``(B, C, H, W)`` in [0, data_range]; radius: ``(B, 1, H, W)`` in pixels.
+        Returns ``{set name: (B,)}``, NaN where an image has no pixel in a set.
+    """
+    return {name: psnr_masked(pred, target, mask, data_range) for name, mask in pixel_sets(radius).items()}

@@ -84,6 +84,8 @@ def test_on_the_fly_items_equal_the_cached_ones(tmp_path):
     assert not (tmp_path / "unused").exists()  # nothing written
     for a, b in zip(cached.val_set, fly.val_set):
         assert a["name"] == b["name"] and torch.equal(a["input"], b["input"]) and torch.equal(a["target"], b["target"])
+        # the blur-radius map travels with validation items both ways (stored to 1/100 px)
+        assert a["coc"].shape == b["coc"].shape == (1, 48, 64) and (a["coc"] - b["coc"]).abs().max() <= 0.005 + 1e-6
     batch = next(iter(fly.train_dataloader()))  # rendered in a loader worker process
     assert batch["input"].shape == (2, 3, 16, 24)
 
@@ -98,6 +100,18 @@ def test_a_tiny_ebb_folder_of_synthetic_pairs_loads_with_the_right_split_and_cro
     assert (batch["input"] - batch["target"]).abs().mean() > 0.005  # input and target differ: bokeh
     val = list(dm.val_dataloader())
     assert [v["name"] for v in val] == [["6"], ["7"]] and all(v["input"].shape == (1, 3, 48, 64) for v in val)
+    assert all(v["coc"].shape == (1, 1, 48, 64) for v in val)  # a synthetic set in the EBB! layout keeps its maps
+    assert "coc" not in batch  # training crops do not need them
+
+
+def test_pairs_without_maps_give_validation_items_without_coc(tmp_path):
+    import shutil
+
+    root = write_dataset(tmp_path / "ebb", n=4, size=(48, 64), seed=2)
+    shutil.rmtree(root / "coc")  # what an EBB! folder looks like: no depth, no maps
+    dm = EBBDataModule(str(root), crop_size=(32, 48), train_ids=(0, 2), val_ids=(3, 3), num_workers=0, batch_size=1)
+    dm.setup("fit")
+    assert "coc" not in dm.val_set[0] and dm.val_set.pairs[0].coc is None
 
 
 @pytest.mark.parametrize(

@@ -82,3 +82,24 @@ def test_eval_mode_is_deterministic_and_batch_independent():
         together, _ = model(images)
         alone, _ = model(images[1:])
     torch.testing.assert_close(together[1:], alone, atol=1e-6, rtol=0)
+
+
+def test_global_residual_starts_near_the_identity_and_keeps_the_output_range():
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    paper, residual = GlassNet(4, 4, 1), GlassNet(4, 4, 1, global_residual=True)
+    assert sum(p.numel() for p in paper.parameters()) == sum(p.numel() for p in residual.parameters())
+    with torch.no_grad():
+        near = (residual.eval()(image)[0] - image).abs().mean().item()
+        far = (paper.eval()(image)[0] - image).abs().mean().item()
+    assert near < 0.1 < far  # untrained: the paper's stage 2 draws a flat image, the residual form passes the input
+    big = torch.ones(1, 3, 32, 48)
+    with torch.no_grad():
+        residual.unet_stage.head.bias.fill_(5.0)  # push the correction far out of range
+        assert residual.eval()(big)[0].max() <= 1.0  # eval: clamped to [-1, 1]
+        assert residual.train()(big)[0].max() > 1.0  # training: unclamped, so saturated pixels keep a gradient
+
+
+def test_global_residual_must_be_a_bool():
+    with pytest.raises(ValueError, match="global_residual"):
+        GlassNet(4, 4, 1, global_residual="yes")

@@ -5,7 +5,8 @@ Both hand the LightningModule the same batches::
     {"input": (B, 3, H, W) float32 in [-1, 1],   # narrow aperture
      "target": (B, 3, H, W) float32 in [-1, 1],  # wide aperture
      "name": list[str],
-     "size": (B, 2) int64}                       # (H, W) to restore with transforms.unpad
+     "size": (B, 2) int64,                       # (H, W) to restore with transforms.unpad
+     "coc": (B, 1, H, W) float32}                # validation, synthetic data only: blur radius in px
 
 Training batches are random paired crops of ``crop_size`` in a seeded order that a killed run
 resumes mid-epoch and that DDP ranks split without overlap (:mod:`bokeh.data.sampling`);
@@ -16,6 +17,8 @@ Constructor arguments equal the keys of ``conf/data/*.yaml``; constructing does 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -40,7 +43,7 @@ from bokeh.data.pairs import (
 )
 from bokeh.data.sampling import ResumableLoader, ResumableSampler
 from bokeh.data.synthesize import ensure_dataset
-from bokeh.data.synthetic import GENERATOR_VERSION, make_pair
+from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
 from bokeh.data.transforms import MULTIPLE, FitMode
 from bokeh.images import jpeg_roundtrip
 
@@ -176,14 +179,16 @@ def _names_in(problems: list[BadPair], train_ids, val_ids) -> set[str]:
 class SyntheticReader:
     """Renders pair ``int(pair.name)`` of a synthetic set on demand (picklable for loader workers)."""
 
-    def __init__(self, seed: int, size: tuple[int, int], noise: float, quality: int | None) -> None:
+    def __init__(self, seed: int, size: tuple[int, int], noise: float, quality: int | None, scene: dict | None = None) -> None:
         self.seed, self.size, self.noise, self.quality = seed, size, noise, quality
+        self.config = scene_config(scene)
 
-    def __call__(self, pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-        rendered = make_pair(int(pair.name), self.seed, self.size, self.noise)
+    def __call__(self, pair: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(sharp, bokeh, blur radius)`` of the pair, as the cached set stores them."""
+        rendered = make_pair(int(pair.name), self.seed, self.size, self.noise, self.config)
         if self.quality is None:
-            return rendered.sharp, rendered.bokeh
-        return jpeg_roundtrip(rendered.sharp, self.quality), jpeg_roundtrip(rendered.bokeh, self.quality)
+            return rendered.sharp, rendered.bokeh, rendered.blur_radius
+        return jpeg_roundtrip(rendered.sharp, self.quality), jpeg_roundtrip(rendered.bokeh, self.quality), rendered.blur_radius
 
 
 class SyntheticDataModule(_PairDataModule):
@@ -213,8 +218,11 @@ class SyntheticDataModule(_PairDataModule):
         on_the_fly: bool = False,
         val_fit: FitMode = "pad",
         on_bad_pair: OnBadPair = "skip",
+        scene: dict | None = None,
     ) -> None:
         super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
+        self.scene = dict(scene or {})
+        scene_config(self.scene)  # unknown keys fail at construction
         self.size = _pair_of_ints(size, "size")
         if not 1 <= int(val_count) < int(n):
             raise ValueError(f"val_count must be in 1..n-1 (n={n}), got {val_count}")
@@ -227,11 +235,12 @@ class SyntheticDataModule(_PairDataModule):
     def folder(self) -> Path:
         """Where the cached set lives (or will)."""
         h, w = self.size
-        return Path(self.cache_dir) / f"synthetic-v{GENERATOR_VERSION}-n{self.n}-{h}x{w}-seed{self.seed}-noise{self.noise:g}-q{self.quality}"
+        scene = "" if not self.scene else "-scene" + hashlib.sha1(json.dumps(self.scene, sort_keys=True).encode()).hexdigest()[:8]
+        return Path(self.cache_dir) / f"synthetic-v{GENERATOR_VERSION}-n{self.n}-{h}x{w}-seed{self.seed}-noise{self.noise:g}-q{self.quality}{scene}"
 
     def prepare_data(self) -> None:
         if not self.on_the_fly:
-            ensure_dataset(self.folder, n=self.n, size=self.size, seed=self.seed, noise=self.noise, quality=self.quality)
+            ensure_dataset(self.folder, n=self.n, size=self.size, seed=self.seed, noise=self.noise, quality=self.quality, scene=self.scene)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -239,7 +248,7 @@ class SyntheticDataModule(_PairDataModule):
         split = self.n - self.val_count
         if self.on_the_fly:
             pairs = [Pair(str(i), Path(f"<synthetic seed={self.seed}>/original/{i}"), Path(f"<synthetic seed={self.seed}>/bokeh/{i}")) for i in range(self.n)]
-            reader = SyntheticReader(self.seed, self.size, self.noise, self.quality)
+            reader = SyntheticReader(self.seed, self.size, self.noise, self.quality, self.scene)
         else:
             self.prepare_data()  # no-op when the set exists; needed when setup runs without prepare_data
             pairs, problems = list_pairs(self.folder)

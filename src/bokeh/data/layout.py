@@ -2,6 +2,7 @@
 
 INPUT_DIR = "original"  # narrow aperture (f/16 in EBB!)
 TARGET_DIR = "bokeh"  # wide aperture (f/1.8 in EBB!)
+COC_DIR = "coc"  # optional: per-pixel blur radius maps <name>.png (synthetic sets; bokeh.data.coc)
 LAYOUT = (
     "expected <root>/original/<name>.jpg and <root>/bokeh/<name>.jpg with matching names "
     "(the EBB! layout; the challenge zip's <root>/Training/original and <root>/Training/bokeh also work)"

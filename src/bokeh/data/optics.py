@@ -18,7 +18,8 @@ or with a depth per pixel. Rendering a wide-aperture image:
    far layer's blur never smears over a nearer edge, and an in-focus edge gets no halo.
 4. Back to display space, clipped to [0, 1].
 
-The sharp (narrow-aperture) image is the same composite with every radius 0, so pixels at the focal
+The narrow-aperture image is the same composite with every radius scaled by the ratio of the two
+apertures (``aperture``; 0 is a pinhole, EBB!'s f/16 against f/1.8 is 0.11), so pixels at the focal
 depth are identical in both images.
 """
 
@@ -208,8 +209,13 @@ def blur_stack(stack: np.ndarray, radius: float) -> tuple[np.ndarray, int]:
     return out.astype(np.float32, copy=False), reach
 
 
-def composite(slices: list[Slice], canvas: tuple[int, int], sharp: bool = False) -> np.ndarray:
-    """Blur (unless ``sharp``) and composite slices far to near with "over".
+def composite(slices: list[Slice], canvas: tuple[int, int], sharp: bool = False, aperture: float = 1.0) -> np.ndarray:
+    """Blur and composite slices far to near with "over".
+
+    Args:
+        sharp: no blur at all (a pinhole), whatever ``aperture`` says.
+        aperture: the lens's aperture diameter relative to the one the slices' radii were computed
+            for: every blur radius is multiplied by it (0.11 turns an f/1.8 scene into f/16).
 
     Shape:
         canvas: ``(H, W)``; returns ``(H, W, 3)`` working-space colour (premultiplied; the coverage
@@ -218,7 +224,7 @@ def composite(slices: list[Slice], canvas: tuple[int, int], sharp: bool = False)
     height, width = canvas
     acc = np.zeros((3, height, width), np.float32)
     for piece in sorted(slices, key=lambda s: -s.depth):  # stable: equal depths keep scene order
-        stack, reach = (piece.stack, 0) if sharp else blur_stack(piece.stack, piece.radius)
+        stack, reach = (piece.stack, 0) if sharp or aperture == 0 else blur_stack(piece.stack, piece.radius * aperture)
         top, left = piece.top - reach, piece.left - reach
         y0, x0 = max(top, 0), max(left, 0)
         y1, x1 = min(top + stack.shape[1], height), min(left + stack.shape[2], width)
@@ -236,13 +242,14 @@ def slice_scene(layers: list[Layer], lens: ThinLens, width_px: int, max_radius: 
     return [s for layer in layers for s in slice_layer(layer, lens, width_px, max_radius, gamma)]
 
 
-def render(slices: list[Slice], canvas: tuple[int, int], gamma: float = 4.0, sharp: bool = False) -> np.ndarray:
-    """Render a sliced scene through its lens, or (``sharp``) through a pinhole: every radius 0.
+def render(slices: list[Slice], canvas: tuple[int, int], gamma: float = 4.0, sharp: bool = False, aperture: float = 1.0) -> np.ndarray:
+    """Render a sliced scene through its lens, or (``sharp``) through a pinhole: every radius 0, or
+    through the lens stopped down to ``aperture`` times its diameter (every radius scaled).
 
     Shape:
         canvas: ``(H, W)``; returns ``(H, W, 3)`` ``float32`` display-space RGB in [0, 1].
     """
-    return np.clip(to_display(composite(slices, canvas, sharp=sharp), gamma), 0.0, 1.0)
+    return np.clip(to_display(composite(slices, canvas, sharp=sharp, aperture=aperture), gamma), 0.0, 1.0)
 
 
 def depth_map(layers: list[Layer], canvas: tuple[int, int]) -> np.ndarray:

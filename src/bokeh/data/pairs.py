@@ -2,7 +2,9 @@
 
 Layout: ``<root>/original/<name>.<ext>`` (narrow aperture) and ``<root>/bokeh/<name>.<ext>``
 (wide aperture), paired by file name without extension; the challenge zip's
-``<root>/Training/original`` and ``<root>/Training/bokeh`` are found too.
+``<root>/Training/original`` and ``<root>/Training/bokeh`` are found too. Synthetic sets also have
+``<root>/coc/<name>.png``, the blur radius of each pixel (:mod:`bokeh.data.coc`): validation items
+then carry it, for the in-focus / defocus split of the metrics.
 
 Bad input is either converted (grayscale, opaque RGBA, 16-bit: :func:`bokeh.images.read_rgb`) or
 reported as a :class:`BadPair` naming the file and the reason. The policy ``on_bad_pair`` decides
@@ -24,8 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from bokeh.data.layout import INPUT_DIR, LAYOUT, TARGET_DIR
-from bokeh.data.transforms import FitMode, fit_for_eval, fits, paired_train_crop, to_pair_tensors
+from bokeh.data.coc import read_coc
+from bokeh.data.layout import COC_DIR, INPUT_DIR, LAYOUT, TARGET_DIR
+from bokeh.data.transforms import FitMode, fit_for_eval, fit_map, fits, paired_train_crop, to_pair_tensors
 from bokeh.images import IMAGE_SUFFIXES, ImageError, read_rgb, read_size
 
 OnBadPair = Literal["skip", "fail"]
@@ -50,6 +53,7 @@ class Pair:
     name: str
     original: Path
     bokeh: Path
+    coc: Path | None = None  # per-pixel blur radius map, where the data has one (synthetic sets)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,9 @@ def list_pairs(root: str | Path) -> tuple[list[Pair], list[BadPair]]:
         problems.append(BadPair(name, targets[name], f"no partner {INPUT_DIR}/{name}.* for this {TARGET_DIR}/ image", "missing partner"))
     duplicates = {p.name for p in problems if p.kind == "duplicate"}
     names = sorted((originals.keys() & targets.keys()) - duplicates, key=name_key)
-    return [Pair(n, originals[n], targets[n]) for n in names], problems
+    coc_dir = root / COC_DIR
+    coc = {n: coc_dir / f"{n}.png" for n in names if (coc_dir / f"{n}.png").is_file()} if coc_dir.is_dir() else {}
+    return [Pair(n, originals[n], targets[n], coc.get(n)) for n in names], problems
 
 
 def read_include_list(path: str | Path) -> set[str]:
@@ -200,7 +206,8 @@ def check_pairs(pairs: list[Pair], crop: tuple[int, int] | None, rotate_to_fit: 
     return good
 
 
-Sample = dict  # {"input": (3, h, w), "target": (3, h, w), "name": str, "size": (2,) int64}
+Sample = dict  # {"input": (3, h, w), "target": (3, h, w), "name": str, "size": (2,) int64[, "coc": (1, h, w)]}
+Reader = Callable[[Pair], tuple]  # pair -> (original, bokeh) or (original, bokeh, blur radius or None)
 
 
 class PairDataset(Dataset):
@@ -210,7 +217,9 @@ class PairDataset(Dataset):
     "size": (2,) int64}``. ``size`` is the image size to restore with
     :func:`bokeh.data.transforms.unpad` (for crops: the crop size). Training items: the same
     random ``crop = (h, w)`` window of both images, flipped left-right together with ``flip``.
-    Validation items (``crop=None``): the whole pair fitted to multiples of 8 by ``fit``.
+    Validation items (``crop=None``): the whole pair fitted to multiples of 8 by ``fit``, plus
+    ``"coc": (1, h, w)`` float32, the blur radius in pixels of each pixel, where the pair has a
+    map (``pair.coc``, or a third array from ``reader``), fitted like the images.
 
     A pair that fails to decode is reported by ``on_bad_pair``: ``"fail"`` raises
     :class:`BadPairError`; ``"skip"`` warns and returns the next good pair instead.
@@ -224,7 +233,7 @@ class PairDataset(Dataset):
         fit: FitMode = "pad",
         rotate_to_fit: bool = True,
         on_bad_pair: OnBadPair = "skip",
-        reader: Callable[[Pair], tuple[np.ndarray, np.ndarray]] | None = None,
+        reader: Reader | None = None,
     ) -> None:
         if not pairs:
             raise ValueError("PairDataset needs at least one pair")
@@ -258,9 +267,10 @@ class PairDataset(Dataset):
                 warnings.warn(f"skipping pair {pair.name}: {error} ({len(self.skipped)} skipped while loading so far)", BadPairWarning, stacklevel=2)
         raise BadPairError(f"no readable pair left among {len(self.pairs)}: see the warnings above")
 
-    def make_sample(self, pair: Pair, original: np.ndarray, bokeh: np.ndarray, generator: torch.Generator | None = None) -> Sample:
+    def make_sample(self, pair: Pair, original: np.ndarray, bokeh: np.ndarray, coc: np.ndarray | None = None,
+                    generator: torch.Generator | None = None) -> Sample:
         """Crop (random window and flip from ``generator``, default the global RNG) or fit one decoded
-        pair (``(H, W, 3)`` ``uint8`` each) into a sample dict."""
+        pair (``(H, W, 3)`` ``uint8`` each; ``coc`` ``(H, W)`` radii in px or ``None``) into a sample dict."""
         if original.shape != bokeh.shape:
             raise ValueError(f"{pair.bokeh}: size {_hw(bokeh.shape)} differs from its original's {_hw(original.shape)}")
         if self.crop is not None:
@@ -271,6 +281,13 @@ class PairDataset(Dataset):
             size = self.crop
         else:
             image, target, size = fit_for_eval(original, bokeh, self.fit)
+            if coc is None and pair.coc is not None:
+                coc = read_coc(pair.coc)
+            if coc is not None:
+                if coc.shape != original.shape[:2]:
+                    raise ValueError(f"{pair.coc}: CoC map of {_hw(coc.shape)} does not match its image's {_hw(original.shape)}")
+                return {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64),
+                        "coc": fit_map(coc, self.fit)}
         return {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64)}
 
 

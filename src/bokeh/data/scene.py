@@ -41,6 +41,9 @@ class SceneConfig:
     near: float = 0.25
     ground: float = 0.85
     gamma: float = 4.0  # working space of the renderer: display ** gamma (lights are set for it)
+    # the input's aperture diameter as a fraction of the target's (0: a pinhole, everything sharp;
+    # EBB!'s f/16 input against its f/1.8 target: 0.11), so far things are slightly soft in the input
+    input_aperture: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Scene:
     margin: int
     max_radius: float
     gamma: float = 4.0
+    input_aperture: float = 0.0  # the input's aperture relative to the lens's (see SceneConfig)
 
     @property
     def canvas(self) -> tuple[int, int]:
@@ -122,7 +126,8 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
             top, left = (canvas[0] - h * 0.6, -h * 0.4)[side - 2], rng.uniform(0, canvas[1] - w)
         layers += _sprite(canvas, _blob(rng, h, w), textures.any_patch, rng, top, left, depth, "near")
 
-    return Scene(layers, lens, size, margin, max_radius, config.gamma)
+    input_aperture = float(rng.uniform(*config.input_aperture)) if config.input_aperture[1] > 0 else 0.0
+    return Scene(layers, lens, size, margin, max_radius, config.gamma, input_aperture)
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:

@@ -2,7 +2,8 @@
 
     python -m bokeh.data.synthesize out=DIR n=200 size=512x768 seed=0
 
-writes ``DIR/original/<i>.jpg`` (sharp) and ``DIR/bokeh/<i>.jpg`` (wide aperture) for
+writes ``DIR/original/<i>.jpg`` (sharp), ``DIR/bokeh/<i>.jpg`` (wide aperture) and
+``DIR/coc/<i>.png`` (the blur radius rendered at each pixel, :mod:`bokeh.data.coc`) for
 ``i = start .. start + n - 1``, and ``DIR/meta.json`` last (its presence marks a finished set).
 Other keys: ``start=0``, ``noise=0.01`` (largest noise std, in [0, 1] units), ``quality=95``
 (JPEG), ``workers=2`` (processes), ``overwrite=false`` (allow writing into a non-empty folder).
@@ -20,8 +21,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bokeh.data.layout import INPUT_DIR, TARGET_DIR
-from bokeh.data.synthetic import GENERATOR_VERSION, make_pair
+from bokeh.data.coc import write_coc
+from bokeh.data.layout import COC_DIR, INPUT_DIR, TARGET_DIR
+from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
 from bokeh.images import write_image
 
 USAGE = "usage: python -m bokeh.data.synthesize out=DIR [n=200] [size=512x768] [seed=0] [start=0] [noise=0.01] [quality=95] [workers=2] [overwrite=false]"
@@ -70,10 +72,11 @@ def parse_args(argv: list[str]) -> dict:
     return settings
 
 
-def _write_one(out: Path, index: int, seed: int, size: tuple[int, int], noise: float, quality: int) -> None:
-    pair = make_pair(index, seed=seed, size=size, noise=noise)
+def _write_one(out: Path, index: int, seed: int, size: tuple[int, int], noise: float, quality: int, scene: dict | None = None) -> None:
+    pair = make_pair(index, seed=seed, size=size, noise=noise, config=scene_config(scene))
     write_image(out / INPUT_DIR / f"{index}.jpg", pair.sharp, quality)
     write_image(out / TARGET_DIR / f"{index}.jpg", pair.bokeh, quality)
+    write_coc(out / COC_DIR / f"{index}.png", pair.blur_radius)
 
 
 def write_dataset(
@@ -86,8 +89,11 @@ def write_dataset(
     quality: int = 95,
     workers: int = 1,
     overwrite: bool = False,
+    scene: dict | None = None,
 ) -> Path:
     """Write pairs ``start .. start + n - 1`` of set ``seed`` under ``out`` (EBB! layout); return ``out``.
+
+    ``scene``: :class:`~bokeh.data.scene.SceneConfig` overrides (``data.scene`` in the configs).
 
     Raises:
         FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
@@ -97,9 +103,12 @@ def write_dataset(
         raise FileExistsError(f"{out} exists and is not empty: choose a new folder, or pass overwrite=true to write into it")
     (out / INPUT_DIR).mkdir(parents=True, exist_ok=True)
     (out / TARGET_DIR).mkdir(parents=True, exist_ok=True)
+    (out / COC_DIR).mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)
     indices = range(start, start + n)
-    args = (seed, tuple(size), noise, quality)
+    scene = dict(scene or {})
+    scene_config(scene)  # unknown keys fail now, not in a worker
+    args = (seed, tuple(size), noise, quality, scene)
     if workers <= 1:
         for index in indices:
             _write_one(out, index, *args)
@@ -108,11 +117,16 @@ def write_dataset(
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             for future in [pool.submit(_write_one, out, index, *args) for index in indices]:
                 future.result()
-    meta = {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality}
+    meta = {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality, "scene": _plain(scene)}
     temporary = out / ".meta.json.tmp"
     temporary.write_text(json.dumps(meta, indent=1) + "\n")
     os.replace(temporary, out / "meta.json")
     return out
+
+
+def _plain(scene: dict | None) -> dict:
+    """Scene overrides as JSON would give them back (tuples as lists), for comparing with meta.json."""
+    return json.loads(json.dumps(dict(scene or {})))
 
 
 def ensure_dataset(folder: str | Path, **settings) -> Path:
@@ -124,7 +138,7 @@ def ensure_dataset(folder: str | Path, **settings) -> Path:
     """
     folder = Path(folder)
     settings = {"workers": 1, **settings}
-    wanted = {"version": GENERATOR_VERSION, "n": settings["n"], "start": settings.get("start", 0), "size": list(settings["size"]), "seed": settings["seed"], "noise": settings["noise"], "quality": settings["quality"]}
+    wanted = {"version": GENERATOR_VERSION, "n": settings["n"], "start": settings.get("start", 0), "size": list(settings["size"]), "seed": settings["seed"], "noise": settings["noise"], "quality": settings["quality"], "scene": _plain(settings.get("scene"))}
     meta = folder / "meta.json"
     if meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in wanted.items()):
         return folder

@@ -39,6 +39,27 @@ class SyntheticPair:
     coc: np.ndarray
     scene: Scene
 
+    @property
+    def blur_radius(self) -> np.ndarray:
+        """``(H, W)`` ``float32``: the radius in pixels of the blur disc rendered at each pixel,
+        ``|coc|`` capped at the scene's largest radius as the renderer caps it (what
+        :mod:`bokeh.data.coc` stores and the metrics split on)."""
+        return np.minimum(np.abs(self.coc), np.float32(self.scene.max_radius)).astype(np.float32)
+
+
+def scene_config(overrides: dict | None = None) -> SceneConfig:
+    """:class:`~bokeh.data.scene.SceneConfig` with ``overrides`` (config keys; lists become tuples).
+
+    Raises:
+        ValueError: an unknown key, naming the known ones.
+    """
+    overrides = dict(overrides or {})
+    known = set(SceneConfig.__dataclass_fields__)
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown scene setting(s) {sorted(unknown)} (data.scene); known: {sorted(known)}")
+    return SceneConfig(**{key: tuple(value) if isinstance(value, (list, tuple)) else value for key, value in overrides.items()})
+
 
 def pair_rng(seed: int, index: int) -> np.random.Generator:
     """The random stream of pair ``index`` of set ``seed``."""
@@ -50,8 +71,8 @@ def render_scene(scene: Scene, rng: np.random.Generator | None = None, noise: fl
     canvas, (height, width), m = scene.canvas, scene.size, scene.margin
     slices = slice_scene(scene.layers, scene.lens, width, scene.max_radius, scene.gamma)
     images = []
-    for sharp in (True, False):
-        image = render(slices, canvas, scene.gamma, sharp=sharp)
+    for aperture in (scene.input_aperture, 1.0):  # the narrow-aperture input, then the wide-aperture target
+        image = render(slices, canvas, scene.gamma, aperture=aperture)
         images.append(image[m : m + height, m : m + width])
     if noise > 0:
         if rng is None:

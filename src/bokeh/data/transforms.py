@@ -125,3 +125,17 @@ def fit_for_eval(original: np.ndarray, bokeh: np.ndarray, fit: FitMode = "pad") 
     image, size = pad_to_multiple(image)
     target, _ = pad_to_multiple(target)
     return image, target, size
+
+
+def fit_map(values: np.ndarray, fit: FitMode = "pad") -> torch.Tensor:
+    """A per-pixel map (e.g. the blur radius) fitted to multiples of 8 exactly as :func:`fit_for_eval`
+    fits its image: padded with edge values or cut.
+
+    Shape:
+        values: ``(H, W)``; returns ``(1, H', W')`` ``float32``.
+    """
+    if fit == "crop":
+        return torch.from_numpy(np.ascontiguousarray(crop_to_multiple(values), np.float32))[None]
+    if fit != "pad":
+        raise ValueError(f"fit must be 'pad' or 'crop', got {fit!r}")
+    return pad_to_multiple(torch.from_numpy(np.ascontiguousarray(values, np.float32))[None, None])[0][0]

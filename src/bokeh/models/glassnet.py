@@ -152,11 +152,18 @@ class GlassNet(nn.Module):
         blocks: residual blocks per stage (9).
         norm: ``instance`` (paper), ``batch`` or ``none`` (the paper's ablation).
         dropout: dropout after the first ReLU of each residual block (authors' code 0.1; off).
+        global_residual: off (the paper): stage 2's tanh output is the final image. On: stage 2
+            predicts a correction added to the rough image I - R (global residual learning, as in
+            VDSR), so the untrained network is close to the identity and in-focus pixels keep the
+            input's detail instead of being re-synthesised through the encoder-decoder; the sum is
+            clamped to [-1, 1] in eval mode (training sees it unclamped, so saturated pixels keep
+            their gradient). A deviation measured in the README ("A model that learns where the focus is").
 
     Shape:
         image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8.
-        Returns ``(bokeh, rough)``: the final image ``(B, 3, H, W)`` in [-1, 1] and the stage-1
-        rough image I - R ``(B, 3, H, W)`` in [-2, 2].
+        Returns ``(bokeh, rough)``: the final image ``(B, 3, H, W)`` in [-1, 1] (with
+        ``global_residual`` in training mode: [-3, 3], unclamped) and the stage-1 rough image I - R
+        ``(B, 3, H, W)`` in [-2, 2].
     """
 
     def __init__(
@@ -166,6 +173,7 @@ class GlassNet(nn.Module):
         blocks: int = 9,
         norm: NormKind = "instance",
         dropout: float = 0.0,
+        global_residual: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("width1", width1), ("width2", width2), ("blocks", blocks)):
@@ -173,9 +181,24 @@ class GlassNet(nn.Module):
                 raise ValueError(f"GlassNet {name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"GlassNet dropout must be in [0, 1), got {dropout!r}")
+        if not isinstance(global_residual, bool):
+            raise ValueError(f"GlassNet global_residual must be true or false, got {global_residual!r}")
         self.residual_stage = ResidualStage(width1, blocks, norm, dropout)
         self.unet_stage = UNetStage(width2, blocks, norm, dropout)
+        self.global_residual = global_residual
         self.apply(init_weights)
+
+    @staticmethod
+    def settings(**kwargs) -> dict:
+        """``kwargs`` completed with the constructor's defaults: two settings dicts describe the same
+        network exactly when these are equal (older checkpoints lack newer options)."""
+        import inspect
+
+        defaults = {name: p.default for name, p in inspect.signature(GlassNet.__init__).parameters.items() if name != "self"}
+        unknown = set(kwargs) - set(defaults)
+        if unknown:
+            raise ValueError(f"unknown GlassNet setting(s) {sorted(unknown)}; known: {sorted(defaults)}")
+        return {**defaults, **kwargs}
 
     @staticmethod
     def check_input(image: torch.Tensor) -> None:
@@ -194,4 +217,8 @@ class GlassNet(nn.Module):
         residual = self.residual_stage(image)  # R, (B, 3, H, W)
         rough = image - residual  # I - R
         bokeh = self.unet_stage(torch.cat([residual, rough], 1))  # (B, 6, H, W) -> (B, 3, H, W)
+        if self.global_residual:
+            bokeh = rough + bokeh
+            if not self.training:
+                bokeh = bokeh.clamp(-1.0, 1.0)
         return bokeh, rough

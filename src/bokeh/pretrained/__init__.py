@@ -1,0 +1,115 @@
+"""Glass-Nets shipped inside the package, loadable by name (as torchvision's ``Weights`` enums are).
+
+A name (``reference``) maps to two files in this folder:
+
+* ``<name>.pt``: the generator's ``state_dict`` in float16, tensors only, so torch's default
+  ``weights_only=True`` loader reads it and nothing executes;
+* ``<name>.json``: everything needed to use and judge the weights: the file's size and SHA-256, the
+  :class:`~bokeh.models.glassnet.GlassNet` settings, the input convention, how the model was trained
+  (command, data, steps, wall time, precision, machine) and what it scored.
+
+Every entry point that takes a checkpoint path also takes a shipped name: ``bokeh.render
+ckpt=reference``, ``make tflite CKPT=reference``, ``bokeh.train init_from=reference``,
+``bokeh.evaluate ckpt=reference``; in Python :func:`load` (or
+:func:`bokeh.checkpoint.load_generator`, which accepts names too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bokeh.models.glassnet import GlassNet
+
+FOLDER = Path(__file__).resolve().parent
+
+
+class PretrainedError(ValueError):
+    """A shipped model's files are missing, damaged or do not match their description."""
+
+
+def names() -> list[str]:
+    """The names of the shipped models (one ``<name>.json`` each)."""
+    return sorted(path.stem for path in FOLDER.glob("*.json"))
+
+
+def is_name(text: str | Path) -> bool:
+    """True if ``text`` is a shipped model's name (and not a path: no folder, no suffix)."""
+    text = str(text)
+    return "/" not in text and "\\" not in text and "." not in text and text in names()
+
+
+def meta(name: str) -> dict[str, Any]:
+    """The description of shipped model ``name`` (``<name>.json``).
+
+    Raises:
+        PretrainedError: no such name, or its description cannot be read.
+    """
+    path = FOLDER / f"{name}.json"
+    if not path.is_file():
+        raise PretrainedError(f"no shipped model named {name!r}; shipped: {', '.join(names()) or 'none'}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise PretrainedError(f"{path} cannot be read ({error}): reinstall the package (pip install -e .)") from error
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def generator_state(name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(GlassNet kwargs, float32 state_dict)`` of shipped model ``name``, checked against its description.
+
+    Raises:
+        PretrainedError: unknown name, missing weights file, or a file whose size or SHA-256
+            differs from the description (a damaged or replaced file).
+    """
+    description = meta(name)
+    path = FOLDER / description["file"]
+    if not path.is_file():
+        raise PretrainedError(
+            f"the weights of the shipped model {name!r} are missing ({path}): reinstall the package from a complete "
+            f"clone of the repository"
+        )
+    if path.stat().st_size != description["bytes"] or sha256(path) != description["sha256"]:
+        raise PretrainedError(f"{path} does not match its description in {name}.json (size or SHA-256 differs): restore it with git checkout")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return dict(description["model"]), {key: value.float() for key, value in state.items()}
+
+
+def load(name: str = "reference") -> GlassNet:
+    """The shipped Glass-Net ``name`` in eval mode on the CPU (float32).
+
+    Shape of use: ``load()(image)[0]`` maps ``(B, 3, H, W)`` in [-1, 1] (H, W multiples of 8) to the
+    bokeh image of the same shape and range; see ``meta(name)["input"]`` for the scale it was trained at.
+    """
+    kwargs, state = generator_state(name)
+    generator = GlassNet(**kwargs)
+    generator.load_state_dict(state, strict=True)
+    return generator.eval()
+
+
+def save(name: str, generator: GlassNet, settings: dict[str, Any], description: dict[str, Any], folder: Path = FOLDER) -> Path:
+    """Write ``<name>.pt`` (float16 state dict) and ``<name>.json`` (``description`` plus the model
+    ``settings``, the file's size and SHA-256) into ``folder``; return the JSON's path.
+
+    Used once per retrain by ``benchmarks/ship_reference.py``; the files are then committed.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / f"{name}.pt"
+    torch.save({key: value.detach().to(torch.float16).contiguous() for key, value in generator.state_dict().items()}, weights)
+    record = {"name": name, "file": weights.name, "bytes": weights.stat().st_size, "sha256": sha256(weights),
+              "model": dict(settings), **description}
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
