@@ -1,17 +1,20 @@
 """``make demo``: the whole job on the embedded default data, on a CPU, in minutes.
 
-1. writes the synthetic pair set (if not cached) and pretrains the demo Glass-Net
-   (``experiment=demo``: 1,600 steps, 6.6 minutes on 2 idle cores, stopped at ``minutes`` at
-   the latest);
-2. scores the best checkpoint on held-out synthetic pairs next to the identity and best-blur
-   baselines (:mod:`bokeh.evaluate`);
-3. renders a real photo shipped by scikit-image (the astronaut) and writes ``input | output``;
-4. converts the checkpoint to TFLite (float32 / float16) at a small size and verifies it.
+1. renders photos that ship with scikit-image (astronaut, coffee, chelsea) with the reference model
+   shipped in the package (:mod:`bokeh.pretrained`), as ``input | output``, and scores it on the
+   held-out synthetic pairs: real bokeh within a minute;
+2. writes the synthetic pair set (if not cached) and pretrains the demo Glass-Net
+   (``experiment=demo``, stopped at ``minutes`` at the latest);
+3. scores the demo model's best checkpoint on the same pairs, next to the identity, best global
+   blur and oracle blur baselines (:mod:`bokeh.evaluate`): PSNR on all pixels, the in-focus ones
+   and the strongly defocused ones;
+4. renders the same photos with the demo model;
+5. converts the demo checkpoint to TFLite (float32 / float16) at a small size and verifies it.
 
 Everything lands under ``outputs/demo/`` (git-ignored); the last lines printed say where.
-Options (``key=value``): ``minutes=10`` cap on the training time, ``tflite=true``, ``out=outputs/demo``,
-``photo=astronaut``; any other ``group.key=value`` is passed to the training config
-(e.g. ``data.n=40``).
+Options (``key=value``): ``minutes=10`` cap on the training time, ``tflite=true``,
+``reference=true`` (step 1), ``out=outputs/demo``, ``photos=astronaut,coffee,chelsea``; any other
+``group.key=value`` is passed to the training config (e.g. ``data.n=40``).
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ import pytorch_lightning  # noqa: F401  (import order: before TensorFlow, see TO
 from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
-from bokeh.evaluate import evaluate_generator, format_table, validation_samples
+from bokeh.evaluate import baselines, evaluate_generator, format_table, score, validation_samples
 from bokeh.train import CONF_DIR, run
 
-DEFAULTS = {"minutes": "10", "tflite": "true", "out": "outputs/demo", "photo": "astronaut"}
+DEFAULTS = {"minutes": "10", "tflite": "true", "reference": "true", "out": "outputs/demo", "photos": "astronaut,coffee,chelsea"}
+TRUE = {"1", "true", "yes", "on"}
 
 
 def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -49,62 +53,87 @@ def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     return options, overrides
 
 
-def train_demo(out: Path, minutes: float, extra: list[str]):
-    """Pretrain ``experiment=demo`` (its steps, ``minutes`` at most); returns (config, best checkpoint path)."""
+def demo_config(out: Path, minutes: float, extra: list[str]):
+    """The composed ``experiment=demo`` config, its training capped at ``minutes``."""
     budget = time.strftime("%H:%M:%S", time.gmtime(int(minutes * 60)))
     overrides = ["experiment=demo", f"output_dir={out / 'pretrain'}", f"trainer.max_time=00:{budget}", *extra]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+        return compose("train", overrides=overrides)
+
+
+def train_demo(cfg, out: Path) -> Path:
+    """Pretrain the demo model; returns its best checkpoint (or the last, or one saved at the end)."""
     trainer = run(cfg)
     callback = trainer.checkpoint_callback
     if callback is not None and (callback.best_model_path or callback.last_model_path):
-        return cfg, Path(callback.best_model_path or callback.last_model_path)
+        return Path(callback.best_model_path or callback.last_model_path)
     # the time budget ran out before any checkpoint was written: keep what was trained
     fallback = out / "pretrain" / "checkpoints" / "end.ckpt"
     trainer.save_checkpoint(fallback)
-    return cfg, fallback
+    return fallback
 
 
-def render_photo(checkpoint: Path, photo: str, out: Path) -> Path:
-    """``input | output`` of a scikit-image photo through the trained generator, as a PNG."""
+def render_photos(generator, photos: list[str], out: Path, prefix: str) -> list[Path]:
+    """``input | output`` of scikit-image photos through ``generator``, as PNGs ``<prefix>_<photo>.png``."""
     import numpy as np
     import skimage.data
 
     from bokeh.images import write_image
     from bokeh.render import TorchBackend, render_to_uint8
 
-    image = np.ascontiguousarray(getattr(skimage.data, photo)()[..., :3])
-    output = render_to_uint8(image, TorchBackend(load_generator(checkpoint)))
-    return write_image(out / f"{photo}_side_by_side.png", np.concatenate([image, output], axis=1))
+    backend = TorchBackend(generator)
+    written = []
+    for photo in photos:
+        image = np.ascontiguousarray(getattr(skimage.data, photo)()[..., :3])
+        output = render_to_uint8(image, backend)
+        written.append(write_image(out / f"{prefix}_{photo}.png", np.concatenate([image, output], axis=1)))
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:
     options, overrides = parse(sys.argv[1:] if argv is None else argv)
     out = Path(options["out"]).resolve()
+    photos = [p for p in options["photos"].split(",") if p]
     started = time.perf_counter()
-    cfg, checkpoint = train_demo(out, float(options["minutes"]), overrides)
-    trained = time.perf_counter() - started
+    cfg = demo_config(out, float(options["minutes"]), overrides)
 
     import hydra
 
-    results = evaluate_generator(load_generator(checkpoint), validation_samples(hydra.utils.instantiate(cfg.data)))
-    results["model"]["checkpoint"] = str(checkpoint)
-    results["model"]["train_seconds"] = round(trained, 1)
+    samples = validation_samples(hydra.utils.instantiate(cfg.data))  # writes the pair set once
+    results = baselines(samples)
+    pictures = []
+    if options["reference"].lower() in TRUE:
+        from bokeh import pretrained
+
+        reference = pretrained.load("reference")
+        shown = time.perf_counter()
+        pictures += render_photos(reference, photos, out, "reference")
+        results = {"reference model": score(lambda image: reference(image)[0], samples)} | results
+        print(f"\nthe shipped reference model, {time.perf_counter() - shown:.0f} s for {len(photos)} photo(s) and "
+              f"{len(samples)} validation pairs:\n" + format_table(results) + "\n")
+
+    trained = time.perf_counter()
+    checkpoint = train_demo(cfg, out)
+    train_seconds = time.perf_counter() - trained
+    demo = evaluate_generator(load_generator(checkpoint), samples, with_baselines=False)["model"]
+    demo |= {"checkpoint": str(checkpoint), "train_seconds": round(train_seconds, 1)}
+    results = {"demo model": demo} | results
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
-    picture = render_photo(checkpoint, options["photo"], out)
+    pictures += render_photos(load_generator(checkpoint), photos, out, "demo")
 
     exported = None
-    if options["tflite"].lower() in {"1", "true", "yes"}:
+    if options["tflite"].lower() in TRUE:
         # its own process: TensorFlow and the conversion's memory stay out of this one
         command = [sys.executable, "-m", "bokeh.export", f"ckpt='{checkpoint}'", f"out='{out / 'tflite'}'", "size=256x384"]
         subprocess.run(command, check=True)
         exported = out / "tflite"
 
     print("\n" + format_table(results))
-    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s (training {train_seconds:.0f} s)")
     print(f"  checkpoint : {checkpoint}")
     print(f"  metrics    : {out / 'metrics.json'}")
-    print(f"  photo      : {picture}")
+    for picture in pictures:
+        print(f"  photo      : {picture}")
     if exported:
         print(f"  tflite     : {exported}")
 

@@ -103,3 +103,17 @@ def test_global_residual_starts_near_the_identity_and_keeps_the_output_range():
 def test_global_residual_must_be_a_bool():
     with pytest.raises(ValueError, match="global_residual"):
         GlassNet(4, 4, 1, global_residual="yes")
+
+
+def test_full_res_skip_adds_one_fusing_conv_fed_by_the_full_resolution_encoder_feature():
+    c = 8
+    plain, skip = GlassNet(4, c, 1), GlassNet(4, c, 1, full_res_skip=True)
+    assert count_parameters(skip) - count_parameters(plain) == 2 * c * c * 9  # a 3x3 conv, 2c -> c, no bias
+    assert plain.unet_stage.fuse is None
+    seen = {}
+    skip.unet_stage.encoder.stages[0].register_forward_hook(lambda m, i, o: seen.update(full=o.clone()))
+    skip.unet_stage.fuse.register_forward_hook(lambda m, i, o: seen.update(fuse_in=i[0].clone()))
+    bokeh, _ = skip(torch.rand(2, 3, 32, 48) * 2 - 1)
+    assert bokeh.shape == (2, 3, 32, 48)
+    assert seen["fuse_in"].shape == (2, 2 * c, 32, 48)
+    assert torch.equal(seen["fuse_in"][:, c:], seen["full"])  # the skip carries the encoder's full-resolution feature

@@ -27,23 +27,34 @@ REFERENCE_WIDTH = 768  # sizes in pixels below are for this width and scale with
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """Ranges the scene sampler draws from (uniform, or log-uniform where marked)."""
+    """Ranges the scene sampler draws from (uniform, or log-uniform where marked).
 
-    focus_m: tuple[float, float] = (1.0, 6.0)  # log-uniform
-    f_number: tuple[float, float] = (1.4, 2.8)
-    focal_mm: tuple[float, float] = (35.0, 85.0)
+    The defaults follow EBB!'s statistics: one camera and lens (an APS-C sensor behind a 50 mm lens,
+    the target at f/1.8 and the input stopped down towards f/16), a subject at the focus distance
+    in almost every scene, near the middle of the frame, standing on the ground in perspective, and
+    a background far behind it. With the lens fixed, how much a depth is blurred follows from the
+    scene itself (the focus distance shows in the subject's size and ground contact), not from a
+    random lens the photo cannot reveal.
+    """
+
+    focus_m: tuple[float, float] = (0.8, 4.0)  # log-uniform
+    f_number: tuple[float, float] = (1.8, 1.8)
+    focal_mm: tuple[float, float] = (50.0, 50.0)
     sensor_width_mm: float = 22.3  # APS-C, as EBB!'s camera
     max_radius: float = 0.03  # CoC radius cap, as a fraction of the image width
     background_m: tuple[float, float] = (8.0, 80.0)  # log-uniform
-    objects: tuple[int, int] = (2, 6)  # behind the subject, inclusive range
+    objects: tuple[int, int] = (1, 4)  # behind the subject, inclusive range
+    object_near: float = 1.5  # the nearest an object behind the subject stands, in focus distances
     lights: tuple[int, int] = (0, 40)
-    subject: float = 0.9  # probabilities
+    subject: float = 0.97  # probabilities
+    subject_height: tuple[float, float] = (0.4, 0.95)  # fraction of the frame height
+    subject_center: tuple[float, float] = (0.25, 0.75)  # horizontal position of its centre, fraction of the width
     near: float = 0.25
     ground: float = 0.85
     gamma: float = 4.0  # working space of the renderer: display ** gamma (lights are set for it)
     # the input's aperture diameter as a fraction of the target's (0: a pinhole, everything sharp;
     # EBB!'s f/16 input against its f/1.8 target: 0.11), so far things are slightly soft in the input
-    input_aperture: tuple[float, float] = (0.0, 0.0)
+    input_aperture: tuple[float, float] = (0.0, 0.1125)
 
 
 @dataclass
@@ -95,9 +106,9 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
             layers.append(ground)
 
     for _ in range(int(rng.integers(config.objects[0], config.objects[1] + 1))):
-        if 1.25 * lens.focus_m >= 0.9 * far:
+        if config.object_near * lens.focus_m >= 0.9 * far:
             break
-        depth = _log_uniform(rng, (1.25 * lens.focus_m, 0.9 * far))
+        depth = _log_uniform(rng, (config.object_near * lens.focus_m, 0.9 * far))
         h = min(rng.uniform(0.3, 2.5) * f_px / depth, rng.uniform(0.2, 0.7) * height)
         w = h * rng.uniform(0.3, 1.6)
         base = contact_row(depth) if has_ground and rng.uniform() < 0.7 else rng.uniform(0, canvas[0])
@@ -107,11 +118,11 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
     layers += _lights(rng, canvas, lens, width, max_radius, far, scale, horizon, config)
 
     if rng.uniform() < config.subject:
-        h = rng.uniform(0.35, 0.95) * height
+        h = rng.uniform(*config.subject_height) * height
         w = h * rng.uniform(0.35, 0.9)
         base = contact_row(lens.focus_m) if has_ground else canvas[0]
         base = min(base, canvas[0] + rng.uniform(0, 0.3) * h)
-        left = margin + rng.uniform(0.2, 0.8) * width - w / 2
+        left = margin + rng.uniform(*config.subject_center) * width - w / 2
         shape = _person(rng, h, w) if rng.uniform() < 0.5 else _blob(rng, h, w)
         layers += _sprite(canvas, shape, textures.photo_patch, rng, base - h, left, lens.focus_m, "subject")
 

@@ -1,8 +1,9 @@
 """Synthetic (narrow-aperture, wide-aperture) pairs: a random scene rendered twice.
 
 ``make_pair(index, seed, size)`` draws scene number ``index`` of the set ``seed``
-(:mod:`bokeh.data.scene`) and renders it through a pinhole (the sharp "original") and through a
-wide-aperture thin lens (the "bokeh" target) with :mod:`bokeh.data.optics`. Each image then gets
+(:mod:`bokeh.data.scene`) and renders it through the lens stopped down (the narrow-aperture
+"original": from a pinhole to f/16, as EBB!'s input) and wide open (the "bokeh" target) with
+:mod:`bokeh.data.optics`. Each image then gets
 its own mild sensor noise, as two photos would. Pair ``index`` of set ``seed`` is the same on every
 machine and in every process, whichever other pairs are made: its random stream is
 ``SeedSequence([seed, index])``.
@@ -20,7 +21,9 @@ from bokeh.data.scene import Scene, SceneConfig, sample_scene
 from bokeh.images import float_to_uint8
 
 #: Bump when a change to the scene sampler or renderer changes the pixels of a given seed/index.
-GENERATOR_VERSION = 1
+#: 2: EBB!-like scene statistics (fixed 50 mm f/1.8 lens, subject in almost every scene, an input
+#: aperture of up to f/16's) and per-pixel CoC maps.
+GENERATOR_VERSION = 2
 
 
 @dataclass

@@ -34,12 +34,14 @@ def l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``1 - SSIM`` (Gaussian SSIM of :mod:`bokeh.metrics`, mean over the batch) on [0, 1] images.
 
-    Values are not clamped, so gradient flows everywhere (Glass-Net's tanh output is in range).
+    The output is clamped to [-1, 1] first: SSIM is defined on images in range, and a Glass-Net with
+    ``global_residual`` may step out of it while training (its L1 term pulls such pixels back). In
+    range nothing changes and the gradient flows (the paper's tanh output is always in range).
 
     Shape:
-        output, target: ``(B, 3, H, W)`` in [-1, 1], H and W >= 11 (the window).
+        output: ``(B, 3, H, W)``, target ``(B, 3, H, W)`` in [-1, 1], H and W >= 11 (the window).
         Returns a scalar in [0, 2]; 0 for equal images.
     """
     _check_pair("ssim_loss", output, target)
-    unit_output, unit_target = metrics.to_unit_range(output), metrics.to_unit_range(target)
+    unit_output, unit_target = metrics.to_unit_range(output.clamp(-1.0, 1.0)), metrics.to_unit_range(target)
     return 1 - metrics.ssim(unit_output, unit_target, kind="gaussian", reduction="mean")

@@ -117,21 +117,28 @@ class UNetStage(nn.Module):
         x: ``(B, 6, H, W)``; returns ``(B, 3, H, W)`` in [-1, 1].
     """
 
-    def __init__(self, width: int = 32, blocks: int = 9, norm: NormKind = "instance", dropout: float = 0.0) -> None:
+    def __init__(self, width: int = 32, blocks: int = 9, norm: NormKind = "instance", dropout: float = 0.0,
+                 full_res_skip: bool = False) -> None:
         super().__init__()
         c = width
         self.encoder = Encoder(6, c)
         self.bottleneck = conv_block(8 * c, 8 * c)
         self.trunk = residual_trunk(8 * c, blocks, norm, dropout)
         self.up = nn.ModuleList([up_block(16 * c, 4 * c), up_block(8 * c, 2 * c), up_block(4 * c, c)])
+        # the standard U-Net's top skip: the full-resolution encoder feature joins the last decoder output
+        self.fuse = conv_block(2 * c, c) if full_res_skip else None
         self.head = nn.Conv2d(c, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        half, quarter, eighth = self.encoder(x)[1:]  # the full-resolution feature has no skip: freed now
+        full, half, quarter, eighth = self.encoder(x)
+        if self.fuse is None:
+            del full  # the paper's U-Net has no full-resolution skip: free it now
         bottom = self.bottleneck(eighth)  # (B, 8c, H/8, W/8)
         x = self.up[0](torch.cat([self.trunk(bottom), bottom], 1))  # (B, 4c, H/4, W/4)
         x = self.up[1](torch.cat([x, quarter], 1))  # (B, 2c, H/2, W/2)
         x = self.up[2](torch.cat([x, half], 1))  # (B, c, H, W)
+        if self.fuse is not None:
+            x = self.fuse(torch.cat([x, full], 1))  # (B, 2c, H, W) -> (B, c, H, W)
         return torch.tanh(self.head(x))
 
 
@@ -152,6 +159,11 @@ class GlassNet(nn.Module):
         blocks: residual blocks per stage (9).
         norm: ``instance`` (paper), ``batch`` or ``none`` (the paper's ablation).
         dropout: dropout after the first ReLU of each residual block (authors' code 0.1; off).
+        full_res_skip: off (the paper): stage 2's U-Net skips stop at half resolution, so its last
+            transposed conv decides every full-resolution pixel from half-resolution features and
+            a subject's outline cannot be kept exact. On: the standard U-Net's top skip, the
+            full-resolution encoder feature concatenated with the last decoder output and fused by
+            a 3 x 3 conv + ReLU before the head (2c x c x 9 more weights).
         global_residual: off (the paper): stage 2's tanh output is the final image. On: stage 2
             predicts a correction added to the rough image I - R (global residual learning, as in
             VDSR), so the untrained network is close to the identity and in-focus pixels keep the
@@ -174,6 +186,7 @@ class GlassNet(nn.Module):
         norm: NormKind = "instance",
         dropout: float = 0.0,
         global_residual: bool = False,
+        full_res_skip: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("width1", width1), ("width2", width2), ("blocks", blocks)):
@@ -181,10 +194,11 @@ class GlassNet(nn.Module):
                 raise ValueError(f"GlassNet {name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"GlassNet dropout must be in [0, 1), got {dropout!r}")
-        if not isinstance(global_residual, bool):
-            raise ValueError(f"GlassNet global_residual must be true or false, got {global_residual!r}")
+        for name, value in (("global_residual", global_residual), ("full_res_skip", full_res_skip)):
+            if not isinstance(value, bool):
+                raise ValueError(f"GlassNet {name} must be true or false, got {value!r}")
         self.residual_stage = ResidualStage(width1, blocks, norm, dropout)
-        self.unet_stage = UNetStage(width2, blocks, norm, dropout)
+        self.unet_stage = UNetStage(width2, blocks, norm, dropout, full_res_skip)
         self.global_residual = global_residual
         self.apply(init_weights)
 

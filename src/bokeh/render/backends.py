@@ -106,7 +106,8 @@ def _static(dims) -> tuple[int, int] | None:
 
 
 def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "auto") -> Backend:
-    """The model at ``path`` (``.ckpt``, ``.onnx`` or ``.tflite``) ready to render on the CPU.
+    """The model at ``path`` (``.ckpt``, ``.onnx`` or ``.tflite``, or a shipped model's name such as
+    ``reference``: :mod:`bokeh.pretrained`) ready to render on the CPU.
 
     Args:
         threads: CPU threads for the runtime; 0 = every core (torch's default; passed explicitly to
@@ -118,6 +119,12 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
         ValueError: unknown suffix or value range.
         bokeh.checkpoint.CheckpointError: a ``.ckpt`` that is not a training checkpoint.
     """
+    from bokeh import pretrained
+
+    if pretrained.is_name(path) and not Path(path).exists():  # a model shipped with the package: ckpt=reference
+        if threads > 0:
+            torch.set_num_threads(threads)
+        return TorchBackend(pretrained.load(str(path)), name=f"torch (shipped model {path})")
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
