@@ -173,8 +173,34 @@ def test_render_geometry_is_undone_exactly(size, static_size):
     error = (out[0] - to_tensor(photo)).abs()
     if static_size is None:
         assert float(error.max()) < 1e-6  # pad + unpad only
-    else:  # down-and-up resampling blurs the noise; the picture (corner, gradients) stays in place
+    elif plan.work[0] * plan.work[1] > size[0] * size[1]:  # scaled up and back: the picture stays in place
         assert float(error.mean()) < 0.05, float(error.mean())
+    else:  # scaled down: an identity model changed nothing, so the photo's own detail comes back
+        assert float(error.max()) < 1e-5, float(error.max())
+        plain = render_tensor(to_tensor(photo)[None], Recording(static_size), plan, detail=False)
+        # without the detail step, down-and-up resampling blurs the noise; the picture stays in place
+        assert float((plain[0] - to_tensor(photo)).abs().mean()) < 0.05
+
+
+def test_detail_comes_back_where_the_model_kept_focus_and_not_where_it_blurred():
+    """A 'model' that keeps the left half and blurs the right half, at a working size 4x below the photo."""
+    import kornia
+
+    def half_blur(x):
+        blurred = kornia.filters.gaussian_blur2d(x, (9, 9), (3.0, 3.0), border_type="replicate")
+        return torch.cat([x[..., : x.shape[-1] // 2], blurred[..., x.shape[-1] // 2 :]], -1)
+
+    half_blur.static_size = None
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal(128, 40, (256, 384, 3)), 0, 255).astype(np.uint8)  # fine detail everywhere
+    truth = to_tensor(photo)
+    restored = render_image(photo, half_blur, short_side=64)
+    plain = render_image(photo, half_blur, short_side=64, detail=False)
+    left, right = (slice(None), slice(None), slice(8, 150)), (slice(None), slice(None), slice(234, 376))
+    # in focus: the full-resolution detail is back (the plain upsampling lost it)
+    assert (restored - truth)[left].abs().mean() < 0.2 * (plain - truth)[left].abs().mean()
+    # blurred: no detail is put back, so the output stays as smooth as the plain upsampling
+    assert (restored - plain)[right].abs().mean() < 0.02
 
 
 def test_large_photo_runs_at_1024_on_the_short_side_by_default():

@@ -17,7 +17,8 @@ network has learned how large the blur is in pixels at that scale (at 4032 x 302
 would blur about a quarter as much of the picture), and the memory and time of a full-resolution
 pass grow with the pixel count (``benchmarks/bench_render.py``; numbers in the README). The
 authors ran their model this way too: at about 1024 on the short side, the result upsampled.
-The cost: fine detail of the in-focus subject is softened by the upsampling.
+The upsampling alone would soften the in-focus subject's fine detail; :func:`restore_detail` puts
+the photo's own detail back wherever the model left its input unchanged (``detail=False`` skips it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bokeh.images import from_tensor, to_tensor
 from bokeh.models.glassnet import DOWNSAMPLE
 
 DEFAULT_SHORT_SIDE = 1024  # EBB!'s scale: the short side of its ~1024 x 1536 photos
+DETAIL_TOLERANCE = 0.03  # [-1, 1] units: a model output this close to its input counts as "kept in focus"
 
 
 @dataclass(frozen=True)
@@ -135,27 +137,54 @@ def pad_to(image: torch.Tensor, canvas: tuple[int, int]) -> torch.Tensor:
     return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
 
 
-def render_tensor(image: torch.Tensor, model, plan: Plan) -> torch.Tensor:
+def restore_detail(output: torch.Tensor, photo: torch.Tensor, work_input: torch.Tensor, work_output: torch.Tensor,
+                   tolerance: float = DETAIL_TOLERANCE) -> torch.Tensor:
+    """Put the photo's own fine detail back where the model kept its (downscaled) input unchanged.
+
+    A render at a working size below the photo's loses the detail finer than the working size, on
+    the in-focus subject too. Where the model changed its input by less than ``tolerance`` (mean
+    over channels and a 3 x 3 neighbourhood), the pixel is in focus: the detail the downscaling
+    removed (``photo - upsampled working input``) is added back in full; where the model blurred,
+    the weight falls smoothly (``exp(-(change / tolerance)^2)``) to 0 and the blur stays.
+
+    Shape:
+        output, photo: ``(1, 3, H, W)`` in [-1, 1] (the upsampled result and the photo);
+        work_input, work_output: ``(1, 3, h, w)``, the model's input and output at the working size.
+        Returns ``(1, 3, H, W)``, not clamped.
+    """
+    change = (work_output - work_input).abs().mean(1, keepdim=True)  # (1, 1, h, w)
+    change = F.avg_pool2d(change, 3, stride=1, padding=1, count_include_pad=False)
+    kept = torch.exp(-((change / tolerance) ** 2))
+    size = tuple(output.shape[-2:])
+    kept = F.interpolate(kept, size=size, mode="bilinear", align_corners=False)  # (1, 1, H, W)
+    return output + kept * (photo - resize(work_input, size))
+
+
+def render_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True) -> torch.Tensor:
     """Run ``model`` on ``image`` following ``plan``; the result has the image's size and orientation.
 
     Args:
         model: maps ``(1, 3, *plan.canvas)`` in [-1, 1] to the same shape (a :class:`~bokeh.render.Backend`).
+        detail: where the photo is larger than the working size, give the in-focus parts their
+            full-resolution detail back (:func:`restore_detail`).
 
     Shape:
         image: ``(1, 3, H, W)`` in [-1, 1], ``(H, W) == plan.size``; returns ``(1, 3, H, W)`` in [-1, 1].
     """
     if tuple(image.shape[-2:]) != plan.size:
         raise ValueError(f"plan is for a {plan.size} image, got {tuple(image.shape[-2:])}")
-    x = torch.rot90(image, 1, dims=(2, 3)) if plan.rotate else image  # (1, 3, *turned)
-    x = pad_to(resize(x, plan.work), plan.canvas)  # (1, 3, *canvas)
-    y = unpad(model(x), plan.work)  # (1, 3, *work)
-    y = resize(y, plan.turned)  # (1, 3, *turned)
+    turned = torch.rot90(image, 1, dims=(2, 3)) if plan.rotate else image  # (1, 3, *turned)
+    work = resize(turned, plan.work)  # (1, 3, *work)
+    y_work = unpad(model(pad_to(work, plan.canvas)), plan.work)  # (1, 3, *work)
+    y = resize(y_work, plan.turned)  # (1, 3, *turned)
+    if detail and plan.work[0] * plan.work[1] < plan.turned[0] * plan.turned[1]:
+        y = restore_detail(y, turned, work, y_work)
     if plan.rotate:
         y = torch.rot90(y, -1, dims=(2, 3))  # (1, 3, H, W)
     return y.clamp(-1.0, 1.0)
 
 
-def render_image(image: np.ndarray, backend, short_side: int | None = DEFAULT_SHORT_SIDE) -> torch.Tensor:
+def render_image(image: np.ndarray, backend, short_side: int | None = DEFAULT_SHORT_SIDE, detail: bool = True) -> torch.Tensor:
     """The bokeh rendering of one photo, as floats (before rounding to 8 bits).
 
     Args:
@@ -163,14 +192,16 @@ def render_image(image: np.ndarray, backend, short_side: int | None = DEFAULT_SH
         backend: a :class:`~bokeh.render.Backend` (its ``static_size`` picks the plan).
         short_side: working resolution for models that take any size (see :func:`plan_dynamic`);
             ``None``: full resolution. Ignored for fixed-size models.
+        detail: restore the in-focus detail lost to a working size below the photo's
+            (:func:`restore_detail`).
 
     Shape:
         image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1].
     """
     plan = plan_for(image.shape[:2], backend.static_size, short_side)
-    return render_tensor(to_tensor(image)[None], backend, plan)[0]
+    return render_tensor(to_tensor(image)[None], backend, plan, detail)[0]
 
 
-def render_to_uint8(image: np.ndarray, backend, short_side: int | None = DEFAULT_SHORT_SIDE) -> np.ndarray:
+def render_to_uint8(image: np.ndarray, backend, short_side: int | None = DEFAULT_SHORT_SIDE, detail: bool = True) -> np.ndarray:
     """:func:`render_image` rounded to an image. Shape: ``(H, W, 3)`` ``uint8`` -> the same."""
-    return from_tensor(render_image(image, backend, short_side))
+    return from_tensor(render_image(image, backend, short_side, detail))
