@@ -27,7 +27,7 @@ import torch
 from bokeh import metrics
 from bokeh.checkpoint_io import rng_states, set_rng_states
 from bokeh.data.transforms import unpad
-from bokeh.losses.reconstruction import l1_loss, ssim_loss
+from bokeh.losses.reconstruction import focus_weighted_l1_loss, l1_loss, ssim_loss
 from bokeh.models.glassnet import GlassNet
 
 STAGES = ("pretrain", "finetune")
@@ -35,6 +35,7 @@ RESUME_KEY = "bokeh_resume"  # checkpoint entry: random states and skip counters
 
 DEFAULT_LOSS: dict[str, Any] = {
     "l1": 0.5,
+    "focus_weight": 0.0,  # extra L1 weight on in-focus pixels, where the batch carries blur radii (synthetic data)
     "ssim": 0.05,
     "rough_l1": 0.0,
     "adv": 0.0,
@@ -203,11 +204,19 @@ class BokehGAN(pl.LightningModule):
 
     # ----------------------------------------------------------------- losses
     def generator_losses(
-        self, bokeh: torch.Tensor, rough: torch.Tensor, target: torch.Tensor
+        self, bokeh: torch.Tensor, rough: torch.Tensor, target: torch.Tensor, radius: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """Weighted generator loss terms (keys as in ``loss``) and their sum under ``total``."""
+        """Weighted generator loss terms (keys as in ``loss``) and their sum under ``total``.
+
+        ``radius`` ``(B, 1, H, W)``: the batch's blur radii (synthetic data), used by ``focus_weight``;
+        without it (EBB!) the L1 term is the plain one.
+        """
         weights = self.hparams.loss
-        terms = {"l1": l1_loss(bokeh, target), "ssim": ssim_loss(bokeh, target)}
+        if weights["focus_weight"] > 0 and radius is not None:
+            l1 = focus_weighted_l1_loss(bokeh, target, radius, weights["focus_weight"], metrics.IN_FOCUS_MAX_RADIUS)
+        else:
+            l1 = l1_loss(bokeh, target)
+        terms = {"l1": l1, "ssim": ssim_loss(bokeh, target)}
         if weights["rough_l1"] > 0:
             terms["rough_l1"] = l1_loss(rough, target)
         if weights["vgg"]["weight"] > 0:
@@ -218,7 +227,7 @@ class BokehGAN(pl.LightningModule):
             from bokeh.losses.adversarial import generator_adversarial_loss
 
             terms["adv"] = generator_adversarial_loss(self.critics, bokeh)
-        scale = {**weights, "vgg": weights["vgg"]["weight"]}
+        scale = {**weights, "vgg": weights["vgg"]["weight"]}  # focus_weight is inside the l1 term
         terms["total"] = sum(scale[name] * value for name, value in terms.items())
         return terms
 
@@ -296,7 +305,7 @@ class BokehGAN(pl.LightningModule):
                 return
 
         self.toggle_optimizer(generator_opt)
-        terms = self.generator_losses(bokeh, rough, target)
+        terms = self.generator_losses(bokeh, rough, target, batch.get("coc"))
         self._step(generator_opt, terms["total"], "generator loss")
         self.untoggle_optimizer(generator_opt)
         batch_size = image.shape[0]

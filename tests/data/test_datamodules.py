@@ -101,7 +101,7 @@ def test_a_tiny_ebb_folder_of_synthetic_pairs_loads_with_the_right_split_and_cro
     val = list(dm.val_dataloader())
     assert [v["name"] for v in val] == [["6"], ["7"]] and all(v["input"].shape == (1, 3, 48, 64) for v in val)
     assert all(v["coc"].shape == (1, 1, 48, 64) for v in val)  # a synthetic set in the EBB! layout keeps its maps
-    assert "coc" not in batch  # training crops do not need them
+    assert batch["coc"].shape == (3, 1, 32, 48)  # training crops carry their crop of the map
 
 
 def test_pairs_without_maps_give_validation_items_without_coc(tmp_path):

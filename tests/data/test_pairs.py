@@ -265,3 +265,22 @@ def test_a_pair_that_fails_to_decode_later_is_skipped_or_fails_by_policy(make_fo
     failing = PairDataset(select(pairs, (0, 4)), crop=(16, 24), on_bad_pair="fail")
     with pytest.raises(BadPairError, match=r"pair 2: .*2\.png: has transparent pixels"):
         failing[2]
+
+
+def test_a_training_crop_of_the_blur_radius_map_matches_the_image_crop():
+    """The map gets the same turn, window and flip as the pair (checked on an image that encodes its position)."""
+    import torch
+
+    from bokeh.data.pairs import Pair, PairDataset
+
+    height, width = 40, 24  # portrait: a landscape crop turns it
+    position = (np.arange(height)[:, None] * width + np.arange(width)[None]) % 251
+    image = np.repeat(position[..., None], 3, 2).astype(np.uint8)
+    coc = position.astype(np.float32)
+    dataset = PairDataset([Pair("0", Path("o.png"), Path("b.png"))], crop=(16, 32), flip=True,
+                          reader=lambda pair: (image, image, coc))
+    for seed in range(6):  # several windows and both flips
+        sample = dataset[(0, seed)]
+        expected = (sample["input"][0] + 1) / 2 * 255
+        assert sample["coc"].shape == (1, 16, 32)
+        torch.testing.assert_close(sample["coc"][0], expected, atol=0.6, rtol=0)

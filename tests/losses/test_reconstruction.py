@@ -52,3 +52,19 @@ def test_gradients_reach_the_output():
 def test_mismatched_shapes_are_named(loss):
     with pytest.raises(ValueError, match=r"\(1, 3, 32, 32\) and \(1, 3, 32, 40\)"):
         loss(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 40))
+
+
+def test_focus_weighted_l1_is_l1_at_weight_zero_and_charges_in_focus_errors_more():
+    from bokeh.losses.reconstruction import focus_weighted_l1_loss
+
+    target = torch.zeros(1, 3, 4, 4)
+    radius = torch.zeros(1, 1, 4, 4)
+    radius[..., 2:, :] = 6.0  # bottom half defocused, top half in focus
+    top, bottom = target.clone(), target.clone()
+    top[..., :2, :] = 0.4  # the same error, once in focus, once defocused
+    bottom[..., 2:, :] = 0.4
+    assert focus_weighted_l1_loss(top, target, radius, 0.0) == pytest.approx(l1_loss(top, target).item())
+    assert focus_weighted_l1_loss(top, target, radius, 3.0) > focus_weighted_l1_loss(bottom, target, radius, 3.0)
+    # normalised by the mean weight: an error everywhere costs the same whatever the weight
+    everywhere = torch.full_like(target, 0.4)
+    assert focus_weighted_l1_loss(everywhere, target, radius, 3.0) == pytest.approx(0.4)

@@ -217,9 +217,9 @@ class PairDataset(Dataset):
     "size": (2,) int64}``. ``size`` is the image size to restore with
     :func:`bokeh.data.transforms.unpad` (for crops: the crop size). Training items: the same
     random ``crop = (h, w)`` window of both images, flipped left-right together with ``flip``.
-    Validation items (``crop=None``): the whole pair fitted to multiples of 8 by ``fit``, plus
-    ``"coc": (1, h, w)`` float32, the blur radius in pixels of each pixel, where the pair has a
-    map (``pair.coc``, or a third array from ``reader``), fitted like the images.
+    Validation items (``crop=None``): the whole pair fitted to multiples of 8 by ``fit``. Where the
+    pair has a blur-radius map (``pair.coc``, or a third array from ``reader``), both kinds of item
+    also carry ``"coc": (1, h, w)`` float32, the radius in pixels, cropped or fitted like the images.
 
     A pair that fails to decode is reported by ``on_bad_pair``: ``"fail"`` raises
     :class:`BadPairError`; ``"skip"`` warns and returns the next good pair instead.
@@ -270,25 +270,28 @@ class PairDataset(Dataset):
     def make_sample(self, pair: Pair, original: np.ndarray, bokeh: np.ndarray, coc: np.ndarray | None = None,
                     generator: torch.Generator | None = None) -> Sample:
         """Crop (random window and flip from ``generator``, default the global RNG) or fit one decoded
-        pair (``(H, W, 3)`` ``uint8`` each; ``coc`` ``(H, W)`` radii in px or ``None``) into a sample dict."""
+        pair (``(H, W, 3)`` ``uint8`` each; ``coc`` ``(H, W)`` radii in px, or ``None`` to read
+        ``pair.coc`` if there is one) into a sample dict."""
         if original.shape != bokeh.shape:
             raise ValueError(f"{pair.bokeh}: size {_hw(bokeh.shape)} differs from its original's {_hw(original.shape)}")
+        if coc is None and pair.coc is not None:
+            coc = read_coc(pair.coc)
+        if coc is not None and coc.shape != original.shape[:2]:
+            raise ValueError(f"{pair.coc}: CoC map of {_hw(coc.shape)} does not match its image's {_hw(original.shape)}")
         if self.crop is not None:
             if not (fits(original.shape[:2], self.crop) or (self.rotate_to_fit and fits(original.shape[1::-1], self.crop))):
                 raise ValueError(f"{pair.original}: image of {_hw(original.shape)} is smaller than the crop {_hw(self.crop)}")
-            original, bokeh = paired_train_crop(original, bokeh, self.crop, self.flip, self.rotate_to_fit, generator)
+            original, bokeh, *rest = paired_train_crop(original, bokeh, self.crop, self.flip, self.rotate_to_fit, generator, coc)
             image, target = to_pair_tensors(original, bokeh)
             size = self.crop
+            radius = torch.from_numpy(np.ascontiguousarray(rest[0], np.float32))[None] if rest else None
         else:
             image, target, size = fit_for_eval(original, bokeh, self.fit)
-            if coc is None and pair.coc is not None:
-                coc = read_coc(pair.coc)
-            if coc is not None:
-                if coc.shape != original.shape[:2]:
-                    raise ValueError(f"{pair.coc}: CoC map of {_hw(coc.shape)} does not match its image's {_hw(original.shape)}")
-                return {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64),
-                        "coc": fit_map(coc, self.fit)}
-        return {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64)}
+            radius = fit_map(coc, self.fit) if coc is not None else None
+        sample = {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64)}
+        if radius is not None:
+            sample["coc"] = radius
+        return sample
 
 
 def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:

@@ -44,26 +44,30 @@ def paired_train_crop(
     flip: bool = True,
     rotate_to_fit: bool = True,
     generator: torch.Generator | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    extra: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
     """The same random window (and, with ``flip``, the same left-right flip, p = 0.5) of both images.
 
     With ``rotate_to_fit``, a pair the crop fits only when turned (a portrait photo and a landscape
-    crop) is turned by 90 degrees first, both images alike.
+    crop) is turned by 90 degrees first, both images alike. ``extra`` (a per-pixel map such as the
+    blur radius) gets the same turn, window and flip and is returned third.
 
     Shape:
-        original, bokeh: ``(H, W, 3)`` (same size); returns two ``(h, w, 3)`` views, ``crop = (h, w)``.
+        original, bokeh: ``(H, W, 3)`` (same size), extra ``(H, W)``; returns two ``(h, w, 3)`` views
+        (and an ``(h, w)`` one), ``crop = (h, w)``.
     """
     if original.shape != bokeh.shape:
         raise ValueError(f"pair sizes differ: {original.shape[:2]} vs {bokeh.shape[:2]}")
+    arrays = [original, bokeh] + ([] if extra is None else [extra])
     size = original.shape[:2]
     if not fits(size, crop) and rotate_to_fit and fits(size[::-1], crop):
-        original, bokeh = np.rot90(original), np.rot90(bokeh)
-    top, left = random_crop_box(original.shape[:2], crop, generator)
+        arrays = [np.rot90(a) for a in arrays]
+    top, left = random_crop_box(arrays[0].shape[:2], crop, generator)
     window = (slice(top, top + crop[0]), slice(left, left + crop[1]))
-    original, bokeh = original[window], bokeh[window]
+    arrays = [a[window] for a in arrays]
     if flip and bool(torch.rand((), generator=generator) < 0.5):
-        original, bokeh = original[:, ::-1], bokeh[:, ::-1]
-    return original, bokeh
+        arrays = [a[:, ::-1] for a in arrays]
+    return tuple(arrays)
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, tuple[int, int]]:

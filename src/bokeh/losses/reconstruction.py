@@ -31,6 +31,23 @@ def l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(output, target)
 
 
+def focus_weighted_l1_loss(output: torch.Tensor, target: torch.Tensor, radius: torch.Tensor, focus_weight: float,
+                           in_focus_max_radius: float = 1.0) -> torch.Tensor:
+    """L1 with the pixels the target keeps in focus weighted ``1 + focus_weight`` (the rest 1),
+    normalised by the mean weight so its scale matches :func:`l1_loss` (equal to it for weight 0).
+
+    For data that knows each pixel's blur radius (the synthetic pairs): blurring an in-focus pixel
+    costs more than failing to blur a defocused one, so an unsure model keeps the subject sharp.
+
+    Shape:
+        output, target: ``(B, 3, H, W)`` in [-1, 1]; radius: ``(B, 1, H, W)`` blur radius in px.
+        Returns a scalar >= 0.
+    """
+    _check_pair("focus_weighted_l1_loss", output, target)
+    weight = 1.0 + focus_weight * (radius < in_focus_max_radius).to(output.dtype)  # (B, 1, H, W)
+    return ((output - target).abs() * weight).mean() / weight.mean()
+
+
 def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``1 - SSIM`` (Gaussian SSIM of :mod:`bokeh.metrics`, mean over the batch) on [0, 1] images.
 
