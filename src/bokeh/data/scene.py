@@ -49,6 +49,9 @@ class SceneConfig:
     subject: float = 0.97  # probabilities
     subject_height: tuple[float, float] = (0.4, 0.95)  # fraction of the frame height
     subject_center: tuple[float, float] = (0.25, 0.75)  # horizontal position of its centre, fraction of the width
+    # "photo": the subject is always a photograph; "any": drawn like everything else (photo, gray or
+    # procedural), so a texture never tells whether a surface is the subject
+    subject_texture: str = "any"
     near: float = 0.25
     ground: float = 0.85
     gamma: float = 4.0  # working space of the renderer: display ** gamma (lights are set for it)
@@ -124,7 +127,8 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
         base = min(base, canvas[0] + rng.uniform(0, 0.3) * h)
         left = margin + rng.uniform(*config.subject_center) * width - w / 2
         shape = _person(rng, h, w) if rng.uniform() < 0.5 else _blob(rng, h, w)
-        layers += _sprite(canvas, shape, textures.photo_patch, rng, base - h, left, lens.focus_m, "subject")
+        paint = {"photo": textures.photo_patch, "any": textures.any_patch}[config.subject_texture]
+        layers += _sprite(canvas, shape, paint, rng, base - h, left, lens.focus_m, "subject")
 
     if rng.uniform() < config.near:
         depth = max(lens.focus_m * rng.uniform(0.3, 0.7), 2.0 * lens.focal_mm / 1000.0)
