@@ -14,6 +14,8 @@ from torch import nn
 from bokeh.models.norms import NormKind, make_norm
 
 DOWNSAMPLE = 8  # three stride-2 convs: input sides must be multiples of this
+# Instance norm at the 1/8 bottleneck needs more than one pixel: sides of at least 16 always work
+MIN_SIDE = 2 * DOWNSAMPLE
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -154,7 +156,8 @@ class GlassNet(nn.Module):
         dropout: dropout after the first ReLU of each residual block (authors' code 0.1; off).
 
     Shape:
-        image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8.
+        image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8; with instance norm not both 8
+        (one pixel at the 1/8 bottleneck has no statistics): :data:`MIN_SIDE` (16) always works.
         Returns ``(bokeh, rough)``: the final image ``(B, 3, H, W)`` in [-1, 1] and the stage-1
         rough image I - R ``(B, 3, H, W)`` in [-2, 2].
     """
@@ -173,13 +176,14 @@ class GlassNet(nn.Module):
                 raise ValueError(f"GlassNet {name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"GlassNet dropout must be in [0, 1), got {dropout!r}")
+        self.norm = norm
         self.residual_stage = ResidualStage(width1, blocks, norm, dropout)
         self.unet_stage = UNetStage(width2, blocks, norm, dropout)
         self.apply(init_weights)
 
-    @staticmethod
-    def check_input(image: torch.Tensor) -> None:
-        """Raise ``ValueError`` naming the problem if ``image`` is not ``(B, 3, H, W)``, H, W % 8 == 0."""
+    def check_input(self, image: torch.Tensor) -> None:
+        """Raise ``ValueError`` naming the problem if ``image`` is not ``(B, 3, H, W)``, H, W % 8 == 0,
+        or (instance norm) so small that the bottleneck is a single pixel."""
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"GlassNet expects a (B, 3, H, W) image batch, got shape {tuple(image.shape)}")
         height, width = image.shape[-2:]
@@ -187,6 +191,11 @@ class GlassNet(nn.Module):
             raise ValueError(
                 f"GlassNet needs height and width that are multiples of {DOWNSAMPLE}, got {height} x {width}: "
                 f"crop or pad the image (bokeh.render does this for you)"
+            )
+        if self.norm == "instance" and height * width < DOWNSAMPLE * DOWNSAMPLE * 2:
+            raise ValueError(
+                f"GlassNet with instance norm needs more than one pixel at 1/{DOWNSAMPLE} scale, got {height} x {width}: "
+                f"pad the image to at least {MIN_SIDE} x {MIN_SIDE} (bokeh.render does this for you)"
             )
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
