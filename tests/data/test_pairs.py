@@ -191,12 +191,20 @@ def too_small(root: Path) -> Path:
     return root / "original" / "2.png"
 
 
+def bomb(root: Path) -> Path:
+    from test_render import bomb_png
+
+    (root / "bokeh" / "2.png").unlink()
+    return bomb_png(root / "bokeh" / "2.png", 20000, 20000)
+
+
 REPORTED = {  # case -> the reason the report gives
     "missing partner": (missing_partner, "no partner bokeh/2"),
     "corrupt file": (corrupt, "not a readable image"),
     "truncated JPEG": (truncated_jpeg, "corrupt or truncated"),
     "mismatched sizes": (other_size, "size 40x50 differs from its original's 40x56"),
     "smaller than crop": (too_small, "12x20 is smaller than the crop 16x24"),
+    "decompression-bomb header": (bomb, "header claims 20000 x 20000 = 400,000,000 pixels"),
 }
 
 
@@ -271,3 +279,35 @@ def test_a_pair_that_fails_to_decode_later_is_skipped_or_fails_by_policy(make_fo
     failing = PairDataset(select(pairs, (0, 4)), crop=(16, 24), on_bad_pair="fail")
     with pytest.raises(BadPairError, match=r"pair 2: .*2\.png: has transparent pixels"):
         failing[2]
+
+
+def test_phone_file_types_pair_up_and_undecodable_photos_are_reported(make_folder):
+    root = make_folder([str(i) for i in range(6)])
+    for side in ("original", "bokeh"):  # pair 1 as JPEG-family files with odd suffixes
+        image = Image.open(root / side / "1.png").convert("RGB")
+        (root / side / "1.png").unlink()
+        image.save(root / side / ("1.jfif" if side == "original" else "1.JPE"), format="JPEG", quality=95)
+        (root / side / "2.png").unlink()
+        (root / side / "2.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # pair 2 as iPhone HEIC
+    (root / "original" / "notes.txt").write_text("not a photo: not a pair either")
+    dm = module(root)
+    with pytest.warns(BadPairWarning) as caught:
+        dm.setup("fit")
+    messages = [str(w.message) for w in caught]
+    assert any("2.HEIC" in m and "HEIC/HEIF" in m and "convert it to JPEG" in m for m in messages), messages
+    assert any("skipped 1 of" in m for m in messages), messages  # one report for the pair, not one per side
+    assert [p.name for p in dm.train_set.pairs] == ["0", "1", "3", "4"]
+    assert dm.train_set.pairs[1].original.suffix == ".jfif" and dm.train_set[1]["input"].shape == (3, 16, 24)
+
+
+def test_validation_images_too_small_for_the_network_are_bad_pairs(make_folder):
+    root = make_folder([str(i) for i in range(5)], size=(40, 56))
+    make_folder(["5"], size=(8, 8), root=root)  # an 8 x 8 validation pair: one pixel at 1/8 scale
+    with pytest.warns(BadPairWarning, match=r"5\.png: image of 8x8 is smaller than 16x16"):
+        with pytest.raises(DataLayoutError, match="no usable validation pairs"):
+            module(root).setup("fit")
+
+
+def test_crops_too_small_for_the_network_are_refused():
+    with pytest.raises(ValueError, match="at least 16"):
+        EBBDataModule("unused", crop_size=(8, 8))
