@@ -69,10 +69,9 @@ def check_output_folder(path: str | os.PathLike, setting: str, keep: bool = True
         path.mkdir(parents=True, exist_ok=True)
         _probe(path)
     except OSError as error:
-        raise OutputFolderError(
-            error.errno, f"output folder {path} is not writable ({error.strerror or error}): "
-            f"choose another with {setting}=..."
-        ) from error
+        refused = OutputFolderError(f"output folder {path} is not writable ({error.strerror or error}): choose another with {setting}=...")
+        refused.errno = error.errno
+        raise refused from error
     finally:
         if not keep:
             for folder in created:  # deepest first
