@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -144,6 +146,17 @@ def _parses_as_itself(override: str, value: str) -> bool:
     return isinstance(parsed_value, str) and (parsed_value == value or already_quoted)
 
 
+def unquote(value: str) -> str:
+    """A value quoted by hand for Hydra (``'a=b'``) as the plain string; any other value unchanged."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parsed = OverridesParser.create().parse_overrides([f"key={value}"])[0].value()
+        if isinstance(parsed, str):
+            return parsed
+    return value
+
+
 def quote_path_overrides(overrides: Iterable[str], keys: Iterable[str]) -> list[str]:
     """``overrides`` with the values of path settings ``keys`` Hydra-quoted where Hydra would
     misread them (:func:`hydra_quote`): ``ckpt_path=runs/epoch=3-step=9/last.ckpt`` becomes
@@ -186,3 +199,42 @@ def interruptible(program: str, finished: Callable[[], str]) -> Iterator[None]:
         said = [finished()] + ([interrupt.finished] if isinstance(interrupt, Interrupted) else [])
         print(f"{program}: interrupted (Ctrl-C); " + "; ".join(s for s in said if s), file=sys.stderr, flush=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+@contextlib.contextmanager
+def ignoring_interrupts() -> Iterator[None]:
+    """Ctrl-C is ignored inside the block: for cleanup that must finish once an interrupt arrived
+    (a second Ctrl-C would otherwise leave half a temporary folder). A no-op outside the main thread."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals go to the main thread anyway
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def run_child(command: list[str], grace_s: float = 120.0) -> None:
+    """Run ``command`` (a child CLI) to the end; raise ``CalledProcessError`` if it fails.
+
+    On Ctrl-C the child is interrupted too (``SIGINT``: it may not share the terminal's process
+    group) and waited for up to ``grace_s`` seconds, so it can remove its temporary files, before
+    the ``KeyboardInterrupt`` goes on (``subprocess.run`` would kill it after 0.25 s).
+    """
+    process = subprocess.Popen(command)
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        with ignoring_interrupts():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        raise
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command)

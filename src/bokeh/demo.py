@@ -11,13 +11,14 @@
 Everything lands under ``outputs/demo/`` (git-ignored); the last lines printed say where.
 Options (``key=value``): ``minutes=10`` cap on the training time, ``tflite=true``, ``out=outputs/demo``,
 ``photo=astronaut``; any other ``group.key=value`` is passed to the training config
-(e.g. ``data.n=40``).
+(e.g. ``data.n=40``). ``out=`` may be any path and is checked writable before anything runs (exit
+status 2); Ctrl-C stops with one line saying which steps finished (exit status 130), and the
+temporary files of the step it interrupted (synthetic set, export) are removed.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,8 +27,9 @@ import pytorch_lightning  # noqa: F401  (import order: before TensorFlow, see TO
 from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
+from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides, run_child, write_text_atomic
 from bokeh.evaluate import evaluate_generator, format_table, validation_samples
-from bokeh.train import CONF_DIR, run
+from bokeh.train import CONF_DIR, PATH_KEYS, run
 
 DEFAULTS = {"minutes": "10", "tflite": "true", "out": "outputs/demo", "photo": "astronaut"}
 
@@ -52,7 +54,8 @@ def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 def train_demo(out: Path, minutes: float, extra: list[str]):
     """Pretrain ``experiment=demo`` (its steps, ``minutes`` at most); returns (config, best checkpoint path)."""
     budget = time.strftime("%H:%M:%S", time.gmtime(int(minutes * 60)))
-    overrides = ["experiment=demo", f"output_dir={out / 'pretrain'}", f"trainer.max_time=00:{budget}", *extra]
+    overrides = ["experiment=demo", f"output_dir={hydra_quote(str(out / 'pretrain'))}", f"trainer.max_time=00:{budget}",
+                 *quote_path_overrides(extra, PATH_KEYS)]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     trainer = run(cfg)
@@ -81,23 +84,38 @@ def render_photo(checkpoint: Path, photo: str, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     options, overrides = parse(sys.argv[1:] if argv is None else argv)
     out = Path(options["out"]).resolve()
+    try:
+        check_output_folder(out, "out")
+    except OutputFolderError as error:
+        print(f"bokeh.demo: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_SETTINGS) from None
+    finished: list[str] = []  # what is done, for the line printed on Ctrl-C
+    with interruptible("bokeh.demo", lambda: "finished: " + (", ".join(finished) or "nothing yet")):
+        _steps(options, overrides, out, finished)
+
+
+def _steps(options: dict[str, str], overrides: list[str], out: Path, finished: list[str]) -> None:
+    """Train, score, render, export; each finished step is appended to ``finished``."""
     started = time.perf_counter()
     cfg, checkpoint = train_demo(out, float(options["minutes"]), overrides)
     trained = time.perf_counter() - started
+    finished.append(f"training ({checkpoint})")
 
     import hydra
 
     results = evaluate_generator(load_generator(checkpoint), validation_samples(hydra.utils.instantiate(cfg.data)))
     results["model"]["checkpoint"] = str(checkpoint)
     results["model"]["train_seconds"] = round(trained, 1)
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    write_text_atomic(out / "metrics.json", json.dumps(results, indent=2))
+    finished.append(f"scores ({out / 'metrics.json'})")
     picture = render_photo(checkpoint, options["photo"], out)
+    finished.append(f"photo ({picture})")
 
     exported = None
     if options["tflite"].lower() in {"1", "true", "yes"}:
-        # its own process: TensorFlow and the conversion's memory stay out of this one
-        command = [sys.executable, "-m", "bokeh.export", f"ckpt='{checkpoint}'", f"out='{out / 'tflite'}'", "size=256x384"]
-        subprocess.run(command, check=True)
+        # its own process: TensorFlow and the conversion's memory stay out of this one; on Ctrl-C it
+        # is waited for, so it removes its temporary folder (bokeh.cli.run_child)
+        run_child([sys.executable, "-m", "bokeh.export", f"ckpt={checkpoint}", f"out={out / 'tflite'}", "size=256x384"])
         exported = out / "tflite"
 
     print("\n" + format_table(results))
