@@ -494,3 +494,30 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert "out=" in err and "not writable" in err and "Traceback" not in err
     assert not loaded and list(out.iterdir()) == []
+
+
+def test_ctrl_c_in_a_folder_render_says_what_was_finished(tiny_checkpoint, tmp_path):
+    import signal
+    import time
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(30):
+        Image.fromarray(gradient_photo(256, 384, seed=index)).save(folder / f"{index:02d}.png")
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "bokeh.render", f"input={folder}", f"ckpt={tiny_checkpoint}", f"out={out}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    start = time.monotonic()
+    while not (out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir())):  # once the first photo is written
+        assert process.poll() is None and time.monotonic() - start < 600, process.communicate()[1][-2000:]
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    written = sorted(out.iterdir())
+    assert f"bokeh.render: interrupted (Ctrl-C); rendered {len(written)} of 30 image(s)" in err
+    assert 1 <= len(written) < 30 and not [p for p in written if p.name.startswith(".")], "no temporary file left"
+    for path in written:
+        assert read_rgb(path).shape == (256, 384, 3)  # every written file is complete
