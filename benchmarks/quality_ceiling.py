@@ -31,7 +31,8 @@ from hydra import compose, initialize_config_dir
 from bokeh import metrics
 from bokeh.data.transforms import unpad
 from bokeh.evaluate import BLUR_SIGMAS, baselines, gaussian_blur, validation_samples
-from bokeh.train import CONF_DIR
+from bokeh.cli import quote_path_overrides
+from bokeh.train import CONF_DIR, PATH_KEYS
 
 ORACLE_SIGMAS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)
 ORACLE_REGIONS = (1, 9, 25)
@@ -67,7 +68,7 @@ def psnr_of(squared_error_sum: float, count: float) -> float:
 
 def main(argv: list[str]) -> None:
     ckpt = [a.split("=", 1)[1] for a in argv if a.startswith("ckpt=")]
-    overrides = [a for a in argv if not a.startswith("ckpt=")] or ["experiment=demo"]
+    overrides = quote_path_overrides([a for a in argv if not a.startswith("ckpt=")], PATH_KEYS) or ["experiment=demo"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides + ["output_dir=."])
     samples = validation_samples(hydra.utils.instantiate(cfg.data))
