@@ -29,9 +29,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from bokeh import metrics
+from bokeh.cli import quote_path_overrides
 from bokeh.data.transforms import unpad
 from bokeh.evaluate import BLUR_SIGMAS, baselines, gaussian_blur, validation_samples
-from bokeh.cli import quote_path_overrides
 from bokeh.train import CONF_DIR, PATH_KEYS
 
 ORACLE_SIGMAS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)
