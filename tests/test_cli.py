@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-import bokeh.cli
 from bokeh.cli import OutputFolderError, check_output_folder, hydra_quote, quote_path_overrides, run_child
 
 REPO = Path(__file__).resolve().parents[1]

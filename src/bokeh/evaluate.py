@@ -16,7 +16,6 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import kornia
 import torch
