@@ -521,3 +521,17 @@ def test_ctrl_c_in_a_folder_render_says_what_was_finished(tiny_checkpoint, tmp_p
     assert 1 <= len(written) < 30 and not [p for p in written if p.name.startswith(".")], "no temporary file left"
     for path in written:
         assert read_rgb(path).shape == (256, 384, 3)  # every written file is complete
+
+
+@pytest.mark.export
+@pytest.mark.slow
+def test_tiny_photos_render_through_every_backend(tiny_models, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sizes = {"dot.png": (1, 1), "eight.png": (8, 8), "strip.png": (5, 300), "tall.png": (37, 9)}
+    for name, size in sizes.items():
+        Image.fromarray(gradient_photo(*size)).save(folder / name)
+    for kind in ("ckpt", "onnx", "tflite"):
+        assert main([f"input={folder}", f"ckpt={tiny_models[kind]}", f"out={tmp_path / kind}"]) == 0, kind
+        for name, size in sizes.items():
+            assert read_rgb(tmp_path / kind / name).shape == (*size, 3), (kind, name)
