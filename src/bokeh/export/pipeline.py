@@ -43,11 +43,13 @@ def parse_size(size: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
         raise ExportConfigError(f"size={size!r} is not HxW (e.g. size=1024x1536 landscape, size=1536x1024 portrait)")
     height, width = (int(p) for p in parts)
-    if height < MIN_SIDE or width < MIN_SIDE or height % DOWNSAMPLE or width % DOWNSAMPLE:
+    if height <= 0 or width <= 0 or height % DOWNSAMPLE or width % DOWNSAMPLE:
         raise ExportConfigError(
-            f"size={size!r}: height and width must be multiples of {DOWNSAMPLE} (Glass-Net downsamples 8x), "
-            f"at least {MIN_SIDE}"
+            f"size={size!r}: height and width must be positive multiples of {DOWNSAMPLE} (Glass-Net downsamples 8x)"
         )
+    if height == width == DOWNSAMPLE:  # a single pixel at 1/8: instance norm has no statistics
+        raise ExportConfigError(f"size={size!r}: Glass-Net's instance norm needs more than one pixel at 1/8 scale: "
+                                f"export at least {DOWNSAMPLE}x{MIN_SIDE}")
     return height, width
 
 
