@@ -3,14 +3,21 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# onnx2tf runs the `onnxsim` command it finds on PATH: put the venv first.
-export PATH := $(abspath $(BIN)):$(PATH)
+# onnx2tf runs the `onnxsim` command it finds on PATH: put the venv first ($(CURDIR), not
+# $(abspath): a checkout path with spaces stays one entry).
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 CKPT ?=
 OUT ?=
 SIZE ?=
 N ?= 200
 SEED ?= 0
+
+# A make variable as one shell word, exactly as given: `make tflite CKPT="runs/epoch=3-step=9/my model.ckpt"`
+# works (spaces, quotes, '=', '$'; the Python entry points then quote paths for Hydra themselves).
+shell_word = '$(subst ','\'',$(value $(1)))'
+# ... or the default $(2) when the variable is empty
+arg_or = $(if $(value $(1)),$(call shell_word,$(1)),'$(2)')
 
 .PHONY: venv test demo bench bench-levers tflite data clean
 
@@ -38,12 +45,12 @@ bench-levers: $(STAMP)
 	$(BIN)/python benchmarks/bench_generator.py --levers
 
 tflite: $(STAMP)
-	@test -n "$(CKPT)" || { echo "usage: make tflite CKPT=path/to/model.ckpt [OUT=dir] [SIZE=HxW]"; exit 2; }
-	$(BIN)/python -m bokeh.export ckpt=$(CKPT) out=$(or $(OUT),outputs/tflite) size=$(or $(SIZE),1024x1536)
+	@test -n $(call shell_word,CKPT) || { echo "usage: make tflite CKPT=path/to/model.ckpt [OUT=dir] [SIZE=HxW]"; exit 2; }
+	$(BIN)/python -m bokeh.export ckpt=$(call shell_word,CKPT) out=$(call arg_or,OUT,outputs/tflite) size=$(call arg_or,SIZE,1024x1536)
 
 # A synthetic pair set in the EBB! layout: make data OUT=outputs/synthetic N=200 SIZE=512x768 SEED=0
 data: $(STAMP)
-	$(BIN)/python -m bokeh.data.synthesize out=$(or $(OUT),outputs/synthetic) n=$(N) size=$(or $(SIZE),512x768) seed=$(SEED)
+	$(BIN)/python -m bokeh.data.synthesize out=$(call arg_or,OUT,outputs/synthetic) n=$(call shell_word,N) size=$(call arg_or,SIZE,512x768) seed=$(call shell_word,SEED)
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -27,15 +27,16 @@ import hydra
 import torch
 from hydra import compose, initialize_config_dir
 
+from bokeh.cli import quote_path_overrides
 from bokeh.evaluate import baselines, format_table, oracle_blur, score, validation_samples
-from bokeh.train import CONF_DIR
+from bokeh.train import CONF_DIR, PATH_KEYS
 
 ORACLE_REGIONS = (1, 25)  # beside the 9 x 9 of bokeh.evaluate
 
 
 def main(argv: list[str]) -> None:
     ckpt = [a.split("=", 1)[1] for a in argv if a.startswith("ckpt=")]
-    overrides = [a for a in argv if not a.startswith("ckpt=")] or ["experiment=demo"]
+    overrides = quote_path_overrides([a for a in argv if not a.startswith("ckpt=")], PATH_KEYS) or ["experiment=demo"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides + ["output_dir=."])
     samples = validation_samples(hydra.utils.instantiate(cfg.data))

@@ -116,3 +116,15 @@ class WeightSpy(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.changed.append(any(not torch.equal(a, p) for a, p in zip(self.before, pl_module.generator.parameters())))
+
+
+class StopAtStep(pl.Callback):
+    """Set ``trainer.should_stop`` once ``global_step >= step`` at the end of a batch: what
+    Lightning's ``Timer`` does when ``trainer.max_time`` runs out, at a step known in advance."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True

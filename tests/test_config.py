@@ -113,3 +113,38 @@ def test_demo_finetune_runs_offline_with_random_vgg(tmp_path):
     assert list(demo.optim.betas) == [0.0, 0.9]  # WGAN-GP: the paper's Adam, not the demo pretrain's
     paper = compose_train(["experiment=paper", "stage=finetune", "init_from=x.ckpt", "data.root=/d", f"hydra.run.dir={tmp_path}"])
     assert paper.loss.vgg.weights == "imagenet"
+
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+DATA_OPTIONS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("data", DATA_OPTIONS)
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_works_with_every_data_option(experiment, data, tmp_path):
+    """An experiment's data settings reach only the data module they are written for
+    (conf/experiment_data/<experiment>/<data>.yaml): `experiment=demo data=ebb` used to hand the
+    demo's synthetic-only keys (n, size, val_count) to EBBDataModule, a TypeError."""
+    from bokeh.data.datamodules import EBBDataModule, SyntheticDataModule
+
+    overrides = [f"experiment={experiment}", f"data={data}", f"hydra.run.dir={tmp_path}", "init_from=x.ckpt"]
+    cfg = compose_train(overrides + ([f"data.root={tmp_path}"] if data == "ebb" else []))
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(tmp_path)
+    datamodule = hydra.utils.instantiate(cfg.data)  # builds without I/O; unknown keys would raise here
+    assert type(datamodule) is {"ebb": EBBDataModule, "synthetic": SyntheticDataModule}[data]
+    module = build_module(cfg)
+    assert module.hparams.generator == OmegaConf.to_container(cfg.model)
+
+
+def test_experiment_data_settings_apply_to_their_data_option_only(tmp_path):
+    demo = compose_train(["experiment=demo", f"hydra.run.dir={tmp_path}"])
+    assert demo.data.val_count == 16 and list(demo.data.crop_size) == [128, 192] and demo.data.batch_size == 4
+    demo_ebb = compose_train(["experiment=demo", "data=ebb", "data.root=/d", f"hydra.run.dir={tmp_path}"])
+    assert "n" not in demo_ebb.data and "val_count" not in demo_ebb.data
+    assert list(demo_ebb.data.crop_size) == [256, 384] and demo_ebb.model.width2 == 16  # the demo model, on EBB!
+    fine = compose_train(["experiment=demo_finetune", "init_from=x.ckpt", "data.n=40", f"hydra.run.dir={tmp_path}"])
+    assert fine.data.val_count == 16 and fine.data.n == 40  # the demo's data, and the command line still wins
+    paper = compose_train(["experiment=paper", "data.root=/d", f"hydra.run.dir={tmp_path}"])
+    assert list(paper.data.crop_size) == [1024, 1408]
+    assert list(compose_train(["experiment=paper", "data=synthetic", f"hydra.run.dir={tmp_path}"]).data.crop_size) == [128, 192]

@@ -120,3 +120,30 @@ def test_written_images_get_the_usual_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_header_claiming_too_many_pixels_names_the_size_and_the_way_to_allow_it(tmp_path, monkeypatch):
+    from test_render import bomb_png
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    path = bomb_png(tmp_path / "huge.png", 20000, 15000)
+    for reader in (read_rgb, read_size):  # read_size: what the EBB! pair check uses
+        with pytest.raises(ImageError, match=r"huge\.png: its header claims 20000 x 15000 = 300,000,000 pixels.*max_pixels=300000000"):
+            reader(path)
+    images.set_max_pixels(300_000_000)
+    assert images.max_pixels() == 300_000_000
+    with pytest.raises(ImageError, match="truncated"):  # allowed now: the decoder finds no pixel data
+        read_rgb(path)
+    images.set_max_pixels(None)
+    assert images.max_pixels() is None
+
+
+@pytest.mark.parametrize("suffix", [".jfif", ".jpe", ".JPE", ".JPG", ".jpeg"])
+def test_every_jpeg_suffix_is_read_and_written_as_jpeg(tmp_path, suffix):
+    image = noise_image(10, 8, 12)
+    path = write_image(tmp_path / f"photo{suffix}", image, quality=95)
+    with Image.open(path) as written:
+        assert written.format == "JPEG"
+    assert np.array_equal(read_rgb(path), jpeg_roundtrip(image, 95))  # the same encoder settings as .jpg
+    assert images.unsupported_reason(path) is None
+    assert "HEIC" in images.unsupported_reason(tmp_path / "IMG_0001.HEIC")[0]

@@ -235,3 +235,79 @@ def test_an_unknown_key_on_the_command_line_names_it(tmp_path):
     assert result.returncode != 0
     assert "Could not override 'trainer.max_step'" in result.stderr and "Key 'max_step' is not in struct" in result.stderr
     assert not (tmp_path / "run").exists(), "nothing was written"
+
+
+# ----------------------------------------------------------------- issue 15: resuming a run stopped by a limit
+def logged_run(overrides: list[str], folder: Path, name: str) -> list[dict]:
+    """Train in this process with the loss log on; return the log's lines (one per batch)."""
+    from reliability_hooks import read_log
+
+    log = folder / f"{name}.jsonl"
+    run(compose_train([*TINY, *SMALL, "+callbacks.log._target_=reliability_hooks.LossLog", f"+callbacks.log.path={log}", *overrides], folder / name))
+    return read_log(log)
+
+
+@pytest.mark.parametrize("stop", ["trainer.max_steps=2", "+callbacks.stop._target_=reliability_hooks.StopAtStep"],
+                         ids=["max_steps", "should_stop (max_time's way)"])
+def test_a_run_stopped_mid_epoch_by_a_limit_resumes_in_that_epoch(stop, tmp_path):
+    # 4 training pairs, batch 1: 4 batches per epoch; 6 steps = 1.5 epochs
+    reference = logged_run(["trainer.max_steps=6"], tmp_path, "whole")
+    assert [(line["step"], line["epoch"]) for line in reference] == [(1, 0), (2, 0), (3, 0), (4, 0), (5, 1), (6, 1)]
+    stopped = [stop] if "max_steps" in stop else ["trainer.max_steps=6", stop, "+callbacks.stop.step=2"]
+    first = logged_run(stopped, tmp_path, "stopped")
+    assert [line["step"] for line in first] == [1, 2]
+    last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 0, "samples": 2}]
+    assert saved["epoch"] == 0, "the checkpoint says epoch 0 is not finished"
+    resumed = logged_run(["trainer.max_steps=6", f"ckpt_path={last}"], tmp_path, "resumed")
+    # the rest of epoch 0 (steps 3 and 4), then epoch 1: what the uninterrupted run trained, loss for loss
+    by_step = {line["step"]: line for line in reference}
+    assert [(line["step"], line["epoch"]) for line in resumed] == [(3, 0), (4, 0), (5, 1), (6, 1)]
+    for line in resumed:
+        assert line["names"] == by_step[line["step"]]["names"]
+        assert line["train/loss"] == pytest.approx(by_step[line["step"]]["train/loss"], rel=1e-5, abs=1e-6)
+
+
+def test_resuming_when_a_limit_is_already_reached_says_so_and_trains_nothing(tmp_path):
+    run(compose_train([*TINY, *SMALL, "trainer.max_time=00:00:00:01", "trainer.max_epochs=1000"], tmp_path / "timed"))
+    last = tmp_path / "timed" / "checkpoints" / "last.ckpt"
+    spent = torch.load(last, weights_only=True)["callbacks"]["Timer"]["time_elapsed"]["train"]
+    assert spent >= 1
+    with pytest.raises(bokeh.train.ResumeLimitError, match=r"trainer.max_time=00:00:00:01 counts the whole run.*give a larger one"):
+        run(compose_train([*TINY, *SMALL, "trainer.max_time=00:00:00:01", f"ckpt_path={last}"], tmp_path / "again"))
+    step = torch.load(last, weights_only=True)["global_step"]
+    with pytest.raises(bokeh.train.ResumeLimitError, match=rf"is at step {step}, and trainer.max_steps={step} counts the whole run"):
+        run(compose_train([*TINY, *SMALL, f"trainer.max_steps={step}", f"ckpt_path={last}"], tmp_path / "again"))
+    assert not (tmp_path / "again" / "checkpoints").exists(), "nothing was trained or written"
+
+
+# ----------------------------------------------------------------- issue 15: a checkpoint of other settings
+def test_resuming_with_other_model_settings_is_one_sentence(tmp_path):
+    from bokeh.checkpoint import CheckpointError
+
+    run(compose_train([*TINY, *SMALL, "trainer.max_steps=1"], tmp_path / "first"))
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError) as error:
+        run(compose_train([*TINY, *SMALL, "model.width2=8", f"ckpt_path={last}"], tmp_path / "other"))
+    message = str(error.value)
+    assert "model.width2=4" in message and "model.width2=8" in message and "init_from=" in message
+    assert len(message.splitlines()) == 1 and "Missing key" not in message
+    with pytest.raises(CheckpointError, match=r"is a pretrain checkpoint but this run is stage=finetune.*init_from="):
+        run(compose_train([*TINY, *SMALL, "stage=finetune", "init_from=null", f"ckpt_path={last}"], tmp_path / "fine"))
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_settings_is_one_sentence_everywhere(tmp_path):
+    """render, evaluate and export load through load_generator; the notebooks through BokehGAN."""
+    from bokeh.checkpoint import CheckpointError, load_generator
+    from bokeh.lit import BokehGAN
+
+    run(compose_train([*TINY, *SMALL, "trainer.max_steps=1"], tmp_path / "first"))
+    checkpoint = torch.load(tmp_path / "first" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["generator"]["width2"] = 8  # settings and weights disagree
+    edited = tmp_path / "edited.ckpt"
+    torch.save(checkpoint, edited)
+    for load in (load_generator, lambda path: BokehGAN.load_from_checkpoint(path, map_location="cpu", weights_only=True)):
+        with pytest.raises(CheckpointError, match=r"do not fit .*\d+ of another shape \(e\.g\. '") as error:
+            load(edited)
+        assert len(str(error.value).splitlines()) == 1

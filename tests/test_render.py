@@ -8,6 +8,7 @@ once per session (about 20-30 s on 2 cores). ``tests/test_notebooks.py`` imports
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from bokeh.images import read_rgb, to_tensor
 from bokeh.render import ExportedBackend, TorchBackend, load_backend, plan_for, render_files, render_image
 from bokeh.render.__main__ import main
 from bokeh.render.files import check_paths, list_inputs, RenderError
+import bokeh.cli
 from bokeh.render.fit import plan_dynamic, plan_static, render_tensor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,7 +142,8 @@ class Recording:
 def test_dynamic_plan_pads_to_multiples_of_8_and_caps_the_short_side(size):
     plan = plan_dynamic(size, 1024)
     assert not plan.rotate and plan.size == size
-    assert all(c % 8 == 0 and 0 <= c - w < 8 for c, w in zip(plan.canvas, plan.work))
+    # multiples of 8 just above the photo, and at least 16 (an 8 x 8 or 1 x 1 photo: 16 x 16)
+    assert all(c % 8 == 0 and c >= 16 and (0 <= c - w < 8 or c == 16) for c, w in zip(plan.canvas, plan.work))
     if min(size) <= 1024:
         assert plan.work == size  # never scaled up
     else:
@@ -399,3 +402,162 @@ def test_cli_refuses_a_broken_checkpoint_before_rendering(tmp_path, capsys):
     assert main([f"input={tmp_path / 'photo.png'}", f"ckpt={tmp_path / 'model.ckpt'}", f"out={tmp_path / 'out'}"]) == 2
     assert "could not be read" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- issue 15: bad inputs
+def bomb_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A 60-byte PNG whose header claims ``width x height`` pixels (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture
+def pillow_limit(monkeypatch):
+    """Restore Pillow's process-wide pixel limit after a test that changes it (max_pixels=)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+
+
+def test_a_decompression_bomb_is_skipped_with_its_size_and_the_rest_rendered(tiny_checkpoint, tmp_path, capsys, pillow_limit):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bomb_png(folder / "a_bomb.png")  # first in name order: the files after it must still be rendered
+    for name in ("b.jpg", "c.png"):
+        Image.fromarray(gradient_photo(24, 40)).save(folder / name)
+    assert main([f"input={folder}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'out'}"]) == 1
+    err = capsys.readouterr().err
+    assert "a_bomb.png" in err and "20000 x 20000" in err and "max_pixels=400000000" in err
+    assert "Traceback" not in err and "rendered 2 of 3" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.jpg", "c.png"]
+    # raising the limit lets the file through to the decoder (this one has no pixel data: truncated)
+    assert main([f"input={folder / 'a_bomb.png'}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'out2'}", "max_pixels=400000000"]) == 1
+    err = capsys.readouterr().err
+    assert "truncated" in err and "against decompression bombs" not in err
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 8), (5, 300), (9, 17), (15, 16), (16, 8)])
+def test_tiny_photos_render_at_their_size_from_a_checkpoint(tiny_checkpoint, tmp_path, size):
+    """An 8 x 8 photo used to crash the folder (instance norm over a 1 x 1 bottleneck)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = gradient_photo(*size)
+    Image.fromarray(photo).save(folder / "small.png")
+    Image.fromarray(gradient_photo(24, 40)).save(folder / "z_normal.png")
+    assert main([f"input={folder}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'out'}"]) == 0
+    rendered = read_rgb(tmp_path / "out" / "small.png")
+    assert rendered.shape == photo.shape
+    model = Recording()
+    render_image(photo, model)
+    assert min(model.shapes[0][2:]) >= 16  # padded up to a size the network takes, then cut back
+
+
+def test_glassnet_names_the_smallest_input_it_takes():
+    from bokeh.models.glassnet import GlassNet
+
+    generator = GlassNet(width1=4, width2=4, blocks=1).eval()
+    with pytest.raises(ValueError, match="at least 16 x 16"):
+        generator(torch.zeros(1, 3, 8, 8))
+    assert generator(torch.zeros(1, 3, 8, 16))[0].shape == (1, 3, 8, 16)
+    assert GlassNet(width1=4, width2=4, blocks=1, norm="none")(torch.zeros(1, 3, 8, 8))[0].shape == (1, 3, 8, 8)
+
+
+def test_phone_file_types_are_read_and_every_other_file_is_named(tiny_checkpoint, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = gradient_photo(24, 40)
+    for name in ("IMG_0001.jpg", "IMG_0003.jfif", "IMG_0004.JPE", "IMG_0005.jpe", "IMG_0006.JPG"):
+        Image.fromarray(photo).save(folder / name, format="JPEG", quality=95)
+    (folder / "IMG_0002.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00")  # Pillow has no HEIF codec
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / "edits").mkdir()
+    assert main([f"input={folder}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'out'}"]) == 1
+    err = capsys.readouterr().err
+    assert "rendered 5 of 6" in err
+    assert "IMG_0002.HEIC" in err and "HEIC/HEIF" in err and "convert it to JPEG" in err  # skipped, with what to do
+    assert "notes.txt" in err and "edits" in err  # named: not images, not searched
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["IMG_0001.jpg", "IMG_0003.jfif", "IMG_0004.JPE", "IMG_0005.jpe", "IMG_0006.JPG"]
+    for name in written:
+        with Image.open(tmp_path / "out" / name) as image:
+            assert image.format == "JPEG" and image.size == (40, 24)
+    # a .jfif given alone is a JPEG like any other
+    assert main([f"input={folder / 'IMG_0003.jfif'}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'one'}"]) == 0
+    assert main([f"input={folder / 'IMG_0002.HEIC'}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'heic'}"]) == 2
+    assert "HEIC/HEIF" in capsys.readouterr().err
+
+
+def read_only(folder: Path, monkeypatch) -> Path:
+    """``folder``, made read-only; as root (who ignores mode bits) writes into it fail as for a user."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):
+        real_probe = bokeh.cli._probe
+
+        def denied(path):
+            if Path(path) == folder:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_probe(path)
+
+        monkeypatch.setattr(bokeh.cli, "_probe", denied)
+    return folder
+
+
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    write_photo_cases(tmp_path / "in")
+    # a folder that does not exist yet is created only when the run starts: a refused run leaves none
+    assert main([f"input={tmp_path / 'in'}", f"ckpt={tmp_path / 'missing.ckpt'}", f"out={tmp_path / 'new' / 'deeper'}"]) == 2
+    assert not (tmp_path / "new").exists()
+    out = read_only(tmp_path / "out", monkeypatch)
+    loaded = []
+    monkeypatch.setattr("bokeh.render.backends.load_backend", lambda *a, **k: loaded.append(a))
+    assert main([f"input={tmp_path / 'in'}", "ckpt=never-loaded.ckpt", f"out={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "out=" in err and "not writable" in err and "Traceback" not in err
+    assert not loaded and list(out.iterdir()) == []
+
+
+def test_ctrl_c_in_a_folder_render_says_what_was_finished(tiny_checkpoint, tmp_path):
+    import signal
+    import time
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(30):
+        Image.fromarray(gradient_photo(256, 384, seed=index)).save(folder / f"{index:02d}.png")
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "bokeh.render", f"input={folder}", f"ckpt={tiny_checkpoint}", f"out={out}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    start = time.monotonic()
+    while not (out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir())):  # once the first photo is written
+        assert process.poll() is None and time.monotonic() - start < 600, process.communicate()[1][-2000:]
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    written = sorted(out.iterdir())
+    assert f"bokeh.render: interrupted (Ctrl-C); rendered {len(written)} of 30 image(s)" in err
+    assert 1 <= len(written) < 30 and not [p for p in written if p.name.startswith(".")], "no temporary file left"
+    for path in written:
+        assert read_rgb(path).shape == (256, 384, 3)  # every written file is complete
+
+
+@pytest.mark.export
+@pytest.mark.slow
+def test_tiny_photos_render_through_every_backend(tiny_models, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sizes = {"dot.png": (1, 1), "eight.png": (8, 8), "strip.png": (5, 300), "tall.png": (37, 9)}
+    for name, size in sizes.items():
+        Image.fromarray(gradient_photo(*size)).save(folder / name)
+    for kind in ("ckpt", "onnx", "tflite"):
+        assert main([f"input={folder}", f"ckpt={tiny_models[kind]}", f"out={tmp_path / kind}"]) == 0, kind
+        for name, size in sizes.items():
+            assert read_rgb(tmp_path / kind / name).shape == (*size, 3), (kind, name)

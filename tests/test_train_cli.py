@@ -1,11 +1,14 @@
 """`python -m bokeh.train` as a user runs it: a subprocess, from another working directory."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+import yaml
 
 from bokeh.checkpoint import load_generator
 
@@ -13,10 +16,10 @@ TINY = ["model.width1=4", "model.width2=4", "model.blocks=1", "critic.ndf=4", "c
 SMALL_DATA = ["data.n=6", "data.val_count=1", "data.batch_size=2"]
 
 
-def train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+def train(cwd: Path, *overrides: str, data: list[str] = SMALL_DATA) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "bokeh.train", *TINY, *SMALL_DATA, *overrides],
+        [sys.executable, "-m", "bokeh.train", *TINY, *data, *overrides],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )
 
@@ -62,3 +65,69 @@ def test_init_from_with_other_widths_is_a_clear_error(tmp_path):
     )
     assert result.returncode != 0
     assert "same model settings" in result.stderr
+
+
+# ----------------------------------------------------------------------------- issue 15
+AWKWARD = "epoch=3-step=9/my model's \"run\" [1], final"  # '=', spaces, quotes, brackets, a comma
+
+
+@pytest.mark.slow
+def test_any_path_works_for_train_and_evaluate(tmp_path):
+    """ckpt_path=, init_from=, data.root=, data.include_list=, hydra.run.dir= and evaluate's ckpt=/out=
+    used to fail in Hydra's parser (`mismatched input '='`) or split at the comma."""
+    from bokeh.data.synthesize import write_dataset
+
+    root = write_dataset(tmp_path / "data=1" / "my ebb, v2", n=6, size=(32, 48), seed=1)
+    listing = tmp_path / "lists=1" / "keep it's.txt"
+    listing.parent.mkdir()
+    listing.write_text("0\n1\n2\n")
+    ebb = ["data=ebb", f"data.root={root}", f"data.include_list={listing}", "data.crop_size=[16,24]", "data.train_ids=[0,3]",
+           "data.val_ids=[4,5]", "data.num_workers=0", "data.batch_size=1"]
+    run_dir = tmp_path / "runs" / AWKWARD
+    first = train(tmp_path, "trainer.max_steps=2", f"hydra.run.dir={run_dir}", data=ebb)
+    assert first.returncode == 0, first.stderr[-3000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 2
+    resumed = train(tmp_path, "trainer.max_steps=3", f"ckpt_path={last}", f"hydra.run.dir={run_dir} resumed", data=ebb)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert torch.load(Path(f"{run_dir} resumed") / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    finetune = subprocess.run([sys.executable, "-m", "bokeh.train", "stage=finetune", f"init_from={last}", "--cfg", "job"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert finetune.returncode == 0, finetune.stderr[-2000:]
+    assert yaml.safe_load(finetune.stdout)["init_from"] == str(last)  # the composed config holds the exact path
+    report = tmp_path / "reports" / AWKWARD / "report.json"
+    report.parent.mkdir(parents=True)
+    evaluated = subprocess.run([sys.executable, "-m", "bokeh.evaluate", f"ckpt={last}", f"out={report}", *ebb],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert json.loads(report.read_text())["model"]["images"] == 2
+
+
+def test_an_unwritable_run_folder_is_one_line_before_hydra_creates_it(tmp_path):
+    result = train(tmp_path, "trainer.fast_dev_run=true", "hydra.run.dir=/proc/bokeh-run")
+    assert result.returncode == 2
+    assert "bokeh.train: output folder /proc/bokeh-run is not writable" in result.stderr and "hydra.run.dir=" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_names_the_checkpoint_to_resume_from(tmp_path):
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bokeh.train", *TINY, *SMALL_DATA, "data.on_the_fly=true", "trainer.max_steps=100000",
+         "callbacks.last.every_n_train_steps=2", "callbacks.progress=null", "trainer.enable_progress_bar=false", "hydra.run.dir=run"],
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    start = time.monotonic()
+    while not last.exists():
+        assert process.poll() is None and time.monotonic() - start < 600, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err[-3000:]
+    assert f"the last checkpoint is {last}" in err and f"resume with ckpt_path='{last}'" in err
+    assert "Traceback" not in err
+    assert not [p for p in last.parent.iterdir() if p.name.endswith(".partial")], "no half-written checkpoint"
+    torch.load(last, weights_only=True)  # complete

@@ -14,13 +14,15 @@
 Everything lands under ``outputs/demo/`` (git-ignored); the last lines printed say where.
 Options (``key=value``): ``minutes=10`` cap on the training time, ``tflite=true``,
 ``reference=true`` (step 1), ``out=outputs/demo``, ``photos=astronaut,coffee,chelsea``; any other
-``group.key=value`` is passed to the training config (e.g. ``data.n=40``).
+``group.key=value`` is passed to the training config (e.g. ``data.n=40``). ``out=`` may be any path
+and is checked writable before anything runs (exit status 2); Ctrl-C stops with one line saying which
+steps finished (exit status 130), and the temporary files of the step it interrupted (synthetic set,
+export) are removed.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,8 +31,9 @@ import pytorch_lightning  # noqa: F401  (import order: before TensorFlow, see TO
 from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
+from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides, run_child, write_text_atomic
 from bokeh.evaluate import baselines, evaluate_generator, format_table, score, validation_samples
-from bokeh.train import CONF_DIR, run
+from bokeh.train import CONF_DIR, PATH_KEYS, run
 
 DEFAULTS = {"minutes": "10", "tflite": "true", "reference": "true", "out": "outputs/demo", "photos": "astronaut,coffee,chelsea"}
 TRUE = {"1", "true", "yes", "on"}
@@ -56,7 +59,8 @@ def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 def demo_config(out: Path, minutes: float, extra: list[str]):
     """The composed ``experiment=demo`` config, its training capped at ``minutes``."""
     budget = time.strftime("%H:%M:%S", time.gmtime(int(minutes * 60)))
-    overrides = ["experiment=demo", f"output_dir={out / 'pretrain'}", f"trainer.max_time=00:{budget}", *extra]
+    overrides = ["experiment=demo", f"output_dir={hydra_quote(str(out / 'pretrain'))}", f"trainer.max_time=00:{budget}",
+                 *quote_path_overrides(extra, PATH_KEYS)]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
 
@@ -93,6 +97,18 @@ def render_photos(generator, photos: list[str], out: Path, prefix: str) -> list[
 def main(argv: list[str] | None = None) -> None:
     options, overrides = parse(sys.argv[1:] if argv is None else argv)
     out = Path(options["out"]).resolve()
+    try:
+        check_output_folder(out, "out")
+    except OutputFolderError as error:
+        print(f"bokeh.demo: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_SETTINGS) from None
+    finished: list[str] = []  # what is done, for the line printed on Ctrl-C
+    with interruptible("bokeh.demo", lambda: "finished: " + (", ".join(finished) or "nothing yet")):
+        _steps(options, overrides, out, finished)
+
+
+def _steps(options: dict[str, str], overrides: list[str], out: Path, finished: list[str]) -> None:
+    """Reference model, training, scores, photos, export; each finished step is appended to ``finished``."""
     photos = [p for p in options["photos"].split(",") if p]
     started = time.perf_counter()
     cfg = demo_config(out, float(options["minutes"]), overrides)
@@ -109,23 +125,27 @@ def main(argv: list[str] | None = None) -> None:
         shown = time.perf_counter()
         pictures += render_photos(reference, photos, out, "reference")
         results = {"reference model": score(lambda image: reference(image)[0], samples)} | results
+        finished.append("reference model (" + ", ".join(str(p) for p in pictures) + ")")
         print(f"\nthe shipped reference model, {time.perf_counter() - shown:.0f} s for {len(photos)} photo(s) and "
               f"{len(samples)} validation pairs:\n" + format_table(results) + "\n")
 
     trained = time.perf_counter()
     checkpoint = train_demo(cfg, out)
     train_seconds = time.perf_counter() - trained
+    finished.append(f"training ({checkpoint})")
     demo = evaluate_generator(load_generator(checkpoint), samples, with_baselines=False)["model"]
     demo |= {"checkpoint": str(checkpoint), "train_seconds": round(train_seconds, 1)}
     results = {"demo model": demo} | results
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    write_text_atomic(out / "metrics.json", json.dumps(results, indent=2))
+    finished.append(f"scores ({out / 'metrics.json'})")
     pictures += render_photos(load_generator(checkpoint), photos, out, "demo")
+    finished.append("demo model photos")
 
     exported = None
     if options["tflite"].lower() in TRUE:
-        # its own process: TensorFlow and the conversion's memory stay out of this one
-        command = [sys.executable, "-m", "bokeh.export", f"ckpt='{checkpoint}'", f"out='{out / 'tflite'}'", "size=256x384"]
-        subprocess.run(command, check=True)
+        # its own process: TensorFlow and the conversion's memory stay out of this one; on Ctrl-C it
+        # is waited for, so it removes its temporary folder (bokeh.cli.run_child)
+        run_child([sys.executable, "-m", "bokeh.export", f"ckpt={checkpoint}", f"out={out / 'tflite'}", "size=256x384"])
         exported = out / "tflite"
 
     print("\n" + format_table(results))

@@ -29,7 +29,6 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import kornia
 import torch
@@ -183,25 +182,39 @@ def validation_samples(datamodule) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """CLI: ``ckpt=PATH`` (or a shipped model's name) plus any data overrides of the training config."""
+    """CLI: ``ckpt=PATH`` (or a shipped model's name) plus any data overrides of the training config.
+
+    Paths may hold ``=``, spaces or quotes (``ckpt=``, ``out=`` and the training config's path
+    settings, Hydra-quoted here). An unwritable ``out=`` or a bad checkpoint stops before any
+    scoring (exit status 2); Ctrl-C stops with one line (130) and writes no partial report.
+    """
     import hydra
     from hydra import compose, initialize_config_dir
 
-    from bokeh.checkpoint import load_generator
-    from bokeh.train import CONF_DIR
+    from bokeh.checkpoint import CheckpointError, load_generator
+    from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, interruptible, quote_path_overrides,
+                           unquote, write_text_atomic)
+    from bokeh.train import CONF_DIR, PATH_KEYS
 
     args = list(sys.argv[1:] if argv is None else argv)
-    ckpt = [a.split("=", 1)[1] for a in args if a.startswith("ckpt=")]
-    out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
-    overrides = [a for a in args if not a.startswith(("ckpt=", "out="))]
+    ckpt = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("ckpt=")]
+    out = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("out=")]
+    overrides = quote_path_overrides([a for a in args if not a.startswith(("ckpt=", "out="))], PATH_KEYS)
     if len(ckpt) != 1:
         raise SystemExit("usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...]")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides + ["output_dir=."])
-    results = evaluate_generator(load_generator(ckpt[0]), validation_samples(hydra.utils.instantiate(cfg.data)))
-    print(format_table(results))
-    if out:
-        Path(out[0]).write_text(json.dumps(results, indent=2))
+    with interruptible("bokeh.evaluate", lambda: "nothing was written"):
+        try:
+            report = check_output_file(out[0], "out") if out else None
+            generator = load_generator(ckpt[0])
+        except (OutputFolderError, CheckpointError) as error:
+            print(f"bokeh.evaluate: {error}", file=sys.stderr)
+            raise SystemExit(EXIT_SETTINGS) from None
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=overrides + ["output_dir=."])
+        results = evaluate_generator(generator, validation_samples(hydra.utils.instantiate(cfg.data)))
+        print(format_table(results))
+        if report is not None:
+            write_text_atomic(report, json.dumps(results, indent=2))
     return results
 
 

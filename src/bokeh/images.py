@@ -2,7 +2,11 @@
 
 Every reader in the project goes through :func:`read_rgb`, so EXIF orientation, grayscale,
 opaque RGBA and 16-bit files are handled the same way everywhere, and every unreadable file
-raises :class:`ImageError` naming the file, the reason and what to do.
+raises :class:`ImageError` naming the file, the reason and what to do: corrupt or truncated
+files, and files whose header claims more pixels than :func:`max_pixels` (Pillow's guard against
+decompression bombs: a few kilobytes that would decode to gigabytes), which
+:func:`set_max_pixels` raises or lifts. Which files are images at all is decided by the suffix
+(:data:`IMAGE_SUFFIXES`; :func:`unsupported_reason` says why another file is not read).
 
 Value conventions:
     arrays: ``(H, W, 3)`` ``uint8`` in [0, 255], RGB;
@@ -18,19 +22,31 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 if TYPE_CHECKING:
     import torch
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")  # Pillow's JPEG suffixes (phones write .jfif, .JPE too)
+#: Files read (and written) by suffix, compared in lower case; AVIF where this Pillow has the codec.
+IMAGE_SUFFIXES = (*JPEG_SUFFIXES, ".png", ".bmp", ".tif", ".tiff", ".webp") + ((".avif",) if features.check("avif") else ())
+#: Photo formats that are images but that Pillow cannot decode here: the reason and what to do.
+_HEIF_REASON = ("HEIC/HEIF photo, which cannot be decoded here (Pillow has no HEIF codec)",
+                "convert it to JPEG first (iPhone: Settings > Camera > Formats > Most Compatible)")
+_RAW_REASON = ("camera raw file, which cannot be decoded here", "develop it to JPEG, PNG or TIFF first")
+UNREADABLE_IMAGE_SUFFIXES = {
+    **dict.fromkeys((".heic", ".heif", ".hif", ".heics"), _HEIF_REASON),
+    **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf", ".srw", ".pef"), _RAW_REASON),
+}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 _JPEG_END = b"\xff\xd9"
 _ORIENTATION_TAG = 0x0112  # EXIF orientation; values 5-8 swap width and height
@@ -45,11 +61,86 @@ class ImageError(ValueError):
         super().__init__(f"{self.path}: {reason}" + (f"; {hint}" if hint else ""))
 
 
+def unsupported_reason(path: str | os.PathLike) -> tuple[str, str] | None:
+    """``None`` if ``path``'s suffix is one of :data:`IMAGE_SUFFIXES`; else ``(reason, what to do)``.
+
+    Photo formats that are images but cannot be decoded here (HEIC, camera raw) get their own
+    reason (:data:`UNREADABLE_IMAGE_SUFFIXES`); anything else is "not an image file".
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return None
+    if suffix in UNREADABLE_IMAGE_SUFFIXES:
+        return UNREADABLE_IMAGE_SUFFIXES[suffix]
+    return (f"not an image file name ({suffix or 'no suffix'})", f"images are read by suffix: {', '.join(IMAGE_SUFFIXES)}")
+
+
+def is_known_image_type(path: str | os.PathLike) -> bool:
+    """True for image suffixes, readable here or not (HEIC, camera raw): files a user means as photos."""
+    suffix = Path(path).suffix.lower()
+    return suffix in IMAGE_SUFFIXES or suffix in UNREADABLE_IMAGE_SUFFIXES
+
+
+def max_pixels() -> int | None:
+    """The largest image (width x height pixels) the readers decode; ``None``: no limit.
+
+    Pillow's own guard: it refuses images over ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (178,956,970
+    pixels by default, e.g. 16,000 x 11,000) as possible decompression bombs.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else int(2 * limit)
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Raise (or lower) :func:`max_pixels` for this process; ``None`` lifts it (trusted files only).
+
+    This sets Pillow's process-wide ``PIL.Image.MAX_IMAGE_PIXELS`` (to ``limit / 2``: Pillow
+    refuses images of more than twice that value; the readers here silence its warning between).
+    """
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"max_pixels must be a positive number of pixels or None (no limit), got {limit}")
+    Image.MAX_IMAGE_PIXELS = None if limit is None else int(limit) / 2
+
+
+def _claimed_size(path: Path) -> tuple[int, int] | None:
+    """``(W, H)`` from the header of an image Pillow refused as too large (its format's header
+    reader alone, which does not apply the limit); ``None`` if that fails."""
+    try:
+        Image.init()
+        name = Image.registered_extensions().get(path.suffix.lower())
+        factory, _accept = Image.OPEN[name]
+        with open(path, "rb") as stream:
+            return tuple(factory(stream, str(path)).size)
+    except Exception:  # only used to word the message; the pixel count is reported anyway
+        return None
+
+
+def _too_large(path: Path, error: Exception) -> ImageError:
+    """The :class:`ImageError` for a file Pillow refused as a possible decompression bomb."""
+    size = _claimed_size(path)
+    counted = re.search(r"\((\d+) pixels\)", str(error))
+    pixels = size[0] * size[1] if size else int(counted.group(1)) if counted else None
+    claimed = (f"{size[0]} x {size[1]} = " if size else "") + (f"{pixels:,} pixels" if pixels else "an unknown size")
+    return ImageError(
+        path,
+        f"its header claims {claimed}, more than the {max_pixels() or 0:,}-pixel limit against decompression bombs",
+        f"if the file is genuine, raise the limit: max_pixels={pixels or 'N'} (python -m bokeh.render), "
+        f"or bokeh.images.set_max_pixels({pixels or 'N'}) in Python",
+    )
+
+
 @contextlib.contextmanager
 def _decode_errors(path: Path) -> Iterator[None]:
-    """Turn PIL's errors while opening or decoding ``path`` into one :class:`ImageError` each."""
+    """Turn PIL's errors while opening or decoding ``path`` into one :class:`ImageError` each.
+
+    Pillow's ``DecompressionBombWarning`` (half the limit) is silenced: the limit is the error.
+    """
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, error) from error
     except FileNotFoundError as error:
         raise ImageError(path, "file not found", "check the folder") from error
     except UnidentifiedImageError as error:
@@ -61,8 +152,9 @@ def _decode_errors(path: Path) -> Iterator[None]:
 def read_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(H, W)`` of an image as :func:`read_rgb` would return it, from the header only (fast).
 
-    Raises :class:`ImageError` for a missing, unidentifiable or (JPEG) visibly truncated file:
-    a JPEG that does not end with its end-of-image marker is fully decoded here to find out.
+    Raises :class:`ImageError` for a missing, unidentifiable, too large (:func:`max_pixels`) or
+    (JPEG) visibly truncated file: a JPEG that does not end with its end-of-image marker is fully
+    decoded here to find out.
     """
     path = Path(path)
     with _decode_errors(path), Image.open(path) as image:
@@ -85,7 +177,8 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         returns ``(H, W, 3)`` ``uint8`` in [0, 255].
 
     Raises:
-        ImageError: missing, corrupt or truncated file, transparency, or an unsupported mode.
+        ImageError: missing, corrupt or truncated file, more pixels than :func:`max_pixels`,
+            transparency, or an unsupported mode.
     """
     path = Path(path)
     with _decode_errors(path), Image.open(path) as image:
@@ -185,8 +278,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -
     """Write an RGB ``uint8`` image atomically: a temporary file in the same folder, then ``os.replace``.
 
     A reader never sees a half-written file, and an interrupted run leaves no partial image under
-    the final name. The format follows the suffix (``.jpg``/``.jpeg`` use ``quality``, no chroma
-    subsampling, so re-encoding is deterministic for equal arrays).
+    the final name. The format follows the suffix (JPEG suffixes, :data:`JPEG_SUFFIXES`, use
+    ``quality``, no chroma subsampling, so re-encoding is deterministic for equal arrays).
 
     Shape:
         image: ``(H, W, 3)`` or ``(H, W)`` ``uint8``; or ``(H, W)`` ``uint16`` into a ``.png`` (16-bit
@@ -200,7 +293,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -
     if image.dtype != np.uint8 and not sixteen_bit_png:
         raise ValueError(f"write_image expects uint8 data (or 2-D uint16 for .png), got {image.dtype}; use float_to_uint8 first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    options = {"quality": int(quality), "subsampling": 0} if suffix in (".jpg", ".jpeg") else {}
+    options = {"quality": int(quality), "subsampling": 0} if suffix in JPEG_SUFFIXES else {}
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:

@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 
 from bokeh import metrics
+from bokeh.checkpoint import CheckpointError, state_mismatch
 from bokeh.checkpoint_io import rng_states, set_rng_states
 from bokeh.data.transforms import unpad
 from bokeh.losses.reconstruction import focus_weighted_l1_loss, l1_loss, ssim_loss
@@ -146,8 +147,15 @@ class BokehGAN(pl.LightningModule):
         return state
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module``'s; weights that do not fit raise one sentence (:func:`bokeh.checkpoint.state_mismatch`)."""
         if self.vgg is not None:
             state_dict = {**state_dict, **{f"vgg.{k}": v for k, v in self.vgg.state_dict().items()}}
+        problem = state_mismatch(super().state_dict(), state_dict) if strict else None
+        if problem:
+            raise CheckpointError(
+                f"these weights do not fit a {self.hparams.stage} model with generator {self.hparams.generator} "
+                f"({problem}): load the checkpoint with the settings it was written with"
+            )
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def configure_optimizers(self):

@@ -2,22 +2,36 @@
 
 Thin entry point: compose the Hydra config (``conf/train.yaml``), build the datamodule, the
 LightningModule and the trainer, and fit. Works from any working directory.
+
+Checked before training, each failure one sentence and exit status 2: the output folder
+(writable, free space; :class:`CheckRunDir` even before Hydra creates it), ``init_from=`` and
+``ckpt_path=`` (a checkpoint of the same model settings and stage), and, when resuming, that the
+run's limits (``trainer.max_steps``, ``max_epochs``, ``max_time``, which count the whole run,
+resumes included) leave something to train. Path settings (:data:`PATH_KEYS`) may hold ``=``,
+spaces or quotes: they are quoted for Hydra (:func:`bokeh.cli.quote_path_overrides`). Ctrl-C stops
+with one line naming the last checkpoint to resume from (exit status 130).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from bokeh.checkpoint import CheckpointError, generator_source
+from bokeh.checkpoint import CheckpointError, generator_source, read_checkpoint, settings_difference
 from bokeh.models.glassnet import GlassNet
 from bokeh.checkpoint_io import AtomicCheckpointIO
+from bokeh.cli import EXIT_SETTINGS, Interrupted, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides
+from bokeh.data.sampling import ResumeStoppedEpoch
 from bokeh.lit import BokehGAN
 
 # Lightning 2.6 warns at every step-based checkpoint of a manually optimized module that it holds the
@@ -26,6 +40,13 @@ from bokeh.lit import BokehGAN
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
 CONF_DIR = Path(os.environ.get("BOKEH_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
+#: Settings that hold paths: quoted for Hydra on the command line, so any file name works
+PATH_KEYS = ("ckpt_path", "init_from", "output_dir", "data.root", "data.include_list", "data.cache_dir",
+             "loss.vgg.weights", "hydra.run.dir", "hydra.sweep.dir")
+
+
+class ResumeLimitError(ValueError):
+    """Resuming with a limit that the checkpoint has already reached: nothing would be trained."""
 
 
 def plain(node) -> dict:
@@ -50,27 +71,116 @@ def init_generator_from(module: BokehGAN, path: str) -> None:
     model by name (``init_from=reference``), strictly."""
     kwargs, state = generator_source(path)
     if GlassNet.settings(**kwargs) != GlassNet.settings(**module.hparams.generator):
+        saved, current = settings_difference(GlassNet.settings(**kwargs), GlassNet.settings(**module.hparams.generator))
         raise CheckpointError(
-            f"init_from={path} holds a generator built with {kwargs}, but this run's model config is "
-            f"{module.hparams.generator}: use the same model settings as the pretrain run"
+            f"init_from={path} holds a generator built with {saved}, but this run's model config has "
+            f"{current}: use the same model settings as the pretrain run"
         )
     module.generator.load_state_dict(state, strict=True)
 
 
+def check_resume(path: str, module: BokehGAN, trainer_cfg: DictConfig) -> None:
+    """Before ``ckpt_path=`` resumes: the checkpoint's model and stage are this run's, and the
+    run's limits leave something to train.
+
+    Raises:
+        CheckpointError: another stage, or other model settings (one sentence naming both sides,
+            instead of Lightning's list of every missing and mismatched weight).
+        ResumeLimitError: ``trainer.max_steps``, ``max_epochs`` or ``max_time`` is already
+            reached by the checkpoint (Lightning would train nothing and exit 0 without a word).
+    """
+    checkpoint = read_checkpoint(path)
+    saved = checkpoint.get("hyper_parameters", {})
+    if "generator" not in saved or "state_dict" not in checkpoint:
+        raise CheckpointError(f"ckpt_path={path} is not a checkpoint of `python -m bokeh.train`: pass a last.ckpt or best-*.ckpt it wrote")
+    stage = module.hparams.stage
+    if saved.get("stage", stage) != stage:
+        raise CheckpointError(
+            f"ckpt_path={path} is a {saved['stage']} checkpoint but this run is stage={stage}: resume the same stage, "
+            f"or start the {stage} stage from its generator with init_from={path}"
+        )
+    settings = {"model": GlassNet.settings(**saved["generator"])} | ({"critic": saved.get("critic", {})} if stage == "finetune" else {})
+    current = {"model": GlassNet.settings(**module.hparams.generator)} | ({"critic": module.hparams.critic} if stage == "finetune" else {})
+    difference = settings_difference(settings, current, prefix="")
+    if any(difference):
+        raise CheckpointError(
+            f"ckpt_path={path} was written by a run with {difference[0]}, but this run has {difference[1]}: "
+            f"resume with the checkpoint's settings (pass {difference[0]}), or start a new run from its generator "
+            f"with init_from={path} instead of ckpt_path="
+        )
+    check_resume_limits(path, checkpoint, trainer_cfg)
+
+
+def _max_time(value: Any) -> datetime.timedelta | None:
+    """``trainer.max_time`` as a timedelta: ``"DD:HH:MM:SS"``, a dict of timedelta keywords, or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        days, hours, minutes, seconds = (int(part) for part in value.split(":"))
+        return datetime.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if isinstance(value, datetime.timedelta):
+        return value
+    return datetime.timedelta(**dict(value))
+
+
+def check_resume_limits(path: str, checkpoint: dict, trainer_cfg: DictConfig) -> None:
+    """Raise :class:`ResumeLimitError` if the checkpoint already reached a limit of this run."""
+    limits = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else dict(trainer_cfg)
+    step, max_steps = int(checkpoint.get("global_step", 0)), limits.get("max_steps", -1)
+    if max_steps not in (None, -1) and step >= max_steps:
+        raise ResumeLimitError(
+            f"nothing to train: ckpt_path={path} is at step {step}, and trainer.max_steps={max_steps} counts the whole run; "
+            f"raise trainer.max_steps to train more"
+        )
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed")
+    max_epochs = limits.get("max_epochs")
+    if epochs is not None and max_epochs not in (None, -1) and epochs >= max_epochs:
+        raise ResumeLimitError(
+            f"nothing to train: ckpt_path={path} has finished {epochs} epoch(s), and trainer.max_epochs={max_epochs} counts the whole run; "
+            f"raise trainer.max_epochs to train more"
+        )
+    budget = _max_time(limits.get("max_time"))
+    timer = checkpoint.get("callbacks", {}).get("Timer", {})
+    spent = timer.get("time_elapsed", {}).get("train") if isinstance(timer, dict) else None
+    if budget is not None and spent is not None and spent >= budget.total_seconds():
+        spent_text = str(datetime.timedelta(seconds=round(spent)))
+        more = budget + datetime.timedelta(seconds=round(spent))
+        suggestion = f"{more.days:02d}:{more.seconds // 3600:02d}:{more.seconds % 3600 // 60:02d}:{more.seconds % 60:02d}"
+        raise ResumeLimitError(
+            f"nothing to train: ckpt_path={path} has already trained for {spent_text}, and trainer.max_time={limits['max_time']} "
+            f"counts the whole run, resumes included; give a larger one, e.g. trainer.max_time={suggestion} to train {budget} more"
+        )
+
+
 def check_output_dir(path: str | Path, min_free_mib: int = 200) -> Path:
-    """Create ``path`` and prove it is writable with room for checkpoints, before any training."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_probe.{os.getpid()}"  # one per process: DDP ranks probe at once
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as error:
-        raise OSError(f"output folder {path} is not writable ({error.strerror}); choose another with hydra.run.dir=...") from error
+    """Create ``path`` and prove it is writable with room for checkpoints, before any training.
+
+    Raises:
+        bokeh.cli.OutputFolderError: not writable, or less than ``min_free_mib`` MiB free.
+    """
+    path = check_output_folder(path, "hydra.run.dir")
     free_mib = shutil.disk_usage(path).free // 2**20
     if free_mib < min_free_mib:
-        raise OSError(f"only {free_mib} MiB free under {path}; checkpoints need at least min_free_mib={min_free_mib} MiB: free space or pick another hydra.run.dir")
+        raise OutputFolderError(f"only {free_mib} MiB free under {path}; checkpoints need at least min_free_mib={min_free_mib} MiB: free space or pick another hydra.run.dir")
     return path
+
+
+class CheckRunDir(HydraCallback):
+    """Hydra callback (``conf/train.yaml``): refuse an unwritable ``hydra.run.dir`` (or sweep dir)
+    in one line, exit status 2, before Hydra itself creates it and fails with a traceback."""
+
+    def _check(self, folder: str, setting: str) -> None:
+        try:
+            check_output_folder(folder, setting, keep=False)
+        except OutputFolderError as error:
+            print(f"bokeh.train: {error}", file=sys.stderr)
+            sys.exit(EXIT_SETTINGS)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
 def check_crops_fit_critics(crop_size, module: BokehGAN) -> None:
@@ -133,27 +243,57 @@ def build_trainer(cfg: DictConfig, callbacks: list, logger, plugins: list | None
     return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=plugins or [], precision=precision)
 
 
+def resume_note(trainer: pl.Trainer) -> str:
+    """Where an interrupted run can resume from: its newest ``last.ckpt`` and that file's step."""
+    import torch
+
+    paths = {c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path and Path(c.last_model_path).is_file()}
+    if not paths:
+        return f"stopped at step {trainer.global_step}; no checkpoint was written yet"
+    steps = {path: torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"] for path in paths}
+    newest = max(steps, key=steps.get)
+    return (f"stopped at step {trainer.global_step}; the last checkpoint is {newest} (step {steps[newest]}): "
+            f"resume with ckpt_path={hydra_quote(newest)}")
+
+
 def run(cfg: DictConfig) -> pl.Trainer:
-    """Fit the model described by ``cfg``; return the trainer (its ``checkpoint_callback`` knows the files)."""
+    """Fit the model described by ``cfg``; return the trainer (its ``checkpoint_callback`` knows the files).
+
+    Raises:
+        bokeh.cli.Interrupted: Ctrl-C during training (its sentence says where to resume from).
+    """
     require_all_values(cfg)
     check_output_dir(cfg.output_dir, cfg.min_free_mib)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_module(cfg)
     check_crops_fit_critics(getattr(datamodule, "crop_size", None), module)
-    if cfg.get("init_from") and not cfg.get("ckpt_path"):
+    if cfg.get("ckpt_path"):
+        check_resume(cfg.ckpt_path, module, cfg.trainer)
+    elif cfg.get("init_from"):
         init_generator_from(module, cfg.init_from)
-    callbacks = build_callbacks(cfg)
+    # a run stopped mid-epoch by a limit resumes that epoch (bokeh.data.sampling.ResumeStoppedEpoch)
+    callbacks = [*build_callbacks(cfg), ResumeStoppedEpoch()]
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
     # checkpoints are written atomically and never with non-finite weights (bokeh.checkpoint_io)
     trainer = build_trainer(cfg, callbacks, logger, plugins=[AtomicCheckpointIO()])
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except SystemExit:  # Lightning's answer to Ctrl-C: its own teardown, then sys.exit(1)
+        if trainer.interrupted:
+            raise Interrupted(resume_note(trainer)) from None
+        raise
     return trainer
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
-    trainer = run(cfg)
+    try:
+        with interruptible("bokeh.train", lambda: ""):
+            trainer = run(cfg)
+    except (OutputFolderError, CheckpointError, ResumeLimitError) as error:
+        print(f"bokeh.train: {error}", file=sys.stderr)
+        sys.exit(EXIT_SETTINGS)
     if trainer.is_global_zero and trainer.checkpoint_callbacks:
         last = next((c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path), "-")
         best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.best_model_path and c.monitor), "-")
@@ -161,4 +301,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = quote_path_overrides(sys.argv[1:], PATH_KEYS)  # before Hydra parses them
     main()

@@ -17,6 +17,7 @@ from bokeh.data.pairs import BadPairError, BadPairWarning, DataLayoutError, Pair
 from bokeh.data.transforms import unpad
 from bokeh.images import write_image
 
+# optional: the authors' cleaned EBB! training list, kept beside the checkout (../shared), never in the repository
 CLEAN_LIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "ebb_train_clean_list.txt"
 
 
@@ -68,11 +69,16 @@ def test_include_list_restricts_training_only(make_folder, tmp_path):
     dm.setup("fit")
     assert [p.name for p in dm.train_set.pairs] == ["0", "2"]
     assert [p.name for p in dm.val_set.pairs] == ["8", "9"]  # validation is not filtered
+    with pytest.raises(FileNotFoundError, match="one image name per line"):
+        read_include_list(tmp_path / "nope.txt")
+
+
+@pytest.mark.skipif(not CLEAN_LIST.is_file(), reason=f"the authors' cleaned list is optional and absent here ({CLEAN_LIST})")
+def test_the_authors_include_list_reads(make_folder):
+    root = make_folder([str(i) for i in range(10)])
     authors = module(root, train_ids=(0, 7), val_ids=(8, 9), include_list=str(CLEAN_LIST))
     authors.setup("fit")  # the authors' list leaves out 3 and 8
     assert [p.name for p in authors.train_set.pairs] == ["0", "1", "2", "4", "5", "6", "7"]
-    with pytest.raises(FileNotFoundError, match="one image name per line"):
-        read_include_list(tmp_path / "nope.txt")
 
 
 def where_from(crop: torch.Tensor, source: np.ndarray) -> str | None:
@@ -185,12 +191,20 @@ def too_small(root: Path) -> Path:
     return root / "original" / "2.png"
 
 
+def bomb(root: Path) -> Path:
+    from test_render import bomb_png
+
+    (root / "bokeh" / "2.png").unlink()
+    return bomb_png(root / "bokeh" / "2.png", 20000, 20000)
+
+
 REPORTED = {  # case -> the reason the report gives
     "missing partner": (missing_partner, "no partner bokeh/2"),
     "corrupt file": (corrupt, "not a readable image"),
     "truncated JPEG": (truncated_jpeg, "corrupt or truncated"),
     "mismatched sizes": (other_size, "size 40x50 differs from its original's 40x56"),
     "smaller than crop": (too_small, "12x20 is smaller than the crop 16x24"),
+    "decompression-bomb header": (bomb, "header claims 20000 x 20000 = 400,000,000 pixels"),
 }
 
 
@@ -284,3 +298,35 @@ def test_a_training_crop_of_the_blur_radius_map_matches_the_image_crop():
         expected = (sample["input"][0] + 1) / 2 * 255
         assert sample["coc"].shape == (1, 16, 32)
         torch.testing.assert_close(sample["coc"][0], expected, atol=0.6, rtol=0)
+
+
+def test_phone_file_types_pair_up_and_undecodable_photos_are_reported(make_folder):
+    root = make_folder([str(i) for i in range(6)])
+    for side in ("original", "bokeh"):  # pair 1 as JPEG-family files with odd suffixes
+        image = Image.open(root / side / "1.png").convert("RGB")
+        (root / side / "1.png").unlink()
+        image.save(root / side / ("1.jfif" if side == "original" else "1.JPE"), format="JPEG", quality=95)
+        (root / side / "2.png").unlink()
+        (root / side / "2.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # pair 2 as iPhone HEIC
+    (root / "original" / "notes.txt").write_text("not a photo: not a pair either")
+    dm = module(root)
+    with pytest.warns(BadPairWarning) as caught:
+        dm.setup("fit")
+    messages = [str(w.message) for w in caught]
+    assert any("2.HEIC" in m and "HEIC/HEIF" in m and "convert it to JPEG" in m for m in messages), messages
+    assert any("skipped 1 of" in m for m in messages), messages  # one report for the pair, not one per side
+    assert [p.name for p in dm.train_set.pairs] == ["0", "1", "3", "4"]
+    assert dm.train_set.pairs[1].original.suffix == ".jfif" and dm.train_set[1]["input"].shape == (3, 16, 24)
+
+
+def test_validation_images_too_small_for_the_network_are_bad_pairs(make_folder):
+    root = make_folder([str(i) for i in range(5)], size=(40, 56))
+    make_folder(["5"], size=(8, 8), root=root)  # an 8 x 8 validation pair: one pixel at 1/8 scale
+    with pytest.warns(BadPairWarning, match=r"5\.png: image of 8x8 is smaller than 16x16"):
+        with pytest.raises(DataLayoutError, match="no usable validation pairs"):
+            module(root).setup("fit")
+
+
+def test_crops_too_small_for_the_network_are_refused():
+    with pytest.raises(ValueError, match="at least 16"):
+        EBBDataModule("unused", crop_size=(8, 8))

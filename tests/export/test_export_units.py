@@ -38,7 +38,7 @@ def test_parse_size(text, expected):
 
 @pytest.mark.parametrize("text, message", [
     ("1024", "is not HxW"), ("1024x", "is not HxW"), ("axb", "is not HxW"),
-    ("1020x1536", "multiples of 8"), ("0x8", "multiples of 8"),
+    ("1020x1536", "multiples of 8"), ("0x8", "multiples of 8"), ("8x8", "more than one pixel at 1/8"),
 ])
 def test_parse_size_rejects(text, message):
     with pytest.raises(ExportConfigError, match=message):

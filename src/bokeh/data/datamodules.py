@@ -46,6 +46,7 @@ from bokeh.data.synthesize import ensure_dataset
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
 from bokeh.data.transforms import MULTIPLE, FitMode
 from bokeh.images import jpeg_roundtrip
+from bokeh.models.glassnet import MIN_SIDE
 
 
 def _pair_of_ints(value, what: str) -> tuple[int, int] | None:
@@ -63,8 +64,8 @@ class _PairDataModule(pl.LightningDataModule):
     def __init__(self, crop_size, flip: bool, batch_size: int, num_workers: int, val_fit: FitMode, on_bad_pair: OnBadPair, seed: int) -> None:
         super().__init__()
         self.crop_size = _pair_of_ints(crop_size, "crop_size")
-        if any(c % MULTIPLE for c in self.crop_size) or min(self.crop_size) < MULTIPLE:
-            raise ValueError(f"crop_size must be multiples of {MULTIPLE} (the generator downsamples by 8), got {self.crop_size}")
+        if any(c % MULTIPLE for c in self.crop_size) or min(self.crop_size) < MIN_SIDE:
+            raise ValueError(f"crop_size must be multiples of {MULTIPLE} (the generator downsamples by 8), at least {MIN_SIDE}, got {self.crop_size}")
         if on_bad_pair not in ("skip", "fail"):
             raise ValueError(f"on_bad_pair must be 'skip' or 'fail', got {on_bad_pair!r}")
         if val_fit not in ("pad", "crop"):

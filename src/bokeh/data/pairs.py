@@ -9,9 +9,11 @@ then carry it, for the in-focus / defocus split of the metrics.
 Bad input is either converted (grayscale, opaque RGBA, 16-bit: :func:`bokeh.images.read_rgb`) or
 reported as a :class:`BadPair` naming the file and the reason. The policy ``on_bad_pair`` decides
 what a report does: ``"skip"`` warns (:class:`BadPairWarning`) and leaves the pair out, ``"fail"``
-raises :class:`BadPairError`. Cheap checks run when the pairs are listed (missing partner,
-unreadable or truncated file, sizes that differ, an image smaller than the crop); decoding errors
-found later, in ``__getitem__``, follow the same policy.
+raises :class:`BadPairError`. Cheap checks run when the pairs are listed (missing partner, a
+photo format that cannot be decoded here such as HEIC, unreadable or truncated file, a header
+claiming more pixels than :func:`bokeh.images.max_pixels`, sizes that differ, an image smaller
+than the crop or, for validation, than the smallest input Glass-Net takes); decoding errors found
+later, in ``__getitem__``, follow the same policy.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from torch.utils.data import Dataset
 from bokeh.data.coc import read_coc
 from bokeh.data.layout import COC_DIR, INPUT_DIR, LAYOUT, TARGET_DIR
 from bokeh.data.transforms import FitMode, fit_for_eval, fit_map, fits, paired_train_crop, to_pair_tensors
-from bokeh.images import IMAGE_SUFFIXES, ImageError, read_rgb, read_size
+from bokeh.images import ImageError, is_known_image_type, read_rgb, read_size, unsupported_reason
+from bokeh.models.glassnet import MIN_SIDE
 
 OnBadPair = Literal["skip", "fail"]
 
@@ -102,11 +105,15 @@ def list_pairs(root: str | Path) -> tuple[list[Pair], list[BadPair]]:
         DataLayoutError: wrong layout, or no images in ``original/``.
     """
     root = resolve_root(root)
-    sides, problems = [], []
+    sides, problems, undecodable = [], [], {}
     for folder in (INPUT_DIR, TARGET_DIR):
         files: dict[str, Path] = {}
         for path in sorted((root / folder).iterdir()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
+            if not is_known_image_type(path) or path.name.startswith("."):
+                continue
+            reason = unsupported_reason(path)
+            if reason is not None:  # a photo, in a format not decoded here (HEIC, raw): one report per name
+                undecodable.setdefault(path.stem, BadPair(path.stem, path, f"{reason[0]}; {reason[1]}", "format not readable"))
                 continue
             if path.stem in files:
                 problems.append(BadPair(path.stem, path, f"two files named {path.stem} in {folder}/ ({files[path.stem].name} and {path.name}): keep one", "duplicate"))
@@ -114,14 +121,15 @@ def list_pairs(root: str | Path) -> tuple[list[Pair], list[BadPair]]:
             files[path.stem] = path
         sides.append(files)
     originals, targets = sides
-    if not originals:
+    problems += [undecodable[name] for name in sorted(undecodable, key=name_key)]
+    if not originals and not undecodable:
         raise DataLayoutError(f"no images in {root / INPUT_DIR}; {LAYOUT}")
-    for name in sorted(originals.keys() - targets.keys(), key=name_key):
+    for name in sorted(originals.keys() - targets.keys() - undecodable.keys(), key=name_key):
         problems.append(BadPair(name, originals[name], f"no partner {TARGET_DIR}/{name}.* for this {INPUT_DIR}/ image", "missing partner"))
-    for name in sorted(targets.keys() - originals.keys(), key=name_key):
+    for name in sorted(targets.keys() - originals.keys() - undecodable.keys(), key=name_key):
         problems.append(BadPair(name, targets[name], f"no partner {INPUT_DIR}/{name}.* for this {TARGET_DIR}/ image", "missing partner"))
     duplicates = {p.name for p in problems if p.kind == "duplicate"}
-    names = sorted((originals.keys() & targets.keys()) - duplicates, key=name_key)
+    names = sorted((originals.keys() & targets.keys()) - duplicates - undecodable.keys(), key=name_key)
     coc_dir = root / COC_DIR
     coc = {n: coc_dir / f"{n}.png" for n in names if (coc_dir / f"{n}.png").is_file()} if coc_dir.is_dir() else {}
     return [Pair(n, originals[n], targets[n], coc.get(n)) for n in names], problems
@@ -161,8 +169,10 @@ def select(pairs: Iterable[Pair], ids: Sequence[int] | None = None, exclude_ids:
 def check_pair(pair: Pair, crop: tuple[int, int] | None = None, rotate_to_fit: bool = True) -> BadPair | None:
     """Header-level checks of one pair (fast: no full decode unless a JPEG looks truncated).
 
-    Finds: unreadable / corrupt / truncated files, sizes that differ, and (with ``crop``) images
-    smaller than the crop, also when turned by 90 degrees if ``rotate_to_fit``.
+    Finds: unreadable / corrupt / truncated / too large (:func:`bokeh.images.max_pixels`) files,
+    sizes that differ, and with ``crop`` images smaller than the crop (also when turned by 90
+    degrees if ``rotate_to_fit``), without it (whole validation images) images with a side under
+    :data:`~bokeh.models.glassnet.MIN_SIDE`, which Glass-Net's instance norm cannot take.
     """
     sizes = []
     for path in (pair.original, pair.bokeh):
@@ -174,6 +184,8 @@ def check_pair(pair: Pair, crop: tuple[int, int] | None = None, rotate_to_fit: b
         return BadPair(pair.name, pair.bokeh, f"size {_hw(sizes[1])} differs from its original's {_hw(sizes[0])}: the pair is not aligned", "size mismatch")
     if crop is not None and not (fits(sizes[0], crop) or (rotate_to_fit and fits(sizes[0][::-1], crop))):
         return BadPair(pair.name, pair.original, f"image of {_hw(sizes[0])} is smaller than the crop {_hw(crop)}: lower crop_size or remove the pair", "smaller than crop")
+    if crop is None and min(sizes[0]) < MIN_SIDE:
+        return BadPair(pair.name, pair.original, f"image of {_hw(sizes[0])} is smaller than {MIN_SIDE}x{MIN_SIDE}, the smallest image Glass-Net takes: remove the pair", "too small")
     return None
 
 

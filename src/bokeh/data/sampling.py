@@ -13,6 +13,12 @@ Two pieces make the data stream a pure function of ``(seed, epoch, position)``:
   first epoch after that starts where the checkpoint was taken, without reading the skipped images.
 
 Only the training loader needs this; validation reads every image in order.
+
+A run *stopped* mid-epoch (``trainer.max_steps``, ``trainer.max_time``, anything that sets
+``trainer.should_stop``) needs one more piece: Lightning 2.6 closes the epoch loop on such a stop
+and counts the epoch as done, so its checkpoints would resume at the next epoch and never train
+the rest of this one. :class:`ResumeStoppedEpoch` (always on in ``bokeh.train``) writes them as
+mid-epoch checkpoints instead.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 import numpy as np
+import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 SampleKey = tuple[int, int]  # (dataset index, seed of its random crop and flip)
@@ -107,3 +114,33 @@ class ResumableLoader(DataLoader):
         if set(state) != {"epoch", "samples"}:
             raise ValueError(f"not a ResumableLoader state (keys {sorted(state)}): was the checkpoint written with another data loader?")
         self._resume = (int(state["epoch"]), int(state["samples"]))
+
+
+class ResumeStoppedEpoch(pl.Callback):
+    """Checkpoints of a run stopped mid-epoch by a limit resume that same epoch where it stopped.
+
+    When ``max_steps`` or ``max_time`` (Lightning's ``Timer`` sets ``trainer.should_stop``) ends
+    a run in the middle of an epoch, Lightning 2.6 still leaves the epoch loop the normal way:
+    ``fit_loop.epoch_progress`` counts the epoch as processed and completed, ``on_train_epoch_end``
+    runs, and ``last.ckpt`` is written there saying "epoch 0 done". Resumed from it, Lightning
+    starts epoch 1; the loader (whose state says "24 of 184 samples of epoch 0") then starts epoch
+    1 whole, and the rest of epoch 0 is never trained.
+
+    In every checkpoint written after the epoch loop ended short of the epoch's last batch, this
+    callback sets the epoch counters back to what a checkpoint written *inside* that epoch holds
+    (ready = started = e + 1, processed = completed = e, and ``epoch`` = e), so Lightning restores
+    it as restarted mid-epoch, at the batch where the run stopped, and :class:`ResumableLoader`
+    skips exactly what was trained. Checkpoints at a complete epoch's end are left alone.
+    """
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        loop = trainer.fit_loop
+        epochs, batches = loop.epoch_progress.current, loop.epoch_loop.batch_progress
+        left_the_epoch = epochs.processed == epochs.started > 0
+        ended_short = not batches.is_last_batch and batches.current.ready < trainer.num_training_batches
+        if not (left_the_epoch and ended_short) or "loops" not in checkpoint:
+            return
+        progress = checkpoint["loops"]["fit_loop"]["epoch_progress"]
+        for counters in (progress["total"], progress["current"]):
+            counters["processed"] = counters["completed"] = counters["started"] - 1
+        checkpoint["epoch"] = progress["current"]["completed"]

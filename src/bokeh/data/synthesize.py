@@ -7,7 +7,10 @@ writes ``DIR/original/<i>.jpg`` (sharp), ``DIR/bokeh/<i>.jpg`` (wide aperture) a
 ``i = start .. start + n - 1``, and ``DIR/meta.json`` last (its presence marks a finished set).
 Other keys: ``start=0``, ``noise=0.01`` (largest noise std, in [0, 1] units), ``quality=95``
 (JPEG), ``workers=2`` (processes), ``overwrite=false`` (allow writing into a non-empty folder).
-An existing non-empty folder is never written into unless ``overwrite=true``.
+An existing non-empty folder is never written into unless ``overwrite=true``; an unwritable one is
+refused before anything is rendered (exit status 2). Ctrl-C stops with one line saying how many
+pairs were written (exit status 130); every file in the folder is complete, and ``meta.json`` is
+missing, so the set does not count as finished.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, ignoring_interrupts, interruptible
 from bokeh.data.coc import write_coc
 from bokeh.data.layout import COC_DIR, INPUT_DIR, TARGET_DIR
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
@@ -79,6 +84,12 @@ def _write_one(out: Path, index: int, seed: int, size: tuple[int, int], noise: f
     write_coc(out / COC_DIR / f"{index}.png", pair.blur_radius)
 
 
+def _ignore_interrupts_in_worker() -> None:
+    """Worker processes leave Ctrl-C to the main process, which lets running pairs finish and
+    cancels the rest: no worker traceback, no half-written pair."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def write_dataset(
     out: str | Path,
     n: int = 200,
@@ -90,14 +101,18 @@ def write_dataset(
     workers: int = 1,
     overwrite: bool = False,
     scene: dict | None = None,
+    written: list[int] | None = None,
 ) -> Path:
     """Write pairs ``start .. start + n - 1`` of set ``seed`` under ``out`` (EBB! layout); return ``out``.
 
     ``scene``: :class:`~bokeh.data.scene.SceneConfig` overrides (``data.scene`` in the configs).
+    ``written`` (optional) receives the index of each pair once both of its files are complete.
+    ``meta.json`` is written last: a folder without it (an interrupted run) is not a finished set.
 
     Raises:
         FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
     """
+    written = [] if written is None else written
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty: choose a new folder, or pass overwrite=true to write into it")
@@ -112,11 +127,22 @@ def write_dataset(
     if workers <= 1:
         for index in indices:
             _write_one(out, index, *args)
+            written.append(index)
     else:
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for future in [pool.submit(_write_one, out, index, *args) for index in indices]:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts_in_worker)
+        try:
+            futures = {pool.submit(_write_one, out, index, *args): index for index in indices}
+            for future in as_completed(futures):
                 future.result()
+                written.append(futures[future])
+        except BaseException:  # Ctrl-C: pairs being written finish (complete files), the rest is cancelled
+            with ignoring_interrupts():
+                pool.shutdown(wait=True, cancel_futures=True)
+            done = [i for f, i in futures.items() if f.done() and not f.cancelled() and f.exception() is None]
+            written.extend(i for i in done if i not in written)
+            raise
+        pool.shutdown(wait=True)
     meta = {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality, "scene": _plain(scene)}
     temporary = out / ".meta.json.tmp"
     temporary.write_text(json.dumps(meta, indent=1) + "\n")
@@ -146,7 +172,12 @@ def ensure_dataset(folder: str | Path, **settings) -> Path:
         raise FileExistsError(f"{folder} exists but does not hold this synthetic set (meta.json missing or different): remove it or choose another cache_dir")
     temporary = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
-    write_dataset(temporary, **settings)
+    try:
+        write_dataset(temporary, **settings)
+    except BaseException:  # Ctrl-C while the set is made: no half-written set is left behind
+        with ignoring_interrupts():
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
     try:
         os.rename(temporary, folder)
     except OSError:  # another process finished first: use its copy
@@ -161,13 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help", "help") for a in argv):
         print(__doc__.strip() + "\n\n" + USAGE)
         return 0
+    written: list[int] = []
     try:
         settings = parse_args(argv)
+        check_output_folder(settings["out"], "out", keep=False)
         started = time.perf_counter()
-        out = write_dataset(**settings)
-    except (ValueError, FileExistsError) as error:
+        with interruptible("bokeh.data.synthesize", lambda: (
+                f"{len(written)} of {settings['n']} pairs written to {settings['out']} (each complete); no meta.json, "
+                f"so it is not a finished set: rerun with overwrite=true")):
+            out = write_dataset(**settings, written=written)
+    except (ValueError, FileExistsError, OutputFolderError) as error:
         print(f"error: {error}\n{USAGE}", file=sys.stderr)
-        return 2
+        return EXIT_SETTINGS
+    except SystemExit as exit_:  # interrupted: the line is printed
+        return int(exit_.code)
     seconds = time.perf_counter() - started
     height, width = settings["size"]
     print(f"wrote {settings['n']} pairs of {height}x{width} to {out} in {seconds:.1f} s ({settings['n'] / seconds:.2f} pairs/s, {settings['workers']} workers)")

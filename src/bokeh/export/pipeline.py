@@ -2,7 +2,8 @@
 
 :func:`run` writes into a temporary folder inside ``out`` and moves the files into ``out`` only when
 every check passed, so a failed run never replaces a good earlier export; a failed run's files are
-kept in ``<out>/failed/`` for inspection.
+kept in ``<out>/failed/`` for inspection. An interrupted run (Ctrl-C) removes its temporary folder
+(tens of MB at 1024 x 1536) on the way out; ``out`` is checked writable before anything is loaded.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import numpy as np
 import torch
 
 from bokeh.checkpoint import load_generator
+from bokeh.cli import OutputFolderError, check_output_folder, ignoring_interrupts
 from bokeh.export import onnx as onnx_export
 from bokeh.export import tflite, verify
-from bokeh.models.glassnet import DOWNSAMPLE
+from bokeh.models.glassnet import DOWNSAMPLE, MIN_SIDE
 
 RUNTIMES = ("torch_pool_form", "onnxruntime", "tflite_float32", "tflite_float16")
 GPU_OPS_MODES = ("auto", "required", "report")
@@ -45,6 +47,9 @@ def parse_size(size: str) -> tuple[int, int]:
         raise ExportConfigError(
             f"size={size!r}: height and width must be positive multiples of {DOWNSAMPLE} (Glass-Net downsamples 8x)"
         )
+    if height == width == DOWNSAMPLE:  # a single pixel at 1/8: instance norm has no statistics
+        raise ExportConfigError(f"size={size!r}: Glass-Net's instance norm needs more than one pixel at 1/8 scale: "
+                                f"export at least {DOWNSAMPLE}x{MIN_SIDE}")
     return height, width
 
 
@@ -168,6 +173,10 @@ def settings_from(cfg: Any) -> Settings:
     out = variant_dir(Path(cfg.out), instance_norm, value_range)
     if out.exists() and not out.is_dir():
         raise ExportConfigError(f"out={cfg.out}: {out} exists and is not a folder; pass another out=")
+    try:
+        check_output_folder(out, "out", keep=False)
+    except OutputFolderError as error:
+        raise ExportConfigError(str(error)) from error
     return Settings(
         ckpt=str(cfg.ckpt), height=height, width=width, instance_norm=instance_norm, value_range=value_range,
         opset=int(cfg.export.opset), float16=bool(cfg.export.float16), threads=int(cfg.verify.threads),
@@ -182,7 +191,8 @@ def run(cfg: Any) -> Report:
     """The whole export for a composed ``conf/export/tflite.yaml``; never raises for a failed check.
 
     Raises ``ExportConfigError`` / ``bokeh.checkpoint.CheckpointError`` for bad settings or files
-    (before writing anything). A crash inside a step becomes a failed check named after the step.
+    (before writing anything). A crash inside a step becomes a failed check named after the step;
+    an interrupt (``KeyboardInterrupt``) removes the temporary folder and is raised again.
     """
     s = settings_from(cfg)
     generator = load_generator(s.ckpt)  # CheckpointError says what is wrong with the file
@@ -195,6 +205,20 @@ def run(cfg: Any) -> Report:
     })
     s.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=s.out))
+    try:
+        _run_steps(report, s, generator, work)
+        names = ("bokeh.onnx", "bokeh_float32.tflite", "bokeh_float16.tflite", "onnx2tf_replacements.json")
+        report.files = {name: (work / name).stat().st_size for name in names if (work / name).exists()}
+        _finish(report, work, s.out)
+    except BaseException:  # Ctrl-C (or a crash outside the steps): leave no temporary folder behind
+        with ignoring_interrupts():
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    return report
+
+
+def _run_steps(report: Report, s: Settings, generator, work: Path) -> None:
+    """Every step into ``work``; a crash becomes a failed check named after its step."""
     step = "torch"
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(s.threads)
@@ -214,10 +238,6 @@ def run(cfg: Any) -> Report:
         report.settings["traceback"] = traceback.format_exc()
     finally:
         torch.set_num_threads(torch_threads)
-    names = ("bokeh.onnx", "bokeh_float32.tflite", "bokeh_float16.tflite", "onnx2tf_replacements.json")
-    report.files = {name: (work / name).stat().st_size for name in names if (work / name).exists()}
-    _finish(report, work, s.out)
-    return report
 
 
 def _torch_step(report: Report, s: Settings, generator, images) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:

@@ -14,6 +14,8 @@ from torch import nn
 from bokeh.models.norms import NormKind, make_norm
 
 DOWNSAMPLE = 8  # three stride-2 convs: input sides must be multiples of this
+# Instance norm at the 1/8 bottleneck needs more than one pixel: sides of at least 16 always work
+MIN_SIDE = 2 * DOWNSAMPLE
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -172,7 +174,8 @@ class GlassNet(nn.Module):
             their gradient). A deviation measured in the README ("A model that learns where the focus is").
 
     Shape:
-        image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8.
+        image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8; with instance norm not both 8
+        (one pixel at the 1/8 bottleneck has no statistics): :data:`MIN_SIDE` (16) always works.
         Returns ``(bokeh, rough)``: the final image ``(B, 3, H, W)`` in [-1, 1] (with
         ``global_residual`` in training mode: [-3, 3], unclamped) and the stage-1 rough image I - R
         ``(B, 3, H, W)`` in [-2, 2].
@@ -197,6 +200,7 @@ class GlassNet(nn.Module):
         for name, value in (("global_residual", global_residual), ("full_res_skip", full_res_skip)):
             if not isinstance(value, bool):
                 raise ValueError(f"GlassNet {name} must be true or false, got {value!r}")
+        self.norm = norm
         self.residual_stage = ResidualStage(width1, blocks, norm, dropout)
         self.unet_stage = UNetStage(width2, blocks, norm, dropout, full_res_skip)
         self.global_residual = global_residual
@@ -214,9 +218,9 @@ class GlassNet(nn.Module):
             raise ValueError(f"unknown GlassNet setting(s) {sorted(unknown)}; known: {sorted(defaults)}")
         return {**defaults, **kwargs}
 
-    @staticmethod
-    def check_input(image: torch.Tensor) -> None:
-        """Raise ``ValueError`` naming the problem if ``image`` is not ``(B, 3, H, W)``, H, W % 8 == 0."""
+    def check_input(self, image: torch.Tensor) -> None:
+        """Raise ``ValueError`` naming the problem if ``image`` is not ``(B, 3, H, W)``, H, W % 8 == 0,
+        or (instance norm) so small that the bottleneck is a single pixel."""
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"GlassNet expects a (B, 3, H, W) image batch, got shape {tuple(image.shape)}")
         height, width = image.shape[-2:]
@@ -224,6 +228,11 @@ class GlassNet(nn.Module):
             raise ValueError(
                 f"GlassNet needs height and width that are multiples of {DOWNSAMPLE}, got {height} x {width}: "
                 f"crop or pad the image (bokeh.render does this for you)"
+            )
+        if self.norm == "instance" and height * width < DOWNSAMPLE * DOWNSAMPLE * 2:
+            raise ValueError(
+                f"GlassNet with instance norm needs more than one pixel at 1/{DOWNSAMPLE} scale, got {height} x {width}: "
+                f"pad the image to at least {MIN_SIDE} x {MIN_SIDE} (bokeh.render does this for you)"
             )
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,9 +10,15 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
 * ``quality=95``: JPEG quality of the outputs.
 * ``threads=0``: CPU threads (0: every core).
 * ``value_range=auto``: exported models only: ``signed`` / ``pixel`` (auto: from ``report.json``).
+* ``max_pixels=178956970``: images whose header claims more pixels are skipped as possible
+  decompression bombs (Pillow's limit); raise it for a trusted huge file, ``none`` for no limit.
+
+Files of a folder that are not rendered are named at the end with the reason: images that could
+not be read or rendered (skipped), other files (not images; subfolders are not searched).
 
 Exit status: 0 when every photo was rendered, 1 when some were skipped (each reported with the
-reason; the others are rendered), 2 for bad settings.
+reason; the others are rendered) or an output could not be written, 2 for bad settings (refused
+before anything runs), 130 when interrupted (Ctrl-C; the outputs written so far are complete).
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from pathlib import Path
 from rich.console import Console
 
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
-         "[side_by_side=false] [short_side=1024|full] [quality=95] [threads=0] [value_range=auto|signed|pixel]")
+         "[side_by_side=false] [short_side=1024|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
+         "[max_pixels=N|none]")
 DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "1024",
-            "quality": "95", "threads": "0", "value_range": "auto"}
+            "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -67,46 +74,94 @@ def parse_args(argv: list[str]) -> dict:
         if not raw[key].isdigit() or not low <= int(raw[key]) <= high:
             raise UsageError(f"{key}={raw[key]!r}: a whole number from {low} to {high}")
         settings[key] = int(raw[key])
+    limit = raw["max_pixels"].lower().replace("_", "").replace(",", "")
+    if limit == "default":
+        settings["max_pixels"] = "default"
+    elif limit == "none":
+        settings["max_pixels"] = None
+    elif limit.isdigit() and int(limit) > 0:
+        settings["max_pixels"] = int(limit)
+    else:
+        raise UsageError(f"max_pixels={raw['max_pixels']!r}: a number of pixels (width x height), or 'none' for no limit")
     return settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 all rendered, 1 some skipped, 2 bad settings)."""
-    from bokeh.checkpoint import CheckpointError
-    from bokeh.render.backends import load_backend
-    from bokeh.render.files import RenderError, check_paths, list_inputs, render_files
+    """Run the CLI; returns the exit status (0 all rendered, 1 some skipped, 2 bad settings, 130 Ctrl-C)."""
+    from bokeh.cli import EXIT_OK, interruptible
 
     argv = sys.argv[1:] if argv is None else argv
-    console = Console(stderr=True)
     if any(a in ("-h", "--help", "help") for a in argv):
         print(__doc__)
-        return 0
+        return EXIT_OK
+    try:  # Ctrl-C: one line saying what was finished (bokeh.cli.interruptible), exit status 130
+        with interruptible("bokeh.render", lambda: "nothing was rendered"):
+            prepared = _prepare(argv)
+        if isinstance(prepared, int):
+            return prepared
+        return _render(*prepared)
+    except SystemExit as exit_:
+        return int(exit_.code)
+
+
+def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]], out: Path, backend) -> int:
+    """Render ``inputs``, print the summary (what was not rendered, and why); the exit status."""
+    from bokeh.cli import EXIT_OK, EXIT_SKIPPED, interruptible
+    from bokeh.render.files import Summary, render_files
+
+    console = Console(stderr=True)
+    if backend.static_size is not None:
+        h, w = backend.static_size
+        console.print(f"{backend.name}: static input {h} x {w}; each photo is fitted to it "
+                      f"(turned if its orientation differs) and the result resized back", highlight=False)
+    start, summary = time.perf_counter(), Summary()
+
+    def finished() -> str:
+        return f"rendered {len(summary.rendered)} of {len(inputs)} image(s) into {out}; each written file is complete"
+
+    try:
+        with interruptible("bokeh.render", finished):
+            render_files(inputs, out, backend, settings["short_side"], settings["side_by_side"],
+                         settings["quality"], console, summary)
+    except OSError as error:  # writing an output failed: every later file would too
+        print(f"bokeh.render: stopped: could not write into out={out} ({error.strerror or error}); {finished()}", file=sys.stderr)
+        return EXIT_SKIPPED
+    seconds = time.perf_counter() - start
+    console.print(f"rendered {len(summary.rendered)} of {len(inputs)} image(s) into {out} in {seconds:.1f} s", highlight=False)
+    if ignored:
+        console.print(f"not rendered, not images ({len(ignored)}):")
+        for path, reason in ignored:
+            console.print(f"  {path.name}: {reason}", highlight=False, markup=False)
+    if summary.skipped:
+        console.print(f"[yellow]skipped {len(summary.skipped)}:[/yellow]")
+        for path, _reason in summary.skipped:  # each reason was printed when the file was skipped
+            console.print(f"  {path}", highlight=False, markup=False)
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def _prepare(argv: list[str]):
+    """Settings, inputs, ignored files, out folder and backend; or an exit status after printing why."""
+    from bokeh.checkpoint import CheckpointError
+    from bokeh.cli import EXIT_SETTINGS
+    from bokeh.images import set_max_pixels
+    from bokeh.render.backends import load_backend
+    from bokeh.render.files import RenderError, check_paths, ignored_files, list_inputs
+
     try:
         settings = parse_args(argv)
+        if settings["max_pixels"] != "default":
+            set_max_pixels(settings["max_pixels"])
         inputs = list_inputs(settings["input"])
         out = check_paths(settings["input"], inputs, settings["out"])
         backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"])
     except UsageError as error:
         print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
-        return 2
+        return EXIT_SETTINGS
     except (RenderError, CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"bokeh.render: {error}", file=sys.stderr)
-        return 2
-    if backend.static_size is not None:
-        h, w = backend.static_size
-        console.print(f"{backend.name}: static input {h} x {w}; each photo is fitted to it "
-                      f"(turned if its orientation differs) and the result resized back", highlight=False)
-    start = time.perf_counter()
-    summary = render_files(inputs, out, backend, settings["short_side"], settings["side_by_side"],
-                           settings["quality"], console)
-    seconds = time.perf_counter() - start
-    console.print(f"rendered {len(summary.rendered)} of {len(inputs)} image(s) into {out} in {seconds:.1f} s", highlight=False)
-    if summary.skipped:
-        console.print(f"[yellow]skipped {len(summary.skipped)}:[/yellow]")
-        for path, _reason in summary.skipped:
-            console.print(f"  {path}", highlight=False, markup=False)
-        return 1
-    return 0
+        return EXIT_SETTINGS
+    return settings, inputs, ignored_files(settings["input"]), out, backend
 
 
 if __name__ == "__main__":

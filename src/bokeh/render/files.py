@@ -1,17 +1,22 @@
 """Render files and folders: inputs, output paths, safety, atomic writes, progress.
 
 * Inputs: one image file, or every image file directly inside a folder (not its subfolders),
-  in name order; suffixes :data:`bokeh.images.IMAGE_SUFFIXES` (JPEG and PNG above all).
+  in name order; suffixes :data:`bokeh.images.IMAGE_SUFFIXES` (the JPEG family, ``.jpg .jpeg .jpe
+  .jfif`` in any case, and PNG above all). Photos in formats that cannot be decoded here (HEIC,
+  camera raw) are listed too, and reported as skipped with what to do; other files of the folder
+  are named in the summary as not images (:func:`ignored_files`).
 * Outputs: ``<out>/<input file name>``: the same name and so the same format. A JPEG is written
   at ``quality`` (95) without chroma subsampling; an 8-bit RGB image always (a grayscale photo
   comes back as RGB, a 16-bit one as 8-bit). Pixels are stored upright (EXIF orientation applied
   on reading), so the output looks the way the photo is shown.
 * Never overwrites an input: ``out`` may not be the input folder, and no output path may be an
-  input file (checked before anything runs).
+  input file; ``out`` must be a folder this process can write (all checked before anything runs).
 * Each output is written to a temporary file in ``out`` and renamed (:func:`bokeh.images.write_image`):
   ``out`` never holds a partial image under a final name, even after a crash or Ctrl-C.
-* A file that cannot be read (corrupt, truncated, transparent, not an image) or rendered (out of
-  memory) is reported, with the reason, and skipped; the rest are rendered.
+* A file that cannot be read (corrupt, truncated, transparent, a header claiming more pixels than
+  :func:`bokeh.images.max_pixels`, a format not decoded here) or rendered (out of memory, a
+  runtime error) is reported, with the reason, and skipped; the rest are rendered. A file that
+  cannot be *written* stops the run (``OSError``): the next ones would fail the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bokeh.images import IMAGE_SUFFIXES, ImageError, read_rgb, write_image
+from bokeh.cli import OutputFolderError, check_output_folder
+from bokeh.images import IMAGE_SUFFIXES, ImageError, is_known_image_type, read_rgb, unsupported_reason, write_image
 from bokeh.render.fit import DEFAULT_SHORT_SIDE, render_to_uint8
 
 
@@ -42,20 +48,46 @@ class Summary:
 
 
 def list_inputs(source: str | os.PathLike) -> list[Path]:
-    """The image files to render: ``source`` itself, or the image files directly inside the folder."""
+    """The image files to render: ``source`` itself, or the photos directly inside the folder (in
+    name order, hidden files left out), including formats :func:`render_files` will report as not
+    decodable here (HEIC, camera raw).
+
+    Raises:
+        RenderError: no such file or folder, a single file that cannot be read as an image, or a
+            folder without any image this can read.
+    """
     source = Path(source)
     if source.is_file():
-        if source.suffix.lower() not in IMAGE_SUFFIXES:
-            raise RenderError(f"input={source}: not an image file name (expected {', '.join(IMAGE_SUFFIXES)})")
+        problem = unsupported_reason(source)
+        if problem is not None:
+            raise RenderError(f"input={source}: {problem[0]}; {problem[1]}")
         return [source]
     if source.is_dir():
-        files = sorted(p for p in source.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-        if not files:
-            raise RenderError(f"input={source}: the folder holds no image files ({', '.join(IMAGE_SUFFIXES)}); "
-                              f"subfolders are not searched")
+        files = sorted(p for p in source.iterdir() if p.is_file() and is_known_image_type(p) and not p.name.startswith("."))
+        if not any(unsupported_reason(p) is None for p in files):
+            found = f" (only {', '.join(sorted({p.suffix for p in files}))} files, which cannot be decoded here)" if files else ""
+            raise RenderError(f"input={source}: the folder holds no image files this can read{found}; "
+                              f"readable: {', '.join(IMAGE_SUFFIXES)}; subfolders are not searched")
         return files
     raise RenderError(f"input={source}: no such file or folder")
+
+
+def ignored_files(source: str | os.PathLike) -> list[tuple[Path, str]]:
+    """What a folder ``source`` holds besides the photos of :func:`list_inputs`, each with the
+    reason it is not rendered (not an image; a subfolder, not searched). Hidden entries are left
+    out. Empty for a file ``source``."""
+    source = Path(source)
+    if not source.is_dir():
+        return []
+    ignored = []
+    for path in sorted(source.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            ignored.append((path, "a folder: subfolders are not searched"))
+        elif not is_known_image_type(path):
+            ignored.append((path, unsupported_reason(path)[0]))
+    return ignored
 
 
 def output_path(source: Path, out: Path) -> Path:
@@ -73,10 +105,14 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.PathLike) -> Path:
-    """Refuse settings that would overwrite an input; returns ``out`` as a ``Path``.
+    """Refuse settings that would overwrite an input or cannot be written; returns ``out`` as a ``Path``.
+
+    ``out`` is proven writable with a probe file (:func:`bokeh.cli.check_output_folder`); a folder
+    created for the probe is removed again, so a run refused later leaves nothing behind.
 
     Raises:
-        RenderError: ``out`` is a file, ``out`` is the input folder, or an output path is an input.
+        RenderError: ``out`` is a file, ``out`` is the input folder, an output path is an input,
+            or ``out`` cannot be written (read-only, no permission).
     """
     source, out = Path(source), Path(out)
     if out.exists() and not out.is_dir():
@@ -86,6 +122,10 @@ def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.Pat
     for path in inputs:
         if _same_file(path, output_path(path, out)):
             raise RenderError(f"out={out}: the rendering of {path} would overwrite it; pass another folder")
+    try:
+        check_output_folder(out, "out", keep=False)
+    except OutputFolderError as error:
+        raise RenderError(str(error)) from error
     return out
 
 
@@ -97,6 +137,7 @@ def render_files(
     side_by_side: bool = False,
     quality: int = 95,
     console: Console | None = None,
+    summary: Summary | None = None,
 ) -> Summary:
     """Render every file in ``inputs`` into ``out`` (see the module doc for the rules).
 
@@ -106,13 +147,19 @@ def render_files(
             ``None`` = full resolution.
         side_by_side: write ``input | output`` (twice as wide) instead of the output alone.
         console: where progress and warnings go (default: stderr).
+        summary: filled in place as each file is done (pass one to know what was finished when
+            an exception or Ctrl-C ends the run); a new one by default.
+
+    Raises:
+        OSError: an output could not be written (disk full, permissions changed); the files
+            before it are complete, and no partial file is left.
 
     Call :func:`check_paths` first; this function trusts that no output path is an input.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
-    summary = Summary()
+    summary = Summary() if summary is None else summary
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=len(inputs) < 2) as progress:
@@ -120,14 +167,25 @@ def render_files(
         for path in inputs:
             progress.update(task, description=f"rendering {path.name}")
             try:
+                problem = unsupported_reason(path)
+                if problem is not None:
+                    raise ImageError(path, *problem)
                 image = read_rgb(path)  # (H, W, 3) uint8, upright
                 rendered = render_to_uint8(image, backend, short_side)
-            except (ImageError, MemoryError) as error:
-                reason = str(error) if isinstance(error, ImageError) else f"{path}: out of memory ({error}); try short_side=1024"
-                summary.skipped.append((path, reason))
-                progress.console.print(f"[yellow]skipped[/yellow] {escape(reason)}", highlight=False)
+            except (ImageError, MemoryError, ValueError, RuntimeError) as error:
+                summary.skipped.append((path, _reason(path, error)))
+                progress.console.print(f"[yellow]skipped[/yellow] {escape(summary.skipped[-1][1])}", highlight=False)
             else:
                 picture = np.concatenate([image, rendered], axis=1) if side_by_side else rendered  # (H, W or 2W, 3)
                 summary.rendered.append(write_image(output_path(path, out), picture, quality))
             progress.advance(task)
     return summary
+
+
+def _reason(path: Path, error: Exception) -> str:
+    """Why ``path`` was skipped, for the report (naming the file)."""
+    if isinstance(error, ImageError):
+        return str(error)
+    if isinstance(error, MemoryError):
+        return f"{path}: out of memory ({error}); try short_side=1024"
+    return f"{path}: could not be rendered ({type(error).__name__}: {error})"

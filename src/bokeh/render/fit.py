@@ -10,7 +10,9 @@ static size. Every photo goes through the same steps, each undone on the output 
    short side is ``short_side`` (the default, :data:`DEFAULT_SHORT_SIDE`); for a fixed-size model
    the largest size of the photo's aspect ratio that fits inside the model's input;
 3. pad the bottom and right edges (edge pixels repeated) to the canvas the model sees: the next
-   multiples of 8, or the model's static size; the padding is cut off the output.
+   multiples of 8, at least 16 x 16 (:data:`~bokeh.models.glassnet.MIN_SIDE`: instance norm at
+   the 1/8 bottleneck needs more than one pixel, so an 8 x 8 photo is padded to 16 x 16), or the
+   model's static size; the padding is cut off the output.
 
 Why 1024 on the short side by default: EBB!, the training data, is about 1024 x 1536, so the
 network has learned how large the blur is in pixels at that scale (at 4032 x 3024 the same network
@@ -31,7 +33,7 @@ import torch.nn.functional as F
 
 from bokeh.data.transforms import unpad
 from bokeh.images import from_tensor, to_tensor
-from bokeh.models.glassnet import DOWNSAMPLE
+from bokeh.models.glassnet import DOWNSAMPLE, MIN_SIDE
 
 DEFAULT_SHORT_SIDE = 1024  # EBB!'s scale: the short side of its ~1024 x 1536 photos
 DETAIL_TOLERANCE = 0.03  # [-1, 1] units: a model output this close to its input counts as "kept in focus"
@@ -67,11 +69,18 @@ def _next_multiple(value: int, multiple: int = DOWNSAMPLE) -> int:
     return -(-value // multiple) * multiple
 
 
+def _canvas_side(value: int) -> int:
+    """The side the network sees for a working side of ``value`` px: a multiple of 8, at least 16."""
+    return max(MIN_SIDE, _next_multiple(value))
+
+
 def plan_dynamic(size: tuple[int, int], short_side: int | None = DEFAULT_SHORT_SIDE) -> Plan:
     """Plan for a model that takes any multiple of 8 (torch).
 
     ``short_side=None`` runs at full resolution; otherwise a photo whose short side is longer than
-    ``short_side`` is scaled down so that it is exactly ``short_side`` (never scaled up).
+    ``short_side`` is scaled down so that it is exactly ``short_side`` (never scaled up). The
+    canvas is the next multiple of 8 per side, and at least :data:`~bokeh.models.glassnet.MIN_SIDE`
+    (so photos of any size, down to 1 x 1, render).
     """
     height, width = _check_size(size)
     if short_side is not None and short_side < 1:
@@ -81,7 +90,7 @@ def plan_dynamic(size: tuple[int, int], short_side: int | None = DEFAULT_SHORT_S
     else:
         scale = short_side / min(height, width)
         work = (short_side, max(1, round(width * scale))) if height <= width else (max(1, round(height * scale)), short_side)
-    return Plan((height, width), False, work, (_next_multiple(work[0]), _next_multiple(work[1])))
+    return Plan((height, width), False, work, (_canvas_side(work[0]), _canvas_side(work[1])))
 
 
 def plan_static(size: tuple[int, int], model_size: tuple[int, int]) -> Plan:

@@ -1,0 +1,240 @@
+"""What the command lines share: exit codes, output folders, paths as Hydra overrides, Ctrl-C.
+
+Every entry point (``bokeh.render``, ``bokeh.train``, ``bokeh.evaluate``, ``bokeh.export``,
+``bokeh.demo``, ``bokeh.data.synthesize``) uses these, so a bad output folder, an awkward path or
+an interrupt reads the same everywhere:
+
+* :func:`check_output_folder`: an output folder is proven writable (a probe file is written and
+  removed) before any work, and the error names the setting (``out=``, ``hydra.run.dir=``).
+* :func:`hydra_quote` / :func:`quote_path_overrides`: a path is passed to Hydra as a quoted
+  string, so ``=``, spaces, commas, brackets, quotes and backslashes reach the config unchanged
+  (Hydra's override grammar would split or reject them: ``ckpt=runs/epoch=3-step=9/last.ckpt``
+  fails with ``mismatched input '='``).
+* :func:`interruptible`: Ctrl-C ends the command with one line saying what was finished and exit
+  status :data:`EXIT_INTERRUPTED`, not a traceback. Temporary files are removed by the code that
+  made them (``try``/``except BaseException``), before this line is printed.
+* :func:`write_text_atomic`: small result files (``report.json``, ``metrics.json``) are written to a
+  temporary file and renamed, so an interrupt never leaves half a file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_SKIPPED = 1  # bokeh.render: some inputs were skipped (each named with the reason)
+EXIT_SETTINGS = 2  # bad settings or files, refused before any work
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+
+
+class OutputFolderError(OSError):
+    """An output folder that cannot be written; ``str()`` names the setting and what to do."""
+
+
+def _probe(folder: Path) -> None:
+    """Write and remove a small file in ``folder`` (raises ``OSError`` when that is not possible)."""
+    probe = folder / f".bokeh-write-probe-{os.getpid()}"  # one per process: DDP ranks probe at once
+    probe.write_bytes(b"ok")
+    probe.unlink()
+
+
+def check_output_folder(path: str | os.PathLike, setting: str, keep: bool = True) -> Path:
+    """Prove that ``path`` is (or can be made) a folder this process can write, before any work.
+
+    Missing folders are created; with ``keep=False`` the ones created here are removed again
+    (empty), so a check that precedes other checks leaves nothing behind.
+
+    Args:
+        setting: the option that named the folder, for the message (``out``, ``hydra.run.dir``).
+
+    Raises:
+        OutputFolderError: ``path`` is a file, or a folder that cannot be created or written
+            (read-only, no permission, read-only file system); the message names ``setting``.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputFolderError(f"{setting}={path} is a file, not a folder: choose a folder for the outputs")
+    created = []
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        created.append(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        _probe(path)
+    except OSError as error:
+        refused = OutputFolderError(f"output folder {path} is not writable ({error.strerror or error}): choose another with {setting}=...")
+        refused.errno = error.errno
+        raise refused from error
+    finally:
+        if not keep:
+            for folder in created:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+    return path
+
+
+def check_output_file(path: str | os.PathLike, setting: str) -> Path:
+    """Like :func:`check_output_folder` for a file to be written (``out=report.json``): its folder
+    must be writable and the path must not be a folder. The folder is created only when the file is
+    written."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputFolderError(f"{setting}={path} is a folder: give a file name, e.g. {setting}={path / 'report.json'}")
+    check_output_folder(path.parent, setting, keep=False)
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and rename it (a reader never sees half)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ----------------------------------------------------------------------------- Hydra and paths
+def hydra_quote(value: str) -> str:
+    """``value`` as a quoted Hydra override value that composes back to exactly ``value``.
+
+    Hydra's grammar (1.3) splits unquoted values at ``,`` (sweeps), reads ``[...]`` as lists and
+    ``1e3`` as numbers, and rejects ``=``, quotes and some other characters; inside single quotes
+    only a quote and the backslashes right before a quote (or the closing quote) need escaping.
+    OmegaConf then reads ``${`` as an interpolation: escaped as ``\\${`` (backslashes right before
+    it doubled). Works for any string a file system allows as a path.
+
+    >>> hydra_quote("runs/epoch=3-step=9/last.ckpt")
+    "'runs/epoch=3-step=9/last.ckpt'"
+    """
+    text = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", str(value))  # OmegaConf
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)  # Hydra: quotes
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)  # Hydra: before the closing quote
+    return f"'{text}'"
+
+
+def _parses_as_itself(override: str, value: str) -> bool:
+    """True if Hydra reads ``value`` (the part after ``=`` of ``override``) as that very string,
+    as ``null``, or as an already quoted string: then it needs no quoting."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([override])[0]
+    except (HydraException, ValueError):
+        return False
+    if parsed.is_sweep_override():
+        return False
+    parsed_value = parsed.value()
+    if parsed_value is None:
+        return True  # key=null stays null
+    already_quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+    return isinstance(parsed_value, str) and (parsed_value == value or already_quoted)
+
+
+def unquote(value: str) -> str:
+    """A value quoted by hand for Hydra (``'a=b'``) as the plain string; any other value unchanged."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parsed = OverridesParser.create().parse_overrides([f"key={value}"])[0].value()
+        if isinstance(parsed, str):
+            return parsed
+    return value
+
+
+def quote_path_overrides(overrides: Iterable[str], keys: Iterable[str]) -> list[str]:
+    """``overrides`` with the values of path settings ``keys`` Hydra-quoted where Hydra would
+    misread them (:func:`hydra_quote`): ``ckpt_path=runs/epoch=3-step=9/last.ckpt`` becomes
+    ``ckpt_path='runs/epoch=3-step=9/last.ckpt'``.
+
+    Values Hydra already reads as the same string are left alone (so are ``null``, values quoted
+    by hand and interpolations such as ``${oc.env:EBB}``), so calling it twice changes nothing.
+    ``+key=`` and ``++key=`` count as ``key=``.
+    """
+    keys = set(keys)
+    quoted = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key.lstrip("+") in keys and not _parses_as_itself(override, value):
+            override = f"{key}={hydra_quote(value)}"
+        quoted.append(override)
+    return quoted
+
+
+# ----------------------------------------------------------------------------- Ctrl-C
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, carrying a sentence on what was finished before it (e.g. where to resume from)."""
+
+    def __init__(self, finished: str) -> None:
+        super().__init__(finished)
+        self.finished = finished
+
+
+@contextlib.contextmanager
+def interruptible(program: str, finished: Callable[[], str]) -> Iterator[None]:
+    """Turn Ctrl-C inside the block into one line on stderr and exit status 130.
+
+    ``finished()`` says what was done when the interrupt came (called only then); an
+    :class:`Interrupted` raised inside adds its own sentence. The code inside is responsible for
+    removing its temporary files as the ``KeyboardInterrupt`` passes through it.
+    """
+    try:
+        yield
+    except KeyboardInterrupt as interrupt:
+        said = [finished()] + ([interrupt.finished] if isinstance(interrupt, Interrupted) else [])
+        print(f"{program}: interrupted (Ctrl-C); " + "; ".join(s for s in said if s), file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+@contextlib.contextmanager
+def ignoring_interrupts() -> Iterator[None]:
+    """Ctrl-C is ignored inside the block: for cleanup that must finish once an interrupt arrived
+    (a second Ctrl-C would otherwise leave half a temporary folder). A no-op outside the main thread."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals go to the main thread anyway
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def run_child(command: list[str], grace_s: float = 120.0) -> None:
+    """Run ``command`` (a child CLI) to the end; raise ``CalledProcessError`` if it fails.
+
+    On Ctrl-C the child is interrupted too (``SIGINT``: it may not share the terminal's process
+    group) and waited for up to ``grace_s`` seconds, so it can remove its temporary files, before
+    the ``KeyboardInterrupt`` goes on (``subprocess.run`` would kill it after 0.25 s).
+    """
+    process = subprocess.Popen(command)
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        with ignoring_interrupts():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        raise
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command)
