@@ -12,6 +12,7 @@ import torch._dynamo  # noqa: F401, I001  (import order: before TensorFlow, see 
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import traceback
@@ -26,10 +27,18 @@ from bokeh.checkpoint import load_generator
 from bokeh.export import onnx as onnx_export
 from bokeh.export import tflite, verify
 from bokeh.models.glassnet import DOWNSAMPLE
-from bokeh.runtimes import LiteRTCpuRuntime, OnnxRuntime, Runtime, TorchRuntime
+from bokeh.runtimes import (
+    GpuRunTimedOut, LiteRTCpuRuntime, LiteRTGpuRuntime, NotFullyAccelerated, OnnxRuntime, Runtime, RuntimeUnavailable,
+    TorchRuntime, gpu_adapter,
+)
 
 RUNTIMES = ("torch_pool_form", "onnxruntime", "tflite_float32", "tflite_float16")
 GPU_OPS_MODES = ("auto", "required", "report")
+GPU_ACCELERATOR_MODES = ("auto", "required", "off")
+#: GPU-accelerator runs per .tflite file: (suffix of the report keys, enforce_f32)
+GPU_RUNS = (("gpu", False), ("gpu_f32", True))
+SOFTWARE_ADAPTER_NOTE = ("software adapter: the GPU is emulated on this machine's CPU, so its timings say nothing "
+                         "about a phone's GPU; its results are the GPU kernels' (ML Drift) arithmetic")
 
 
 class ExportConfigError(ValueError):
@@ -62,11 +71,16 @@ def to_signed(output: np.ndarray, value_range: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Check:
-    """One verdict; a check that is not ``required`` is reported but cannot fail the run."""
+    """One verdict; a check that is not ``required`` is reported but cannot fail the run.
+
+    ``ran=False``: the check could not run here (no GPU adapter): it did not pass, the detail says
+    what provides what it needs, and it fails the run only if ``required``.
+    """
 
     passed: bool
     detail: str
     required: bool = True
+    ran: bool = True
 
 
 @dataclass
@@ -82,6 +96,7 @@ class Report:
     runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     tf_analyzer_not_the_check: dict[str, str] = field(default_factory=dict)
+    gpu_accelerator: dict[str, Any] = field(default_factory=dict)
     out_dir: str = ""
 
     @property
@@ -91,6 +106,10 @@ class Report:
     def check(self, name: str, passed: bool, detail: str, required: bool = True) -> bool:
         self.checks[name] = Check(bool(passed), detail, required)
         return bool(passed)
+
+    def not_run(self, name: str, detail: str, required: bool) -> None:
+        """Record a check that could not run here (never a pass)."""
+        self.checks[name] = Check(False, detail, required, ran=False)
 
     def to_json(self) -> dict[str, Any]:
         return _json_safe({
@@ -105,6 +124,7 @@ class Report:
             "runtimes": self.runtimes,
             "timings_s": self.timings_s,
             "tf_analyzer_not_the_check": self.tf_analyzer_not_the_check,
+            "gpu_accelerator": self.gpu_accelerator,
             "out_dir": self.out_dir,
         })
 
@@ -148,6 +168,7 @@ class Settings:
     repeats: int
     tolerance: dict[str, float]
     gpu_ops_required: bool
+    gpu_accelerator: str
     tf_analyzer: bool
     out: Path
 
@@ -163,11 +184,12 @@ def settings_from(cfg: Any) -> Settings:
         "export.instance_norm": (str(cfg.export.instance_norm), onnx_export.INSTANCE_NORM_FORMS),
         "export.value_range": (str(cfg.export.value_range), onnx_export.VALUE_RANGES),
         "verify.gpu_ops": (str(cfg.verify.gpu_ops), GPU_OPS_MODES),
+        "verify.gpu_accelerator": (str(cfg.verify.gpu_accelerator), GPU_ACCELERATOR_MODES),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ExportConfigError(f"{key}={value!r}: expected one of {allowed}")
-    instance_norm, value_range, gpu_ops = (value for value, _ in choices.values())
+    instance_norm, value_range, gpu_ops, gpu_accelerator = (value for value, _ in choices.values())
     out = variant_dir(Path(cfg.out), instance_norm, value_range)
     if out.exists() and not out.is_dir():
         raise ExportConfigError(f"out={cfg.out}: {out} exists and is not a folder; pass another out=")
@@ -177,6 +199,7 @@ def settings_from(cfg: Any) -> Settings:
         repeats=int(cfg.verify.latency_repeats),
         tolerance={key: float(value) for key, value in cfg.verify.tolerance.items()},
         gpu_ops_required=gpu_ops == "required" or (gpu_ops == "auto" and instance_norm == "pool"),
+        gpu_accelerator=gpu_accelerator,
         tf_analyzer=bool(cfg.verify.tf_analyzer), out=out,
     )
 
@@ -193,7 +216,8 @@ def run(cfg: Any) -> Report:
         "ckpt": s.ckpt, "size": [s.height, s.width], "instance_norm": s.instance_norm,
         "value_range": s.value_range, "input_layout": "NHWC float32", "opset": s.opset,
         "exporter": "torch.onnx.export(dynamo=True, external_data=False)", "threads": s.threads,
-        "latency_repeats": s.repeats, "gpu_ops_required": s.gpu_ops_required, "tolerance_scale": "[-1, 1]",
+        "latency_repeats": s.repeats, "gpu_ops_required": s.gpu_ops_required,
+        "gpu_accelerator": s.gpu_accelerator, "tolerance_scale": "[-1, 1]",
         "cpu_count": os.cpu_count(), "versions": _versions(),
     })
     s.out.mkdir(parents=True, exist_ok=True)
@@ -210,6 +234,8 @@ def run(cfg: Any) -> Report:
         converted = _conversion_step(report, s, work)
         step = "tflite_checks"
         runtimes.update(_tflite_step(report, s, converted, images, reference))
+        step = "gpu_accelerator"
+        _gpu_step(report, s, converted, images, reference)
         step = "latency"
         _latency_step(report, s, runtimes, images["photo"])
     except Exception as error:  # any crash is a failed check named after its step
@@ -289,6 +315,73 @@ def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, re
         if s.tf_analyzer:
             report.tf_analyzer_not_the_check[name] = verify.tf_analyzer_verdict(path)
     return models
+
+
+def _gpu_step(report: Report, s: Settings, files: dict[str, Path], images, reference) -> None:
+    """Each .tflite on LiteRT's GPU accelerator alone, in fp16 (its default) and fp32 arithmetic:
+    fully accelerated, parity with torch, latency. Without an adapter (or with
+    ``verify.gpu_accelerator=off``) every file's check is recorded as "not run", saying why."""
+    if s.gpu_accelerator == "off":
+        reason = "verify.gpu_accelerator=off"
+    else:
+        try:
+            adapter = gpu_adapter()
+            reason = None
+        except RuntimeUnavailable as error:
+            reason = str(error)
+    if reason is not None:
+        report.gpu_accelerator = {"status": "not run", "reason": reason}
+        for name in files:
+            report.not_run(f"{name}_gpu_accelerator", f"not run: {reason}", s.gpu_accelerator == "required")
+        return
+    report.gpu_accelerator = {"status": "ran", "adapter": adapter.to_dict(), "adapter_text": str(adapter),
+                              "timings": SOFTWARE_ADAPTER_NOTE if adapter.software else "hardware adapter"}
+    for name, path in files.items():
+        tolerances = {"gpu": s.tolerance["gpu_float16"],
+                      "gpu_f32": s.tolerance["gpu_float32" if name == "tflite_float32" else name]}
+        gpu_checks(report, name, path, images, reference, s.value_range, tolerances, s.repeats,
+                   required=s.gpu_accelerator == "required")
+
+
+def gpu_checks(report: Report, name: str, path: Path, images: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+               value_range: str, tolerances: dict[str, float], repeats: int, required: bool = True) -> None:
+    """The GPU-accelerator checks of one .tflite file, into ``report``.
+
+    ``{name}_gpu_fully_accelerated``: compiled for the GPU alone (LiteRT refuses, naming the ops, a model
+    with any op its GPU kernels do not run). Then per run of :data:`GPU_RUNS`: ``{name}_{run}_vs_torch``,
+    max abs error on the [-1, 1] scale against ``reference`` within ``tolerances[run]``, and the
+    latency (the runs after the first, which compiles kernels: the second image, then ``repeats - 1``
+    more runs of the photo). A run LiteRT stops waiting for (:class:`GpuRunTimedOut`) is recorded as
+    "not run" (failing the export only if ``required``).
+
+    Shape:
+        images: NCHW in the model's value range; reference: the torch outputs on the [-1, 1] scale.
+    """
+    for run, enforce_f32 in GPU_RUNS:
+        key = f"{name}_{run}"
+        try:
+            runtime = LiteRTGpuRuntime(path, enforce_f32=enforce_f32)
+        except NotFullyAccelerated as error:
+            report.check(f"{name}_gpu_fully_accelerated", False, str(error))
+            return
+        with runtime:  # GPU buffers of a 1024 x 1536 model are large: one runtime at a time
+            if not enforce_f32:  # the same ops compile either way
+                report.check(f"{name}_gpu_fully_accelerated", runtime.fully_accelerated,
+                             f"compiled for LiteRT's GPU accelerator alone on {runtime.adapter}")
+            try:
+                outputs, seconds = {}, []
+                for k, x in [*images.items(), *[("photo", images["photo"])] * max(0, repeats - 1)]:
+                    start = time.perf_counter()
+                    outputs[k] = to_signed(runtime.run(x), value_range)
+                    seconds.append(time.perf_counter() - start)
+            except GpuRunTimedOut as error:
+                report.not_run(f"{key}_vs_torch", f"not run: {error}", required)
+                report.gpu_accelerator.setdefault("timed_out", []).append(key)
+                continue
+            _parity_check(report, key, {k: verify.parity(reference[k], outputs[k], 2.0) for k in images}, tolerances[run])
+            timed = seconds[1:] or seconds
+            report.latency[key] = {"median_s": statistics.median(timed), "runs_s": timed, "first_run_s": seconds[0]}
+            report.runtimes[key] = runtime.describe().to_dict()
 
 
 def _latency_step(report: Report, s: Settings, runtimes: dict[str, Runtime], photo: np.ndarray) -> None:

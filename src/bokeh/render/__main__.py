@@ -10,6 +10,8 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
 * ``quality=95``: JPEG quality of the outputs.
 * ``threads=0``: CPU threads (0: every core).
 * ``value_range=auto``: exported models only: ``signed`` / ``pixel`` (auto: from ``report.json``).
+* ``accelerator=cpu``: ``gpu`` runs a ``.tflite`` model on LiteRT's GPU accelerator alone (needs a
+  Vulkan adapter; without one, or for a model with ops the GPU does not run, it stops with the reason).
 
 Exit status: 0 when every photo was rendered, 1 when some were skipped (each reported with the
 reason; the others are rendered), 2 for bad settings.
@@ -24,9 +26,10 @@ from pathlib import Path
 from rich.console import Console
 
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
-         "[side_by_side=false] [short_side=1024|full] [quality=95] [threads=0] [value_range=auto|signed|pixel]")
+         "[side_by_side=false] [short_side=1024|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
+         "[accelerator=cpu|gpu]")
 DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "1024",
-            "quality": "95", "threads": "0", "value_range": "auto"}
+            "quality": "95", "threads": "0", "value_range": "auto", "accelerator": "cpu"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -51,7 +54,7 @@ def parse_args(argv: list[str]) -> dict:
     if missing:
         raise UsageError(f"missing {', '.join(k + '=' for k in missing)}")
     settings = {"input": Path(raw["input"]), "ckpt": Path(raw["ckpt"]), "out": Path(raw["out"]),
-                "value_range": raw["value_range"]}
+                "value_range": raw["value_range"], "accelerator": raw["accelerator"].lower()}
     side = raw["side_by_side"].lower()
     if side not in TRUE + FALSE:
         raise UsageError(f"side_by_side={raw['side_by_side']!r}: use true or false")
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from bokeh.checkpoint import CheckpointError
     from bokeh.render.backends import load_backend
     from bokeh.render.files import RenderError, check_paths, list_inputs, render_files
+    from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
     argv = sys.argv[1:] if argv is None else argv
     console = Console(stderr=True)
@@ -85,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = parse_args(argv)
         inputs = list_inputs(settings["input"])
         out = check_paths(settings["input"], inputs, settings["out"])
-        backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"])
+        backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"])
     except UsageError as error:
         print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
         return 2
-    except (RenderError, CheckpointError, FileNotFoundError, ValueError) as error:
+    except (RenderError, CheckpointError, FileNotFoundError, ValueError, RuntimeUnavailable, NotFullyAccelerated) as error:
         print(f"bokeh.render: {error}", file=sys.stderr)
         return 2
     if backend.static_size is not None:

@@ -139,4 +139,6 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
                          f"export it with `python -m bokeh.export size=HxW`")
     value_range = exported_value_range(path) if value_range == "auto" else value_range
     label = {"onnxruntime": "ONNX Runtime", "litert_cpu": "LiteRT", "litert_gpu": "LiteRT GPU accelerator"}[runtime.kind]
+    if runtime.kind == "litert_gpu":
+        label += f" on {runtime.describe().device}"
     return ExportedBackend(runtime, runtime.input_size, value_range, f"{label} ({path.name})")

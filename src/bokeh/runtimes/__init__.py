@@ -25,7 +25,9 @@ from pathlib import Path
 
 from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable
 from bokeh.runtimes.litert_cpu import LiteRTCpuRuntime
-from bokeh.runtimes.litert_gpu import ADAPTER_HINT, Adapter, GpuAdapterMissing, LiteRTGpuRuntime, NotFullyAccelerated, gpu_adapter
+from bokeh.runtimes.litert_gpu import (
+    ADAPTER_HINT, Adapter, GpuAdapterMissing, GpuRunTimedOut, LiteRTGpuRuntime, NotFullyAccelerated, gpu_adapter,
+)
 from bokeh.runtimes.onnx_runtime import OnnxRuntime
 from bokeh.runtimes.torch_cpu import TorchRuntime
 
@@ -64,6 +66,7 @@ __all__ = [
     "Adapter",
     "Description",
     "GpuAdapterMissing",
+    "GpuRunTimedOut",
     "LiteRTCpuRuntime",
     "LiteRTGpuRuntime",
     "NotFullyAccelerated",

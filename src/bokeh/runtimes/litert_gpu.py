@@ -11,6 +11,11 @@ what it did only in its native log (stderr): the adapter it picked ("Selected ad
 arch=software, vendor=mesa, backend=Vulkan, adapterType=CPU / Software"), the ops it refused
 ("GATHER_ND: Operation is not supported.") and "No adapters found". That log is captured while the
 model compiles and read here (:func:`parse_adapter`, :func:`unsupported_ops`).
+
+LiteRT waits at most 120 s for a run to finish (reading the output then fails with "Failed to lock
+custom tensor buffer"; the limit is not configurable in 2.3.0). Mesa's software adapter runs the GPU
+kernels on the CPU's cores: on a 2-core machine a Glass-Net 16/32/9 already needs minutes at
+256 x 384, so only small models or sizes finish there (:class:`GpuRunTimedOut`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +48,11 @@ _NOT_ACCELERATED = "Some ops are not accelerated"
 
 class GpuAdapterMissing(RuntimeUnavailable):
     """LiteRT's GPU accelerator found no Vulkan adapter it accepts (the message says how to get one)."""
+
+
+class GpuRunTimedOut(RuntimeError):
+    """LiteRT gave up waiting for a run on the GPU (it waits 120 s at most): the adapter is too slow
+    for this model at this size (a software adapter on few CPU cores). The runtime is unusable after it."""
 
 
 class NotFullyAccelerated(RuntimeError):
@@ -225,16 +236,48 @@ class LiteRTGpuRuntime(Runtime):
         return cls(path, enforce_f32, cpu_fallback)
 
     def run_nhwc(self, image_nhwc: np.ndarray) -> np.ndarray:
-        """One ``(1, H, W, 3)`` float32 image -> the output, shaped as the model's (NHWC)."""
+        """One ``(1, H, W, 3)`` float32 image -> the output, shaped as the model's (NHWC).
+
+        Raises:
+            GpuRunTimedOut: LiteRT stopped waiting for the GPU (120 s).
+        """
         image_nhwc = np.ascontiguousarray(image_nhwc, np.float32)
         if image_nhwc.shape != self.input_shape:
             raise ValueError(f"{self.path}: input of shape {image_nhwc.shape}, the model takes {self.input_shape}")
+        start = time.perf_counter()
         self.inputs[0].write(image_nhwc)
         self.model.run_by_index(self.signature_index, self.inputs, self.outputs)
-        return self.outputs[0].read(int(np.prod(self.output_shape)), np.float32).reshape(self.output_shape)
+        try:
+            return self.outputs[0].read(int(np.prod(self.output_shape)), np.float32).reshape(self.output_shape)
+        except RuntimeError as error:
+            if "Failed to lock" not in str(error):
+                raise
+            raise GpuRunTimedOut(
+                f"{self.path.name}: LiteRT's GPU accelerator gave up waiting for one run after "
+                f"{time.perf_counter() - start:.0f} s on {self.adapter} (LiteRT waits 120 s at most): this adapter is "
+                f"too slow for this model at {self.input_shape[1]} x {self.input_shape[2]}"
+                + (f" (a software adapter on this machine's {os.cpu_count()} CPU cores); run it where there is a GPU "
+                   f"or more cores, or export a smaller size" if self.adapter and self.adapter.software else "")
+            ) from error
 
     def run_one(self, image: np.ndarray) -> np.ndarray:
         return self.run_nhwc(image.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+    def close(self) -> None:
+        """Release the GPU buffers, then the compiled model (large at 1024 x 1536); idempotent."""
+        for buffer in getattr(self, "inputs", []) + getattr(self, "outputs", []):
+            if buffer.capsule is not None:
+                buffer.destroy()
+        self.inputs, self.outputs = [], []
+        if getattr(self, "model", None) is not None:
+            self.model.close()
+            self.model = None
+
+    def __enter__(self) -> LiteRTGpuRuntime:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     @property
     def precision(self) -> str:
