@@ -21,7 +21,9 @@ from torch import nn
 
 from bokeh.checkpoint import load_generator
 from bokeh.images import read_rgb, to_tensor
-from bokeh.render import ExportedBackend, TorchBackend, load_backend, plan_for, render_files, render_image
+from bokeh.render import (
+    ExportedBackend, TorchBackend, load_backend, plan_for, render_files, render_image, render_to_uint8,
+)
 from bokeh.render.__main__ import main
 from bokeh.render.files import check_paths, list_inputs, RenderError
 import bokeh.cli
@@ -65,7 +67,7 @@ def export_tiny(checkpoint: Path, out: Path, size: tuple[int, int] = EXPORT_SIZE
     from bokeh.export import pipeline
 
     overrides = [f"ckpt={checkpoint}", f"out={out}", f"size={size[0]}x{size[1]}", "export.float16=false",
-                 "verify.latency_repeats=1", "verify.tf_analyzer=false"]
+                 "verify.latency_repeats=1", "verify.tf_analyzer=false", "verify.gpu_accelerator=off"]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(REPO / "conf" / "export"), version_base="1.3"):
@@ -394,6 +396,59 @@ def test_torch_onnx_and_tflite_render_the_same_image(tiny_models, tmp_path):
         rendered[kind] = read_rgb(tmp_path / kind / "photo.png").astype(int)
     assert rendered["onnx"].shape == photos["portrait, odd"].shape
     assert np.abs(rendered["onnx"] - rendered["tflite"]).max() <= 1
+
+
+@pytest.mark.export
+def test_the_three_backends_and_the_gpu_accelerator_agree_on_a_real_photo(tiny_models, vulkan_adapter, tmp_path):
+    """scikit-image's astronaut at the export size through torch (.ckpt), ONNX Runtime, LiteRT on the CPU and
+    LiteRT's GPU accelerator (fp16 arithmetic): every pair of rendered images within PSNR >= 40 dB."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from bokeh.export.verify import photo
+
+    image = np.round(photo(*EXPORT_SIZE) * 255).astype(np.uint8)  # (64, 96, 3): every backend runs these pixels
+    backends = {
+        "torch": load_backend(tiny_models["ckpt"]),
+        "onnx": load_backend(tiny_models["onnx"]),
+        "tflite": load_backend(tiny_models["tflite"]),
+        "gpu": load_backend(tiny_models["tflite"], accelerator="gpu"),
+    }
+    assert vulkan_adapter.name in backends["gpu"].name
+    rendered = {name: render_to_uint8(image, backend) for name, backend in backends.items()}
+    assert np.abs(rendered["torch"].astype(int) - image).mean() > 5, "the model changes the photo"
+    names = list(rendered)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            psnr = peak_signal_noise_ratio(rendered[first], rendered[second], data_range=255)
+            assert psnr >= 40, (first, second, psnr)
+    # and through the command line
+    source = tmp_path / "astronaut.png"
+    Image.fromarray(image).save(source)
+    assert main([f"input={source}", f"ckpt={tiny_models['tflite']}", f"out={tmp_path / 'gpu'}", "accelerator=gpu"]) == 0
+    on_gpu = read_rgb(tmp_path / "gpu" / "astronaut.png")
+    assert peak_signal_noise_ratio(rendered["tflite"], on_gpu, data_range=255) >= 40
+
+
+def test_accelerator_gpu_says_what_is_missing(tiny_checkpoint, tmp_path):
+    """accelerator=gpu: a model other than .tflite, or no Vulkan adapter, stops before rendering (exit 2),
+    naming what is wrong; accelerator=cpu stays the default."""
+    Image.fromarray(gradient_photo(20, 30)).save(tmp_path / "photo.png")
+    result = subprocess.run(
+        [sys.executable, "-m", "bokeh.render", f"input={tmp_path / 'photo.png'}", f"ckpt={tiny_checkpoint}",
+         f"out={tmp_path / 'out'}", "accelerator=gpu"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "accelerator=gpu runs .tflite" in result.stderr
+    from bokeh.runtimes.tiny_tflite import add_model
+
+    model = add_model(tmp_path / "add.tflite", 24, 32)
+    no_vulkan = {"VK_ICD_FILENAMES": "/nonexistent/icd.json", "VK_DRIVER_FILES": "/nonexistent/icd.json"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bokeh.render", f"input={tmp_path / 'photo.png'}", f"ckpt={model}",
+         f"out={tmp_path / 'out'}", "accelerator=gpu"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, **no_vulkan})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "no Vulkan adapter" in result.stderr and "mesa-vulkan-drivers" in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert main([f"input={tmp_path / 'photo.png'}", f"ckpt={model}", f"out={tmp_path / 'out'}", "accelerator=tpu"]) == 2
 
 
 def test_cli_refuses_a_broken_checkpoint_before_rendering(tmp_path, capsys):

@@ -128,3 +128,22 @@ def load_generator(path: str | Path) -> GlassNet:
         )
     generator.load_state_dict(state, strict=True)
     return generator.eval()
+
+
+def save_generator(path: str | Path, generator: GlassNet, generator_kwargs: dict) -> Path:
+    """Write ``generator`` as a checkpoint in the contract above, which :func:`load_generator` reads.
+
+    Generator only (no critic, optimizer or Lightning state): for exports and checks of generators
+    made outside training (e.g. :func:`bokeh.models.init.trained_like` weights).
+
+    Args:
+        generator_kwargs: the :class:`GlassNet` keyword arguments it was built with (primitives).
+    """
+    checkpoint = {
+        "hyper_parameters": {"generator": dict(generator_kwargs)},
+        "state_dict": {f"{GENERATOR_PREFIX}{key}": value for key, value in generator.state_dict().items()},
+        "epoch": 0,
+        "global_step": 0,
+    }
+    torch.save(checkpoint, Path(path))
+    return Path(path)

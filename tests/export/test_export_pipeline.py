@@ -23,12 +23,15 @@ from bokeh.checkpoint import load_generator
 from bokeh.export import onnx as onnx_export
 from bokeh.export import pipeline, verify
 from bokeh.export.gpu_ops import GPU_DELEGATE_OPS
-from bokeh.export.tflite import LiteRTModel
+from bokeh.runtimes import LiteRTCpuRuntime, LiteRTGpuRuntime, OnnxRuntime
 
 SIZE = (256, 384)  # export size for the tests (H, W): small, landscape, not square
 REPO = Path(__file__).resolve().parents[2]
 SIZE_ARG = f"size={SIZE[0]}x{SIZE[1]}"
-FAST = ["verify.latency_repeats=1", "verify.tf_analyzer=false"]
+GPU_SIZE = (64, 96)  # the GPU accelerator's tests: tiny models at a tiny size (a software adapter is slow)
+GPU_SIZE_ARG = f"size={GPU_SIZE[0]}x{GPU_SIZE[1]}"
+NO_GPU = "verify.gpu_accelerator=off"  # exports whose tests are not about the GPU (minutes on a software adapter)
+FAST = ["verify.latency_repeats=1", "verify.tf_analyzer=false", NO_GPU]
 
 pytestmark = [pytest.mark.export, pytest.mark.slow]
 
@@ -49,15 +52,15 @@ def run_in_process(*overrides: str) -> pipeline.Report:
         GlobalHydra.instance().clear()
 
 
-def torch_reference(checkpoint: Path) -> dict[str, np.ndarray]:
+def torch_reference(checkpoint: Path, size: tuple[int, int] = SIZE) -> dict[str, np.ndarray]:
     """The checkpoint's generator, nn.InstanceNorm2d as trained, on the two sample images."""
     module = onnx_export.Deployable(load_generator(checkpoint)).eval()
     with torch.no_grad():
-        return {k: module(torch.from_numpy(x)).numpy() for k, x in verify.sample_images(*SIZE, "signed").items()}
+        return {k: module(torch.from_numpy(x)).numpy() for k, x in verify.sample_images(*size, "signed").items()}
 
 
-def max_error(model, reference: dict[str, np.ndarray]) -> float:
-    images = verify.sample_images(*SIZE, "signed")
+def max_error(model, reference: dict[str, np.ndarray], size: tuple[int, int] = SIZE) -> float:
+    images = verify.sample_images(*size, "signed")
     return max(float(np.abs(model(images[k]) - reference[k]).max()) for k in images)
 
 
@@ -65,7 +68,7 @@ def max_error(model, reference: dict[str, np.ndarray]) -> float:
 def default_export(default_checkpoint, tmp_path_factory):
     """The CLI run on the default-width checkpoint: (completed process, out folder)."""
     work = tmp_path_factory.mktemp("cli")
-    result = cli(f"ckpt={default_checkpoint}", "out=exported", SIZE_ARG, "verify.latency_repeats=2", cwd=work)
+    result = cli(f"ckpt={default_checkpoint}", "out=exported", SIZE_ARG, "verify.latency_repeats=2", NO_GPU, cwd=work)
     return result, work / "exported"
 
 
@@ -83,22 +86,24 @@ def test_cli_exports_and_reports(default_export):
     assert set(report["files_bytes"]) == {
         "bokeh.onnx", "bokeh_float32.tflite", "bokeh_float16.tflite", "onnx2tf_replacements.json"}
     assert all((out / name).stat().st_size == size for name, size in report["files_bytes"].items())
-    assert set(report["latency"]) == {"torch", "onnxruntime", "tflite_float32", "tflite_float16"}
+    assert {"torch", "onnxruntime", "tflite_float32", "tflite_float16"} <= set(report["latency"])
     assert all(entry["median_s"] > 0 for entry in report["latency"].values())
     assert report["tf_analyzer_not_the_check"], "the analyzer verdict is reported, labelled"
     assert not [p for p in out.iterdir() if p.name.startswith(".export-")], "temporary folder removed"
+    assert report["gpu_accelerator"] == {"status": "not run", "reason": "verify.gpu_accelerator=off"}
+    assert not report["checks"]["tflite_float32_gpu_accelerator"]["ran"], "switched off: reported, never a pass"
 
 
 def test_onnx_matches_torch(default_export, default_reference):
     _, out = default_export
     onnx_export.check_onnx(out / "bokeh.onnx")
-    assert max_error(onnx_export.OnnxRuntimeModel(out / "bokeh.onnx"), default_reference) < 1e-4
+    assert max_error(OnnxRuntime(out / "bokeh.onnx"), default_reference) < 1e-4
 
 
 @pytest.mark.parametrize("kind, limit", [("float32", 1e-4), ("float16", 2e-2)])
 def test_tflite_matches_torch_at_default_widths(default_export, default_reference, kind, limit):
     _, out = default_export
-    model = LiteRTModel(out / f"bokeh_{kind}.tflite")
+    model = LiteRTCpuRuntime(out / f"bokeh_{kind}.tflite")
     assert model.input_shape == model.output_shape == (1, *SIZE, 3), "NHWC in and out"
     assert max_error(model, default_reference) < limit
 
@@ -124,8 +129,8 @@ def test_tflite_matches_torch_at_width_24(make_checkpoint, tmp_path_factory):
     report = run_in_process(f"ckpt={checkpoint}", f"out={work / 'out'}", SIZE_ARG, *FAST)
     assert not report.failed, {name: report.checks[name] for name in report.failed}
     reference = torch_reference(checkpoint)
-    assert max_error(LiteRTModel(work / "out" / "bokeh_float32.tflite"), reference) < 1e-4
-    assert max_error(LiteRTModel(work / "out" / "bokeh_float16.tflite"), reference) < 2e-2
+    assert max_error(LiteRTCpuRuntime(work / "out" / "bokeh_float32.tflite"), reference) < 1e-4
+    assert max_error(LiteRTCpuRuntime(work / "out" / "bokeh_float16.tflite"), reference) < 2e-2
 
 
 def test_plain_variant_keeps_mean(tiny_checkpoint, tmp_path):
@@ -152,6 +157,99 @@ def test_failed_check_exits_nonzero_and_keeps_the_good_output(tiny_checkpoint, t
     failed = json.loads((out / "failed" / "report.json").read_text())
     assert failed["failed_checks"] == ["tflite_float32_vs_torch"]
     assert (out / "failed" / "bokeh_float32.tflite").exists(), "the failed run's files are kept to inspect"
+
+
+# ----------------------------------------------------------------------------- GPU accelerator
+@pytest.fixture(scope="session")
+def tiny_gpu_export(tiny_checkpoint, tmp_path_factory):
+    """``python -m bokeh.export`` of the tiny checkpoint at the GPU test size, GPU checks on (the default)."""
+    work = tmp_path_factory.mktemp("gpu_cli")
+    result = cli(f"ckpt={tiny_checkpoint}", "out=exported", GPU_SIZE_ARG, "verify.tf_analyzer=false", cwd=work)
+    return result, work / "exported"
+
+
+def test_gpu_accelerator_runs_both_models_whole_and_close_to_torch(tiny_gpu_export, tiny_checkpoint, vulkan_adapter):
+    """make tflite's GPU run: both files compile for the GPU alone and stay within the fp16 / fp32 limits,
+    in the report and here, independently of it; the report names the adapter and labels its timings."""
+    result, out = tiny_gpu_export
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    gpu = report["gpu_accelerator"]
+    assert gpu["status"] == "ran" and gpu["adapter"]["name"] == vulkan_adapter.name
+    for kind in ("float32", "float16"):
+        assert report["checks"][f"tflite_{kind}_gpu_fully_accelerated"]["passed"]
+        for run in ("gpu", "gpu_f32"):
+            assert report["checks"][f"tflite_{kind}_{run}_vs_torch"]["passed"]
+            assert report["runtimes"][f"tflite_{kind}_{run}"]["software_adapter"] == vulkan_adapter.software
+            assert report["latency"][f"tflite_{kind}_{run}"]["median_s"] > 0
+    assert "TFLite fp32, GPU fp16" in result.stdout and vulkan_adapter.name in result.stdout
+    if vulkan_adapter.software:
+        assert "(sw)" in result.stdout and "software adapter" in gpu["timings"]
+    reference = torch_reference(tiny_checkpoint, GPU_SIZE)
+    with LiteRTGpuRuntime(out / "bokeh_float32.tflite") as fp16:
+        assert fp16.fully_accelerated and max_error(fp16, reference, GPU_SIZE) < 2e-2
+    with LiteRTGpuRuntime(out / "bokeh_float32.tflite", enforce_f32=True) as fp32:
+        assert max_error(fp32, reference, GPU_SIZE) < 1e-4
+    with LiteRTGpuRuntime(out / "bokeh_float16.tflite") as weights16:
+        assert max_error(weights16, reference, GPU_SIZE) < 2e-2
+
+
+def negate_largest_weight(source: Path, target: Path) -> Path:
+    """A deliberately wrong copy of a .tflite file: its largest float32 constant tensor negated."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(source.read_bytes(), 0))
+    weights = [t for t in model.subgraphs[0].tensors
+               if t.type == schema.TensorType.FLOAT32 and model.buffers[t.buffer].data is not None]
+    buffer = model.buffers[max(weights, key=lambda t: len(model.buffers[t.buffer].data)).buffer]
+    values = np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(), np.float32)
+    buffer.data = np.frombuffer((-values).tobytes(), np.uint8)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    target.write_bytes(builder.Output())
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint exported at the test size (float32 only), in this process."""
+    out = tmp_path_factory.mktemp("tiny")
+    report = run_in_process(f"ckpt={tiny_checkpoint}", f"out={out}", GPU_SIZE_ARG, "export.float16=false", *FAST)
+    assert not report.failed, {name: report.checks[name] for name in report.failed}
+    return out
+
+
+def test_gpu_parity_check_fails_for_a_wrong_model(tiny_checkpoint, tiny_export, tmp_path, vulkan_adapter):
+    reference = torch_reference(tiny_checkpoint, GPU_SIZE)
+    images = verify.sample_images(*GPU_SIZE, "signed")
+    right, wrong = pipeline.Report(settings={}), pipeline.Report(settings={})
+    limits = {"gpu": 2e-2, "gpu_f32": 1e-4}
+    pipeline.gpu_checks(right, "tflite_float32", tiny_export / "bokeh_float32.tflite", images, reference, "signed", limits, 1)
+    assert not right.failed, right.to_json()["checks"]
+    path = negate_largest_weight(tiny_export / "bokeh_float32.tflite", tmp_path / "wrong.tflite")
+    pipeline.gpu_checks(wrong, "tflite_float32", path, images, reference, "signed", limits, 1)
+    assert wrong.checks["tflite_float32_gpu_fully_accelerated"].passed, "still a GPU model, only wrong"
+    assert set(wrong.failed) == {"tflite_float32_gpu_vs_torch", "tflite_float32_gpu_f32_vs_torch"}
+    assert wrong.errors["tflite_float32_gpu"]["photo"]["max_abs"] > 0.05
+
+
+def test_without_an_adapter_a_required_gpu_check_fails_and_says_how_to_get_one(tiny_checkpoint, tmp_path):
+    """No Vulkan driver (the loader pointed at none): the GPU checks are "not run", never passed;
+    under verify.gpu_accelerator=required that fails the export, naming the command that provides one."""
+    no_vulkan = {"VK_ICD_FILENAMES": "/nonexistent/icd.json", "VK_DRIVER_FILES": "/nonexistent/icd.json"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bokeh.export", f"ckpt={tiny_checkpoint}", "out=out", GPU_SIZE_ARG, "export.float16=false",
+         "verify.latency_repeats=1", "verify.tf_analyzer=false", "verify.gpu_accelerator=required"],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, **no_vulkan, "COLUMNS": "200"}, timeout=900)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "FAILED checks: tflite_float32_gpu_accelerator" in result.stderr
+    assert "NOT RUN" in result.stdout
+    report = json.loads((tmp_path / "out" / "failed" / "report.json").read_text())
+    check = report["checks"]["tflite_float32_gpu_accelerator"]
+    assert check["ran"] is False and check["passed"] is False and check["required"] is True
+    assert ".ci/vulkan-adapter" in check["detail"] and "mesa-vulkan-drivers" in check["detail"]
+    assert report["gpu_accelerator"]["status"] == "not run"
 
 
 def test_replacement_file_names_ops_of_the_exported_graph(default_export):
@@ -188,7 +286,7 @@ def _convert_tiny(tmp_path, make_checkpoint, with_replacements: bool) -> float:
         path = tmp_path / "unfixed.tflite"
         path.write_bytes(tflite.keras_to_tflite(keras_model, float16=False))
         shutil.rmtree(tmp_path / "onnx2tf")
-    return max_error(LiteRTModel(path), torch_reference(checkpoint))
+    return max_error(LiteRTCpuRuntime(path), torch_reference(checkpoint))
 
 
 def test_channels_equal_to_map_size_convert_correctly(make_checkpoint, tmp_path):

@@ -132,6 +132,8 @@ def test_run_explains_bad_settings(compose_export, tmp_path):
         run(compose_export("ckpt=x.ckpt", "export.instance_norm=batch"))
     with pytest.raises(ExportConfigError, match="verify.gpu_ops"):
         run(compose_export("ckpt=x.ckpt", "verify.gpu_ops=maybe"))
+    with pytest.raises(ExportConfigError, match="verify.gpu_accelerator"):
+        run(compose_export("ckpt=x.ckpt", "verify.gpu_accelerator=sometimes"))
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("")
     with pytest.raises(ExportConfigError, match="not a folder"):
@@ -164,3 +166,53 @@ def test_cli_exits_2_with_the_reason(tmp_path):
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "nope.ckpt does not exist" in missing.stderr
     assert list(tmp_path.iterdir()) == [], "nothing written, no Hydra run folder"
+
+
+# ----------------------------------------------------------------------------- GPU accelerator checks
+def _gpu_settings(tmp_path, compose_export, *overrides):
+    from bokeh.export.pipeline import settings_from
+
+    return settings_from(compose_export("ckpt=x.ckpt", f"out={tmp_path}", *overrides))
+
+
+def test_without_an_adapter_the_gpu_check_is_reported_not_run(monkeypatch, tmp_path, compose_export):
+    """verify.gpu_accelerator=auto and no adapter: "not run" with the command that provides one, in the
+    report and the printed table; not a pass, and not a failure of the export either."""
+    from rich.console import Console
+
+    from bokeh.export import pipeline
+    from bokeh.export.table import print_summary
+    from bokeh.runtimes import ADAPTER_HINT, GpuAdapterMissing
+
+    def no_adapter():
+        raise GpuAdapterMissing(f"no Vulkan adapter; {ADAPTER_HINT}")
+
+    monkeypatch.setattr(pipeline, "gpu_adapter", no_adapter)
+    report = pipeline.Report(settings={"size": [8, 8], "instance_norm": "pool", "value_range": "signed", "threads": 1})
+    files = {"tflite_float32": tmp_path / "a.tflite", "tflite_float16": tmp_path / "b.tflite"}
+    pipeline._gpu_step(report, _gpu_settings(tmp_path, compose_export), files, {}, {})
+    for name in files:
+        check = report.checks[f"{name}_gpu_accelerator"]
+        assert not check.passed and not check.ran and not check.required
+        assert ".ci/vulkan-adapter" in check.detail
+    assert report.failed == [] and report.to_json()["gpu_accelerator"]["status"] == "not run"
+    console = Console(record=True, width=200)
+    print_summary(report.to_json(), console)
+    text = console.export_text()
+    assert "not run" in text and "GPU accelerator NOT RUN" in text and "mesa-vulkan-drivers" in text
+    required = pipeline.Report(settings={})
+    pipeline._gpu_step(required, _gpu_settings(tmp_path, compose_export, "verify.gpu_accelerator=required"), files, {}, {})
+    assert required.failed == ["tflite_float32_gpu_accelerator", "tflite_float16_gpu_accelerator"]
+
+
+def test_a_model_the_gpu_cannot_run_whole_fails_fully_accelerated(tmp_path, vulkan_adapter):
+    """GATHER_ND is no GPU op: the check says "not fully accelerated" naming it, and runs nothing further."""
+    from bokeh.export import pipeline
+    from bokeh.runtimes.tiny_tflite import gather_nd_model
+
+    report = pipeline.Report(settings={})
+    path = gather_nd_model(tmp_path / "gather_nd.tflite")
+    pipeline.gpu_checks(report, "tflite_float32", path, {}, {}, "signed", {"gpu": 2e-2, "gpu_f32": 1e-4}, 1)
+    assert report.failed == ["tflite_float32_gpu_fully_accelerated"]
+    detail = report.checks["tflite_float32_gpu_fully_accelerated"].detail
+    assert "not fully accelerated" in detail and "GATHER_ND" in detail

@@ -13,6 +13,7 @@ import torch._dynamo  # noqa: F401, I001  (import order: before TensorFlow, see 
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import traceback
@@ -28,9 +29,18 @@ from bokeh.cli import OutputFolderError, check_output_folder, ignoring_interrupt
 from bokeh.export import onnx as onnx_export
 from bokeh.export import tflite, verify
 from bokeh.models.glassnet import DOWNSAMPLE, MIN_SIDE
+from bokeh.runtimes import (
+    GpuRunTimedOut, LiteRTCpuRuntime, LiteRTGpuRuntime, NotFullyAccelerated, OnnxRuntime, Runtime, RuntimeUnavailable,
+    TorchRuntime, gpu_adapter,
+)
 
 RUNTIMES = ("torch_pool_form", "onnxruntime", "tflite_float32", "tflite_float16")
 GPU_OPS_MODES = ("auto", "required", "report")
+GPU_ACCELERATOR_MODES = ("auto", "required", "off")
+#: GPU-accelerator runs per .tflite file: (suffix of the report keys, enforce_f32)
+GPU_RUNS = (("gpu", False), ("gpu_f32", True))
+SOFTWARE_ADAPTER_NOTE = ("software adapter: the GPU is emulated on this machine's CPU, so its timings say nothing "
+                         "about a phone's GPU; its results are the GPU kernels' (ML Drift) arithmetic")
 
 
 class ExportConfigError(ValueError):
@@ -60,17 +70,22 @@ def variant_dir(out: Path, instance_norm: str, value_range: str) -> Path:
 
 
 def to_signed(output: np.ndarray, value_range: str) -> np.ndarray:
-    """Model output in its value range -> the [-1, 1] scale the tolerances are written in."""
+    """An image or output in the model's value range -> the [-1, 1] scale (of torch and the tolerances)."""
     return output / 127.5 - 1.0 if value_range == "pixel" else output
 
 
 @dataclass(frozen=True)
 class Check:
-    """One verdict; a check that is not ``required`` is reported but cannot fail the run."""
+    """One verdict; a check that is not ``required`` is reported but cannot fail the run.
+
+    ``ran=False``: the check could not run here (no GPU adapter): it did not pass, the detail says
+    what provides what it needs, and it fails the run only if ``required``.
+    """
 
     passed: bool
     detail: str
     required: bool = True
+    ran: bool = True
 
 
 @dataclass
@@ -83,8 +98,10 @@ class Report:
     ops: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     latency: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     tf_analyzer_not_the_check: dict[str, str] = field(default_factory=dict)
+    gpu_accelerator: dict[str, Any] = field(default_factory=dict)
     out_dir: str = ""
 
     @property
@@ -94,6 +111,10 @@ class Report:
     def check(self, name: str, passed: bool, detail: str, required: bool = True) -> bool:
         self.checks[name] = Check(bool(passed), detail, required)
         return bool(passed)
+
+    def not_run(self, name: str, detail: str, required: bool) -> None:
+        """Record a check that could not run here (never a pass)."""
+        self.checks[name] = Check(False, detail, required, ran=False)
 
     def to_json(self) -> dict[str, Any]:
         return _json_safe({
@@ -105,8 +126,10 @@ class Report:
             "tflite_ops": self.ops,
             "errors_vs_torch": self.errors,
             "latency": self.latency,
+            "runtimes": self.runtimes,
             "timings_s": self.timings_s,
             "tf_analyzer_not_the_check": self.tf_analyzer_not_the_check,
+            "gpu_accelerator": self.gpu_accelerator,
             "out_dir": self.out_dir,
         })
 
@@ -150,6 +173,7 @@ class Settings:
     repeats: int
     tolerance: dict[str, float]
     gpu_ops_required: bool
+    gpu_accelerator: str
     tf_analyzer: bool
     out: Path
 
@@ -165,11 +189,12 @@ def settings_from(cfg: Any) -> Settings:
         "export.instance_norm": (str(cfg.export.instance_norm), onnx_export.INSTANCE_NORM_FORMS),
         "export.value_range": (str(cfg.export.value_range), onnx_export.VALUE_RANGES),
         "verify.gpu_ops": (str(cfg.verify.gpu_ops), GPU_OPS_MODES),
+        "verify.gpu_accelerator": (str(cfg.verify.gpu_accelerator), GPU_ACCELERATOR_MODES),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ExportConfigError(f"{key}={value!r}: expected one of {allowed}")
-    instance_norm, value_range, gpu_ops = (value for value, _ in choices.values())
+    instance_norm, value_range, gpu_ops, gpu_accelerator = (value for value, _ in choices.values())
     out = variant_dir(Path(cfg.out), instance_norm, value_range)
     if out.exists() and not out.is_dir():
         raise ExportConfigError(f"out={cfg.out}: {out} exists and is not a folder; pass another out=")
@@ -183,6 +208,7 @@ def settings_from(cfg: Any) -> Settings:
         repeats=int(cfg.verify.latency_repeats),
         tolerance={key: float(value) for key, value in cfg.verify.tolerance.items()},
         gpu_ops_required=gpu_ops == "required" or (gpu_ops == "auto" and instance_norm == "pool"),
+        gpu_accelerator=gpu_accelerator,
         tf_analyzer=bool(cfg.verify.tf_analyzer), out=out,
     )
 
@@ -200,7 +226,8 @@ def run(cfg: Any) -> Report:
         "ckpt": s.ckpt, "size": [s.height, s.width], "instance_norm": s.instance_norm,
         "value_range": s.value_range, "input_layout": "NHWC float32", "opset": s.opset,
         "exporter": "torch.onnx.export(dynamo=True, external_data=False)", "threads": s.threads,
-        "latency_repeats": s.repeats, "gpu_ops_required": s.gpu_ops_required, "tolerance_scale": "[-1, 1]",
+        "latency_repeats": s.repeats, "gpu_ops_required": s.gpu_ops_required,
+        "gpu_accelerator": s.gpu_accelerator, "tolerance_scale": "[-1, 1]",
         "cpu_count": os.cpu_count(), "versions": _versions(),
     })
     s.out.mkdir(parents=True, exist_ok=True)
@@ -224,15 +251,17 @@ def _run_steps(report: Report, s: Settings, generator, work: Path) -> None:
     torch.set_num_threads(s.threads)
     try:
         images = verify.sample_images(s.height, s.width, s.value_range)
-        module, reference = _torch_step(report, s, generator, images)
+        module, reference, runtimes = _torch_step(report, s, generator, images)
         step = "onnx"
-        ort_model = _onnx_step(report, s, module, images, reference, work)
+        runtimes["onnxruntime"] = _onnx_step(report, s, module, images, reference, work)
         step = "tflite_conversion"
         converted = _conversion_step(report, s, work)
         step = "tflite_checks"
-        litert = _tflite_step(report, s, converted, images, reference)
+        runtimes.update(_tflite_step(report, s, converted, images, reference))
+        step = "gpu_accelerator"
+        _gpu_step(report, s, converted, images, reference)
         step = "latency"
-        _latency_step(report, s, module, ort_model, litert, images["photo"])
+        _latency_step(report, s, runtimes, images["photo"])
     except Exception as error:  # any crash is a failed check named after its step
         report.check(step, False, f"{type(error).__name__}: {error}")
         report.settings["traceback"] = traceback.format_exc()
@@ -240,31 +269,38 @@ def _run_steps(report: Report, s: Settings, generator, work: Path) -> None:
         torch.set_num_threads(torch_threads)
 
 
-def _torch_step(report: Report, s: Settings, generator, images) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
-    """The module to export and the reference outputs (the checkpoint's generator as trained)."""
-    reference_module = onnx_export.Deployable(generator, s.value_range).eval()
+def _signed_outputs(runtime: Runtime, images: dict[str, np.ndarray], value_range: str) -> dict[str, np.ndarray]:
+    """``runtime`` on each image (in the model's range), outputs on the [-1, 1] scale."""
+    return {k: to_signed(runtime.run(x), value_range) for k, x in images.items()}
+
+
+def _torch_step(report: Report, s: Settings, generator, images) -> tuple[torch.nn.Module, dict[str, np.ndarray], dict[str, Runtime]]:
+    """The module to export, the reference outputs (the checkpoint's generator as trained, in torch's
+    fast path, as ``python -m bokeh.render ckpt=<.ckpt>`` runs it) and ``{"torch": the exported
+    module's generator}`` (IN in pool form, when that is the export's form)."""
+    signed = {k: to_signed(x, s.value_range) for k, x in images.items()}  # torch runs on [-1, 1]
+    trained = TorchRuntime(generator)
+    reference = {k: trained.run(x) for k, x in signed.items()}
     module = onnx_export.deployable(generator, s.height, s.width, s.instance_norm, s.value_range)
-    with torch.no_grad():
-        reference = {k: to_signed(reference_module(torch.from_numpy(x)).numpy(), s.value_range) for k, x in images.items()}
-        if s.instance_norm == "pool":
-            _parity_check(report, "torch_pool_form", {
-                k: verify.parity(reference[k], to_signed(module(torch.from_numpy(x)).numpy(), s.value_range), 2.0)
-                for k, x in images.items()
-            }, s.tolerance["pool_form"])
-    return module, reference
+    exported = TorchRuntime(module.generator)
+    if s.instance_norm == "pool":
+        _parity_check(report, "torch_pool_form", {
+            k: verify.parity(reference[k], exported.run(x), 2.0) for k, x in signed.items()
+        }, s.tolerance["pool_form"])
+    return module, reference, {"torch": exported}
 
 
-def _onnx_step(report: Report, s: Settings, module, images, reference, work: Path) -> onnx_export.OnnxRuntimeModel:
+def _onnx_step(report: Report, s: Settings, module, images, reference, work: Path) -> OnnxRuntime:
     """Export ``work/bokeh.onnx``, run onnx.checker, compare ONNX Runtime with torch."""
     start = time.perf_counter()
     path = onnx_export.export_onnx(module, torch.from_numpy(images["random"]), work / "bokeh.onnx", s.opset)
     report.timings_s["onnx_export"] = time.perf_counter() - start
     onnx_export.check_onnx(path)
     report.check("onnx_checker", True, "onnx.checker.check_model(full_check=True) passed")
-    ort_model = onnx_export.OnnxRuntimeModel(path, s.threads)
-    _parity_check(report, "onnxruntime", {
-        k: verify.parity(reference[k], to_signed(ort_model(x), s.value_range), 2.0) for k, x in images.items()
-    }, s.tolerance["onnxruntime"])
+    ort_model = OnnxRuntime(path, s.threads)
+    outputs = _signed_outputs(ort_model, images, s.value_range)
+    _parity_check(report, "onnxruntime", {k: verify.parity(reference[k], outputs[k], 2.0) for k in images},
+                  s.tolerance["onnxruntime"])
     return ort_model
 
 
@@ -281,17 +317,16 @@ def _conversion_step(report: Report, s: Settings, work: Path) -> dict[str, Path]
     return files
 
 
-def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, reference) -> dict[str, tflite.LiteRTModel]:
+def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, reference) -> dict[str, LiteRTCpuRuntime]:
     """Per .tflite: NHWC input/output, parity with torch, op list vs the GPU allow-list."""
     models = {}
     expected = (1, s.height, s.width, 3)
     for name, path in files.items():
-        models[name] = model = tflite.LiteRTModel(path, s.threads)
+        models[name] = model = LiteRTCpuRuntime(path, s.threads)
         report.check(f"{name}_nhwc_io", model.input_shape == expected == model.output_shape,
                      f"input {model.input_shape}, output {model.output_shape}, want NHWC {expected}")
-        _parity_check(report, name, {
-            k: verify.parity(reference[k], to_signed(model(x), s.value_range), 2.0) for k, x in images.items()
-        }, s.tolerance[name])
+        outputs = _signed_outputs(model, images, s.value_range)
+        _parity_check(report, name, {k: verify.parity(reference[k], outputs[k], 2.0) for k in images}, s.tolerance[name])
         ops = verify.tflite_ops(path)
         report.ops[name] = dict(sorted(ops.items()))
         problems = verify.gpu_op_problems(ops)
@@ -302,14 +337,79 @@ def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, re
     return models
 
 
-def _latency_step(report: Report, s: Settings, module, ort_model, litert, photo: np.ndarray) -> None:
-    """Median latency of the photo through torch (the exported module), ONNX Runtime and LiteRT."""
-    photo_torch, photo_nhwc = torch.from_numpy(photo), photo.transpose(0, 2, 3, 1).copy()
-    runners = {"torch": lambda: module(photo_torch), "onnxruntime": lambda: ort_model(photo)}
-    runners.update({name: (lambda m=m: m.run_nhwc(photo_nhwc)) for name, m in litert.items()})
-    with torch.no_grad():
-        for name, fn in runners.items():
-            report.latency[name] = verify.median_latency(fn, s.repeats)
+def _gpu_step(report: Report, s: Settings, files: dict[str, Path], images, reference) -> None:
+    """Each .tflite on LiteRT's GPU accelerator alone, in fp16 (its default) and fp32 arithmetic:
+    fully accelerated, parity with torch, latency. Without an adapter (or with
+    ``verify.gpu_accelerator=off``) every file's check is recorded as "not run", saying why."""
+    if s.gpu_accelerator == "off":
+        reason = "verify.gpu_accelerator=off"
+    else:
+        try:
+            adapter = gpu_adapter()
+            reason = None
+        except RuntimeUnavailable as error:
+            reason = str(error)
+    if reason is not None:
+        report.gpu_accelerator = {"status": "not run", "reason": reason}
+        for name in files:
+            report.not_run(f"{name}_gpu_accelerator", f"not run: {reason}", s.gpu_accelerator == "required")
+        return
+    report.gpu_accelerator = {"status": "ran", "adapter": adapter.to_dict(), "adapter_text": str(adapter),
+                              "timings": SOFTWARE_ADAPTER_NOTE if adapter.software else "hardware adapter"}
+    for name, path in files.items():
+        tolerances = {"gpu": s.tolerance["gpu_float16"],
+                      "gpu_f32": s.tolerance["gpu_float32" if name == "tflite_float32" else name]}
+        gpu_checks(report, name, path, images, reference, s.value_range, tolerances, s.repeats,
+                   required=s.gpu_accelerator == "required")
+
+
+def gpu_checks(report: Report, name: str, path: Path, images: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+               value_range: str, tolerances: dict[str, float], repeats: int, required: bool = True) -> None:
+    """The GPU-accelerator checks of one .tflite file, into ``report``.
+
+    ``{name}_gpu_fully_accelerated``: compiled for the GPU alone (LiteRT refuses, naming the ops, a model
+    with any op its GPU kernels do not run). Then per run of :data:`GPU_RUNS`: ``{name}_{run}_vs_torch``,
+    max abs error on the [-1, 1] scale against ``reference`` within ``tolerances[run]``, and the
+    latency (the runs after the first, which compiles kernels: the second image, then ``repeats - 1``
+    more runs of the photo). A run LiteRT stops waiting for (:class:`GpuRunTimedOut`) is recorded as
+    "not run" (failing the export only if ``required``).
+
+    Shape:
+        images: NCHW in the model's value range; reference: the torch outputs on the [-1, 1] scale.
+    """
+    for run, enforce_f32 in GPU_RUNS:
+        key = f"{name}_{run}"
+        try:
+            runtime = LiteRTGpuRuntime(path, enforce_f32=enforce_f32)
+        except NotFullyAccelerated as error:
+            report.check(f"{name}_gpu_fully_accelerated", False, str(error))
+            return
+        with runtime:  # GPU buffers of a 1024 x 1536 model are large: one runtime at a time
+            if not enforce_f32:  # the same ops compile either way
+                report.check(f"{name}_gpu_fully_accelerated", runtime.fully_accelerated,
+                             f"compiled for LiteRT's GPU accelerator alone on {runtime.adapter}")
+            try:
+                outputs, seconds = {}, []
+                for k, x in [*images.items(), *[("photo", images["photo"])] * max(0, repeats - 1)]:
+                    start = time.perf_counter()
+                    outputs[k] = to_signed(runtime.run(x), value_range)
+                    seconds.append(time.perf_counter() - start)
+            except GpuRunTimedOut as error:
+                report.not_run(f"{key}_vs_torch", f"not run: {error}", required)
+                report.gpu_accelerator.setdefault("timed_out", []).append(key)
+                continue
+            _parity_check(report, key, {k: verify.parity(reference[k], outputs[k], 2.0) for k in images}, tolerances[run])
+            timed = seconds[1:] or seconds
+            report.latency[key] = {"median_s": statistics.median(timed), "runs_s": timed, "first_run_s": seconds[0]}
+            report.runtimes[key] = runtime.describe().to_dict()
+
+
+def _latency_step(report: Report, s: Settings, runtimes: dict[str, Runtime], photo: np.ndarray) -> None:
+    """Median latency of the photo through each runtime (torch runs the exported module), and what each is."""
+    for name, runtime in runtimes.items():
+        x = to_signed(photo, s.value_range) if name == "torch" else photo
+        report.latency[name] = verify.median_latency(lambda runtime=runtime, x=x: runtime.run(x), s.repeats)
+        report.runtimes[name] = runtime.describe().to_dict()
 
 
 def _finish(report: Report, work: Path, out: Path) -> None:

@@ -12,6 +12,10 @@ ROWS = (  # (key in errors / latency / ops, file name, label)
     ("onnxruntime", "bokeh.onnx", "ONNX Runtime"),
     ("tflite_float32", "bokeh_float32.tflite", "TFLite fp32"),
     ("tflite_float16", "bokeh_float16.tflite", "TFLite fp16"),
+    ("tflite_float32_gpu", None, "TFLite fp32, GPU fp16"),
+    ("tflite_float32_gpu_f32", None, "TFLite fp32, GPU fp32"),
+    ("tflite_float16_gpu", None, "TFLite fp16, GPU fp16"),
+    ("tflite_float16_gpu_f32", None, "TFLite fp16, GPU fp32"),
 )
 
 
@@ -38,6 +42,8 @@ def runtime_table(report: dict[str, Any]) -> Table:
                         f"{settings['threads']} threads on this CPU")
     for column in ("runtime", "MB", "ops (pool/mean)", "max err", "PSNR dB", "median s"):
         table.add_column(column, justify="left" if column == "runtime" else "right")
+    gpu = report.get("gpu_accelerator") or {}
+    software = (gpu.get("adapter") or {}).get("software")
     for key, file, label in ROWS:
         # torch runs the exported module: with IN in pool form its error is the pool form's
         errors = report["errors_vs_torch"].get("torch_pool_form" if key == "torch" else key)
@@ -48,11 +54,21 @@ def runtime_table(report: dict[str, Any]) -> Table:
         errors_text, psnr_text = _worst(errors)
         if key == "torch" and not errors:
             errors_text = psnr_text = "reference"
-        table.add_row(
-            label, f"{size / 2**20:.1f}" if size else "-", _ops(report["tflite_ops"].get(key)),
-            errors_text, psnr_text, f"{latency['median_s']:.2f}" if latency else "-",
-        )
-    table.caption = "vs the checkpoint in torch, [-1, 1] scale, worst of photo and random image"
+        seconds = f"{latency['median_s']:.2f}" if latency else "-"
+        if latency and "_gpu" in key and software:
+            seconds += " (sw)"
+        table.add_row(label, f"{size / 2**20:.1f}" if size else "-", _ops(report["tflite_ops"].get(key)),
+                      errors_text, psnr_text, seconds)
+    lines = ["vs the checkpoint in torch, [-1, 1] scale, worst of photo and random image"]
+    if gpu.get("status") == "ran":
+        lines.append(f"GPU rows: LiteRT's GPU accelerator alone on {gpu['adapter_text']}")
+        if software:
+            lines.append("(sw): a software adapter's time (GPU emulated on the CPU), nothing like a phone GPU's")
+        if gpu.get("timed_out"):
+            lines.append(f"GPU runs NOT RUN (LiteRT stopped waiting after 120 s): {', '.join(gpu['timed_out'])}")
+    elif gpu.get("status") == "not run":
+        lines.append(f"GPU accelerator NOT RUN: {gpu['reason']}")
+    table.caption = "\n".join(lines)
     return table
 
 
@@ -64,7 +80,9 @@ def checks_table(report: dict[str, Any]) -> Table:
     table.add_column("verdict")
     table.add_column("detail", overflow="fold")
     for name, check in report["checks"].items():
-        if check["passed"]:
+        if not check.get("ran", True):
+            verdict = "[red]NOT RUN, required[/]" if check["required"] else "[yellow]not run[/]"
+        elif check["passed"]:
             verdict = "[green]pass[/]"
         else:
             verdict = "[red]FAIL[/]" if check["required"] else "[yellow]fail, not required[/]"

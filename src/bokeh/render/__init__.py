@@ -2,7 +2,8 @@
 
 * :mod:`bokeh.render.backends`: the model as one callable, whatever the file: a Lightning
   checkpoint (torch, the fast CPU path of :mod:`bokeh.inference`), an ONNX model (ONNX Runtime) or
-  a TFLite model (LiteRT), reusing the runtime wrappers of :mod:`bokeh.export`.
+  a TFLite model (LiteRT on the CPU, or ``accelerator="gpu"``: its GPU accelerator), through the
+  runtimes of :mod:`bokeh.runtimes`.
 * :mod:`bokeh.render.fit`: how a photo of any size meets the network and comes back at its own
   size: resize to the working resolution, turn a portrait photo for a landscape fixed-size model,
   pad to a multiple of 8 (or to the model's static size), and undo each step on the output.

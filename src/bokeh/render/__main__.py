@@ -10,6 +10,8 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
 * ``quality=95``: JPEG quality of the outputs.
 * ``threads=0``: CPU threads (0: every core).
 * ``value_range=auto``: exported models only: ``signed`` / ``pixel`` (auto: from ``report.json``).
+* ``accelerator=cpu``: ``gpu`` runs a ``.tflite`` model on LiteRT's GPU accelerator alone (needs a
+  Vulkan adapter; without one, or for a model with ops the GPU does not run, it stops with the reason).
 * ``max_pixels=178956970``: images whose header claims more pixels are skipped as possible
   decompression bombs (Pillow's limit); raise it for a trusted huge file, ``none`` for no limit.
 
@@ -31,9 +33,9 @@ from rich.console import Console
 
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
          "[side_by_side=false] [short_side=1024|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
-         "[max_pixels=N|none]")
+         "[max_pixels=N|none] [accelerator=cpu|gpu]")
 DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "1024",
-            "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default"}
+            "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -58,7 +60,7 @@ def parse_args(argv: list[str]) -> dict:
     if missing:
         raise UsageError(f"missing {', '.join(k + '=' for k in missing)}")
     settings = {"input": Path(raw["input"]), "ckpt": Path(raw["ckpt"]), "out": Path(raw["out"]),
-                "value_range": raw["value_range"]}
+                "value_range": raw["value_range"], "accelerator": raw["accelerator"].lower()}
     side = raw["side_by_side"].lower()
     if side not in TRUE + FALSE:
         raise UsageError(f"side_by_side={raw['side_by_side']!r}: use true or false")
@@ -147,6 +149,7 @@ def _prepare(argv: list[str]):
     from bokeh.images import set_max_pixels
     from bokeh.render.backends import load_backend
     from bokeh.render.files import RenderError, check_paths, ignored_files, list_inputs
+    from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
     try:
         settings = parse_args(argv)
@@ -154,11 +157,11 @@ def _prepare(argv: list[str]):
             set_max_pixels(settings["max_pixels"])
         inputs = list_inputs(settings["input"])
         out = check_paths(settings["input"], inputs, settings["out"])
-        backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"])
+        backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"])
     except UsageError as error:
         print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
         return EXIT_SETTINGS
-    except (RenderError, CheckpointError, FileNotFoundError, ValueError) as error:
+    except (RenderError, CheckpointError, FileNotFoundError, ValueError, RuntimeUnavailable, NotFullyAccelerated) as error:
         print(f"bokeh.render: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     return settings, inputs, ignored_files(settings["input"]), out, backend
