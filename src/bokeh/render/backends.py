@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bokeh.inference import prepare_for_inference, run_generator
+from bokeh.inference import PRECISIONS, describe_precision, prepare_for_inference, resolve_precision, run_generator
 
 SUFFIXES = (".ckpt", ".onnx", ".tflite")
 VALUE_RANGES = ("auto", "signed", "pixel")
@@ -48,10 +48,15 @@ class TorchBackend:
     Args:
         generator: a :class:`~bokeh.models.glassnet.GlassNet` (left untouched; a prepared copy runs).
         static_size: make it behave like an exported model of that ``(h, w)`` (for comparisons).
+        precision: ``fp32`` (default here, for comparisons with exported models), ``bf16`` or ``auto``
+            (bf16 where the CPU computes it natively: :func:`bokeh.inference.resolve_precision`);
+            the resolved choice is in ``self.precision``.
     """
 
-    def __init__(self, generator: nn.Module, static_size: tuple[int, int] | None = None, name: str = "torch") -> None:
-        self.model = prepare_for_inference(generator)
+    def __init__(self, generator: nn.Module, static_size: tuple[int, int] | None = None, name: str = "torch",
+                 precision: str = "fp32") -> None:
+        self.precision = resolve_precision(precision)
+        self.model = prepare_for_inference(generator, precision=self.precision)
         self.static_size = tuple(static_size) if static_size is not None else None
         self.name = name
 
@@ -105,17 +110,19 @@ def _static(dims) -> tuple[int, int] | None:
     return int(dims[0]), int(dims[1])
 
 
-def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "auto") -> Backend:
+def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "auto", precision: str = "auto") -> Backend:
     """The model at ``path`` (``.ckpt``, ``.onnx`` or ``.tflite``) ready to render on the CPU.
 
     Args:
         threads: CPU threads for the runtime; 0 = every core (torch's default; passed explicitly to
             ONNX Runtime and LiteRT, whose defaults may differ).
         value_range: exported models only: ``auto`` (from ``report.json``), ``signed`` or ``pixel``.
+        precision: torch checkpoints only: ``auto`` (bf16 where the CPU computes it natively, else
+            fp32), ``fp32`` or ``bf16``; exported models compute in the precision they were exported in.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: unknown suffix or value range.
+        ValueError: unknown suffix, value range or precision; ``bf16``/``fp32`` for an exported model.
         bokeh.checkpoint.CheckpointError: a ``.ckpt`` that is not a training checkpoint.
     """
     path = Path(path)
@@ -128,12 +135,19 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
                                 f"or export one with `make tflite CKPT=...`")
     if value_range not in VALUE_RANGES:
         raise ValueError(f"value_range={value_range!r}: expected one of {', '.join(VALUE_RANGES)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if suffix != ".ckpt" and precision != "auto":
+        raise ValueError(f"precision={precision} applies to torch checkpoints (.ckpt) only; {path.name} runs in the "
+                         f"precision it was exported in (pick bokeh_float32 / _float16 / _int8.tflite instead)")
     if suffix == ".ckpt":
         from bokeh.checkpoint import load_generator
 
         if threads > 0:
             torch.set_num_threads(threads)
-        return TorchBackend(load_generator(path), name=f"torch ({path.name})")
+        precision = resolve_precision(precision)
+        return TorchBackend(load_generator(path), name=f"torch {describe_precision(precision)} ({path.name})",
+                            precision=precision)
     value_range = exported_value_range(path) if value_range == "auto" else value_range
     threads = threads if threads > 0 else (os.cpu_count() or 1)
     if suffix == ".onnx":
