@@ -38,8 +38,8 @@ bench-levers: $(STAMP)
 	$(BIN)/python benchmarks/bench_generator.py --levers
 
 tflite: $(STAMP)
-	@test -n "$(CKPT)" || { echo "usage: make tflite CKPT=path/to/model.ckpt [OUT=dir] [SIZE=HxW]"; exit 2; }
-	$(BIN)/python -m bokeh.export ckpt=$(CKPT) out=$(or $(OUT),outputs/tflite) size=$(or $(SIZE),1024x1536)
+	@test -n "$(CKPT)" || { echo "usage: make tflite CKPT=path/to/model.ckpt [OUT=dir] [SIZE=HxW] [INT8=true]"; exit 2; }
+	$(BIN)/python -m bokeh.export ckpt=$(CKPT) out=$(or $(OUT),outputs/tflite) size=$(or $(SIZE),1024x1536) export.int8.enabled=$(or $(INT8),false)
 
 # A synthetic pair set in the EBB! layout: make data OUT=outputs/synthetic N=200 SIZE=512x768 SEED=0
 data: $(STAMP)

@@ -49,11 +49,11 @@ def run_in_process(*overrides: str) -> pipeline.Report:
         GlobalHydra.instance().clear()
 
 
-def torch_reference(checkpoint: Path) -> dict[str, np.ndarray]:
+def torch_reference(checkpoint: Path, size: tuple[int, int] = SIZE) -> dict[str, np.ndarray]:
     """The checkpoint's generator, nn.InstanceNorm2d as trained, on the two sample images."""
     module = onnx_export.Deployable(load_generator(checkpoint)).eval()
     with torch.no_grad():
-        return {k: module(torch.from_numpy(x)).numpy() for k, x in verify.sample_images(*SIZE, "signed").items()}
+        return {k: module(torch.from_numpy(x)).numpy() for k, x in verify.sample_images(*size, "signed").items()}
 
 
 def max_error(model, reference: dict[str, np.ndarray]) -> float:
@@ -186,7 +186,7 @@ def _convert_tiny(tmp_path, make_checkpoint, with_replacements: bool) -> float:
         empty.write_text('{"format_version": 1, "operations": []}')
         keras_model = tflite.onnx_to_keras(onnx_path, tmp_path / "onnx2tf", calibration, empty)
         path = tmp_path / "unfixed.tflite"
-        path.write_bytes(tflite.keras_to_tflite(keras_model, float16=False))
+        path.write_bytes(tflite.keras_to_tflite(keras_model, "float32"))
         shutil.rmtree(tmp_path / "onnx2tf")
     return max_error(LiteRTModel(path), torch_reference(checkpoint))
 

@@ -24,10 +24,10 @@ import torch
 
 from bokeh.checkpoint import load_generator
 from bokeh.export import onnx as onnx_export
-from bokeh.export import tflite, verify
+from bokeh.export import quantize, tflite, verify
 from bokeh.models.glassnet import DOWNSAMPLE
 
-RUNTIMES = ("torch_pool_form", "onnxruntime", "tflite_float32", "tflite_float16")
+RUNTIMES = ("torch_pool_form", "onnxruntime", "tflite_float32", "tflite_float16", "tflite_int8")
 GPU_OPS_MODES = ("auto", "required", "report")
 
 
@@ -124,10 +124,17 @@ def _versions() -> dict[str, str]:
     return {name: version(name) for name in names}
 
 
-def _parity_check(report: Report, name: str, errors: dict[str, dict[str, float]], tolerance: float) -> None:
+def _parity_check(report: Report, name: str, errors: dict[str, dict[str, float]], tolerance: float,
+                  min_psnr_db: float | None = None) -> None:
+    """Fail unless every image's max abs error is below ``tolerance`` (and PSNR at least ``min_psnr_db``)."""
     worst = max(e["max_abs"] for e in errors.values())
     report.errors[name] = errors
-    report.check(f"{name}_vs_torch", worst < tolerance, f"max abs error {worst:.3g} (limit {tolerance:g})")
+    passed, detail = worst < tolerance, f"max abs error {worst:.3g} (limit {tolerance:g})"
+    if min_psnr_db is not None:
+        lowest = min(e["psnr_db"] for e in errors.values())
+        passed = passed and lowest >= min_psnr_db
+        detail += f", PSNR {lowest:.1f} dB (at least {min_psnr_db:g})"
+    report.check(f"{name}_vs_torch", passed, detail)
 
 
 @dataclass(frozen=True)
@@ -141,9 +148,13 @@ class Settings:
     value_range: str
     opset: int
     float16: bool
+    int8: bool
+    int8_count: int
+    int8_seed: int
     threads: int
     repeats: int
     tolerance: dict[str, float]
+    min_psnr_db: dict[str, float]
     gpu_ops_required: bool
     tf_analyzer: bool
     out: Path
@@ -165,14 +176,21 @@ def settings_from(cfg: Any) -> Settings:
         if value not in allowed:
             raise ExportConfigError(f"{key}={value!r}: expected one of {allowed}")
     instance_norm, value_range, gpu_ops = (value for value, _ in choices.values())
+    int8 = cfg.export.get("int8", {}) or {}
+    int8_count = int(int8.get("calibration_count", quantize.CALIBRATION_COUNT))
+    if int8_count < 1:
+        raise ExportConfigError(f"export.int8.calibration_count={int8_count}: at least 1 image is needed")
     out = variant_dir(Path(cfg.out), instance_norm, value_range)
     if out.exists() and not out.is_dir():
         raise ExportConfigError(f"out={cfg.out}: {out} exists and is not a folder; pass another out=")
     return Settings(
         ckpt=str(cfg.ckpt), height=height, width=width, instance_norm=instance_norm, value_range=value_range,
-        opset=int(cfg.export.opset), float16=bool(cfg.export.float16), threads=int(cfg.verify.threads),
+        opset=int(cfg.export.opset), float16=bool(cfg.export.float16), int8=bool(int8.get("enabled", False)),
+        int8_count=int8_count, int8_seed=int(int8.get("calibration_seed", quantize.CALIBRATION_SEED)),
+        threads=int(cfg.verify.threads),
         repeats=int(cfg.verify.latency_repeats),
         tolerance={key: float(value) for key, value in cfg.verify.tolerance.items()},
+        min_psnr_db={key: float(value) for key, value in (cfg.verify.get("min_psnr_db") or {}).items()},
         gpu_ops_required=gpu_ops == "required" or (gpu_ops == "auto" and instance_norm == "pool"),
         tf_analyzer=bool(cfg.verify.tf_analyzer), out=out,
     )
@@ -193,6 +211,10 @@ def run(cfg: Any) -> Report:
         "latency_repeats": s.repeats, "gpu_ops_required": s.gpu_ops_required, "tolerance_scale": "[-1, 1]",
         "cpu_count": os.cpu_count(), "versions": _versions(),
     })
+    if s.int8:
+        report.settings["int8"] = {"scheme": quantize.SCHEME, "calibration": (
+            f"sharp images of synthetic pairs 0..{s.int8_count - 1} of set {s.int8_seed} at {s.height} x {s.width} "
+            f"(bokeh.data.synthetic.make_pair)")}
     s.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=s.out))
     step = "torch"
@@ -214,7 +236,7 @@ def run(cfg: Any) -> Report:
         report.settings["traceback"] = traceback.format_exc()
     finally:
         torch.set_num_threads(torch_threads)
-    names = ("bokeh.onnx", "bokeh_float32.tflite", "bokeh_float16.tflite", "onnx2tf_replacements.json")
+    names = ("bokeh.onnx", *(f"bokeh_{kind}.tflite" for kind in tflite.KINDS), "onnx2tf_replacements.json")
     report.files = {name: (work / name).stat().st_size for name in names if (work / name).exists()}
     _finish(report, work, s.out)
     return report
@@ -250,7 +272,12 @@ def _onnx_step(report: Report, s: Settings, module, images, reference, work: Pat
 
 def _conversion_step(report: Report, s: Settings, work: Path) -> dict[str, Path]:
     """onnx2tf + TFLite converter: ``{"tflite_float32": path[, "tflite_float16": path]}``."""
-    converted = tflite.convert(work / "bokeh.onnx", work, verify.calibration_images(s.value_range), float16=s.float16)
+    int8_images = None
+    if s.int8:
+        def int8_images():
+            return quantize.representative_images(s.height, s.width, s.value_range, s.int8_count, s.int8_seed)
+    converted = tflite.convert(work / "bokeh.onnx", work, verify.calibration_images(s.value_range), float16=s.float16,
+                               int8_images=int8_images)
     replacements = json.loads((work / "onnx2tf_replacements.json").read_text())["operations"]
     report.settings["onnx2tf_replacements"] = [op["op_name"] for op in replacements]
     report.timings_s["onnx2tf"] = converted.onnx2tf_s
@@ -258,6 +285,9 @@ def _conversion_step(report: Report, s: Settings, work: Path) -> dict[str, Path]
     files = {"tflite_float32": converted.float32}
     if converted.float16 is not None:
         files["tflite_float16"] = converted.float16
+    if converted.int8 is not None:
+        files["tflite_int8"] = converted.int8
+        report.timings_s["int8_convert"] = converted.int8_s
     return files
 
 
@@ -271,7 +301,7 @@ def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, re
                      f"input {model.input_shape}, output {model.output_shape}, want NHWC {expected}")
         _parity_check(report, name, {
             k: verify.parity(reference[k], to_signed(model(x), s.value_range), 2.0) for k, x in images.items()
-        }, s.tolerance[name])
+        }, s.tolerance[name], s.min_psnr_db.get(name))
         ops = verify.tflite_ops(path)
         report.ops[name] = dict(sorted(ops.items()))
         problems = verify.gpu_op_problems(ops)

@@ -12,6 +12,7 @@ ROWS = (  # (key in errors / latency / ops, file name, label)
     ("onnxruntime", "bokeh.onnx", "ONNX Runtime"),
     ("tflite_float32", "bokeh_float32.tflite", "TFLite fp32"),
     ("tflite_float16", "bokeh_float16.tflite", "TFLite fp16"),
+    ("tflite_int8", "bokeh_int8.tflite", "TFLite int8"),
 )
 
 
