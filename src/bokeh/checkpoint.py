@@ -56,3 +56,15 @@ def load_generator(path: str | Path) -> GlassNet:
     generator = GlassNet(**kwargs)
     generator.load_state_dict(state, strict=True)
     return generator.eval()
+
+
+def save_generator(path: str | Path, generator: GlassNet, settings: dict) -> Path:
+    """Write ``generator`` alone in the checkpoint contract above, readable by :func:`load_generator`.
+
+    For exports and benchmarks of networks that were not trained (random weights): ``settings`` are
+    the ``GlassNet`` keyword arguments it was built with; the file holds tensors and primitives only.
+    """
+    path = Path(path)
+    state = {f"{GENERATOR_PREFIX}{key}": value.detach().cpu() for key, value in generator.state_dict().items()}
+    torch.save({"hyper_parameters": {"generator": dict(settings)}, "state_dict": state}, path)
+    return path

@@ -25,6 +25,7 @@ import torch
 from bokeh.checkpoint import load_generator
 from bokeh.export import onnx as onnx_export
 from bokeh.export import quantize, tflite, verify
+from bokeh.inference import prepare_for_inference, resolve_precision, run_generator
 from bokeh.models.glassnet import DOWNSAMPLE
 
 RUNTIMES = ("torch_pool_form", "onnxruntime", "tflite_float32", "tflite_float16", "tflite_int8")
@@ -230,7 +231,7 @@ def run(cfg: Any) -> Report:
         step = "tflite_checks"
         litert = _tflite_step(report, s, converted, images, reference)
         step = "latency"
-        _latency_step(report, s, module, ort_model, litert, images["photo"])
+        _latency_step(report, s, generator, ort_model, litert, images["photo"])
     except Exception as error:  # any crash is a failed check named after its step
         report.check(step, False, f"{type(error).__name__}: {error}")
         report.settings["traceback"] = traceback.format_exc()
@@ -312,14 +313,25 @@ def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, re
     return models
 
 
-def _latency_step(report: Report, s: Settings, module, ort_model, litert, photo: np.ndarray) -> None:
-    """Median latency of the photo through torch (the exported module), ONNX Runtime and LiteRT."""
-    photo_torch, photo_nhwc = torch.from_numpy(photo), photo.transpose(0, 2, 3, 1).copy()
-    runners = {"torch": lambda: module(photo_torch), "onnxruntime": lambda: ort_model(photo)}
+def _latency_step(report: Report, s: Settings, generator, ort_model, litert, photo: np.ndarray) -> None:
+    """Median latency of the photo through torch, ONNX Runtime and LiteRT.
+
+    torch runs the way ``python -m bokeh.render`` runs a checkpoint: the fast path of
+    :mod:`bokeh.inference` in fp32 (and in bf16 too where the CPU computes it natively), not the
+    exported pool-form module, which is slower and which nobody deploys in torch.
+    """
+    photo_torch = torch.from_numpy(to_signed(photo, s.value_range))  # the fast path takes [-1, 1]
+    photo_nhwc = photo.transpose(0, 2, 3, 1).copy()
+    precisions = ("fp32", "bf16") if resolve_precision("auto") == "bf16" else ("fp32",)
+    runners = {}
+    for precision in precisions:
+        fast = prepare_for_inference(generator, precision=precision)
+        runners["torch" if precision == "fp32" else "torch_bf16"] = lambda m=fast: run_generator(m, photo_torch)
+    runners["onnxruntime"] = lambda: ort_model(photo)
     runners.update({name: (lambda m=m: m.run_nhwc(photo_nhwc)) for name, m in litert.items()})
-    with torch.no_grad():
-        for name, fn in runners.items():
-            report.latency[name] = verify.median_latency(fn, s.repeats)
+    report.settings["torch_latency"] = f"bokeh.inference fast path, {' and '.join(precisions)}"
+    for name, fn in runners.items():
+        report.latency[name] = verify.median_latency(fn, s.repeats)
 
 
 def _finish(report: Report, work: Path, out: Path) -> None:

@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 ROWS = (  # (key in errors / latency / ops, file name, label)
-    ("torch", None, "torch"),
+    ("torch", None, "torch"),  # errors: the pool form's; latency: the fast path (bokeh.inference) in fp32
+    ("torch_bf16", None, "torch bf16"),  # latency only, where the CPU computes bf16 natively
     ("onnxruntime", "bokeh.onnx", "ONNX Runtime"),
     ("tflite_float32", "bokeh_float32.tflite", "TFLite fp32"),
     ("tflite_float16", "bokeh_float16.tflite", "TFLite fp16"),
@@ -40,7 +41,7 @@ def runtime_table(report: dict[str, Any]) -> Table:
     for column in ("runtime", "MB", "ops (pool/mean)", "max err", "PSNR dB", "median s"):
         table.add_column(column, justify="left" if column == "runtime" else "right")
     for key, file, label in ROWS:
-        # torch runs the exported module: with IN in pool form its error is the pool form's
+        # torch's error is the exported (pool-form) module's; its latency is the fast path's
         errors = report["errors_vs_torch"].get("torch_pool_form" if key == "torch" else key)
         latency = report["latency"].get(key)
         size = report["files_bytes"].get(file) if file else None
@@ -53,7 +54,8 @@ def runtime_table(report: dict[str, Any]) -> Table:
             label, f"{size / 2**20:.1f}" if size else "-", _ops(report["tflite_ops"].get(key)),
             errors_text, psnr_text, f"{latency['median_s']:.2f}" if latency else "-",
         )
-    table.caption = "vs the checkpoint in torch, [-1, 1] scale, worst of photo and random image"
+    table.caption = ("vs the checkpoint in torch, [-1, 1] scale, worst of photo and random image; torch latency: "
+                     "bokeh.inference's fast path (what bokeh.render runs)")
     return table
 
 
