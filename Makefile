@@ -12,15 +12,19 @@ SIZE ?=
 N ?= 200
 SEED ?= 0
 
-.PHONY: venv test demo bench bench-levers tflite data clean
+.PHONY: venv test demo bench bench-levers tflite gpu-adapter data clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# After the editable install, tools/pip_overrides.py installs ai-edge-litert 2.3.0 (LiteRT's GPU
+# accelerator) over the 2.1.0 that onnx2tf 1.29.24 pins exactly, and runs `pip check` failing on every
+# conflict except that one, which it names (pyproject.toml [tool.bokeh] says why; README "Installing").
+$(STAMP): pyproject.toml tools/pip_overrides.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip check
+	$(BIN)/python tools/pip_overrides.py install
+	$(BIN)/python tools/pip_overrides.py check
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -40,6 +44,11 @@ bench-levers: $(STAMP)
 tflite: $(STAMP)
 	@test -n "$(CKPT)" || { echo "usage: make tflite CKPT=path/to/model.ckpt [OUT=dir] [SIZE=HxW] [INT8=true]"; exit 2; }
 	$(BIN)/python -m bokeh.export ckpt=$(CKPT) out=$(or $(OUT),outputs/tflite) size=$(or $(SIZE),1024x1536) export.int8.enabled=$(or $(INT8),false)
+
+# A Vulkan adapter for LiteRT's GPU accelerator (as root on Debian 12: Mesa's software driver from
+# bookworm-backports); does nothing when one is there. See README "GPU accelerator".
+gpu-adapter: $(STAMP)
+	PYTHON=$(BIN)/python .ci/vulkan-adapter
 
 # A synthetic pair set in the EBB! layout: make data OUT=outputs/synthetic N=200 SIZE=512x768 SEED=0
 data: $(STAMP)

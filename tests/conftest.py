@@ -2,15 +2,39 @@
 
 Importing triton (pulled in by torch._dynamo / Lightning) after TensorFlow crashes the process
 (../shared/TOOLCHAIN.md), so import it first, before any test module imports TensorFlow.
+
+Tests of LiteRT's GPU accelerator take the :func:`vulkan_adapter` fixture: without a Vulkan adapter
+they skip, naming the command that provides one, except where ``BOKEH_REQUIRE_GPU=1`` (``.ci/run``
+sets it after installing an adapter): there a missing adapter fails them, so CI's log proves they ran.
 """
+
+import os
 
 import pytorch_lightning  # noqa: F401  (import order: before TensorFlow)
 import torch._dynamo  # noqa: F401
 import pytest
 import torch
 
+REQUIRE_GPU = "BOKEH_REQUIRE_GPU"
+
 
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     """Every test starts from the same random state and a small thread pool (2-core CI)."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def vulkan_adapter():
+    """The adapter LiteRT's GPU accelerator selects (:func:`bokeh.runtimes.gpu_adapter`).
+
+    Skips without one, failing instead where ``BOKEH_REQUIRE_GPU=1`` (CI).
+    """
+    from bokeh.runtimes import RuntimeUnavailable, gpu_adapter
+
+    try:
+        return gpu_adapter()
+    except RuntimeUnavailable as error:
+        if os.environ.get(REQUIRE_GPU) == "1":
+            pytest.fail(f"{REQUIRE_GPU}=1 (CI) and LiteRT's GPU accelerator is not usable: {error}")
+        pytest.skip(f"LiteRT's GPU accelerator is not usable here: {error}")

@@ -23,7 +23,7 @@ from bokeh.checkpoint import load_generator
 from bokeh.export import onnx as onnx_export
 from bokeh.export import pipeline, verify
 from bokeh.export.gpu_ops import GPU_DELEGATE_OPS
-from bokeh.export.tflite import LiteRTModel
+from bokeh.runtimes import LiteRTCpuRuntime, OnnxRuntime
 
 SIZE = (256, 384)  # export size for the tests (H, W): small, landscape, not square
 REPO = Path(__file__).resolve().parents[2]
@@ -92,13 +92,13 @@ def test_cli_exports_and_reports(default_export):
 def test_onnx_matches_torch(default_export, default_reference):
     _, out = default_export
     onnx_export.check_onnx(out / "bokeh.onnx")
-    assert max_error(onnx_export.OnnxRuntimeModel(out / "bokeh.onnx"), default_reference) < 1e-4
+    assert max_error(OnnxRuntime(out / "bokeh.onnx"), default_reference) < 1e-4
 
 
 @pytest.mark.parametrize("kind, limit", [("float32", 1e-4), ("float16", 2e-2)])
 def test_tflite_matches_torch_at_default_widths(default_export, default_reference, kind, limit):
     _, out = default_export
-    model = LiteRTModel(out / f"bokeh_{kind}.tflite")
+    model = LiteRTCpuRuntime(out / f"bokeh_{kind}.tflite")
     assert model.input_shape == model.output_shape == (1, *SIZE, 3), "NHWC in and out"
     assert max_error(model, default_reference) < limit
 
@@ -124,8 +124,8 @@ def test_tflite_matches_torch_at_width_24(make_checkpoint, tmp_path_factory):
     report = run_in_process(f"ckpt={checkpoint}", f"out={work / 'out'}", SIZE_ARG, *FAST)
     assert not report.failed, {name: report.checks[name] for name in report.failed}
     reference = torch_reference(checkpoint)
-    assert max_error(LiteRTModel(work / "out" / "bokeh_float32.tflite"), reference) < 1e-4
-    assert max_error(LiteRTModel(work / "out" / "bokeh_float16.tflite"), reference) < 2e-2
+    assert max_error(LiteRTCpuRuntime(work / "out" / "bokeh_float32.tflite"), reference) < 1e-4
+    assert max_error(LiteRTCpuRuntime(work / "out" / "bokeh_float16.tflite"), reference) < 2e-2
 
 
 def test_plain_variant_keeps_mean(tiny_checkpoint, tmp_path):
@@ -188,7 +188,7 @@ def _convert_tiny(tmp_path, make_checkpoint, with_replacements: bool) -> float:
         path = tmp_path / "unfixed.tflite"
         path.write_bytes(tflite.keras_to_tflite(keras_model, "float32"))
         shutil.rmtree(tmp_path / "onnx2tf")
-    return max_error(LiteRTModel(path), torch_reference(checkpoint))
+    return max_error(LiteRTCpuRuntime(path), torch_reference(checkpoint))
 
 
 def test_channels_equal_to_map_size_convert_correctly(make_checkpoint, tmp_path):

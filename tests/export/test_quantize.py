@@ -11,7 +11,7 @@ import pytest
 
 from bokeh.export import quantize, verify
 from bokeh.export.gpu_ops import GPU_DELEGATE_OPS
-from bokeh.export.tflite import LiteRTModel
+from bokeh.runtimes import LiteRTCpuRuntime
 
 from test_export_pipeline import run_in_process, torch_reference  # tests/export/ is on sys.path
 
@@ -49,7 +49,7 @@ def test_int8_model_is_written_verified_and_close_to_torch(tiny_checkpoint, tmp_
     assert report.latency["tflite_int8"]["median_s"] > 0
     assert "per output channel" in report.to_json()["settings"]["int8"]["scheme"]
     # independently of the report: the file against torch, on the photo, float32 in and out
-    model = LiteRTModel(path)
+    model = LiteRTCpuRuntime(path)
     assert model.input_shape == (1, *SIZE, 3)
     photo = verify.sample_images(*SIZE, "signed")["photo"]
     out = model(photo)

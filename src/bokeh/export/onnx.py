@@ -1,4 +1,6 @@
-"""Torch side of the export: the shipped module, the instance-norm swap, ONNX export, ONNX Runtime.
+"""Torch side of the export: the shipped module, the instance-norm swap, ONNX export.
+
+ONNX Runtime runs the result through :class:`bokeh.runtimes.OnnxRuntime`.
 
 Exporter: ``torch.onnx.export(..., dynamo=True, external_data=False, optimize=True)`` at opset
 :data:`OPSET`. Measured on this 2-core machine for Glass-Net 16/32 at 256 x 384 (pool-form IN):
@@ -15,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -108,22 +109,3 @@ def check_onnx(path: str | Path) -> None:
     import onnx
 
     onnx.checker.check_model(str(path), full_check=True)
-
-
-class OnnxRuntimeModel:
-    """ONNX Runtime CPU session with a fixed thread count (0: ONNX Runtime's default).
-
-    Shape:
-        ``__call__(image)``: ``(1, 3, H, W)`` float32 array -> ``(1, 3, H, W)`` float32 array.
-    """
-
-    def __init__(self, path: str | Path, threads: int = 2) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(image, np.float32)})[0]

@@ -25,8 +25,9 @@ import torch
 from bokeh.checkpoint import load_generator
 from bokeh.export import onnx as onnx_export
 from bokeh.export import quantize, tflite, verify
-from bokeh.inference import prepare_for_inference, resolve_precision, run_generator
+from bokeh.inference import resolve_precision
 from bokeh.models.glassnet import DOWNSAMPLE
+from bokeh.runtimes import LiteRTCpuRuntime, OnnxRuntime, Runtime, TorchRuntime
 
 RUNTIMES = ("torch_pool_form", "onnxruntime", "tflite_float32", "tflite_float16", "tflite_int8")
 GPU_OPS_MODES = ("auto", "required", "report")
@@ -56,7 +57,7 @@ def variant_dir(out: Path, instance_norm: str, value_range: str) -> Path:
 
 
 def to_signed(output: np.ndarray, value_range: str) -> np.ndarray:
-    """Model output in its value range -> the [-1, 1] scale the tolerances are written in."""
+    """An image or output in the model's value range -> the [-1, 1] scale (of torch and the tolerances)."""
     return output / 127.5 - 1.0 if value_range == "pixel" else output
 
 
@@ -79,6 +80,7 @@ class Report:
     ops: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     latency: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     tf_analyzer_not_the_check: dict[str, str] = field(default_factory=dict)
     out_dir: str = ""
@@ -101,6 +103,7 @@ class Report:
             "tflite_ops": self.ops,
             "errors_vs_torch": self.errors,
             "latency": self.latency,
+            "runtimes": self.runtimes,
             "timings_s": self.timings_s,
             "tf_analyzer_not_the_check": self.tf_analyzer_not_the_check,
             "out_dir": self.out_dir,
@@ -223,15 +226,15 @@ def run(cfg: Any) -> Report:
     torch.set_num_threads(s.threads)
     try:
         images = verify.sample_images(s.height, s.width, s.value_range)
-        module, reference = _torch_step(report, s, generator, images)
+        module, reference, runtimes = _torch_step(report, s, generator, images)
         step = "onnx"
-        ort_model = _onnx_step(report, s, module, images, reference, work)
+        runtimes["onnxruntime"] = _onnx_step(report, s, module, images, reference, work)
         step = "tflite_conversion"
         converted = _conversion_step(report, s, work)
         step = "tflite_checks"
-        litert = _tflite_step(report, s, converted, images, reference)
+        runtimes.update(_tflite_step(report, s, converted, images, reference))
         step = "latency"
-        _latency_step(report, s, generator, ort_model, litert, images["photo"])
+        _latency_step(report, s, generator, runtimes, images["photo"])
     except Exception as error:  # any crash is a failed check named after its step
         report.check(step, False, f"{type(error).__name__}: {error}")
         report.settings["traceback"] = traceback.format_exc()
@@ -243,31 +246,38 @@ def run(cfg: Any) -> Report:
     return report
 
 
-def _torch_step(report: Report, s: Settings, generator, images) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
-    """The module to export and the reference outputs (the checkpoint's generator as trained)."""
-    reference_module = onnx_export.Deployable(generator, s.value_range).eval()
+def _signed_outputs(runtime: Runtime, images: dict[str, np.ndarray], value_range: str) -> dict[str, np.ndarray]:
+    """``runtime`` on each image (in the model's range), outputs on the [-1, 1] scale."""
+    return {k: to_signed(runtime.run(x), value_range) for k, x in images.items()}
+
+
+def _torch_step(report: Report, s: Settings, generator, images) -> tuple[torch.nn.Module, dict[str, np.ndarray], dict[str, Runtime]]:
+    """The module to export, the reference outputs (the checkpoint's generator as trained, in torch's
+    fast path, as ``python -m bokeh.render ckpt=<.ckpt>`` runs it) and ``{"torch": the exported
+    module's generator}`` (IN in pool form, when that is the export's form)."""
+    signed = {k: to_signed(x, s.value_range) for k, x in images.items()}  # torch runs on [-1, 1]
+    trained = TorchRuntime(generator)
+    reference = {k: trained.run(x) for k, x in signed.items()}
     module = onnx_export.deployable(generator, s.height, s.width, s.instance_norm, s.value_range)
-    with torch.no_grad():
-        reference = {k: to_signed(reference_module(torch.from_numpy(x)).numpy(), s.value_range) for k, x in images.items()}
-        if s.instance_norm == "pool":
-            _parity_check(report, "torch_pool_form", {
-                k: verify.parity(reference[k], to_signed(module(torch.from_numpy(x)).numpy(), s.value_range), 2.0)
-                for k, x in images.items()
-            }, s.tolerance["pool_form"])
-    return module, reference
+    exported = TorchRuntime(module.generator)
+    if s.instance_norm == "pool":
+        _parity_check(report, "torch_pool_form", {
+            k: verify.parity(reference[k], exported.run(x), 2.0) for k, x in signed.items()
+        }, s.tolerance["pool_form"])
+    return module, reference, {"torch": exported}
 
 
-def _onnx_step(report: Report, s: Settings, module, images, reference, work: Path) -> onnx_export.OnnxRuntimeModel:
+def _onnx_step(report: Report, s: Settings, module, images, reference, work: Path) -> OnnxRuntime:
     """Export ``work/bokeh.onnx``, run onnx.checker, compare ONNX Runtime with torch."""
     start = time.perf_counter()
     path = onnx_export.export_onnx(module, torch.from_numpy(images["random"]), work / "bokeh.onnx", s.opset)
     report.timings_s["onnx_export"] = time.perf_counter() - start
     onnx_export.check_onnx(path)
     report.check("onnx_checker", True, "onnx.checker.check_model(full_check=True) passed")
-    ort_model = onnx_export.OnnxRuntimeModel(path, s.threads)
-    _parity_check(report, "onnxruntime", {
-        k: verify.parity(reference[k], to_signed(ort_model(x), s.value_range), 2.0) for k, x in images.items()
-    }, s.tolerance["onnxruntime"])
+    ort_model = OnnxRuntime(path, s.threads)
+    outputs = _signed_outputs(ort_model, images, s.value_range)
+    _parity_check(report, "onnxruntime", {k: verify.parity(reference[k], outputs[k], 2.0) for k in images},
+                  s.tolerance["onnxruntime"])
     return ort_model
 
 
@@ -292,17 +302,17 @@ def _conversion_step(report: Report, s: Settings, work: Path) -> dict[str, Path]
     return files
 
 
-def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, reference) -> dict[str, tflite.LiteRTModel]:
+def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, reference) -> dict[str, LiteRTCpuRuntime]:
     """Per .tflite: NHWC input/output, parity with torch, op list vs the GPU allow-list."""
     models = {}
     expected = (1, s.height, s.width, 3)
     for name, path in files.items():
-        models[name] = model = tflite.LiteRTModel(path, s.threads)
+        models[name] = model = LiteRTCpuRuntime(path, s.threads)
         report.check(f"{name}_nhwc_io", model.input_shape == expected == model.output_shape,
                      f"input {model.input_shape}, output {model.output_shape}, want NHWC {expected}")
-        _parity_check(report, name, {
-            k: verify.parity(reference[k], to_signed(model(x), s.value_range), 2.0) for k, x in images.items()
-        }, s.tolerance[name], s.min_psnr_db.get(name))
+        outputs = _signed_outputs(model, images, s.value_range)
+        _parity_check(report, name, {k: verify.parity(reference[k], outputs[k], 2.0) for k in images}, s.tolerance[name],
+                      s.min_psnr_db.get(name))
         ops = verify.tflite_ops(path)
         report.ops[name] = dict(sorted(ops.items()))
         problems = verify.gpu_op_problems(ops)
@@ -313,25 +323,22 @@ def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, re
     return models
 
 
-def _latency_step(report: Report, s: Settings, generator, ort_model, litert, photo: np.ndarray) -> None:
-    """Median latency of the photo through torch, ONNX Runtime and LiteRT.
+def _latency_step(report: Report, s: Settings, generator, runtimes: dict[str, Runtime], photo: np.ndarray) -> None:
+    """Median latency of the photo through each runtime, and what each is.
 
-    torch runs the way ``python -m bokeh.render`` runs a checkpoint: the fast path of
-    :mod:`bokeh.inference` in fp32 (and in bf16 too where the CPU computes it natively), not the
-    exported pool-form module, which is slower and which nobody deploys in torch.
+    torch is timed the way ``python -m bokeh.render`` runs a checkpoint: the fast path of
+    :mod:`bokeh.inference` on the generator as trained (channels-last instance norm), in fp32, and
+    in bf16 too where the CPU computes it natively; not the exported pool-form module, which is
+    slower and which nobody deploys in torch.
     """
-    photo_torch = torch.from_numpy(to_signed(photo, s.value_range))  # the fast path takes [-1, 1]
-    photo_nhwc = photo.transpose(0, 2, 3, 1).copy()
-    precisions = ("fp32", "bf16") if resolve_precision("auto") == "bf16" else ("fp32",)
-    runners = {}
-    for precision in precisions:
-        fast = prepare_for_inference(generator, precision=precision)
-        runners["torch" if precision == "fp32" else "torch_bf16"] = lambda m=fast: run_generator(m, photo_torch)
-    runners["onnxruntime"] = lambda: ort_model(photo)
-    runners.update({name: (lambda m=m: m.run_nhwc(photo_nhwc)) for name, m in litert.items()})
-    report.settings["torch_latency"] = f"bokeh.inference fast path, {' and '.join(precisions)}"
-    for name, fn in runners.items():
-        report.latency[name] = verify.median_latency(fn, s.repeats)
+    timed = dict(runtimes)
+    timed["torch"] = TorchRuntime(generator, precision="fp32")
+    if resolve_precision("auto") == "bf16":
+        timed["torch_bf16"] = TorchRuntime(generator, precision="bf16")
+    for name, runtime in timed.items():
+        x = to_signed(photo, s.value_range) if name.startswith("torch") else photo
+        report.latency[name] = verify.median_latency(lambda runtime=runtime, x=x: runtime.run(x), s.repeats)
+        report.runtimes[name] = runtime.describe().to_dict()
 
 
 def _finish(report: Report, work: Path, out: Path) -> None:

@@ -1,4 +1,4 @@
-"""ONNX -> TFLite with onnx2tf, and a LiteRT runner.
+"""ONNX -> TFLite with onnx2tf (LiteRT runs the result: :mod:`bokeh.runtimes`).
 
 :func:`convert` runs onnx2tf 1.29.24 in this process (see the import below) with
 ``disable_model_save=True``: onnx2tf builds the Keras model (NCHW -> NHWC, its per-op accuracy
@@ -221,29 +221,3 @@ def convert(
     shutil.rmtree(out_dir / "onnx2tf", ignore_errors=True)
     return Converted(paths["float32"], paths.get("float16"), onnx2tf_s, time.perf_counter() - start,
                      paths.get("int8"), int8_s)
-
-
-class LiteRTModel:
-    """A ``.tflite`` file run by LiteRT's interpreter through its signature (XNNPACK, LiteRT's
-    default CPU delegate, runs the float ops).
-
-    Shape:
-        ``__call__(image)``: ``(1, 3, H, W)`` float32 array (NCHW, as torch) -> ``(1, 3, H, W)``;
-        the model itself takes and returns NHWC, the transposes happen here.
-    """
-
-    def __init__(self, path: str | Path, threads: int = 2) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        # threads <= 0: LiteRT's default (as ONNX Runtime's 0)
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads if threads > 0 else None)
-        self.runner = self.interpreter.get_signature_runner()
-        self.input_shape = tuple(self.runner.get_input_details()[INPUT_NAME]["shape"])
-        self.output_shape = tuple(self.runner.get_output_details()[OUTPUT_NAME]["shape"])
-
-    def run_nhwc(self, image_nhwc: np.ndarray) -> np.ndarray:
-        out = self.runner(**{INPUT_NAME: np.ascontiguousarray(image_nhwc, np.float32)})
-        return out[OUTPUT_NAME].copy()  # the runner's outputs alias interpreter memory
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.run_nhwc(image.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)

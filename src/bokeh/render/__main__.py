@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = parse_args(argv)
         inputs = list_inputs(settings["input"])
         out = check_paths(settings["input"], inputs, settings["out"])
-        backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["precision"])
+        backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], precision=settings["precision"])
     except UsageError as error:
         print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
         return 2

@@ -1,12 +1,13 @@
 """The model behind a render, as one callable, whatever file holds it.
 
-=========  ==========================================  ======================================
-suffix     runtime                                     input size
-=========  ==========================================  ======================================
-``.ckpt``  torch, :mod:`bokeh.inference`'s fast path   any multiple of 8 (photo padded)
-``.onnx``  ONNX Runtime (:class:`bokeh.export.onnx.OnnxRuntimeModel`)   static: the export size
-``.tflite``  LiteRT (:class:`bokeh.export.tflite.LiteRTModel`)          static: the export size
-=========  ==========================================  ======================================
+=========  ======================================================  ===================================
+suffix     runtime (:mod:`bokeh.runtimes`)                          input size
+=========  ======================================================  ===================================
+``.ckpt``  torch, :mod:`bokeh.inference`'s fast path (TorchRuntime)  any multiple of 8 (photo padded)
+``.onnx``  ONNX Runtime (OnnxRuntime)                                static: the export size
+``.tflite``  LiteRT on the CPU (LiteRTCpuRuntime), or with           static: the export size
+           ``accelerator="gpu"`` its GPU accelerator (LiteRTGpuRuntime)
+=========  ======================================================  ===================================
 
 Every backend maps a ``(1, 3, h, w)`` float32 tensor in [-1, 1] to the bokeh image of the same
 shape and range, and says in ``static_size`` whether it takes only one ``(h, w)``.
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bokeh.inference import PRECISIONS, describe_precision, prepare_for_inference, resolve_precision, run_generator
+from bokeh.inference import PRECISIONS, describe_precision
+from bokeh.runtimes import ACCELERATORS, TorchRuntime, runtime_for
 
 SUFFIXES = (".ckpt", ".onnx", ".tflite")
 VALUE_RANGES = ("auto", "signed", "pixel")
@@ -42,30 +44,9 @@ class Backend(Protocol):
     def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
 
 
-class TorchBackend:
-    """A Glass-Net in torch on the CPU, through :func:`bokeh.inference.prepare_for_inference`.
-
-    Args:
-        generator: a :class:`~bokeh.models.glassnet.GlassNet` (left untouched; a prepared copy runs).
-        static_size: make it behave like an exported model of that ``(h, w)`` (for comparisons).
-        precision: ``fp32`` (default here, for comparisons with exported models), ``bf16`` or ``auto``
-            (bf16 where the CPU computes it natively: :func:`bokeh.inference.resolve_precision`);
-            the resolved choice is in ``self.precision``.
-    """
-
-    def __init__(self, generator: nn.Module, static_size: tuple[int, int] | None = None, name: str = "torch",
-                 precision: str = "fp32") -> None:
-        self.precision = resolve_precision(precision)
-        self.model = prepare_for_inference(generator, precision=self.precision)
-        self.static_size = tuple(static_size) if static_size is not None else None
-        self.name = name
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return run_generator(self.model, image)
-
-
 class ExportedBackend:
-    """A runtime that takes and returns NCHW float32 numpy arrays at one static size.
+    """A runtime that takes and returns NCHW float32 numpy arrays (a :class:`bokeh.runtimes.Runtime`
+    or any such function), in its value range.
 
     Args:
         run: ``(1, 3, h, w)`` array -> ``(1, 3, h, w)`` array, in ``value_range``.
@@ -91,6 +72,26 @@ class ExportedBackend:
         return torch.from_numpy(y)
 
 
+class TorchBackend:
+    """A Glass-Net in torch on the CPU (:class:`bokeh.runtimes.TorchRuntime`), on torch tensors.
+
+    Args:
+        generator: a :class:`~bokeh.models.glassnet.GlassNet` (left untouched; a prepared copy runs).
+        static_size: make it behave like an exported model of that ``(h, w)`` (for comparisons).
+        precision: for a ``generator``: ``fp32`` (default here, for comparisons with exported models),
+            ``bf16`` or ``auto`` (bf16 where the CPU computes it natively); a runtime keeps its own.
+    """
+
+    def __init__(self, generator: nn.Module | TorchRuntime, static_size: tuple[int, int] | None = None,
+                 name: str = "torch", precision: str = "fp32") -> None:
+        self.runtime = generator if isinstance(generator, TorchRuntime) else TorchRuntime(generator, precision=precision)
+        self.static_size = tuple(static_size) if static_size is not None else None
+        self.name = name
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.runtime.run_tensor(image)
+
+
 def exported_value_range(model_path: Path) -> str:
     """``settings.value_range`` of the ``report.json`` beside an exported model; ``signed`` without one."""
     report = model_path.parent / "report.json"
@@ -103,27 +104,26 @@ def exported_value_range(model_path: Path) -> str:
     return value_range if value_range in ("signed", "pixel") else "signed"
 
 
-def _static(dims) -> tuple[int, int] | None:
-    """``(h, w)`` from a model's input dims, or None if either is dynamic (a name or -1)."""
-    if not all(isinstance(d, (int, np.integer)) and d > 0 for d in dims):
-        return None
-    return int(dims[0]), int(dims[1])
-
-
-def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "auto", precision: str = "auto") -> Backend:
-    """The model at ``path`` (``.ckpt``, ``.onnx`` or ``.tflite``) ready to render on the CPU.
+def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "auto", accelerator: str = "cpu",
+                 precision: str = "auto") -> Backend:
+    """The model at ``path`` (``.ckpt``, ``.onnx`` or ``.tflite``) ready to render.
 
     Args:
         threads: CPU threads for the runtime; 0 = every core (torch's default; passed explicitly to
             ONNX Runtime and LiteRT, whose defaults may differ).
         value_range: exported models only: ``auto`` (from ``report.json``), ``signed`` or ``pixel``.
+        accelerator: ``cpu``, or ``gpu`` for a ``.tflite`` model on LiteRT's GPU accelerator (GPU alone).
         precision: torch checkpoints only: ``auto`` (bf16 where the CPU computes it natively, else
             fp32), ``fp32`` or ``bf16``; exported models compute in the precision they were exported in.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: unknown suffix, value range or precision; ``bf16``/``fp32`` for an exported model.
+        ValueError: unknown suffix, value range, accelerator or precision (or ``gpu`` for a
+            non-``.tflite`` file, ``fp32``/``bf16`` for an exported one).
         bokeh.checkpoint.CheckpointError: a ``.ckpt`` that is not a training checkpoint.
+        bokeh.runtimes.RuntimeUnavailable: the runtime or device is missing (for ``gpu``: no Vulkan
+            adapter, :class:`bokeh.runtimes.GpuAdapterMissing`, whose message says how to get one).
+        bokeh.runtimes.NotFullyAccelerated: ``gpu`` and a model with ops the GPU does not run.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -135,32 +135,20 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
                                 f"or export one with `make tflite CKPT=...`")
     if value_range not in VALUE_RANGES:
         raise ValueError(f"value_range={value_range!r}: expected one of {', '.join(VALUE_RANGES)}")
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator={accelerator!r}: expected one of {', '.join(ACCELERATORS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
     if suffix != ".ckpt" and precision != "auto":
         raise ValueError(f"precision={precision} applies to torch checkpoints (.ckpt) only; {path.name} runs in the "
                          f"precision it was exported in (pick bokeh_float32 / _float16 / _int8.tflite instead)")
+    threads = threads if threads > 0 or suffix == ".ckpt" else (os.cpu_count() or 1)
+    runtime = runtime_for(path, accelerator, threads, precision)
     if suffix == ".ckpt":
-        from bokeh.checkpoint import load_generator
-
-        if threads > 0:
-            torch.set_num_threads(threads)
-        precision = resolve_precision(precision)
-        return TorchBackend(load_generator(path), name=f"torch {describe_precision(precision)} ({path.name})",
-                            precision=precision)
-    value_range = exported_value_range(path) if value_range == "auto" else value_range
-    threads = threads if threads > 0 else (os.cpu_count() or 1)
-    if suffix == ".onnx":
-        from bokeh.export.onnx import OnnxRuntimeModel
-
-        model = OnnxRuntimeModel(path, threads)
-        dims = model.session.get_inputs()[0].shape  # [1, 3, H, W]
-        return ExportedBackend(model, _static(dims[2:]), value_range, f"ONNX Runtime ({path.name})")
-    from bokeh.export.tflite import LiteRTModel  # imports torch._dynamo before TensorFlow (TOOLCHAIN.md)
-
-    model = LiteRTModel(path, threads)
-    static_size = _static(model.input_shape[1:3])  # (1, H, W, 3)
-    if static_size is None:
-        raise ValueError(f"ckpt={path}: TFLite input shape {model.input_shape} has no static height and width; "
+        return TorchBackend(runtime, name=f"torch {describe_precision(runtime.precision)} ({path.name})")
+    if runtime.input_size is None and runtime.kind != "onnxruntime":  # ONNX Runtime also runs dynamic sizes
+        raise ValueError(f"ckpt={path}: the model's input has no static height and width; "
                          f"export it with `python -m bokeh.export size=HxW`")
-    return ExportedBackend(model, static_size, value_range, f"LiteRT ({path.name})")
+    value_range = exported_value_range(path) if value_range == "auto" else value_range
+    label = {"onnxruntime": "ONNX Runtime", "litert_cpu": "LiteRT", "litert_gpu": "LiteRT GPU accelerator"}[runtime.kind]
+    return ExportedBackend(runtime, runtime.input_size, value_range, f"{label} ({path.name})")

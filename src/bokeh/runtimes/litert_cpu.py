@@ -1,0 +1,104 @@
+"""A ``.tflite`` model on LiteRT's interpreter on the CPU (XNNPACK, LiteRT's default CPU delegate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bokeh.cpu import cpu_name
+from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, static_size
+
+
+def quantize(values: np.ndarray, details: dict[str, Any]) -> np.ndarray:
+    """Float values -> the integer type of a quantized tensor (``real = scale * (q - zero_point)``);
+    ``values`` unchanged (as float32) for a float tensor."""
+    dtype = np.dtype(details["dtype"])
+    if not np.issubdtype(dtype, np.integer):
+        return np.ascontiguousarray(values, dtype)
+    scale, zero_point = details["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, details: dict[str, Any]) -> np.ndarray:
+    """The inverse of :func:`quantize`: a quantized tensor's values as float32."""
+    if not np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.float32, copy=True)  # a copy: the runner's outputs alias its memory
+    scale, zero_point = details["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+class LiteRTCpuRuntime(Runtime):
+    """A ``.tflite`` file run by LiteRT's interpreter through its first signature, on the CPU.
+
+    Float32, float16-weight and quantized (int8) models run unchanged: integer inputs and outputs are
+    quantized and dequantized here with the tensors' own scale and zero point. The model takes and
+    returns NHWC; :meth:`run` transposes from and to NCHW, :meth:`run_nhwc` does not.
+
+    Args:
+        path: the ``.tflite`` file; one image input, one image output, batch 1, static size; run
+            through its signature, or its first input and output if it has none.
+        threads: XNNPACK threads; 0 = LiteRT's default.
+
+    Raises:
+        RuntimeUnavailable: ai-edge-litert is not installed.
+
+    Shape:
+        :meth:`run`: ``(B, 3, H, W)`` float32 -> the same, ``(H, W) ==`` :attr:`input_size`.
+    """
+
+    kind = "litert_cpu"
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as error:
+            raise RuntimeUnavailable(f"LiteRT is not installed ({error}); `make venv` installs ai-edge-litert") from error
+        self.path, self.threads = Path(path), threads
+        self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads if threads > 0 else None)
+        if self.interpreter.get_signature_list():
+            self.runner = self.interpreter.get_signature_runner()
+            (self.input_name, self.input_details), = self.runner.get_input_details().items()
+            (self.output_name, self.output_details), = self.runner.get_output_details().items()
+        else:  # a model converted without a signature: its first input and output
+            self.runner = None
+            self.interpreter.allocate_tensors()
+            self.input_details, self.output_details = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+        self.input_shape = tuple(int(d) for d in self.input_details["shape"])  # (1, H, W, 3)
+        self.output_shape = tuple(int(d) for d in self.output_details["shape"])
+        self.input_size = static_size(self.input_shape[1:3])
+
+    @classmethod
+    def from_file(cls, path: str | Path, threads: int = 0) -> LiteRTCpuRuntime:
+        return cls(path, threads)
+
+    def run_nhwc(self, image_nhwc: np.ndarray) -> np.ndarray:
+        """One ``(1, H, W, 3)`` float image -> ``(1, H, W, 3)`` float32 (NHWC, as the model)."""
+        image = quantize(image_nhwc, self.input_details)
+        if self.runner is None:
+            self.interpreter.set_tensor(self.input_details["index"], image)
+            self.interpreter.invoke()
+            return dequantize(self.interpreter.get_tensor(self.output_details["index"]), self.output_details)
+        out = self.runner(**{self.input_name: image})
+        return dequantize(out[self.output_name], self.output_details)
+
+    def run_one(self, image: np.ndarray) -> np.ndarray:
+        return self.run_nhwc(image.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+    def precision(self) -> str:
+        """``float32``, ``fp16 weights, float32 arithmetic`` or ``int8 (quantized)``, from the tensor types."""
+        types = {np.dtype(t["dtype"]) for t in self.interpreter.get_tensor_details()}
+        if np.dtype(np.int8) in types or np.dtype(np.uint8) in types:
+            return "int8 (quantized)"
+        if np.dtype(np.float16) in types:
+            return "fp16 weights, float32 arithmetic"
+        return "float32"
+
+    def describe(self) -> Description:
+        return Description(
+            runtime=f"LiteRT {library_version('ai-edge-litert')} interpreter (XNNPACK)",
+            device=cpu_name(), precision=self.precision(), threads=self.threads or None,
+            extra={"file": self.path.name},
+        )

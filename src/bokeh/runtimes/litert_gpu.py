@@ -1,0 +1,271 @@
+"""A ``.tflite`` model on LiteRT's GPU accelerator: ML Drift's GPU kernels over WebGPU (Dawn) on Vulkan.
+
+``ai-edge-litert`` 2.3 ships the accelerator for Linux (``libLiteRtWebGpuAccelerator.so``; 2.1.0 does
+not). It needs a Vulkan adapter that Dawn accepts: a GPU's Vulkan driver or, with no GPU, Mesa's
+software driver (lavapipe, "llvmpipe") from Mesa 23 on; Debian 12's own Mesa 22.3.6 is refused
+("shaderUniform*ArrayDynamicIndexing required"). :data:`ADAPTER_HINT` says how to get one.
+
+The model is compiled for the GPU alone (``HardwareAccelerator.GPU``): LiteRT then refuses a model
+with any op its GPU kernels do not run, instead of quietly running that op on the CPU. LiteRT says
+what it did only in its native log (stderr): the adapter it picked ("Selected adapter: llvmpipe ...,
+arch=software, vendor=mesa, backend=Vulkan, adapterType=CPU / Software"), the ops it refused
+("GATHER_ND: Operation is not supported.") and "No adapters found". That log is captured while the
+model compiles and read here (:func:`parse_adapter`, :func:`unsupported_ops`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, static_size
+
+ACCELERATOR_LIBRARY = "libLiteRtWebGpuAccelerator.so"
+ADAPTER_HINT = (
+    "install a Vulkan driver: with a GPU, its vendor's Vulkan driver; without one, Mesa >= 23's software "
+    "driver (lavapipe). On Debian 12, as root, from the repository: `.ci/vulkan-adapter` (it enables "
+    "bookworm-backports and runs `apt-get install -t bookworm-backports mesa-vulkan-drivers vulkan-tools`); "
+    "`vulkaninfo --summary` lists the adapters"
+)
+_NO_ADAPTER = ("No adapters found", "Failed to initialize WebGPU environment", "vkCreateInstance failed")
+_NOT_ACCELERATED = "Some ops are not accelerated"
+
+
+class GpuAdapterMissing(RuntimeUnavailable):
+    """LiteRT's GPU accelerator found no Vulkan adapter it accepts (the message says how to get one)."""
+
+
+class NotFullyAccelerated(RuntimeError):
+    """The model has ops LiteRT's GPU accelerator does not run; ``unsupported`` holds LiteRT's lines for them."""
+
+    def __init__(self, path: Path, unsupported: list[str]) -> None:
+        self.unsupported = unsupported
+        ops = "; ".join(unsupported) or "LiteRT named none"
+        super().__init__(f"{path}: not fully accelerated on the GPU (ops LiteRT's GPU accelerator does not run: {ops})")
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """The GPU adapter LiteRT's GPU accelerator selected, as LiteRT logged it."""
+
+    name: str
+    vendor: str = "?"
+    backend: str = "?"
+    adapter_type: str = "?"
+    arch: str = "?"
+
+    @property
+    def software(self) -> bool:
+        """True for a GPU emulated on the CPU (lavapipe: arch=software, adapterType=CPU / Software)."""
+        kind = f"{self.arch} {self.adapter_type}".lower()
+        return "software" in kind or "cpu" in kind
+
+    def __str__(self) -> str:
+        kind = "software adapter (emulated on the CPU)" if self.software else f"hardware adapter ({self.adapter_type})"
+        return f"{self.name}, vendor {self.vendor}, {self.backend}, {kind}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "software": self.software}
+
+
+def parse_adapter(log: str) -> Adapter | None:
+    """The last "Selected adapter: <name>, arch=..., vendor=..., backend=..., adapterType=..." line of ``log``."""
+    lines = re.findall(r"Selected adapter: (.*)", log)
+    if not lines:
+        return None
+    line = lines[-1].strip()
+    first_key = re.search(r", \w+=", line)
+    name = line[:first_key.start()] if first_key else line
+    fields = dict(re.findall(r"(\w+)=([^,]*)", line[len(name):]))
+    return Adapter(name=name, vendor=fields.get("vendor", "?").strip(), backend=fields.get("backend", "?").strip(),
+                   adapter_type=fields.get("adapterType", "?").strip(), arch=fields.get("arch", "?").strip())
+
+
+def unsupported_ops(log: str) -> list[str]:
+    """LiteRT's lines under "Following operations are not supported by GPU delegate:" in ``log``."""
+    lines, taking = [], False
+    for line in log.splitlines():
+        if "Following operations are not supported" in line:
+            taking = True
+        elif taking and re.match(r"^[A-Z][A-Z0-9_]*: ", line):
+            if line not in lines:
+                lines.append(line.strip())
+        else:
+            taking = False
+    return lines
+
+
+@contextlib.contextmanager
+def native_stderr() -> Iterator[list[str]]:
+    """Capture what native code writes to file descriptor 2; the text is appended to the yielded list."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured: list[str] = []
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            captured.append(log.read().decode(errors="replace"))
+
+
+def accelerator_library() -> Path:
+    """The GPU accelerator library inside the installed ai-edge-litert.
+
+    Raises:
+        RuntimeUnavailable: ai-edge-litert is missing, or is a version without the accelerator (2.1.0).
+    """
+    try:
+        import ai_edge_litert
+    except ImportError as error:
+        raise RuntimeUnavailable(f"LiteRT is not installed ({error}); `make venv` installs ai-edge-litert") from error
+    path = Path(ai_edge_litert.__file__).parent / ACCELERATOR_LIBRARY
+    if not path.is_file():
+        raise RuntimeUnavailable(
+            f"ai-edge-litert {library_version('ai-edge-litert')} has no GPU accelerator ({ACCELERATOR_LIBRARY}); "
+            f"`make venv` installs the version pinned in pyproject.toml ([tool.bokeh] pip-overrides)")
+    return path
+
+
+class LiteRTGpuRuntime(Runtime):
+    """A ``.tflite`` file compiled by LiteRT's ``CompiledModel`` for its GPU accelerator.
+
+    Args:
+        path: the ``.tflite`` file: float32 input and output (fp16 weights are fine), one signature.
+        enforce_f32: compute in float32 (``GpuOptions(enforce_f32=True)``); by default the GPU
+            computes in float16, as phone GPUs do.
+        cpu_fallback: compile for GPU and CPU, so ops the GPU does not run go to the CPU
+            (:attr:`fully_accelerated` says whether any did); by default the GPU alone, and a model
+            it cannot run whole raises :class:`NotFullyAccelerated`.
+
+    Raises:
+        RuntimeUnavailable: LiteRT or its GPU accelerator library is missing.
+        GpuAdapterMissing: no Vulkan adapter the accelerator accepts (the message says how to get one).
+        NotFullyAccelerated: (GPU alone) ops the accelerator does not run, named.
+        RuntimeError: any other compilation failure, with the tail of LiteRT's log.
+
+    Shape:
+        :meth:`run`: ``(B, 3, H, W)`` float32 -> the same, ``(H, W) ==`` :attr:`input_size`; the model
+        itself takes NHWC (:meth:`run_nhwc`).
+    """
+
+    kind = "litert_gpu"
+    _last_adapter: Adapter | None = None  # LiteRT logs the adapter once per environment
+
+    def __init__(self, path: str | Path, enforce_f32: bool = False, cpu_fallback: bool = False) -> None:
+        accelerator_library()
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+        from ai_edge_litert.options import GpuOptions, Options
+
+        self.path, self.enforce_f32, self.cpu_fallback = Path(path), enforce_f32, cpu_fallback
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such file")
+        accelerators = HardwareAccelerator.GPU | HardwareAccelerator.CPU if cpu_fallback else HardwareAccelerator.GPU
+        options = Options(accelerators, gpu_options=GpuOptions(enforce_f32=enforce_f32))
+        with native_stderr() as captured:
+            try:
+                self.model = CompiledModel.from_file(str(self.path), options=options)
+                error = None
+            except RuntimeError as raised:
+                error = raised
+        self.compile_log = captured[0]
+        adapter = parse_adapter(self.compile_log)
+        if error is not None:
+            self._raise_for(error, adapter)
+        self.adapter = adapter or LiteRTGpuRuntime._last_adapter
+        LiteRTGpuRuntime._last_adapter = self.adapter
+        self.fully_accelerated = self.model.is_fully_accelerated()
+        if not (cpu_fallback or self.fully_accelerated):  # LiteRT refuses such a model itself; never trust silence
+            raise NotFullyAccelerated(self.path, unsupported_ops(self.compile_log))
+        signature = self.model.get_signature_list()
+        key = "serving_default" if "serving_default" in signature else next(iter(signature))
+        names = signature[key]
+        (input_name, *more_inputs), (output_name, *_) = names["inputs"], names["outputs"]
+        if more_inputs:
+            raise ValueError(f"{self.path}: expected one input, the model has {names['inputs']}")
+        self.input_details = self.model.get_input_tensor_details(key)[input_name]
+        self.output_details = self.model.get_output_tensor_details(key)[output_name]
+        for label, details in (("input", self.input_details), ("output", self.output_details)):
+            if np.dtype(details["dtype"]) != np.float32:
+                raise ValueError(f"{self.path}: the GPU runtime takes float32 input and output; the {label} is "
+                                 f"{details['dtype']} (run quantized models with LiteRTCpuRuntime)")
+        self.input_shape = tuple(int(d) for d in self.input_details["shape"])  # (1, H, W, 3)
+        self.output_shape = tuple(int(d) for d in self.output_details["shape"])
+        self.input_size = static_size(self.input_shape[1:3]) if len(self.input_shape) == 4 else None
+        self.signature_index = self.model.get_signature_index(key)
+        self.inputs = self.model.create_input_buffers(self.signature_index)
+        self.outputs = self.model.create_output_buffers(self.signature_index)
+
+    def _raise_for(self, error: RuntimeError, adapter: Adapter | None) -> None:
+        log = self.compile_log
+        if any(marker in log or marker in str(error) for marker in _NO_ADAPTER):
+            raise GpuAdapterMissing(f"LiteRT's GPU accelerator found no Vulkan adapter it accepts "
+                                    f"(Dawn: \"No adapters found\"); {ADAPTER_HINT}") from error
+        if _NOT_ACCELERATED in str(error):
+            raise NotFullyAccelerated(self.path, unsupported_ops(log)) from error
+        tail = "\n".join(line for line in log.splitlines()[-15:] if line.strip())
+        raise RuntimeError(f"{self.path}: LiteRT's GPU accelerator could not compile the model "
+                           f"(adapter: {adapter or 'none selected'}): {error}\nLiteRT's log ends:\n{tail}") from error
+
+    @classmethod
+    def from_file(cls, path: str | Path, enforce_f32: bool = False, cpu_fallback: bool = False) -> LiteRTGpuRuntime:
+        return cls(path, enforce_f32, cpu_fallback)
+
+    def run_nhwc(self, image_nhwc: np.ndarray) -> np.ndarray:
+        """One ``(1, H, W, 3)`` float32 image -> the output, shaped as the model's (NHWC)."""
+        image_nhwc = np.ascontiguousarray(image_nhwc, np.float32)
+        if image_nhwc.shape != self.input_shape:
+            raise ValueError(f"{self.path}: input of shape {image_nhwc.shape}, the model takes {self.input_shape}")
+        self.inputs[0].write(image_nhwc)
+        self.model.run_by_index(self.signature_index, self.inputs, self.outputs)
+        return self.outputs[0].read(int(np.prod(self.output_shape)), np.float32).reshape(self.output_shape)
+
+    def run_one(self, image: np.ndarray) -> np.ndarray:
+        return self.run_nhwc(image.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+    @property
+    def precision(self) -> str:
+        return "float32 (enforce_f32)" if self.enforce_f32 else "float16 arithmetic (the GPU default)"
+
+    def describe(self) -> Description:
+        return Description(
+            runtime=f"LiteRT {library_version('ai-edge-litert')} GPU accelerator (ML Drift, WebGPU)",
+            device=str(self.adapter) if self.adapter else "unknown adapter (LiteRT logged none)",
+            precision=self.precision, threads=None,
+            software_adapter=self.adapter.software if self.adapter else None,
+            extra={"file": self.path.name, "fully_accelerated": self.fully_accelerated,
+                   "adapter": self.adapter.to_dict() if self.adapter else None},
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_adapter() -> Adapter:
+    """The adapter LiteRT's GPU accelerator selects here, found by compiling a one-op model (cached).
+
+    Raises:
+        RuntimeUnavailable: the accelerator library is missing.
+        GpuAdapterMissing: no Vulkan adapter it accepts.
+    """
+    from bokeh.runtimes.tiny_tflite import add_model
+
+    with tempfile.TemporaryDirectory(prefix="bokeh-gpu-probe-") as folder:
+        runtime = LiteRTGpuRuntime(add_model(Path(folder) / "add.tflite"))
+        image = np.linspace(-1, 1, 8 * 8 * 3, dtype=np.float32).reshape(1, 8, 8, 3)
+        if not np.allclose(runtime.run_nhwc(image), 2 * image, atol=1e-2):
+            raise RuntimeError("LiteRT's GPU accelerator computed a wrong image + image: its adapter is broken")
+    if runtime.adapter is None:
+        return Adapter(name="unknown (LiteRT logged no 'Selected adapter' line)")
+    return runtime.adapter

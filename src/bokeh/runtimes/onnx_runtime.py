@@ -1,0 +1,56 @@
+"""An ``.onnx`` model on ONNX Runtime's CPU execution provider."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bokeh.cpu import cpu_name
+from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, static_size
+
+
+class OnnxRuntime(Runtime):
+    """ONNX Runtime CPU session with a fixed thread count; the model's first input and output.
+
+    Args:
+        path: an ``.onnx`` file with one NCHW float32 input (``python -m bokeh.export`` writes them).
+        threads: intra-op threads; 0 = one per core (``os.cpu_count()``).
+
+    Raises:
+        RuntimeUnavailable: onnxruntime is not installed.
+
+    Shape:
+        :meth:`run`: ``(B, 3, H, W)`` float32 -> the same; ``(H, W)`` the export size where static.
+    """
+
+    kind = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as error:
+            raise RuntimeUnavailable(f"ONNX Runtime is not installed ({error}); `make venv` installs the pinned version") from error
+        self.path = Path(path)
+        self.threads = threads if threads > 0 else (os.cpu_count() or 1)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        (first, *_) = self.session.get_inputs()
+        self.input_name, self.output_name = first.name, self.session.get_outputs()[0].name
+        self.input_size = static_size(first.shape[2:])  # (1, 3, H, W)
+
+    @classmethod
+    def from_file(cls, path: str | Path, threads: int = 0) -> OnnxRuntime:
+        return cls(path, threads)
+
+    def run_one(self, image: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: image})[0]
+
+    def describe(self) -> Description:
+        return Description(
+            runtime=f"ONNX Runtime {library_version('onnxruntime')} (CPUExecutionProvider)",
+            device=cpu_name(), precision="float32", threads=self.threads, extra={"file": self.path.name},
+        )

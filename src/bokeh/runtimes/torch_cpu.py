@@ -1,0 +1,66 @@
+"""A Glass-Net in torch on the CPU, through the fast path of :mod:`bokeh.inference`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bokeh.cpu import cpu_name
+from bokeh.inference import describe_precision, prepare_for_inference, resolve_precision, run_generator
+from bokeh.runtimes.base import Description, Runtime, library_version
+
+
+class TorchRuntime(Runtime):
+    """A Glass-Net (a prepared copy: channels-last, inference mode) on the CPU in fp32 or bf16.
+
+    Takes any batch whose height and width are multiples of 8 (:attr:`input_size` is None).
+
+    Args:
+        generator: a :class:`~bokeh.models.glassnet.GlassNet`, with ``nn.InstanceNorm2d`` as trained
+            or in the average-pool form of :mod:`bokeh.models.norms` (left untouched).
+        threads: torch's intra-op threads, set when the runtime is built (process-wide in torch);
+            0 leaves torch's setting (every core by default).
+        precision: ``fp32`` (default: comparisons with exported models), ``bf16`` (weights and
+            activations; emulated, and slow, where the CPU lacks bf16 instructions) or ``auto`` (bf16
+            where native, :func:`bokeh.inference.resolve_precision`); the choice made is in
+            :attr:`precision` and :meth:`describe`.
+
+    Shape:
+        :meth:`run`: ``(B, 3, H, W)`` float32 in [-1, 1] -> ``(B, 3, H, W)`` float32 in [-1, 1].
+    """
+
+    kind = "torch"
+
+    def __init__(self, generator: nn.Module, threads: int = 0, precision: str = "fp32") -> None:
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.precision = resolve_precision(precision)
+        self.model = prepare_for_inference(generator, precision=self.precision)
+        self.input_size = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, threads: int = 0, precision: str = "fp32") -> TorchRuntime:
+        """The generator of the Lightning checkpoint at ``path`` (:func:`bokeh.checkpoint.load_generator`;
+        raises its ``CheckpointError`` for a file that is not one)."""
+        from bokeh.checkpoint import load_generator
+
+        return cls(load_generator(path), threads, precision)
+
+    def run_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """:meth:`run` on a torch tensor, without the numpy round trip (an inference tensor comes back)."""
+        return run_generator(self.model, batch)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch)
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ValueError(f"torch: expected an NCHW batch (B, 3, H, W), got shape {batch.shape}")
+        return self.run_tensor(torch.from_numpy(np.ascontiguousarray(batch, np.float32))).numpy()
+
+    def describe(self) -> Description:
+        return Description(
+            runtime=f"torch {library_version('torch')} (channels-last, inference mode)",
+            device=cpu_name(), precision="float32" if self.precision == "fp32" else describe_precision(self.precision), threads=torch.get_num_threads(),
+        )
