@@ -9,6 +9,7 @@ from torch import nn
 from bokeh import cpu
 from bokeh.inference import (
     ChannelsLastInstanceNorm2d,
+    compile_for_inference,
     describe_precision,
     model_precision,
     prepare_for_inference,
@@ -116,3 +117,15 @@ def test_bf16_output_is_close_to_fp32():
     psnr = 10 * math.log10(2.0**2 / mse)  # [-1, 1] scale: peak-to-peak 2
     assert 35.0 < psnr < 80.0, psnr  # close, and really computed in bf16 (not an fp32 run)
     assert fp32.std() > 0.05
+
+
+@pytest.mark.slow
+def test_compiled_model_gives_the_eager_numbers():
+    """torch.compile with frozen weights (compile_for_inference): a lever, not another model."""
+    model = small_generator()
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    eager = run_generator(prepare_for_inference(model), image)
+    compiled_model = compile_for_inference(prepare_for_inference(model))
+    compiled = run_generator(compiled_model, image)
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-5)
+    assert model_precision(compiled_model) == "fp32" and eager.std() > 0.05

@@ -1,7 +1,7 @@
 """The int8 TFLite model: calibration data, and its parity check passing a right model and failing a wrong one.
 
 Two tiny conversions (widths 4 / 4, one block, 128 x 192, 4 calibration images): about 20 s each
-on 2 cores.
+on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from bokeh.export import quantize, verify
 from bokeh.export.gpu_ops import GPU_DELEGATE_OPS
-from bokeh.runtimes import LiteRTCpuRuntime
+from bokeh.runtimes import LiteRTCpuRuntime, LiteRTGpuRuntime
 
 from test_export_pipeline import run_in_process, torch_reference  # tests/export/ is on sys.path
 
@@ -34,15 +34,28 @@ def test_representative_images_are_the_synthetic_sharp_images_in_the_model_range
         next(quantize.representative_images(32, 48, count=0))
 
 
+@pytest.fixture(scope="module")
+def int8_export(tiny_checkpoint, tmp_path_factory):
+    """``(report, out folder)`` of an export with the int8 file, tiny model."""
+    out = tmp_path_factory.mktemp("int8")
+    return run_in_process(f"ckpt={tiny_checkpoint}", f"out={out}", *INT8), out
+
+
+@pytest.fixture(scope="module")
+def photo_reference(tiny_checkpoint):
+    """``(photo, torch output)``, NCHW in [-1, 1], at the export size."""
+    return verify.sample_images(*SIZE, "signed")["photo"], torch_reference(tiny_checkpoint, SIZE)["photo"]
+
+
 @pytest.mark.export
 @pytest.mark.slow
-def test_int8_model_is_written_verified_and_close_to_torch(tiny_checkpoint, tmp_path):
-    report = run_in_process(f"ckpt={tiny_checkpoint}", f"out={tmp_path}", *INT8)
+def test_int8_model_is_written_verified_and_close_to_torch(int8_export, photo_reference):
+    report, out = int8_export
     assert not report.failed, {name: report.checks[name] for name in report.failed}
     assert report.checks["tflite_int8_vs_torch"].passed and "PSNR" in report.checks["tflite_int8_vs_torch"].detail
-    path = tmp_path / "bokeh_int8.tflite"
+    path = out / "bokeh_int8.tflite"
     assert report.files["bokeh_int8.tflite"] == path.stat().st_size
-    assert path.stat().st_size < 0.5 * (tmp_path / "bokeh_float32.tflite").stat().st_size  # int8 weights
+    assert path.stat().st_size < 0.5 * (out / "bokeh_float32.tflite").stat().st_size  # int8 weights
     ops = verify.tflite_ops(path)
     assert ops["QUANTIZE"] >= 1 and ops["DEQUANTIZE"] >= 1 and ops["CONV_2D"] >= 1
     assert set(ops) <= GPU_DELEGATE_OPS and report.checks["tflite_int8_gpu_ops"].passed
@@ -50,12 +63,24 @@ def test_int8_model_is_written_verified_and_close_to_torch(tiny_checkpoint, tmp_
     assert "per output channel" in report.to_json()["settings"]["int8"]["scheme"]
     # independently of the report: the file against torch, on the photo, float32 in and out
     model = LiteRTCpuRuntime(path)
-    assert model.input_shape == (1, *SIZE, 3)
-    photo = verify.sample_images(*SIZE, "signed")["photo"]
-    out = model(photo)
-    assert out.dtype == np.float32
-    psnr = verify.parity(torch_reference(tiny_checkpoint, SIZE)["photo"], out, 2.0)["psnr_db"]
+    assert model.input_shape == (1, *SIZE, 3) and model.describe().precision == "int8 (quantized)"
+    photo, reference = photo_reference
+    output = model(photo)
+    assert output.dtype == np.float32
+    psnr = verify.parity(reference, output, 2.0)["psnr_db"]
     assert 38.0 <= psnr < 80.0, psnr  # close, and really quantized (float32 gives > 120 dB)
+
+
+@pytest.mark.export
+@pytest.mark.slow
+def test_int8_model_runs_fully_on_the_gpu_accelerator(int8_export, photo_reference, vulkan_adapter):
+    report, out = int8_export
+    assert not report.failed
+    runtime = LiteRTGpuRuntime(out / "bokeh_int8.tflite")  # GPU alone: refuses a model with ops it cannot run
+    assert runtime.fully_accelerated
+    photo, reference = photo_reference
+    psnr = verify.parity(reference, runtime(photo), 2.0)["psnr_db"]
+    assert psnr >= 35.0, psnr  # int8 weights, fp16 arithmetic on the GPU
 
 
 @pytest.mark.export
