@@ -12,8 +12,8 @@ both models, within a few GB) and prints:
    by op, the worst layers by name;
 2. one row per quantization variant, interleaved in one process (labelled a busy-machine ratio
    when other jobs run): the float32 model, full int8 (``bokeh.export.quantize``), full int8 with
-   the instance-norm and residual-add ops kept float, dynamic-range (int8 weights, float
-   activations) and int16 activations with int8 weights; each with its size, XNNPACK
+   the instance-norm and residual-add ops kept float, full int8 with per-tensor weight scales,
+   dynamic-range (int8 weights, float activations) and int16 activations with int8 weights; each with its size, XNNPACK
    latency over float32's, and PSNR / max abs error against torch on scikit-image's photos.
 """
 
@@ -25,6 +25,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -84,14 +85,15 @@ def converter_for(model):
     return converter
 
 
-def part_of(tensor_name: str) -> str:
-    """Which part of Glass-Net an onnx2tf tensor name belongs to (names follow the torch modules)."""
-    name = tensor_name.lower()
-    stage = "stage 1" if "residual_stage" in name else "stage 2" if "unet_stage" in name else "?"
-    for part in ("encoder", "trunk", "bottleneck", "decoder", "up", "head"):
-        if part in name:
-            return f"{stage} {'decoder' if part == 'up' else part}"
-    return f"{stage} other"
+def where(tensor_name: str, blocks: int) -> str:
+    """Which instance norm an onnx2tf tensor belongs to, when its name says (``tf.math.pow_<n>``: the
+    n-th norm's ``(var + eps) ** -0.5``, in graph order: 2 per residual block, stage 1's first)."""
+    match = re.search(r"tf\.math\.pow_(\d+)/", tensor_name + "/") or re.search(r"tf\.math\.pow/", tensor_name)
+    if not match:
+        return ""
+    index = int(match.group(1)) if match.groups() else 0
+    stage, within = divmod(index, 2 * blocks)
+    return f"instance norm {index}: stage {stage + 1}, residual block {within // 2 + 1}, norm {within % 2 + 1}"
 
 
 def layer_statistics(model, images: list[np.ndarray]) -> list[dict]:
@@ -130,6 +132,10 @@ def variants(model, images: list[np.ndarray], work: Path) -> dict[str, Path]:
                                                              debug_options=debug_options)
         write(label, debugger.get_nondebug_quantized_model())
     converter = converter_for(model)
+    quantize.configure_int8(converter, lambda: iter(images))
+    converter._experimental_disable_per_channel = True  # what onnx2tf's -qt per-tensor sets
+    write("int8, per-tensor weights", converter.convert())
+    converter = converter_for(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     write("dynamic range (int8 weights)", converter.convert())
     converter = converter_for(model)
@@ -165,21 +171,26 @@ def main(argv: list[str]) -> None:
         for row in rows:
             scale = float(row["scale"]) if row["scale"] else 0.0
             row["steps"] = (float(row["mean_squared_error"]) ** 0.5 / scale) if scale > 0 else float("nan")
-            groups[f"{part_of(row['tensor_name'])}, {row['op_name']}"].append(row["steps"])
-        for group, steps in sorted(groups.items(), key=lambda item: -np.nanmax(item[1])):
-            print(f"  {group:40s} {len(steps):3d} tensors  median {np.nanmedian(steps):6.2f}  max {np.nanmax(steps):6.2f}")
+            groups[row["op_name"]].append(row["steps"])
+        for op, steps in sorted(groups.items(), key=lambda item: -np.nanmax(item[1])):
+            print(f"  {op:20s} {len(steps):3d} tensors  median {np.nanmedian(steps):6.2f}  max {np.nanmax(steps):6.2f}")
         print("  worst 10 tensors:")
+        blocks = generator.residual_stage.trunk.__len__()
         for row in sorted(rows, key=lambda r: -np.nan_to_num(r["steps"]))[:10]:
-            print(f"    {row['steps']:6.2f} steps  {row['op_name']:16s} {row['tensor_name'][:90]}")
+            print(f"    {row['steps']:6.2f} steps  {row['op_name']:16s} {row['tensor_name'][:60]:60s} "
+                  f"{where(row['tensor_name'], blocks)}")
 
         paths = variants(model, images, work)
         runtimes = {name: LiteRTCpuRuntime(path, args.threads) for name, path in paths.items()}
         times: dict[str, list[float]] = {name: [] for name in runtimes}
         photo = photos["astronaut"].astype(np.float32)
-        for runtime in runtimes.values():
-            runtime.run(photo)  # warm-up
-        for _ in range(args.runs):  # interleaved: every variant sees the same machine
+        for name, runtime in runtimes.items():
+            if not name.startswith("int16"):
+                runtime.run(photo)  # warm-up
+        for run in range(args.runs):  # interleaved: every variant sees the same machine
             for name, runtime in runtimes.items():
+                if name.startswith("int16") and run:  # reference kernels, no XNNPACK: once is enough
+                    continue
                 start = time.perf_counter()
                 runtime.run(photo)
                 times[name].append(time.perf_counter() - start)

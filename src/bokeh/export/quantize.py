@@ -1,6 +1,6 @@
 """Post-training int8 quantization of the TFLite model, calibrated on the project's synthetic pairs.
 
-``python -m bokeh.export export.int8=true`` (``make tflite INT8=true``) writes ``bokeh_int8.tflite``
+``python -m bokeh.export export.int8.enabled=true`` (``make tflite INT8=true``) writes ``bokeh_int8.tflite``
 beside the float32 and float16 files, verified like them (parity with torch on a photo and on
 noise, op list, latency).
 
@@ -22,11 +22,17 @@ file, through the same TensorFlow Lite converter (onnx2tf 1.29.24 calls
   float behind hidden QUANTIZE / DEQUANTIZE pairs.
 
 Why not the alternatives: dynamic-range quantization (int8 weights, float activations quantized
-on the fly per op) needs no calibration and keeps more accuracy, but keeps float activations in
-memory, and the TFLite GPU delegate does not run such hybrid ops; int16 activations with int8
-weights (``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``) is closer still but has
-no XNNPACK kernels (reference kernels: many times slower than float). Measured figures for all
-three: ``benchmarks/int8_layers.py`` and the README.
+on the fly inside each op) needs no calibration and loses less accuracy, but it keeps float
+activations between ops and is what "int8 weights" means, not an int8 model; int16 activations with
+int8 weights (``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``) is closer still but
+has no XNNPACK kernels (LiteRT's reference kernels: many times slower than float). Per-tensor
+weight scales (onnx2tf's ``-qt per-tensor``) are what older integer-only accelerators need; XNNPACK
+and the GPU take per-channel ones. ``benchmarks/int8_layers.py`` measures all of these against each other, and where the error comes
+from layer by layer (the README has the figures).
+
+On a phone's GPU a quantized model brings a smaller file, not faster arithmetic: the GPU delegate
+dequantizes the weights once and computes in float (TensorFlow Lite's GPU delegate documentation,
+"quantized models"); QUANTIZE and DEQUANTIZE are on its op list (:mod:`bokeh.export.gpu_ops`).
 
 Calibration data: the sharp halves of the synthetic pairs (:func:`bokeh.data.synthetic.make_pair`)
 rendered at the export size: the inputs the model was trained on, at the size it will run at.
