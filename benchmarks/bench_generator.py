@@ -7,8 +7,11 @@ one warm-up run), peak memory, FLOPs per image and the achieved GFLOP/s, next to
 numpy float32 2048^3 matrix-multiply rate measured at start (and torch's, which uses MKL).
 
 ``--levers`` instead measures what each inference lever gives for one width (autograd on, no_grad,
-inference_mode, channels-last, channels-last instance norm, keeping freed memory, thread count),
-one row per lever.
+inference_mode, channels-last, channels-last instance norm, keeping freed memory, thread count,
+bf16 under ``torch.autocast`` or as ``precision="bf16"`` weights, ``torch.compile``), one row per
+lever. The bf16 rows run where the CPU computes bf16 natively (``bokeh.cpu.native_bf16``), or
+everywhere with ``--bf16-emulated`` (then they time an emulation, labelled so). The compiled rows
+report the compile time (the first run) separately; ``--no-compile`` leaves them out.
 
 Peak memory is honest process memory: the resident set size (RSS) high-water mark during the
 warm-up and timed runs, minus the RSS just before them (model built, input allocated). Every
@@ -35,8 +38,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bokeh import cpu
 from bokeh.complexity import measure
-from bokeh.inference import keep_freed_memory, prepare_for_inference, run_generator
+from bokeh.inference import compile_for_inference, keep_freed_memory, prepare_for_inference, run_generator
 from bokeh.models.glassnet import GlassNet
 from memory import rss_and_peak  # benchmarks/memory.py (scripts run from this folder)
 
@@ -54,6 +58,13 @@ class Lever:
     prepared: bool = False  # prepare_for_inference: channels-last instance norm (and weights)
     keep_memory: bool = False  # bokeh.inference.keep_freed_memory(): no page faults from the 2nd run on
     threads: int = 0  # 0: torch's default
+    precision: str = "fp32"  # prepare_for_inference(precision=...): "bf16" stores bf16 weights
+    autocast: bool = False  # run under torch.autocast("cpu", dtype=torch.bfloat16) (fp32 weights)
+    compiled: bool = False  # bokeh.inference.compile_for_inference (torch.compile, freezing)
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16" or self.autocast
 
 
 FAST = Lever("prepare_for_inference + run_generator", channels_last=True, prepared=True)
@@ -66,6 +77,10 @@ LEVERS = (
     Lever("fast path + keep_freed_memory()", channels_last=True, prepared=True, keep_memory=True),
     Lever("fast path, set_num_threads(1)", channels_last=True, prepared=True, threads=1),
     Lever("fast path, set_num_threads(2)", channels_last=True, prepared=True, threads=2),
+    Lever("fast path + torch.compile (freezing)", channels_last=True, prepared=True, compiled=True),
+    Lever("fast path under torch.autocast bf16", channels_last=True, prepared=True, autocast=True),
+    Lever("fast path, precision=bf16 (bf16 weights)", channels_last=True, prepared=True, precision="bf16"),
+    Lever("precision=bf16 + torch.compile", channels_last=True, prepared=True, precision="bf16", compiled=True),
 )
 
 
@@ -111,12 +126,15 @@ def time_forward(width2: int, size: tuple[int, int], runs: int, lever: Lever, th
     model = GlassNet(width2=width2).eval()
     image = torch.rand(1, 3, *size) * 2 - 1
     if lever.prepared:
-        model = prepare_for_inference(model, channels_last=lever.channels_last)
+        model = prepare_for_inference(model, channels_last=lever.channels_last, precision=lever.precision)
+        if lever.compiled:
+            model = compile_for_inference(model)
     elif lever.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if lever.grad == "inference_mode" and lever.prepared:
         def forward():
-            return run_generator(model, image, channels_last=lever.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lever.autocast):
+                return run_generator(model, image, channels_last=lever.channels_last)
     else:
         if lever.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
@@ -128,19 +146,22 @@ def time_forward(width2: int, size: tuple[int, int], runs: int, lever: Lever, th
     baseline, _ = rss_and_peak()
     if not _reset_peak():  # fall back to the process-lifetime maximum (an upper bound)
         baseline = 0
-    times, cpu_times = [], []
+    times, cpu_times, first = [], [], 0.0
     for run in range(runs + 1):
         start, start_cpu = time.perf_counter(), time.process_time()
         output = forward()
         elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         del output
-        if run:  # run 0 is the warm-up
+        if run:  # run 0 is the warm-up (and the compile, for compiled levers)
             times.append(elapsed)
             cpu_times.append(cpu)
+        else:
+            first = elapsed
     _, peak = rss_and_peak()
     if not baseline:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"times": times, "cpu_times": cpu_times, "peak_bytes": peak - baseline, "threads": torch.get_num_threads()}
+    return {"times": times, "cpu_times": cpu_times, "peak_bytes": peak - baseline, "threads": torch.get_num_threads(),
+            "first": first}
 
 
 def run_isolated(width2: int, size: tuple[int, int], runs: int, lever: Lever, threads: int = 0) -> dict:
@@ -167,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levers", action="store_true", help="one row per inference lever, for the first --width2")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: torch's, the core count)")
     parser.add_argument("--keep-memory", action="store_true", help="call bokeh.inference.keep_freed_memory() first")
+    parser.add_argument("--bf16-emulated", action="store_true", help="--levers: time the bf16 rows where bf16 is not native")
+    parser.add_argument("--no-compile", action="store_true", help="--levers: leave out the torch.compile rows (minutes each)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -180,23 +203,33 @@ def main(argv: list[str] | None = None) -> None:
     load_start = os.getloadavg()[0]
     numpy_rate, torch_rate = matmul_gflops()
     fast = dataclasses.replace(FAST, keep_memory=args.keep_memory)
-    rows = [(width2, fast) for width2 in args.width2] if not args.levers else [(args.width2[0], lever) for lever in LEVERS]
+    native = cpu.native_bf16()
+    levers = [lever for lever in LEVERS if (native or args.bf16_emulated or not lever.bf16)
+              and not (args.no_compile and lever.compiled)]
+    rows = [(width2, fast) for width2 in args.width2] if not args.levers else [(args.width2[0], lever) for lever in levers]
 
-    table = Table(title=f"Glass-Net forward, 1 x 3 x {height} x {width}, CPU ({os.cpu_count()} cores)")
-    for column in ("c2", "how", "threads", "params (M)", "GFLOP/img", "median s", "min s", "CPU s", "peak MiB", "GFLOP/s"):
+    info = cpu.describe()
+    table = Table(title=f"Glass-Net forward, 1 x 3 x {height} x {width}, {info['name']} ({os.cpu_count()} cores, "
+                        f"bf16 native: {info['bf16_native']})")
+    for column in ("c2", "how", "threads", "params (M)", "GFLOP/img", "median s", "min s", "CPU s", "peak MiB", "GFLOP/s",
+                   "first run s"):
         table.add_column(column, justify="left" if column == "how" else "right")
     for width2, lever in rows:
         cost = measure(GlassNet(width2=width2).eval(), (1, 3, height, width))
         console.print(f"[dim]running c2={width2}: {lever.name} ...[/dim]")
         result = run_isolated(width2, args.size, args.runs, lever, args.threads)
         median = statistics.median(result["times"])
+        name = lever.name + (" (emulated, not native)" if lever.bf16 and not native else "")
         table.add_row(
-            str(width2), lever.name, str(result["threads"]), f"{cost.parameters / 1e6:.2f}", f"{cost.flops / 1e9:.0f}",
+            str(width2), name, str(result["threads"]), f"{cost.parameters / 1e6:.2f}", f"{cost.flops / 1e9:.0f}",
             f"{median:.2f}", f"{min(result['times']):.2f}", f"{statistics.median(result['cpu_times']):.2f}",
             f"{result['peak_bytes'] / MiB:.0f}",
-            f"{cost.flops / median / 1e9:.0f}",
+            f"{cost.flops / median / 1e9:.0f}", f"{result['first']:.1f}",
         )
     console.print(table)
+    if args.levers and not native and not args.bf16_emulated:
+        console.print("bf16 levers left out: this CPU has no native bf16 (amx_bf16 / avx512_bf16); "
+                      "--bf16-emulated times them anyway")
     console.print(
         f"matmul float32 {MATMUL_SIZE}^3: numpy {numpy_rate:.0f} GFLOP/s, torch {torch_rate:.0f} GFLOP/s (median of 5). "
         f"FLOPs: convs and matmuls, 2 per multiply-add (bokeh.complexity); GFLOP/s = FLOPs / median s. "

@@ -1,10 +1,21 @@
 """bokeh.inference: the fast path gives the generator's numbers."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
-from bokeh.inference import ChannelsLastInstanceNorm2d, prepare_for_inference, run_generator
+from bokeh import cpu
+from bokeh.inference import (
+    ChannelsLastInstanceNorm2d,
+    compile_for_inference,
+    describe_precision,
+    model_precision,
+    prepare_for_inference,
+    resolve_precision,
+    run_generator,
+)
 from bokeh.models.glassnet import GlassNet
 
 
@@ -67,3 +78,54 @@ def test_run_generator_equals_the_plain_forward(norm, channels_last):
 def test_run_generator_keeps_the_input_check():
     with pytest.raises(ValueError, match="multiples of 8"):
         run_generator(prepare_for_inference(small_generator()), torch.zeros(1, 3, 30, 48))
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_follows_the_detected_cpu(monkeypatch, native, expected):
+    monkeypatch.setattr(cpu, "native_bf16", lambda flags=None: native)
+    assert resolve_precision("auto") == expected
+    assert resolve_precision() == expected
+    prepared = prepare_for_inference(small_generator(), precision="auto")
+    assert model_precision(prepared) == expected
+    assert next(prepared.parameters()).dtype == (torch.bfloat16 if native else torch.float32)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_explicit_precision_is_kept_whatever_the_cpu(monkeypatch, native):
+    monkeypatch.setattr(cpu, "native_bf16", lambda flags=None: native)
+    assert resolve_precision("fp32") == "fp32"
+    assert resolve_precision("bf16") == "bf16"
+    described = describe_precision("bf16")
+    assert ("emulated" in described) != native
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision='fp16'.*auto, fp32, bf16"):
+        resolve_precision("fp16")
+    with pytest.raises(ValueError, match="precision"):
+        prepare_for_inference(small_generator(), precision="half")
+
+
+def test_bf16_output_is_close_to_fp32():
+    """bf16 (emulated where not native: the numbers are the same) against fp32 on a tiny model."""
+    model = small_generator()
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    fp32 = run_generator(prepare_for_inference(model, precision="fp32"), image)
+    bf16 = run_generator(prepare_for_inference(model, precision="bf16"), image)
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape and bf16.is_contiguous()
+    mse = float(((bf16.double() - fp32.double()) ** 2).mean())
+    psnr = 10 * math.log10(2.0**2 / mse)  # [-1, 1] scale: peak-to-peak 2
+    assert 35.0 < psnr < 80.0, psnr  # close, and really computed in bf16 (not an fp32 run)
+    assert fp32.std() > 0.05
+
+
+@pytest.mark.slow
+def test_compiled_model_gives_the_eager_numbers():
+    """torch.compile with frozen weights (compile_for_inference): a lever, not another model."""
+    model = small_generator()
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    eager = run_generator(prepare_for_inference(model), image)
+    compiled_model = compile_for_inference(prepare_for_inference(model))
+    compiled = run_generator(compiled_model, image)
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-5)
+    assert model_precision(compiled_model) == "fp32" and eager.std() > 0.05

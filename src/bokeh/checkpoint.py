@@ -130,20 +130,13 @@ def load_generator(path: str | Path) -> GlassNet:
     return generator.eval()
 
 
-def save_generator(path: str | Path, generator: GlassNet, generator_kwargs: dict) -> Path:
-    """Write ``generator`` as a checkpoint in the contract above, which :func:`load_generator` reads.
+def save_generator(path: str | Path, generator: GlassNet, settings: dict) -> Path:
+    """Write ``generator`` alone in the checkpoint contract above, readable by :func:`load_generator`.
 
-    Generator only (no critic, optimizer or Lightning state): for exports and checks of generators
-    made outside training (e.g. :func:`bokeh.models.init.trained_like` weights).
-
-    Args:
-        generator_kwargs: the :class:`GlassNet` keyword arguments it was built with (primitives).
+    For exports and benchmarks of networks that were not trained (random weights): ``settings`` are
+    the ``GlassNet`` keyword arguments it was built with; the file holds tensors and primitives only.
     """
-    checkpoint = {
-        "hyper_parameters": {"generator": dict(generator_kwargs)},
-        "state_dict": {f"{GENERATOR_PREFIX}{key}": value for key, value in generator.state_dict().items()},
-        "epoch": 0,
-        "global_step": 0,
-    }
-    torch.save(checkpoint, Path(path))
-    return Path(path)
+    path = Path(path)
+    state = {f"{GENERATOR_PREFIX}{key}": value.detach().cpu() for key, value in generator.state_dict().items()}
+    torch.save({"hyper_parameters": {"generator": dict(settings)}, "state_dict": state}, path)
+    return path

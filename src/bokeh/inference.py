@@ -15,6 +15,18 @@ benchmarks/bench_generator.py --levers --threads 1`` reproduces them):
 * optionally, :func:`keep_freed_memory`: glibc stops unmapping large freed blocks, so feature maps
   are not page-faulted in again for every image: about -10 % time from the second image on, and
   about +250 MiB of peak memory.
+* bf16 weights and activations (``precision="bf16"``) where the CPU computes bf16 natively (AMX or
+  AVX512-BF16, :func:`bokeh.cpu.native_bf16`): oneDNN's bf16 convolutions; on 2 Sapphire Rapids
+  cores 4.71 -> 1.56 s under ``torch.autocast`` (../shared/MEASUREMENTS.md). Elsewhere bf16 is
+  emulated and several times slower than fp32, so ``precision="auto"`` (:func:`resolve_precision`)
+  picks it only where it is native.
+
+Precision: ``prepare_for_inference(model, precision="bf16")`` stores the weights in bf16 once (no
+per-call weight casts, as ``torch.autocast`` does for weights that need no gradient) and
+:func:`run_generator` feeds the model its own dtype and returns float32. Every op then runs in
+bf16, as under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (which sends convolutions and
+everything after them to bf16 too); reductions (the instance norm's mean and variance) accumulate
+in fp32 inside torch's bf16 kernels.
 """
 
 from __future__ import annotations
@@ -27,10 +39,43 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bokeh import cpu
 from bokeh.models.norms import EPS
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
+
+#: ``precision=`` choices of rendering and the benchmark: ``auto`` resolves to one of the others.
+PRECISIONS = ("auto", "fp32", "bf16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """The precision to compute in: ``"fp32"`` or ``"bf16"``.
+
+    ``auto`` gives ``bf16`` where the CPU has bf16 matrix instructions (:func:`bokeh.cpu.native_bf16`:
+    AMX-BF16 or AVX512-BF16) and ``fp32`` elsewhere, where bf16 would be emulated and slower.
+    ``fp32`` and ``bf16`` are returned as they are (bf16 then runs emulated where not native).
+
+    Raises:
+        ValueError: ``precision`` is not one of :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if cpu.native_bf16() else "fp32"
+    return precision
+
+
+def describe_precision(precision: str) -> str:
+    """``precision`` (resolved) in words for reports: ``"bf16 (native: amx_bf16, avx512_bf16)"``,
+    ``"bf16 (emulated, not native)"`` or ``"fp32"``."""
+    if precision != "bf16":
+        return precision
+    info = cpu.describe()
+    if not info["bf16_native"]:
+        return "bf16 (emulated, not native)"
+    return f"bf16 (native: {', '.join(info['bf16_flags'])})" if info["bf16_flags"] else "bf16 (native)"
 
 
 def keep_freed_memory() -> bool:
@@ -91,22 +136,48 @@ def _swap_instance_norms(model: nn.Module) -> None:
             setattr(parent, child_name, ChannelsLastInstanceNorm2d(module.eps))
 
 
-def prepare_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
+def prepare_for_inference(model: nn.Module, channels_last: bool = True, precision: str = "fp32") -> nn.Module:
     """A copy of ``model`` set up for fast CPU inference; the original is untouched.
 
     The copy is in eval mode with gradients off, its instance norms are
-    :class:`ChannelsLastInstanceNorm2d` and its weights channels-last (unless ``channels_last=False``).
-    Its ``state_dict`` has the same keys and values as the original's.
+    :class:`ChannelsLastInstanceNorm2d` and its weights channels-last (unless ``channels_last=False``)
+    and in the dtype of ``precision`` (``auto`` is resolved by :func:`resolve_precision`).
+    Its ``state_dict`` has the same keys as the original's, and the same values in fp32.
+
+    Raises:
+        ValueError: unknown ``precision``.
     """
+    dtype = DTYPES[resolve_precision(precision)]
     model = copy.deepcopy(model).eval().requires_grad_(False)
     _swap_instance_norms(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return model
+    return model.to(dtype)
+
+
+def compile_for_inference(model: nn.Module) -> nn.Module:
+    """``torch.compile`` of a model from :func:`prepare_for_inference`, its weights frozen into the graph.
+
+    Inductor's C++ CPU backend with freezing packs each convolution's weights for oneDNN once, fuses
+    convolutions with the ReLU after them and turns the instance norms, residual additions and
+    concatenations into generated loops. The first call at each input size compiles (minutes on 2
+    cores; needs a C++ compiler); later calls at that size reuse it, so it pays off when many images
+    of one size are rendered. The outputs equal the eager model's to float rounding.
+    """
+    return torch.compile(model, options={"freezing": True})
+
+
+def model_precision(model: nn.Module) -> str:
+    """``"fp32"`` or ``"bf16"``: the dtype of a prepared model's weights (fp32 for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return "bf16" if parameter is not None and parameter.dtype == torch.bfloat16 else "fp32"
 
 
 def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
     """The final bokeh image of a (prepared) generator for ``image``, under ``torch.inference_mode``.
+
+    The network computes in its weights' dtype (:func:`model_precision`): ``image`` is cast to it
+    and the result comes back as float32.
 
     Args:
         model: a :class:`~bokeh.models.glassnet.GlassNet`, ideally from :func:`prepare_for_inference`.
@@ -114,11 +185,13 @@ def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = T
         channels_last: feed the network an NHWC copy of ``image`` (match ``prepare_for_inference``).
 
     Shape:
-        image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8. Returns ``(B, 3, H, W)`` in
-        [-1, 1], contiguous (NCHW); an inference tensor (no autograd).
+        image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8. Returns ``(B, 3, H, W)`` float32
+        in [-1, 1], contiguous (NCHW); an inference tensor (no autograd).
     """
+    dtype = DTYPES[model_precision(model)]
     with torch.inference_mode():
+        image = image.to(dtype)
         if channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         bokeh, _rough = model(image)
-        return bokeh.contiguous()
+        return bokeh.to(torch.float32).contiguous()

@@ -284,7 +284,7 @@ def _convert_tiny(tmp_path, make_checkpoint, with_replacements: bool) -> float:
         empty.write_text('{"format_version": 1, "operations": []}')
         keras_model = tflite.onnx_to_keras(onnx_path, tmp_path / "onnx2tf", calibration, empty)
         path = tmp_path / "unfixed.tflite"
-        path.write_bytes(tflite.keras_to_tflite(keras_model, float16=False))
+        path.write_bytes(tflite.keras_to_tflite(keras_model, "float32"))
         shutil.rmtree(tmp_path / "onnx2tf")
     return max_error(LiteRTCpuRuntime(path), torch_reference(checkpoint))
 

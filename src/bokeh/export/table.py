@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 ROWS = (  # (key in errors / latency / ops, file name, label)
-    ("torch", None, "torch"),
+    ("torch", None, "torch"),  # errors: the pool form's; latency: the fast path (bokeh.inference) in fp32
+    ("torch_bf16", None, "torch bf16"),  # latency only, where the CPU computes bf16 natively
     ("onnxruntime", "bokeh.onnx", "ONNX Runtime"),
     ("tflite_float32", "bokeh_float32.tflite", "TFLite fp32"),
     ("tflite_float16", "bokeh_float16.tflite", "TFLite fp16"),
@@ -16,6 +17,7 @@ ROWS = (  # (key in errors / latency / ops, file name, label)
     ("tflite_float32_gpu_f32", None, "TFLite fp32, GPU fp32"),
     ("tflite_float16_gpu", None, "TFLite fp16, GPU fp16"),
     ("tflite_float16_gpu_f32", None, "TFLite fp16, GPU fp32"),
+    ("tflite_int8", "bokeh_int8.tflite", "TFLite int8"),
 )
 
 
@@ -45,7 +47,7 @@ def runtime_table(report: dict[str, Any]) -> Table:
     gpu = report.get("gpu_accelerator") or {}
     software = (gpu.get("adapter") or {}).get("software")
     for key, file, label in ROWS:
-        # torch runs the exported module: with IN in pool form its error is the pool form's
+        # torch's error is the exported (pool-form) module's; its latency is the fast path's
         errors = report["errors_vs_torch"].get("torch_pool_form" if key == "torch" else key)
         latency = report["latency"].get(key)
         size = report["files_bytes"].get(file) if file else None
@@ -59,7 +61,8 @@ def runtime_table(report: dict[str, Any]) -> Table:
             seconds += " (sw)"
         table.add_row(label, f"{size / 2**20:.1f}" if size else "-", _ops(report["tflite_ops"].get(key)),
                       errors_text, psnr_text, seconds)
-    lines = ["vs the checkpoint in torch, [-1, 1] scale, worst of photo and random image"]
+    lines = ["vs the checkpoint in torch, [-1, 1] scale, worst of photo and random image; torch latency: "
+             "bokeh.inference's fast path (what bokeh.render runs)"]
     if gpu.get("status") == "ran":
         lines.append(f"GPU rows: LiteRT's GPU accelerator alone on {gpu['adapter_text']}")
         if software:

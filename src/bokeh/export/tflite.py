@@ -37,15 +37,20 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bokeh.export.onnx import INPUT_NAME, OUTPUT_NAME
+from bokeh.export.quantize import configure_int8
 
 CALIBRATION_SHAPE = (20, 128, 128, 3)  # what onnx2tf's download_test_image_data() returns (NHWC)
+
+
+#: The TFLite files :func:`convert` can write, ``<stem>_<kind>.tflite``.
+KINDS = ("float32", "float16", "int8")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class Converted:
     float16: Path | None
     onnx2tf_s: float
     tflite_s: float
+    int8: Path | None = None
+    int8_s: float = 0.0  # of tflite_s: the int8 conversion, calibration included
 
 
 def residual_add_replacements(onnx_path: str | Path) -> dict:
@@ -138,12 +145,24 @@ def onnx_to_keras(onnx_path: Path, work_dir: Path, calibration: np.ndarray, repl
     return model
 
 
-def keras_to_tflite(model, float16: bool) -> bytes:
+def keras_to_tflite(model, kind: str = "float32", representative: Callable[[], Iterable[np.ndarray]] | None = None) -> bytes:
     """A TFLite flatbuffer with one ``serving_default`` signature ``image -> bokeh``.
 
-    ``float16``: fp16 weights behind DEQUANTIZE ops, float32 input/output and arithmetic on CPU.
+    Args:
+        kind: ``float32``; ``float16``: fp16 weights behind DEQUANTIZE ops, float32 input/output and
+            arithmetic on CPU; ``int8``: full-integer quantization (:mod:`bokeh.export.quantize`),
+            float32 input/output.
+        representative: ``int8`` only: returns the calibration inputs, NHWC float32 ``(1, H, W, 3)``.
+
+    Raises:
+        ValueError: unknown ``kind``, or ``int8`` without ``representative``.
     """
     import tensorflow as tf
+
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}: expected one of {KINDS}")
+    if kind == "int8" and representative is None:
+        raise ValueError("an int8 model needs representative (calibration) images")
 
     (keras_input,) = model.inputs
     spec = tf.TensorSpec(keras_input.shape, keras_input.dtype, name=INPUT_NAME)
@@ -158,9 +177,11 @@ def keras_to_tflite(model, float16: bool) -> bytes:
     holder.serve = serve
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], holder)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if float16:
+    if kind == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
+    elif kind == "int8":
+        configure_int8(converter, representative)
     return converter.convert()
 
 
@@ -170,14 +191,17 @@ def convert(
     calibration: np.ndarray,
     stem: str = "bokeh",
     float16: bool = True,
+    int8_images: Callable[[], Iterable[np.ndarray]] | None = None,
 ) -> Converted:
-    """Convert ``onnx_path`` to ``<stem>_float32.tflite`` (and ``<stem>_float16.tflite``) in ``out_dir``.
+    """Convert ``onnx_path`` to ``<stem>_float32.tflite`` (and ``_float16``, ``_int8``) in ``out_dir``.
 
     Also writes ``onnx2tf_replacements.json``, the parameter-replacement file it applied.
 
     Args:
         calibration: float32 ``(20, 128, 128, 3)`` images in the model's input range; onnx2tf
             resizes them to the input size for its accuracy checks during conversion.
+        int8_images: also write ``<stem>_int8.tflite``, calibrated on what this returns (NHWC
+            float32 ``(1, H, W, 3)`` at the model's size, e.g. :func:`bokeh.export.quantize.representative_images`).
     """
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     replacement_json = out_dir / "onnx2tf_replacements.json"
@@ -186,9 +210,14 @@ def convert(
     model = onnx_to_keras(onnx_path, out_dir / "onnx2tf", calibration, replacement_json)
     onnx2tf_s = time.perf_counter() - start
     start = time.perf_counter()
-    paths = {}
-    for kind in ("float32", "float16") if float16 else ("float32",):
+    paths, int8_s = {}, 0.0
+    kinds = ("float32",) + (("float16",) if float16 else ()) + (("int8",) if int8_images is not None else ())
+    for kind in kinds:
+        kind_start = time.perf_counter()
         paths[kind] = out_dir / f"{stem}_{kind}.tflite"
-        paths[kind].write_bytes(keras_to_tflite(model, float16=kind == "float16"))
+        paths[kind].write_bytes(keras_to_tflite(model, kind, int8_images))
+        if kind == "int8":
+            int8_s = time.perf_counter() - kind_start
     shutil.rmtree(out_dir / "onnx2tf", ignore_errors=True)
-    return Converted(paths["float32"], paths.get("float16"), onnx2tf_s, time.perf_counter() - start)
+    return Converted(paths["float32"], paths.get("float16"), onnx2tf_s, time.perf_counter() - start,
+                     paths.get("int8"), int8_s)

@@ -87,15 +87,24 @@ def parity(reference: np.ndarray, candidate: np.ndarray, data_range: float) -> d
     return {"max_abs": max_abs, "psnr_db": psnr}
 
 
-def photo(height: int, width: int) -> np.ndarray:
-    """scikit-image's astronaut photo scaled to cover ``height x width`` and centre-cropped.
+#: Colour photos that ship with scikit-image, for checks on real pictures.
+PHOTOS = ("astronaut", "coffee", "chelsea")
+
+
+def photo(height: int, width: int, name: str = "astronaut") -> np.ndarray:
+    """A scikit-image photo (:data:`PHOTOS`) scaled to cover ``height x width`` and centre-cropped.
 
     Shape:
         returns ``(height, width, 3)`` float32 in [0, 1].
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`PHOTOS`.
     """
     from skimage import data, transform
 
-    image = data.astronaut()  # (512, 512, 3) uint8, shipped with scikit-image
+    if name not in PHOTOS:
+        raise ValueError(f"photo {name!r}: expected one of {', '.join(PHOTOS)}")
+    image = getattr(data, name)()  # (H, W, 3) uint8, shipped with scikit-image
     scale = max(height / image.shape[0], width / image.shape[1])
     size = (max(height, round(image.shape[0] * scale)), max(width, round(image.shape[1] * scale)))
     image = transform.resize(image, size, order=1, anti_aliasing=scale < 1)

@@ -10,6 +10,9 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
 * ``quality=95``: JPEG quality of the outputs.
 * ``threads=0``: CPU threads (0: every core).
 * ``value_range=auto``: exported models only: ``signed`` / ``pixel`` (auto: from ``report.json``).
+* ``precision=auto``: torch checkpoints only: ``bf16`` where the CPU computes bf16 natively (AMX or
+  AVX512-BF16), ``fp32`` elsewhere; ``fp32`` / ``bf16`` force one (bf16 is slow where emulated).
+  The choice made is printed.
 * ``accelerator=cpu``: ``gpu`` runs a ``.tflite`` model on LiteRT's GPU accelerator alone (needs a
   Vulkan adapter; without one, or for a model with ops the GPU does not run, it stops with the reason).
 * ``max_pixels=178956970``: images whose header claims more pixels are skipped as possible
@@ -33,9 +36,10 @@ from rich.console import Console
 
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
          "[side_by_side=false] [short_side=1024|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
-         "[max_pixels=N|none] [accelerator=cpu|gpu]")
+         "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16]")
 DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "1024",
-            "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu"}
+            "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu",
+            "precision": "auto"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -60,7 +64,12 @@ def parse_args(argv: list[str]) -> dict:
     if missing:
         raise UsageError(f"missing {', '.join(k + '=' for k in missing)}")
     settings = {"input": Path(raw["input"]), "ckpt": Path(raw["ckpt"]), "out": Path(raw["out"]),
-                "value_range": raw["value_range"], "accelerator": raw["accelerator"].lower()}
+                "value_range": raw["value_range"], "accelerator": raw["accelerator"].lower(),
+                "precision": raw["precision"].lower()}
+    from bokeh.inference import PRECISIONS
+
+    if settings["precision"] not in PRECISIONS:
+        raise UsageError(f"precision={raw['precision']!r}: one of {', '.join(PRECISIONS)} (default auto)")
     side = raw["side_by_side"].lower()
     if side not in TRUE + FALSE:
         raise UsageError(f"side_by_side={raw['side_by_side']!r}: use true or false")
@@ -112,7 +121,10 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
     from bokeh.render.files import Summary, render_files
 
     console = Console(stderr=True)
-    if backend.static_size is not None:
+    if backend.static_size is None:  # torch: its name says the precision it computes in
+        console.print(f"{backend.name}: each photo at its size (short side capped by short_side=), padded to a "
+                      f"multiple of 8", highlight=False)
+    else:
         h, w = backend.static_size
         console.print(f"{backend.name}: static input {h} x {w}; each photo is fitted to it "
                       f"(turned if its orientation differs) and the result resized back", highlight=False)
@@ -157,7 +169,8 @@ def _prepare(argv: list[str]):
             set_max_pixels(settings["max_pixels"])
         inputs = list_inputs(settings["input"])
         out = check_paths(settings["input"], inputs, settings["out"])
-        backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"])
+        backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"],
+                               precision=settings["precision"])
     except UsageError as error:
         print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
         return EXIT_SETTINGS

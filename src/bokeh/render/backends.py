@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bokeh.inference import PRECISIONS, describe_precision
 from bokeh.runtimes import ACCELERATORS, TorchRuntime, runtime_for
 
 SUFFIXES = (".ckpt", ".onnx", ".tflite")
@@ -77,11 +78,13 @@ class TorchBackend:
     Args:
         generator: a :class:`~bokeh.models.glassnet.GlassNet` (left untouched; a prepared copy runs).
         static_size: make it behave like an exported model of that ``(h, w)`` (for comparisons).
+        precision: for a ``generator``: ``fp32`` (default here, for comparisons with exported models),
+            ``bf16`` or ``auto`` (bf16 where the CPU computes it natively); a runtime keeps its own.
     """
 
     def __init__(self, generator: nn.Module | TorchRuntime, static_size: tuple[int, int] | None = None,
-                 name: str = "torch") -> None:
-        self.runtime = generator if isinstance(generator, TorchRuntime) else TorchRuntime(generator)
+                 name: str = "torch", precision: str = "fp32") -> None:
+        self.runtime = generator if isinstance(generator, TorchRuntime) else TorchRuntime(generator, precision=precision)
         self.static_size = tuple(static_size) if static_size is not None else None
         self.name = name
 
@@ -101,7 +104,8 @@ def exported_value_range(model_path: Path) -> str:
     return value_range if value_range in ("signed", "pixel") else "signed"
 
 
-def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "auto", accelerator: str = "cpu") -> Backend:
+def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "auto", accelerator: str = "cpu",
+                 precision: str = "auto") -> Backend:
     """The model at ``path`` (``.ckpt``, ``.onnx`` or ``.tflite``, or a shipped model's name such as
     ``reference``: :mod:`bokeh.pretrained`) ready to render.
 
@@ -110,10 +114,13 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
             ONNX Runtime and LiteRT, whose defaults may differ).
         value_range: exported models only: ``auto`` (from ``report.json``), ``signed`` or ``pixel``.
         accelerator: ``cpu``, or ``gpu`` for a ``.tflite`` model on LiteRT's GPU accelerator (GPU alone).
+        precision: torch checkpoints only: ``auto`` (bf16 where the CPU computes it natively, else
+            fp32), ``fp32`` or ``bf16``; exported models compute in the precision they were exported in.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: unknown suffix, value range or accelerator (or ``gpu`` for a non-``.tflite`` file).
+        ValueError: unknown suffix, value range, accelerator or precision (or ``gpu`` for a
+            non-``.tflite`` file, ``fp32``/``bf16`` for an exported one).
         bokeh.checkpoint.CheckpointError: a ``.ckpt`` that is not a training checkpoint.
         bokeh.runtimes.RuntimeUnavailable: the runtime or device is missing (for ``gpu``: no Vulkan
             adapter, :class:`bokeh.runtimes.GpuAdapterMissing`, whose message says how to get one).
@@ -121,10 +128,14 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
     """
     from bokeh import pretrained
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
     if pretrained.is_name(path) and not Path(path).exists():  # a model shipped with the package: ckpt=reference
-        if threads > 0:
-            torch.set_num_threads(threads)
-        return TorchBackend(pretrained.load(str(path)), name=f"torch (shipped model {path})")
+        if accelerator != "cpu":
+            raise ValueError(f"accelerator={accelerator} runs .tflite models; export the shipped model first: "
+                             f"make tflite CKPT={path}")
+        runtime = TorchRuntime(pretrained.load(str(path)), threads, precision)
+        return TorchBackend(runtime, name=f"torch {describe_precision(runtime.precision)} (shipped model {path})")
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -137,10 +148,13 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
         raise ValueError(f"value_range={value_range!r}: expected one of {', '.join(VALUE_RANGES)}")
     if accelerator not in ACCELERATORS:
         raise ValueError(f"accelerator={accelerator!r}: expected one of {', '.join(ACCELERATORS)}")
+    if suffix != ".ckpt" and precision != "auto":
+        raise ValueError(f"precision={precision} applies to torch checkpoints (.ckpt) only; {path.name} runs in the "
+                         f"precision it was exported in (pick bokeh_float32 / _float16 / _int8.tflite instead)")
     threads = threads if threads > 0 or suffix == ".ckpt" else (os.cpu_count() or 1)
-    runtime = runtime_for(path, accelerator, threads)
+    runtime = runtime_for(path, accelerator, threads, precision)
     if suffix == ".ckpt":
-        return TorchBackend(runtime, name=f"torch ({path.name})")
+        return TorchBackend(runtime, name=f"torch {describe_precision(runtime.precision)} ({path.name})")
     if runtime.input_size is None and runtime.kind != "onnxruntime":  # ONNX Runtime also runs dynamic sizes
         raise ValueError(f"ckpt={path}: the model's input has no static height and width; "
                          f"export it with `python -m bokeh.export size=HxW`")

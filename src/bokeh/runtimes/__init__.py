@@ -34,11 +34,13 @@ from bokeh.runtimes.torch_cpu import TorchRuntime
 ACCELERATORS = ("cpu", "gpu")
 
 
-def runtime_for(path: str | Path, accelerator: str = "cpu", threads: int = 0) -> Runtime:
+def runtime_for(path: str | Path, accelerator: str = "cpu", threads: int = 0, precision: str = "auto") -> Runtime:
     """The runtime for the model file at ``path``, by its suffix and ``accelerator``.
 
-    ``.ckpt`` -> :class:`TorchRuntime`, ``.onnx`` -> :class:`OnnxRuntime`, ``.tflite`` ->
-    :class:`LiteRTCpuRuntime` (``accelerator="cpu"``) or :class:`LiteRTGpuRuntime` (``"gpu"``, GPU alone).
+    ``.ckpt`` -> :class:`TorchRuntime` (in ``precision``: ``auto`` is bf16 where the CPU computes it
+    natively, else fp32), ``.onnx`` -> :class:`OnnxRuntime`, ``.tflite`` -> :class:`LiteRTCpuRuntime`
+    (``accelerator="cpu"``) or :class:`LiteRTGpuRuntime` (``"gpu"``, GPU alone); exported models
+    compute in the precision they were exported in.
 
     Raises:
         ValueError: an unknown suffix or accelerator, or ``accelerator="gpu"`` for a file other than ``.tflite``.
@@ -52,7 +54,7 @@ def runtime_for(path: str | Path, accelerator: str = "cpu", threads: int = 0) ->
         raise ValueError(f"accelerator=gpu runs .tflite models (LiteRT's GPU accelerator); {path.name} is not one: "
                          f"export it with `make tflite CKPT=...`, or use accelerator=cpu")
     if suffix == ".ckpt":
-        return TorchRuntime.from_file(path, threads=threads)
+        return TorchRuntime.from_file(path, threads=threads, precision=precision)
     if suffix == ".onnx":
         return OnnxRuntime.from_file(path, threads=threads)
     if suffix == ".tflite":

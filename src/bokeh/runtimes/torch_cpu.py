@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from bokeh.cpu import cpu_name
-from bokeh.inference import prepare_for_inference, run_generator
+from bokeh.inference import compile_for_inference, describe_precision, prepare_for_inference, resolve_precision, run_generator
 from bokeh.runtimes.base import Description, Runtime, library_version
 
 
 class TorchRuntime(Runtime):
-    """A Glass-Net (a prepared copy: channels-last, inference mode) on the CPU in float32.
+    """A Glass-Net (a prepared copy: channels-last, inference mode) on the CPU in fp32 or bf16.
 
     Takes any batch whose height and width are multiples of 8 (:attr:`input_size` is None).
 
@@ -23,6 +23,12 @@ class TorchRuntime(Runtime):
             or in the average-pool form of :mod:`bokeh.models.norms` (left untouched).
         threads: torch's intra-op threads, set when the runtime is built (process-wide in torch);
             0 leaves torch's setting (every core by default).
+        precision: ``fp32`` (default: comparisons with exported models), ``bf16`` (weights and
+            activations; emulated, and slow, where the CPU lacks bf16 instructions) or ``auto`` (bf16
+            where native, :func:`bokeh.inference.resolve_precision`); the choice made is in
+            :attr:`precision` and :meth:`describe`.
+        compiled: run :func:`bokeh.inference.compile_for_inference` (``torch.compile``): faster, but
+            the first run at each input size compiles for minutes.
 
     Shape:
         :meth:`run`: ``(B, 3, H, W)`` float32 in [-1, 1] -> ``(B, 3, H, W)`` float32 in [-1, 1].
@@ -30,19 +36,22 @@ class TorchRuntime(Runtime):
 
     kind = "torch"
 
-    def __init__(self, generator: nn.Module, threads: int = 0) -> None:
+    def __init__(self, generator: nn.Module, threads: int = 0, precision: str = "fp32", compiled: bool = False) -> None:
         if threads > 0:
             torch.set_num_threads(threads)
-        self.model = prepare_for_inference(generator)
+        self.precision, self.compiled = resolve_precision(precision), compiled
+        self.model = prepare_for_inference(generator, precision=self.precision)
+        if compiled:
+            self.model = compile_for_inference(self.model)
         self.input_size = None
 
     @classmethod
-    def from_file(cls, path: str | Path, threads: int = 0) -> TorchRuntime:
+    def from_file(cls, path: str | Path, threads: int = 0, precision: str = "fp32", compiled: bool = False) -> TorchRuntime:
         """The generator of the Lightning checkpoint at ``path`` (:func:`bokeh.checkpoint.load_generator`;
         raises its ``CheckpointError`` for a file that is not one)."""
         from bokeh.checkpoint import load_generator
 
-        return cls(load_generator(path), threads)
+        return cls(load_generator(path), threads, precision, compiled)
 
     def run_tensor(self, batch: torch.Tensor) -> torch.Tensor:
         """:meth:`run` on a torch tensor, without the numpy round trip (an inference tensor comes back)."""
@@ -55,7 +64,7 @@ class TorchRuntime(Runtime):
         return self.run_tensor(torch.from_numpy(np.ascontiguousarray(batch, np.float32))).numpy()
 
     def describe(self) -> Description:
-        return Description(
-            runtime=f"torch {library_version('torch')} (channels-last, inference mode)",
-            device=cpu_name(), precision="float32", threads=torch.get_num_threads(),
-        )
+        how = "channels-last, inference mode" + (", torch.compile" if self.compiled else "")
+        precision = "float32" if self.precision == "fp32" else describe_precision(self.precision)
+        return Description(runtime=f"torch {library_version('torch')} ({how})", device=cpu_name(), precision=precision,
+                           threads=torch.get_num_threads())
