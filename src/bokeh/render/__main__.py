@@ -3,8 +3,9 @@
 Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``):
 
 * ``side_by_side=false``: write ``input | output`` side by side instead of the output alone.
-* ``short_side=1024``: torch checkpoints run with the photo's short side at most this many pixels
-  and the result is upsampled to the photo's size; ``short_side=full`` runs at full resolution
+* ``short_side=auto``: torch models run with the photo's short side at most this many pixels and
+  the result is upsampled to the photo's size (in-focus detail restored); ``auto`` is the scale a
+  shipped model was trained at (256 for ``reference``), else 1024; ``short_side=full`` runs at full resolution
   (memory and time grow with the pixel count: see the README). Exported models (``.onnx``,
   ``.tflite``) always run at their static export size, whatever this says.
 * ``quality=95``: JPEG quality of the outputs.
@@ -35,9 +36,9 @@ from pathlib import Path
 from rich.console import Console
 
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
-         "[side_by_side=false] [short_side=1024|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
+         "[side_by_side=false] [short_side=auto|N|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
          "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16]")
-DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "1024",
+DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "auto",
             "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu",
             "precision": "auto"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
@@ -75,12 +76,14 @@ def parse_args(argv: list[str]) -> dict:
         raise UsageError(f"side_by_side={raw['side_by_side']!r}: use true or false")
     settings["side_by_side"] = side in TRUE
     short = raw["short_side"].lower()
-    if short in ("full", "none", "0"):
+    if short == "auto":
+        settings["short_side"] = "auto"
+    elif short in ("full", "none", "0"):
         settings["short_side"] = None
     elif short.isdigit() and int(short) >= 8:
         settings["short_side"] = int(short)
     else:
-        raise UsageError(f"short_side={raw['short_side']!r}: a number of pixels >= 8 (default 1024) or 'full'")
+        raise UsageError(f"short_side={raw['short_side']!r}: a number of pixels >= 8, 'auto' (default) or 'full'")
     for key, low, high in (("quality", 1, 100), ("threads", 0, 1024)):
         if not raw[key].isdigit() or not low <= int(raw[key]) <= high:
             raise UsageError(f"{key}={raw[key]!r}: a whole number from {low} to {high}")

@@ -78,15 +78,18 @@ class TorchBackend:
     Args:
         generator: a :class:`~bokeh.models.glassnet.GlassNet` (left untouched; a prepared copy runs).
         static_size: make it behave like an exported model of that ``(h, w)`` (for comparisons).
+        short_side: the photos' short side (pixels) the model was trained at, if known (shipped models):
+            ``short_side="auto"`` renders at it (:func:`bokeh.render.fit.working_short_side`).
         precision: for a ``generator``: ``fp32`` (default here, for comparisons with exported models),
             ``bf16`` or ``auto`` (bf16 where the CPU computes it natively); a runtime keeps its own.
     """
 
     def __init__(self, generator: nn.Module | TorchRuntime, static_size: tuple[int, int] | None = None,
-                 name: str = "torch", precision: str = "fp32") -> None:
+                 name: str = "torch", precision: str = "fp32", short_side: int | None = None) -> None:
         self.runtime = generator if isinstance(generator, TorchRuntime) else TorchRuntime(generator, precision=precision)
         self.static_size = tuple(static_size) if static_size is not None else None
         self.name = name
+        self.short_side = short_side  # the scale it was trained at, if known: short_side="auto" renders there
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         return self.runtime.run_tensor(image)
@@ -135,7 +138,8 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
             raise ValueError(f"accelerator={accelerator} runs .tflite models; export the shipped model first: "
                              f"make tflite CKPT={path}")
         runtime = TorchRuntime(pretrained.load(str(path)), threads, precision)
-        return TorchBackend(runtime, name=f"torch {describe_precision(runtime.precision)} (shipped model {path})")
+        return TorchBackend(runtime, name=f"torch {describe_precision(runtime.precision)} (shipped model {path})",
+                            short_side=pretrained.meta(str(path)).get("input", {}).get("short_side"))
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:

@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bokeh.cli import OutputFolderError, check_output_folder
 from bokeh.images import IMAGE_SUFFIXES, ImageError, is_known_image_type, read_rgb, unsupported_reason, write_image
-from bokeh.render.fit import DEFAULT_SHORT_SIDE, render_to_uint8
+from bokeh.render.fit import render_to_uint8
 
 
 class RenderError(ValueError):
@@ -133,7 +133,7 @@ def render_files(
     inputs: list[Path],
     out: str | os.PathLike,
     backend,
-    short_side: int | None = DEFAULT_SHORT_SIDE,
+    short_side: int | str | None = "auto",
     side_by_side: bool = False,
     quality: int = 95,
     console: Console | None = None,
@@ -143,7 +143,7 @@ def render_files(
 
     Args:
         backend: a :class:`~bokeh.render.Backend` (:func:`~bokeh.render.load_backend`).
-        short_side: working resolution for torch models (:func:`bokeh.render.fit.plan_dynamic`);
+        short_side: working resolution for torch models (:func:`bokeh.render.fit.plan_dynamic`; ``"auto"``: :func:`bokeh.render.fit.working_short_side`);
             ``None`` = full resolution.
         side_by_side: write ``input | output`` (twice as wide) instead of the output alone.
         console: where progress and warnings go (default: stderr).

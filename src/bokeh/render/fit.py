@@ -193,24 +193,33 @@ def render_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True) -
     return y.clamp(-1.0, 1.0)
 
 
-def render_image(image: np.ndarray, backend, short_side: int | None = DEFAULT_SHORT_SIDE, detail: bool = True) -> torch.Tensor:
+def working_short_side(backend, short_side: int | str | None = "auto") -> int | None:
+    """The short side a torch model runs photos at: ``short_side`` itself, or for ``"auto"`` the
+    scale the model was trained at where it says so (a shipped model's ``short_side``, e.g. 256 for
+    ``reference``: its blur radii are those of 256-pixel photos), else :data:`DEFAULT_SHORT_SIDE`."""
+    if short_side == "auto":
+        return getattr(backend, "short_side", None) or DEFAULT_SHORT_SIDE
+    return short_side
+
+
+def render_image(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True) -> torch.Tensor:
     """The bokeh rendering of one photo, as floats (before rounding to 8 bits).
 
     Args:
         image: the photo, e.g. from :func:`bokeh.images.read_rgb` (EXIF orientation applied).
         backend: a :class:`~bokeh.render.Backend` (its ``static_size`` picks the plan).
         short_side: working resolution for models that take any size (see :func:`plan_dynamic`);
-            ``None``: full resolution. Ignored for fixed-size models.
+            ``None``: full resolution; ``"auto"``: :func:`working_short_side`. Ignored for fixed-size models.
         detail: restore the in-focus detail lost to a working size below the photo's
             (:func:`restore_detail`).
 
     Shape:
         image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1].
     """
-    plan = plan_for(image.shape[:2], backend.static_size, short_side)
+    plan = plan_for(image.shape[:2], backend.static_size, working_short_side(backend, short_side))
     return render_tensor(to_tensor(image)[None], backend, plan, detail)[0]
 
 
-def render_to_uint8(image: np.ndarray, backend, short_side: int | None = DEFAULT_SHORT_SIDE, detail: bool = True) -> np.ndarray:
+def render_to_uint8(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True) -> np.ndarray:
     """:func:`render_image` rounded to an image. Shape: ``(H, W, 3)`` ``uint8`` -> the same."""
     return from_tensor(render_image(image, backend, short_side, detail))
