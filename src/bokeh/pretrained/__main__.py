@@ -61,28 +61,38 @@ def ship(ckpt: Path, name: str) -> Path:
     from bokeh.train import CONF_DIR
 
     import hydra
+    import yaml
 
     checkpoint = read_checkpoint(ckpt)
     settings, state = generator_state(checkpoint, ckpt)
     generator = GlassNet(**settings)
     generator.load_state_dict(state, strict=True)
     generator.eval()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=demo", "output_dir=."])
-    samples = validation_samples(hydra.utils.instantiate(cfg.data))
+    run_config = ckpt.resolve().parent.parent / ".hydra" / "config.yaml"  # the training run's data settings
+    data = yaml.safe_load(run_config.read_text()).get("data", {}) if run_config.is_file() else {}
+    size = [int(v) for v in data.get("size") or data.get("crop_size") or (256, 384)]
     record = training_record(ckpt, checkpoint)
     description = {
         "input": {"layout": "NCHW RGB", "value_range": [-1.0, 1.0], "multiple_of": 8,
-                  "trained_at": [256, 384], "short_side": 256},
+                  "trained_at": [int(v) for v in data.get("crop_size") or size], "short_side": min(size)},
         "training": record | {"cpu": cpu.describe(), "torch": torch.__version__},
-        "data": "synthetic pairs (bokeh.data.synthetic, generator version 2), set 1, 4,000 training pairs of 256 x 384",
+        "data": {key: data[key] for key in ("_target_", "root", "n", "size", "seed", "val_count", "crop_size", "batch_size", "scene")
+                 if key in data},
     }
     path = pretrained.save(name, generator, settings, description)
     shipped = pretrained.load(name)  # score the float16 weights as shipped
     started = time.perf_counter()
-    scores = {"model": score(lambda image: shipped(image)[0], samples)} | baselines(samples)
     record = json.loads(path.read_text())
-    record["scores"] = {"pairs": "experiment=demo validation split (set 0, pairs 184-199, 256 x 384): never trained on", **scores}
+    record["scores"] = {}
+    splits = {"demo": ("experiment=demo validation split (set 0, 16 pairs of 256 x 384): never trained on", ["experiment=demo"]),
+              "reference": ("experiment=reference validation split (set 1, 32 pairs of 256 x 384): held out of its training",
+                            ["experiment=reference"])}
+    for split, (what, overrides) in splits.items():
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[*overrides, "output_dir=."])
+        samples = validation_samples(hydra.utils.instantiate(cfg.data))
+        scores = {"model": score(lambda image: shipped(image)[0], samples)} | baselines(samples)
+        record["scores"][split] = {"pairs": what, **scores}
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"shipped {name}: {path} and {path.with_suffix('.pt')} ({record['bytes'] / 2**20:.1f} MiB); scored in {time.perf_counter() - started:.0f} s")
     return path
