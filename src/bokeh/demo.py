@@ -77,8 +77,9 @@ def train_demo(cfg, out: Path) -> Path:
     return fallback
 
 
-def render_photos(generator, photos: list[str], out: Path, prefix: str) -> list[Path]:
-    """``input | output`` of scikit-image photos through ``generator``, as PNGs ``<prefix>_<photo>.png``."""
+def render_photos(generator, photos: list[str], out: Path, prefix: str, short_side: int) -> list[Path]:
+    """``input | output`` of scikit-image photos through ``generator``, as PNGs ``<prefix>_<photo>.png``,
+    each run with its short side at ``short_side`` pixels (the scale the model was trained at)."""
     import numpy as np
     import skimage.data
 
@@ -89,7 +90,7 @@ def render_photos(generator, photos: list[str], out: Path, prefix: str) -> list[
     written = []
     for photo in photos:
         image = np.ascontiguousarray(getattr(skimage.data, photo)()[..., :3])
-        output = render_to_uint8(image, backend)
+        output = render_to_uint8(image, backend, short_side)
         written.append(write_image(out / f"{prefix}_{photo}.png", np.concatenate([image, output], axis=1)))
     return written
 
@@ -123,7 +124,7 @@ def _steps(options: dict[str, str], overrides: list[str], out: Path, finished: l
 
         reference = pretrained.load("reference")
         shown = time.perf_counter()
-        pictures += render_photos(reference, photos, out, "reference")
+        pictures += render_photos(reference, photos, out, "reference", pretrained.meta("reference")["input"]["short_side"])
         results = {"reference model": score(lambda image: reference(image)[0], samples)} | results
         finished.append("reference model (" + ", ".join(str(p) for p in pictures) + ")")
         print(f"\nthe shipped reference model, {time.perf_counter() - shown:.0f} s for {len(photos)} photo(s) and "
@@ -138,7 +139,7 @@ def _steps(options: dict[str, str], overrides: list[str], out: Path, finished: l
     results = {"demo model": demo} | results
     write_text_atomic(out / "metrics.json", json.dumps(results, indent=2))
     finished.append(f"scores ({out / 'metrics.json'})")
-    pictures += render_photos(load_generator(checkpoint), photos, out, "demo")
+    pictures += render_photos(load_generator(checkpoint), photos, out, "demo", min(cfg.data.size))
     finished.append("demo model photos")
 
     exported = None

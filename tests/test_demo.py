@@ -1,0 +1,39 @@
+"""``make demo`` (``python -m bokeh.demo``) end to end on a tiny budget: the shipped reference model first,
+then the demo's own model, both scored on the same held-out pairs with the in-focus / defocus split."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bokeh import demo
+
+TINY = ["data.n=10", "data.val_count=2", "data.size=[64,96]", "data.crop_size=[64,96]", "data.batch_size=2",
+        "trainer.max_steps=2", "trainer.enable_progress_bar=false", "trainer.val_check_interval=null"]
+
+
+@pytest.mark.slow
+def test_the_demo_shows_the_reference_model_then_trains_and_scores_its_own(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "demo out"  # a space, as users' folders have
+    demo.main([f"out={out}", "tflite=false", "photos=astronaut", "minutes=2", *TINY])
+    printed = capsys.readouterr().out
+    assert printed.index("the shipped reference model") < printed.index("demo finished")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics)[:2] == ["demo model", "reference model"]
+    for row in ("demo model", "reference model", "identity", "oracle blur"):
+        assert {"psnr", "psnr_in_focus", "psnr_defocus"} <= set(metrics[row]), row
+    assert metrics["demo model"]["train_seconds"] > 0
+    for prefix in ("reference", "demo"):
+        picture = np.asarray(Image.open(out / f"{prefix}_astronaut.png"))
+        assert picture.shape == (512, 1024, 3)  # input | output at the photo's size
+        left, right = picture[:, :512].astype(int), picture[:, 512:].astype(int)
+        assert np.abs(left - right).mean() > 0.5, prefix  # the model changed the photo
+
+
+def test_unknown_demo_options_are_refused_with_the_list_of_options():
+    with pytest.raises(SystemExit, match="unknown argument 'photo_count=3'.*photos=astronaut,coffee,chelsea"):
+        demo.parse(["photo_count=3"])
