@@ -42,7 +42,7 @@ demo: $(STAMP)
 
 # One timing table of every runtime (exports once into outputs/bench/, reused): make bench [CKPT=...] [SIZE=256x384]
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_runtimes.py size=$(or $(SIZE),1024x1536) $(if $(CKPT),ckpt=$(CKPT))
+	$(BIN)/python benchmarks/bench_runtimes.py size=$(call arg_or,SIZE,1024x1536) $(if $(value CKPT),ckpt=$(call shell_word,CKPT))
 	$(BIN)/python benchmarks/bench_generator.py
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_train_step.py

@@ -83,21 +83,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"size={args.size}: sides must be positive multiples of 8 (Glass-Net)")
     if args.threads < 1 or args.runs < 1 or args.calibration < 1:
         parser.error("threads, runs and calibration must be at least 1")
-    if args.ckpt and not Path(args.ckpt).is_file():
-        parser.error(f"ckpt={args.ckpt}: no such file")
+    from bokeh import pretrained
+
+    if args.ckpt and not Path(args.ckpt).is_file() and not pretrained.is_name(args.ckpt):
+        parser.error(f"ckpt={args.ckpt}: no such file (or shipped model: {', '.join(pretrained.names())})")
     args.hw = (height, width)
     return args
 
 
 # ----------------------------------------------------------------------------- model files
 def checkpoint_for(args: argparse.Namespace) -> Path:
-    """``ckpt=``, or a random Glass-Net 16/32/9 (seed 0, the network's own init) saved once under ``out``."""
-    if args.ckpt:
-        return Path(args.ckpt).resolve()
+    """``ckpt=`` (a shipped model's name is written out as a checkpoint once), or a random Glass-Net
+    16/32/9 (seed 0, the network's own init) saved once under ``out``."""
     import torch
 
+    from bokeh import pretrained
     from bokeh.checkpoint import save_generator
     from bokeh.models.glassnet import GlassNet
+
+    if args.ckpt and pretrained.is_name(args.ckpt) and not Path(args.ckpt).exists():
+        description = pretrained.meta(args.ckpt)
+        path = Path(args.out) / f"{args.ckpt}-{description['sha256'][:10]}.ckpt"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_generator(path, pretrained.load(args.ckpt), description["model"])
+        return path.resolve()
+    if args.ckpt:
+        return Path(args.ckpt).resolve()
 
     path = Path(args.out) / "random-16-32-9.ckpt"
     if not path.is_file():
