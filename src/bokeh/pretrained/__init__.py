@@ -23,13 +23,15 @@ from typing import Any
 
 import torch
 
+from bokeh.checkpoint import CheckpointError
 from bokeh.models.glassnet import GlassNet
 
 FOLDER = Path(__file__).resolve().parent
 
 
-class PretrainedError(ValueError):
-    """A shipped model's files are missing, damaged or do not match their description."""
+class PretrainedError(CheckpointError):
+    """A shipped model's files are missing, damaged or do not match their description (a
+    :class:`~bokeh.checkpoint.CheckpointError`: every entry point reports it as a bad ``ckpt=``)."""
 
 
 def names() -> list[str]:
