@@ -12,7 +12,7 @@ from PIL import Image
 from bokeh import demo
 
 TINY = ["data.n=10", "data.val_count=2", "data.size=[64,96]", "data.crop_size=[64,96]", "data.batch_size=2",
-        "trainer.max_steps=2", "trainer.enable_progress_bar=false", "trainer.val_check_interval=null"]
+        "trainer.max_steps=2", "trainer.enable_progress_bar=false"]
 
 
 @pytest.mark.slow
