@@ -43,9 +43,9 @@ def training_record(ckpt: Path, checkpoint: dict) -> dict:
         record["train_seconds"] = round(float(timer["time_elapsed"].get("train", 0.0)), 1)
     if loops:
         record["batches_seen"] = int(loops.get("epoch_loop.batch_progress", {}).get("total", {}).get("completed", 0))
-    metrics = run / "logs" / "metrics.csv"
-    if metrics.is_file():
-        record["log"] = str(metrics)
+    started = run / ".hydra" / "config.yaml"  # written when the run started
+    if started.is_file():  # wall time from the run's start to this checkpoint (validation included)
+        record["wall_seconds"] = round(ckpt.stat().st_mtime - started.stat().st_mtime)
     return record
 
 
