@@ -42,7 +42,7 @@ from bokeh import cpu
 from bokeh.complexity import measure
 from bokeh.inference import compile_for_inference, keep_freed_memory, prepare_for_inference, run_generator
 from bokeh.models.glassnet import GlassNet
-from memory import rss_and_peak  # benchmarks/memory.py (scripts run from this folder)
+from memory import reset_peak, rss_and_peak  # benchmarks/memory.py (scripts run from this folder)
 
 MATMUL_SIZE = 2048
 MiB = 1024**2
@@ -102,16 +102,6 @@ def matmul_gflops(runs: int = 5) -> tuple[float, float]:
     return rates[0], rates[1]
 
 
-def _reset_peak() -> bool:
-    """Reset the RSS high-water mark to the current RSS (Linux >= 4.0); False if not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def time_forward(width2: int, size: tuple[int, int], runs: int, lever: Lever, threads: int = 0) -> dict:
     """Run in a fresh process: build the model, warm up once, time ``runs`` forwards.
 
@@ -144,7 +134,7 @@ def time_forward(width2: int, size: tuple[int, int], runs: int, lever: Lever, th
                 return model(image)[0]
     gc.collect()
     baseline, _ = rss_and_peak()
-    if not _reset_peak():  # fall back to the process-lifetime maximum (an upper bound)
+    if not reset_peak():  # fall back to the process-lifetime maximum (an upper bound)
         baseline = 0
     times, cpu_times, first = [], [], 0.0
     for run in range(runs + 1):

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memory import rss_and_peak  # benchmarks/memory.py (scripts run from this folder)
+from memory import reset_peak, rss_and_peak  # benchmarks/memory.py (scripts run from this folder)
 
 REPO = Path(__file__).resolve().parents[1]
 MiB = 1024**2
@@ -141,16 +141,6 @@ def exported(ckpt: Path, args: argparse.Namespace) -> tuple[Path, dict]:
 
 
 # ----------------------------------------------------------------------------- one row, in a fresh process
-def _reset_peak() -> bool:
-    """Reset the RSS high-water mark to the current RSS (Linux >= 4.0); False if not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _build(spec: dict):
     """The :mod:`bokeh.runtimes` object a row describes."""
     from bokeh import runtimes
@@ -191,7 +181,7 @@ def measure(spec: dict) -> dict:
     first = next(iter(photos.values())).astype(np.float32)
     gc.collect()
     baseline, _ = rss_and_peak()
-    exact_peak = _reset_peak()
+    exact_peak = reset_peak()
     start = time.perf_counter()
     outputs = {"astronaut": runtime.run(first)}
     first_s = time.perf_counter() - start

@@ -10,3 +10,13 @@ def rss_and_peak() -> tuple[int, int]:
             if key in ("VmRSS", "VmHWM"):
                 fields[key] = int(value.split()[0]) * 1024
     return fields["VmRSS"], fields["VmHWM"]
+
+
+def reset_peak() -> bool:
+    """Reset the RSS high-water mark to the current RSS (Linux >= 4.0); False if not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        return True
+    except OSError:
+        return False
