@@ -51,8 +51,8 @@ bench-levers: $(STAMP)
 	$(BIN)/python benchmarks/bench_generator.py --levers
 
 tflite: $(STAMP)
-	@test -n $(call shell_word,CKPT) || { echo "usage: make tflite CKPT=path/to/model.ckpt [OUT=dir] [SIZE=HxW] [INT8=true]"; exit 2; }
-	$(BIN)/python -m bokeh.export ckpt=$(call shell_word,CKPT) out=$(call arg_or,OUT,outputs/tflite) size=$(call arg_or,SIZE,1024x1536) export.int8.enabled=$(call arg_or,INT8,false)
+	@test -n $(call shell_word,CKPT) || { echo "usage: make tflite CKPT=path/to/model.ckpt [OUT=dir] [SIZE=HxW] [INT8=true] [EXPORT_ARGS=\"key=value ...\"]"; exit 2; }
+	$(BIN)/python -m bokeh.export ckpt=$(call shell_word,CKPT) out=$(call arg_or,OUT,outputs/tflite) size=$(call arg_or,SIZE,1024x1536) export.int8.enabled=$(call arg_or,INT8,false) $(EXPORT_ARGS)
 
 # A Vulkan adapter for LiteRT's GPU accelerator (as root on Debian 12: Mesa's software driver from
 # bookworm-backports); does nothing when one is there. See README "GPU accelerator".
