@@ -157,7 +157,7 @@ def test_ctrl_c_during_an_export_removes_its_temporary_folder(tmp_path):
     (out / "bokeh_float32.tflite").write_bytes(b"an earlier, good export")
     process = subprocess.Popen([sys.executable, "-m", "bokeh.export", f"ckpt={checkpoint}", f"out={out}", "size=64x96"],
                                cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # interrupt once the ONNX file is written: during the TFLite conversion
+    # interrupt once the ONNX file is written (during its checks or the TFLite conversion)
     code, err = interrupt_when(process, lambda: any(out.glob(".export-*/bokeh.onnx")))
     assert code == 130, err[-3000:]
     assert "bokeh.export: interrupted (Ctrl-C)" in err and "temporary export folder was removed" in err

@@ -13,6 +13,7 @@ import torch._dynamo  # noqa: F401, I001  (import order: before TensorFlow, see 
 import json
 import os
 import shutil
+import signal
 import statistics
 import tempfile
 import time
@@ -269,7 +270,26 @@ def run(cfg: Any) -> Report:
 
 
 def _run_steps(report: Report, s: Settings, generator, work: Path) -> None:
-    """Every step into ``work``; a crash becomes a failed check named after its step."""
+    """Every step into ``work``; a crash becomes a failed check named after its step, unless Ctrl-C
+    caused it (a library that turns the interrupt into its own error): then it is an interrupt."""
+    seen: list[int] = []
+
+    def note_interrupt(signum, frame):
+        seen.append(signum)
+        signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as without this handler
+
+    try:
+        previous = signal.signal(signal.SIGINT, note_interrupt)
+    except ValueError:  # not the main thread: no handler to install
+        previous = None
+    try:
+        _steps(report, s, generator, work, seen)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _steps(report: Report, s: Settings, generator, work: Path, interrupts: list[int]) -> None:
     step = "torch"
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(s.threads)
@@ -287,6 +307,8 @@ def _run_steps(report: Report, s: Settings, generator, work: Path) -> None:
         step = "latency"
         _latency_step(report, s, generator, runtimes, images["photo"])
     except Exception as error:  # any crash is a failed check named after its step
+        if interrupts:
+            raise KeyboardInterrupt from error
         report.check(step, False, f"{type(error).__name__}: {error}")
         report.settings["traceback"] = traceback.format_exc()
     finally:
