@@ -105,7 +105,7 @@ def save(name: str, generator: GlassNet, settings: dict[str, Any], description: 
     """Write ``<name>.pt`` (float16 state dict) and ``<name>.json`` (``description`` plus the model
     ``settings``, the file's size and SHA-256) into ``folder``; return the JSON's path.
 
-    Used once per retrain by ``benchmarks/ship_reference.py``; the files are then committed.
+    Used once per retrain by ``python -m bokeh.pretrained ship``; the files are then committed.
     """
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / f"{name}.pt"
