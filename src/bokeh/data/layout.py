@@ -7,3 +7,7 @@ LAYOUT = (
     "expected <root>/original/<name>.jpg and <root>/bokeh/<name>.jpg with matching names "
     "(the EBB! layout; the challenge zip's <root>/Training/original and <root>/Training/bokeh also work)"
 )
+FOCAL_DIR = "focal"  # optional: masks <name>.png of the in-focus subject (white = in focus; photo pairs, real pairs)
+# optional: {"<name>": f-number, ...}, the f-number each target was rendered or shot at (absent: the
+# reference f-number, EBB!'s f/1.8)
+F_NUMBERS = "f_numbers.json"
