@@ -28,7 +28,7 @@ from bokeh import metrics
 from bokeh.checkpoint import CheckpointError, state_mismatch
 from bokeh.checkpoint_io import rng_states, set_rng_states
 from bokeh.data.transforms import unpad
-from bokeh.losses.reconstruction import focus_weighted_l1_loss, l1_loss, ssim_loss
+from bokeh.losses.reconstruction import focus_weighted_l1_loss, gradient_l1_loss, l1_loss, ssim_loss
 from bokeh.models.glassnet import GlassNet
 
 STAGES = ("pretrain", "finetune")
@@ -39,6 +39,7 @@ DEFAULT_LOSS: dict[str, Any] = {
     "focus_weight": 0.0,  # extra L1 weight on in-focus pixels, where the batch carries blur radii (synthetic data)
     "ssim": 0.05,
     "rough_l1": 0.0,
+    "gradient": 0.0,  # L1 of the image gradients: charges lost detail (bokeh.losses.reconstruction.gradient_l1_loss)
     "adv": 0.0,
     "gp": 10.0,
     # VGG19 relu5_4 perceptual term: its weight in the loss, and where its ImageNet weights come from
@@ -189,9 +190,21 @@ class BokehGAN(pl.LightningModule):
             raise ValueError("optim.schedule=cosine needs a known training length: set trainer.max_steps (or trainer.max_epochs)")
         return max(1, min(bounds))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """The bokeh image ``(B, 3, H, W)`` in [-1, 1] for ``image`` ``(B, 3, H, W)`` in [-1, 1]."""
-        return self.generator(image)[0]
+    def forward(self, image: torch.Tensor, focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None) -> torch.Tensor:
+        """The bokeh image ``(B, 3, H, W)`` in [-1, 1] for ``image`` ``(B, 3, H, W)`` in [-1, 1] and the
+        controls the generator takes (``focus`` ``(B, 2)``, ``aperture`` ``(B, 1)``; None: the defaults)."""
+        return self.generator(image, focus, aperture)[0]
+
+    def controls(self, batch: dict[str, torch.Tensor], tapped: bool = True) -> dict[str, torch.Tensor]:
+        """The batch's controls the generator takes: its ``focus`` points (``tapped``; else auto) and
+        ``aperture`` f-numbers. Batches without them (older data) leave the defaults."""
+        contract = self.generator.contract
+        controls = {}
+        if contract.focus and tapped and "focus" in batch:
+            controls["focus"] = batch["focus"]
+        if contract.aperture and "aperture" in batch:
+            controls["aperture"] = batch["aperture"]
+        return controls
 
     # ----------------------------------------------------------------- resume
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -227,6 +240,8 @@ class BokehGAN(pl.LightningModule):
         terms = {"l1": l1, "ssim": ssim_loss(bokeh, target)}
         if weights["rough_l1"] > 0:
             terms["rough_l1"] = l1_loss(rough, target)
+        if weights["gradient"] > 0:
+            terms["gradient"] = gradient_l1_loss(bokeh, target)
         if weights["vgg"]["weight"] > 0:
             from bokeh.losses.perceptual import perceptual_loss
 
@@ -305,7 +320,7 @@ class BokehGAN(pl.LightningModule):
             generator_opt, critic_opt = self.optimizers()
         else:
             generator_opt, critic_opt = self.optimizers(), None
-        bokeh, rough = self.generator(image)
+        bokeh, rough = self.generator(image, **self.controls(batch))
 
         if critic_opt is not None:
             self._critic_step(critic_opt, target, bokeh.detach())
@@ -334,19 +349,27 @@ class BokehGAN(pl.LightningModule):
         )
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        bokeh = self(batch["input"])
+        """``val/*``: the model as it runs by default (auto focus, the pair's f-number where the model
+        takes one); a model with a focus input is also scored tapped at each pair's in-focus point
+        (``val/tapped/*``; pairs whose in-focus region is unknown are tapped "auto")."""
+        bokeh = self(batch["input"], **self.controls(batch, tapped=False))
+        self._log_scores(batch, bokeh, "val")
+        if self.generator.contract.focus and "focus" in batch:
+            self._log_scores(batch, self(batch["input"], **self.controls(batch, tapped=True)), "val/tapped")
+        return bokeh
+
+    def _log_scores(self, batch: dict[str, torch.Tensor], bokeh: torch.Tensor, prefix: str) -> None:
         # metrics on the image's own pixels: drop the padding added to reach a multiple of 8
         size = batch.get("size", batch["input"].shape[-2:])
         output, target = (metrics.to_unit_range(unpad(x, size)) for x in (bokeh, batch["target"]))
         batch_size = bokeh.shape[0]
-        self.log("val/psnr", metrics.psnr(output, target).mean(), prog_bar=True, batch_size=batch_size, sync_dist=True)
-        self.log("val/ssim", metrics.ssim(output, target).mean(), batch_size=batch_size, sync_dist=True)
+        self.log(f"{prefix}/psnr", metrics.psnr(output, target).mean(), prog_bar=prefix == "val", batch_size=batch_size, sync_dist=True)
+        self.log(f"{prefix}/ssim", metrics.ssim(output, target).mean(), batch_size=batch_size, sync_dist=True)
         if "coc" in batch:  # synthetic data: PSNR on the pixels kept in focus and on the strongly defocused ones
             split = metrics.psnr_split(output, target, unpad(batch["coc"], size))
             for name in ("in_focus", "defocus"):
                 # an image without such pixels gives NaN and does not count towards that set's mean;
                 # not synced under DDP (ranks may skip different batches): each rank's own mean
                 if torch.isfinite(split[name]).all():
-                    self.log(f"val/psnr_{name}", split[name].mean(), batch_size=batch_size)
-        return bokeh
+                    self.log(f"{prefix}/psnr_{name}", split[name].mean(), batch_size=batch_size)
 

@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from bokeh.checkpoint import CheckpointError, generator_source, read_checkpoint, settings_difference
-from bokeh.models.glassnet import GlassNet
+from bokeh.models.glassnet import GROWABLE, GlassNet, grow_state
 from bokeh.checkpoint_io import AtomicCheckpointIO
 from bokeh.cli import EXIT_SETTINGS, Interrupted, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides
 from bokeh.data.sampling import ResumeStoppedEpoch
@@ -70,12 +70,16 @@ def init_generator_from(module: BokehGAN, path: str) -> None:
     """Copy the generator weights (only) from a checkpoint of an earlier stage, or from a shipped
     model by name (``init_from=reference``), strictly."""
     kwargs, state = generator_source(path)
-    if GlassNet.settings(**kwargs) != GlassNet.settings(**module.hparams.generator):
-        saved, current = settings_difference(GlassNet.settings(**kwargs), GlassNet.settings(**module.hparams.generator))
-        raise CheckpointError(
-            f"init_from={path} holds a generator built with {saved}, but this run's model config has "
-            f"{current}: use the same model settings as the pretrain run"
-        )
+    saved_settings, wanted = GlassNet.settings(**kwargs), GlassNet.settings(**module.hparams.generator)
+    if saved_settings != wanted:
+        try:  # a trained network gains control inputs or the blend channel, zero-initialised
+            state = grow_state(state, saved_settings, wanted)
+        except ValueError:
+            saved, current = settings_difference(saved_settings, wanted)
+            raise CheckpointError(
+                f"init_from={path} holds a generator built with {saved}, but this run's model config has "
+                f"{current}: use the same model settings as the pretrain run (only {', '.join(GROWABLE)} may be switched on)"
+            ) from None
     module.generator.load_state_dict(state, strict=True)
 
 

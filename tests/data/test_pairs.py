@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from bokeh.models.controls import NO_FOCUS
 from PIL import Image
 
 from bokeh.data.datamodules import EBBDataModule
@@ -122,8 +124,10 @@ def test_batches_follow_the_contract(make_folder):
     dm = module(root, batch_size=2)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert set(batch) == {"input", "target", "name", "size"}
+    assert set(batch) == {"input", "target", "name", "size", "focus", "aperture"}
     assert batch["input"].shape == (2, 3, 16, 24) and batch["input"].dtype == torch.float32
+    # no mask or blur radius: the in-focus region is unknown, so no tap; no f_numbers.json: f/1.8
+    assert batch["focus"].tolist() == [list(NO_FOCUS)] * 2 and torch.allclose(batch["aperture"], torch.full((2, 1), 1.8))
     assert -1.0 <= float(batch["input"].min()) and float(batch["target"].max()) <= 1.0
     assert isinstance(batch["name"], list) and all(isinstance(n, str) for n in batch["name"])
     val = next(iter(dm.val_dataloader()))

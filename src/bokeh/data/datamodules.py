@@ -220,8 +220,16 @@ class SyntheticDataModule(_PairDataModule):
         val_fit: FitMode = "pad",
         on_bad_pair: OnBadPair = "skip",
         scene: dict | None = None,
+        photo_pairs: str | None = None,
+        photo_share: float = 0.5,
+        focus_auto_share: float = 0.3,
     ) -> None:
         super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
+        if not 0.0 <= float(photo_share) < 1.0:
+            raise ValueError(f"photo_share must be in [0, 1), got {photo_share}")
+        if not 0.0 <= float(focus_auto_share) <= 1.0:
+            raise ValueError(f"focus_auto_share must be in [0, 1], got {focus_auto_share}")
+        self.photo_pairs, self.photo_share, self.focus_auto_share = photo_pairs, float(photo_share), float(focus_auto_share)
         self.scene = dict(scene or {})
         scene_config(self.scene)  # unknown keys fail at construction
         self.size = _pair_of_ints(size, "size")
@@ -257,6 +265,22 @@ class SyntheticDataModule(_PairDataModule):
             reader = None
         train = select(pairs, (0, split - 1))
         val = select(pairs, (split, self.n - 1))
-        self.train_set = PairDataset(train, self.crop_size, self.flip, on_bad_pair=self.on_bad_pair, reader=reader)
+        if self.photo_pairs:
+            if reader is not None:
+                raise ValueError("data.photo_pairs needs the cached synthetic set: set data.on_the_fly=false")
+            train = train + self._photo_training_pairs(len(train))
+        self.train_set = PairDataset(train, self.crop_size, self.flip, on_bad_pair=self.on_bad_pair, reader=reader, focus_auto_share=self.focus_auto_share)
         self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, reader=reader)
+
+    def _photo_training_pairs(self, synthetic_count: int) -> list[Pair]:
+        """The pairs under ``photo_pairs`` (e.g. made by :mod:`bokeh.data.photo_pairs`), repeated so
+        that they are about ``photo_share`` of the training samples."""
+        root = resolve_root(self.photo_pairs)
+        photos, problems = list_pairs(root)
+        apply_policy(problems, self.on_bad_pair, f"photo pairs under {root}", len(photos) + len(problems))
+        photos = check_pairs(photos, self.crop_size, True, self.on_bad_pair, f"photo pairs under {root}")
+        if not photos:
+            raise DataLayoutError(f"no usable photo pairs under {root} (data.photo_pairs): make them with python -m bokeh.data.photo_pairs")
+        repeat = max(1, round(self.photo_share / (1.0 - self.photo_share) * synthetic_count / len(photos)))
+        return photos * repeat
 

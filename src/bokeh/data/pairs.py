@@ -18,6 +18,8 @@ later, in ``__getitem__``, follow the same policy.
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -29,9 +31,11 @@ import torch
 from torch.utils.data import Dataset
 
 from bokeh.data.coc import read_coc
-from bokeh.data.layout import COC_DIR, INPUT_DIR, LAYOUT, TARGET_DIR
+from bokeh.data.focus import in_focus_region, interior_point, sample_point
+from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, LAYOUT, TARGET_DIR
 from bokeh.data.transforms import FitMode, fit_for_eval, fit_map, fits, paired_train_crop, to_pair_tensors
 from bokeh.images import ImageError, is_known_image_type, read_rgb, read_size, unsupported_reason
+from bokeh.models.controls import NO_FOCUS, REFERENCE_F_NUMBER
 from bokeh.models.glassnet import MIN_SIDE
 
 OnBadPair = Literal["skip", "fail"]
@@ -57,6 +61,8 @@ class Pair:
     original: Path
     bokeh: Path
     coc: Path | None = None  # per-pixel blur radius map, where the data has one (synthetic sets)
+    focal: Path | None = None  # mask of the in-focus subject (white = in focus), where the data has one
+    f_number: float | None = None  # the target's f-number where the set records it (None: f/1.8, EBB!'s)
 
 
 @dataclass(frozen=True)
@@ -130,9 +136,35 @@ def list_pairs(root: str | Path) -> tuple[list[Pair], list[BadPair]]:
         problems.append(BadPair(name, targets[name], f"no partner {INPUT_DIR}/{name}.* for this {TARGET_DIR}/ image", "missing partner"))
     duplicates = {p.name for p in problems if p.kind == "duplicate"}
     names = sorted((originals.keys() & targets.keys()) - duplicates - undecodable.keys(), key=name_key)
-    coc_dir = root / COC_DIR
+    coc_dir, focal_dir = root / COC_DIR, root / FOCAL_DIR
     coc = {n: coc_dir / f"{n}.png" for n in names if (coc_dir / f"{n}.png").is_file()} if coc_dir.is_dir() else {}
-    return [Pair(n, originals[n], targets[n], coc.get(n)) for n in names], problems
+    focal = {}
+    if focal_dir.is_dir():
+        for path in focal_dir.iterdir():
+            if path.stem in originals and is_known_image_type(path) and not path.name.startswith("."):
+                focal.setdefault(path.stem, path)
+    f_numbers = read_f_numbers(root)
+    return [Pair(n, originals[n], targets[n], coc.get(n), focal.get(n), f_numbers.get(n)) for n in names], problems
+
+
+def read_f_numbers(root: Path) -> dict[str, float]:
+    """``root/f_numbers.json`` (name -> the target's f-number) or ``{}`` where the set has none.
+
+    Raises:
+        DataLayoutError: the file exists but is not a JSON object of positive numbers.
+    """
+    path = root / F_NUMBERS
+    if not path.is_file():
+        return {}
+    try:
+        values = json.loads(path.read_text())
+        values = {str(k): float(v) for k, v in values.items()}
+    except (ValueError, TypeError, AttributeError, OSError) as error:
+        raise DataLayoutError(f"{path}: not a JSON object of name -> f-number ({error}); fix or delete the file") from None
+    bad = [k for k, v in values.items() if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise DataLayoutError(f"{path}: f-number of {bad[0]!r} is {values[bad[0]]}, not a positive number; fix or delete the file")
+    return values
 
 
 def read_include_list(path: str | Path) -> set[str]:
@@ -246,9 +278,13 @@ class PairDataset(Dataset):
         rotate_to_fit: bool = True,
         on_bad_pair: OnBadPair = "skip",
         reader: Reader | None = None,
+        focus_auto_share: float = 0.3,
     ) -> None:
         if not pairs:
             raise ValueError("PairDataset needs at least one pair")
+        if not 0.0 <= focus_auto_share <= 1.0:
+            raise ValueError(f"focus_auto_share must be in [0, 1], got {focus_auto_share}")
+        self.focus_auto_share = float(focus_auto_share)
         self.pairs = list(pairs)
         self.crop = tuple(crop) if crop is not None else None
         self.flip, self.fit, self.rotate_to_fit, self.on_bad_pair = flip, fit, rotate_to_fit, on_bad_pair
@@ -290,20 +326,46 @@ class PairDataset(Dataset):
             coc = read_coc(pair.coc)
         if coc is not None and coc.shape != original.shape[:2]:
             raise ValueError(f"{pair.coc}: CoC map of {_hw(coc.shape)} does not match its image's {_hw(original.shape)}")
+        mask = read_mask(pair.focal, original.shape[:2]) if pair.focal is not None else None
+        # the maps that travel with the images through crop and flip: blur radius and subject mask
+        maps = [m.astype(np.float32) for m in (coc, mask) if m is not None]
         if self.crop is not None:
             if not (fits(original.shape[:2], self.crop) or (self.rotate_to_fit and fits(original.shape[1::-1], self.crop))):
                 raise ValueError(f"{pair.original}: image of {_hw(original.shape)} is smaller than the crop {_hw(self.crop)}")
-            original, bokeh, *rest = paired_train_crop(original, bokeh, self.crop, self.flip, self.rotate_to_fit, generator, coc)
+            extra = np.stack(maps, -1) if maps else None  # (H, W, k)
+            original, bokeh, *rest = paired_train_crop(original, bokeh, self.crop, self.flip, self.rotate_to_fit, generator, extra)
             image, target = to_pair_tensors(original, bokeh)
             size = self.crop
-            radius = torch.from_numpy(np.ascontiguousarray(rest[0], np.float32))[None] if rest else None
+            maps = [np.ascontiguousarray(rest[0][..., i]) for i in range(len(maps))] if rest else []
+            radius = torch.from_numpy(maps[0])[None] if coc is not None else None
         else:
             image, target, size = fit_for_eval(original, bokeh, self.fit)
             radius = fit_map(coc, self.fit) if coc is not None else None
-        sample = {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64)}
+        region = in_focus_region(maps[-1] if mask is not None else None, maps[0] if coc is not None else None)
+        if self.crop is not None:
+            focus = sample_point(region, generator, self.focus_auto_share)
+        else:  # evaluation: the point deepest inside the in-focus region, the same on every run
+            focus = interior_point(region) if region is not None and region.any() else NO_FOCUS
+            if focus != NO_FOCUS:  # fractions of the unpadded image -> of the padded tensor
+                focus = (focus[0] * size[1] / image.shape[-1], focus[1] * size[0] / image.shape[-2])
+        sample = {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64),
+                  "focus": torch.tensor(focus, dtype=torch.float32),
+                  "aperture": torch.tensor([pair.f_number or REFERENCE_F_NUMBER], dtype=torch.float32)}
         if radius is not None:
             sample["coc"] = radius
         return sample
+
+
+def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """A subject mask as ``(H, W)`` ``uint8`` (any image mode; white = in focus) of the pair's ``size``.
+
+    Raises:
+        ValueError: a mask whose size differs from its pair's (names the file).
+    """
+    mask = read_rgb(path).max(-1)
+    if mask.shape != tuple(size):
+        raise ValueError(f"{path}: subject mask of {_hw(mask.shape)} does not match its image's {_hw(size)}")
+    return mask
 
 
 def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,10 @@ class SceneConfig:
     """
 
     focus_m: tuple[float, float] = (0.8, 4.0)  # log-uniform
-    f_number: tuple[float, float] = (1.8, 1.8)
+    f_number: tuple[float, float] = (1.8, 1.8)  # the target's; log-uniform where the bounds differ
+    # share of scenes rendered at exactly the reference f/1.8 when f_number is a range (the aperture
+    # control's default must stay the best-trained value)
+    reference_share: float = 0.0
     focal_mm: tuple[float, float] = (50.0, 50.0)
     sensor_width_mm: float = 22.3  # APS-C, as EBB!'s camera
     max_radius: float = 0.03  # CoC radius cap, as a fraction of the image width
@@ -85,7 +88,7 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
     height, width = size
     lens = ThinLens(
         focal_mm=float(rng.uniform(*config.focal_mm)),
-        f_number=float(rng.uniform(*config.f_number)),
+        f_number=_f_number(rng, config),
         focus_m=float(_log_uniform(rng, config.focus_m)),
         sensor_width_mm=config.sensor_width_mm,
     )
@@ -142,7 +145,20 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], config: SceneC
         layers += _sprite(canvas, _blob(rng, h, w), textures.any_patch, rng, top, left, depth, "near")
 
     input_aperture = float(rng.uniform(*config.input_aperture)) if config.input_aperture[1] > 0 else 0.0
+    # config.input_aperture is relative to an f/1.8 lens (f/16: 0.1125); the same input f-number is a
+    # larger fraction of a narrower lens's aperture (exactly the drawn value at f/1.8)
+    input_aperture = min(1.0, input_aperture * (lens.f_number / 1.8)) if lens.f_number != 1.8 else input_aperture
     return Scene(layers, lens, size, margin, max_radius, config.gamma, input_aperture)
+
+
+def _f_number(rng: np.random.Generator, config: SceneConfig) -> float:
+    """The target's f-number: one uniform draw for a fixed value (the sets made before the aperture
+    control keep their pixels), log-uniform over a range, f/1.8 in ``reference_share`` of scenes."""
+    low, high = config.f_number
+    if low == high:
+        return float(rng.uniform(low, high))
+    value = _log_uniform(rng, (low, high))
+    return 1.8 if config.reference_share > 0 and rng.uniform() < config.reference_share else value
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, ignoring_interrupts, interruptible
 from bokeh.data.coc import write_coc
-from bokeh.data.layout import COC_DIR, INPUT_DIR, TARGET_DIR
+from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR, TARGET_DIR
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
 from bokeh.images import write_image
 
@@ -77,11 +77,13 @@ def parse_args(argv: list[str]) -> dict:
     return settings
 
 
-def _write_one(out: Path, index: int, seed: int, size: tuple[int, int], noise: float, quality: int, scene: dict | None = None) -> None:
+def _write_one(out: Path, index: int, seed: int, size: tuple[int, int], noise: float, quality: int, scene: dict | None = None) -> float:
+    """Write pair ``index``; returns the target's f-number."""
     pair = make_pair(index, seed=seed, size=size, noise=noise, config=scene_config(scene))
     write_image(out / INPUT_DIR / f"{index}.jpg", pair.sharp, quality)
     write_image(out / TARGET_DIR / f"{index}.jpg", pair.bokeh, quality)
     write_coc(out / COC_DIR / f"{index}.png", pair.blur_radius)
+    return pair.scene.lens.f_number
 
 
 def _ignore_interrupts_in_worker() -> None:
@@ -124,9 +126,10 @@ def write_dataset(
     scene = dict(scene or {})
     scene_config(scene)  # unknown keys fail now, not in a worker
     args = (seed, tuple(size), noise, quality, scene)
+    f_numbers: dict[str, float] = {}
     if workers <= 1:
         for index in indices:
-            _write_one(out, index, *args)
+            f_numbers[str(index)] = _write_one(out, index, *args)
             written.append(index)
     else:
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
@@ -134,7 +137,7 @@ def write_dataset(
         try:
             futures = {pool.submit(_write_one, out, index, *args): index for index in indices}
             for future in as_completed(futures):
-                future.result()
+                f_numbers[str(futures[future])] = future.result()
                 written.append(futures[future])
         except BaseException:  # Ctrl-C: pairs being written finish (complete files), the rest is cancelled
             with ignoring_interrupts():
@@ -143,6 +146,8 @@ def write_dataset(
             written.extend(i for i in done if i not in written)
             raise
         pool.shutdown(wait=True)
+    if len(set(f_numbers.values())) > 1:  # the aperture control's data: each target's f-number
+        (out / F_NUMBERS).write_text(json.dumps(dict(sorted(f_numbers.items(), key=lambda kv: int(kv[0]))), indent=0) + "\n")
     meta = {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality, "scene": _plain(scene)}
     temporary = out / ".meta.json.tmp"
     temporary.write_text(json.dumps(meta, indent=1) + "\n")

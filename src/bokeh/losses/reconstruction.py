@@ -48,6 +48,22 @@ def focus_weighted_l1_loss(output: torch.Tensor, target: torch.Tensor, radius: t
     return ((output - target).abs() * weight).mean() / weight.mean()
 
 
+def gradient_l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of the horizontal and vertical finite differences of the two images.
+
+    Charges lost (or invented) detail directly: a model that softens an in-focus subject pays for
+    every edge it smooths, where plain L1 pays only for the small intensity change (measured on real pairs:
+    with a tap input it raised the subject's detail kept from 0.35 to 0.43; README, the levers).
+
+    Shape:
+        output, target: ``(B, C, H, W)``, H and W >= 2. Returns a scalar >= 0; 0 for images that
+        differ by a constant.
+    """
+    _check_pair("gradient_l1_loss", output, target)
+    diff = output - target
+    return (diff[..., :, 1:] - diff[..., :, :-1]).abs().mean() + (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean()
+
+
 def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``1 - SSIM`` (Gaussian SSIM of :mod:`bokeh.metrics`, mean over the batch) on [0, 1] images.
 

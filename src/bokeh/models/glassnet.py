@@ -11,11 +11,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bokeh.models.controls import (
+    NO_FOCUS,
+    REFERENCE_F_NUMBER,
+    ControlError,
+    InputContract,
+    aperture_plane,
+    focus_grid,
+    focus_plane,
+    focus_weights,
+)
 from bokeh.models.norms import NormKind, make_norm
 
 DOWNSAMPLE = 8  # three stride-2 convs: input sides must be multiples of this
 # Instance norm at the 1/8 bottleneck needs more than one pixel: sides of at least 16 always work
 MIN_SIDE = 2 * DOWNSAMPLE
+BLEND_INIT_BIAS = -4.0  # a new keep-weight channel starts at sigmoid(-4) ~ 0.02: the network as it was
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -92,13 +103,15 @@ class ResidualStage(nn.Module):
     """Stage 1: predicts the residual R = I - O; only the trunk has a skip.
 
     Shape:
-        x: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8; returns R ``(B, 3, H, W)`` in [-1, 1].
+        x: ``(B, 3 + k, H, W)``: the image in [-1, 1] (H and W multiples of 8) and ``k`` control planes;
+        returns R ``(B, 3, H, W)`` in [-1, 1].
     """
 
-    def __init__(self, width: int = 16, blocks: int = 9, norm: NormKind = "instance", dropout: float = 0.0) -> None:
+    def __init__(self, width: int = 16, blocks: int = 9, norm: NormKind = "instance", dropout: float = 0.0,
+                 in_channels: int = 3) -> None:
         super().__init__()
         c = width
-        self.encoder = Encoder(3, c)
+        self.encoder = Encoder(in_channels, c)
         self.trunk = residual_trunk(8 * c, blocks, norm, dropout)
         self.decoder = nn.Sequential(up_block(16 * c, 4 * c), up_block(4 * c, 2 * c), up_block(2 * c, c))
         self.head = nn.Conv2d(c, 3, 3, padding=1)
@@ -116,20 +129,21 @@ class UNetStage(nn.Module):
     the concat of the previous decoder output and the mirrored encoder feature.
 
     Shape:
-        x: ``(B, 6, H, W)``; returns ``(B, 3, H, W)`` in [-1, 1].
+        x: ``(B, 6 + k, H, W)`` (``k`` control planes); returns the head's ``(B, out_channels, H, W)``
+        before any activation (Glass-Net applies tanh, and a sigmoid to a blend channel).
     """
 
     def __init__(self, width: int = 32, blocks: int = 9, norm: NormKind = "instance", dropout: float = 0.0,
-                 full_res_skip: bool = False) -> None:
+                 full_res_skip: bool = False, in_channels: int = 6, out_channels: int = 3) -> None:
         super().__init__()
         c = width
-        self.encoder = Encoder(6, c)
+        self.encoder = Encoder(in_channels, c)
         self.bottleneck = conv_block(8 * c, 8 * c)
         self.trunk = residual_trunk(8 * c, blocks, norm, dropout)
         self.up = nn.ModuleList([up_block(16 * c, 4 * c), up_block(8 * c, 2 * c), up_block(4 * c, c)])
         # the standard U-Net's top skip: the full-resolution encoder feature joins the last decoder output
         self.fuse = conv_block(2 * c, c) if full_res_skip else None
-        self.head = nn.Conv2d(c, 3, 3, padding=1)
+        self.head = nn.Conv2d(c, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         full, half, quarter, eighth = self.encoder(x)
@@ -141,7 +155,7 @@ class UNetStage(nn.Module):
         x = self.up[2](torch.cat([x, half], 1))  # (B, c, H, W)
         if self.fuse is not None:
             x = self.fuse(torch.cat([x, full], 1))  # (B, 2c, H, W) -> (B, c, H, W)
-        return torch.tanh(self.head(x))
+        return self.head(x)  # (B, out_channels, H, W)
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -172,13 +186,29 @@ class GlassNet(nn.Module):
             input's detail instead of being re-synthesised through the encoder-decoder; the sum is
             clamped to [-1, 1] in eval mode (training sees it unclamped, so saturated pixels keep
             their gradient). A deviation measured in the README ("A model that learns where the focus is").
+        focus_input: off (the paper). On: the network takes a tap-to-focus point
+            (:mod:`bokeh.models.controls`), seen as a Gaussian plane concatenated to both stages' inputs.
+        aperture_input: off (the paper). On: the network takes an f-number, seen as a constant plane
+            ``1.8 / N`` (the relative aperture diameter) concatenated to both stages' inputs.
+        blend: off (the paper). On: stage 2 also predicts a keep weight ``m`` in [0, 1] (a sigmoid
+            channel of its head) and the final image is ``m * I + (1 - m) * B``: where the model
+            keeps the focus it returns the input's own pixels, not a re-synthesis (a layered
+            composite, as portrait modes do); its bias starts at :data:`BLEND_INIT_BIAS` (m ~ 0.02),
+            so a network loaded from weights without it starts as that network.
 
     Shape:
         image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8; with instance norm not both 8
         (one pixel at the 1/8 bottleneck has no statistics): :data:`MIN_SIDE` (16) always works.
+        focus: ``(B, 2)`` fractions of width and height, :data:`~bokeh.models.controls.NO_FOCUS`
+        for auto (the default); aperture: ``(B, 1)`` f-numbers (default f/1.8); only for a model
+        built with them (:attr:`contract`).
         Returns ``(bokeh, rough)``: the final image ``(B, 3, H, W)`` in [-1, 1] (with
         ``global_residual`` in training mode: [-3, 3], unclamped) and the stage-1 rough image I - R
         ``(B, 3, H, W)`` in [-2, 2].
+
+    Raises:
+        ValueError: a wrong image shape; :class:`~bokeh.models.controls.ControlError` for a control
+        the model was not built with or of the wrong shape.
     """
 
     def __init__(
@@ -190,6 +220,9 @@ class GlassNet(nn.Module):
         dropout: float = 0.0,
         global_residual: bool = False,
         full_res_skip: bool = False,
+        focus_input: bool = False,
+        aperture_input: bool = False,
+        blend: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("width1", width1), ("width2", width2), ("blocks", blocks)):
@@ -197,14 +230,23 @@ class GlassNet(nn.Module):
                 raise ValueError(f"GlassNet {name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"GlassNet dropout must be in [0, 1), got {dropout!r}")
-        for name, value in (("global_residual", global_residual), ("full_res_skip", full_res_skip)):
+        flags = (("global_residual", global_residual), ("full_res_skip", full_res_skip), ("focus_input", focus_input),
+                 ("aperture_input", aperture_input), ("blend", blend))
+        for name, value in flags:
             if not isinstance(value, bool):
                 raise ValueError(f"GlassNet {name} must be true or false, got {value!r}")
         self.norm = norm
-        self.residual_stage = ResidualStage(width1, blocks, norm, dropout)
-        self.unet_stage = UNetStage(width2, blocks, norm, dropout, full_res_skip)
+        self.contract = InputContract(focus_input, aperture_input)
+        planes = self.contract.plane_count
+        self.residual_stage = ResidualStage(width1, blocks, norm, dropout, in_channels=3 + planes)
+        self.unet_stage = UNetStage(width2, blocks, norm, dropout, full_res_skip, in_channels=6 + planes, out_channels=4 if blend else 3)
         self.global_residual = global_residual
+        self.blend = blend
+        self._constants: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.apply(init_weights)
+        if blend:
+            with torch.no_grad():
+                self.unet_stage.head.bias[3].fill_(BLEND_INIT_BIAS)
 
     @staticmethod
     def settings(**kwargs) -> dict:
@@ -235,13 +277,88 @@ class GlassNet(nn.Module):
                 f"pad the image to at least {MIN_SIDE} x {MIN_SIDE} (bokeh.render does this for you)"
             )
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def control_constants(self, height: int, width: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The coordinate grid, the focus weights and a plane of ones for ``height x width`` (cached
+        per size, dtype and device; a cached tensor is a constant in an exported graph)."""
+        key = (height, width, like.dtype, like.device)
+        if key not in self._constants:
+            self._constants[key] = (focus_grid(height, width, like.dtype, like.device),
+                                    focus_weights(height, width, dtype=like.dtype, device=like.device),
+                                    torch.ones(1, 1, height, width, dtype=like.dtype, device=like.device))
+        return self._constants[key]
+
+    def control_planes(self, image: torch.Tensor, focus: torch.Tensor | None, aperture: torch.Tensor | None) -> list[torch.Tensor]:
+        """The ``(B, 1, H, W)`` planes of the controls this model takes (defaults where ``None``)."""
+        batch, height, width = image.shape[0], image.shape[2], image.shape[3]
+        for name, value, taken, size in (("focus", focus, self.contract.focus, 2), ("aperture", aperture, self.contract.aperture, 1)):
+            if value is None:
+                continue
+            if not taken:
+                raise ControlError(f"this GlassNet takes no {name} input (its inputs: {', '.join(self.contract.names)})")
+            if value.ndim != 2 or value.shape[1] != size or value.shape[0] not in (1, batch):
+                raise ControlError(f"GlassNet {name} must have shape ({batch}, {size}), got {tuple(value.shape)}")
+        if not self.contract.plane_count:
+            return []
+        grid, weights, ones = self.control_constants(height, width, image)
+        planes = []
+        if self.contract.focus:
+            if focus is None:
+                focus = image.new_tensor(NO_FOCUS).expand(batch, 2)
+            planes.append(focus_plane(focus.to(image.dtype), grid, weights).expand(batch, 1, height, width))
+        if self.contract.aperture:
+            if aperture is None:
+                aperture = image.new_full((batch, 1), REFERENCE_F_NUMBER)
+            planes.append(aperture_plane(aperture.to(image.dtype), ones).expand(batch, 1, height, width))
+        return planes
+
+    def forward(self, image: torch.Tensor, focus: torch.Tensor | None = None,
+                aperture: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         self.check_input(image)
-        residual = self.residual_stage(image)  # R, (B, 3, H, W)
+        planes = self.control_planes(image, focus, aperture)  # k x (B, 1, H, W)
+        residual = self.residual_stage(torch.cat([image, *planes], 1) if planes else image)  # R, (B, 3, H, W)
         rough = image - residual  # I - R
-        bokeh = self.unet_stage(torch.cat([residual, rough], 1))  # (B, 6, H, W) -> (B, 3, H, W)
+        x = torch.cat([residual, rough, *planes], 1)  # (B, 6 + k, H, W)
+        head = self.unet_stage(x)  # (B, 3 or 4, H, W)
+        bokeh = torch.tanh(head[:, :3] if self.blend else head)  # (B, 3, H, W)
         if self.global_residual:
             bokeh = rough + bokeh
-            if not self.training:
-                bokeh = bokeh.clamp(-1.0, 1.0)
+        if self.blend:
+            keep = torch.sigmoid(head[:, 3:4])  # (B, 1, H, W): 1 = return the input's pixel
+            bokeh = keep * image + (1.0 - keep) * bokeh
+        if self.global_residual and not self.training:
+            bokeh = bokeh.clamp(-1.0, 1.0)
         return bokeh, rough
+
+
+GROWABLE = ("focus_input", "aperture_input", "blend")  # options a trained network can gain (zero-initialised)
+
+
+def grow_state(state: dict[str, torch.Tensor], saved: dict, wanted: dict) -> dict[str, torch.Tensor]:
+    """A generator ``state`` trained with settings ``saved``, fitted to a Glass-Net with settings
+    ``wanted`` that adds control inputs or the blend channel (:data:`GROWABLE`), so that the grown
+    network computes exactly what the trained one did (for the default controls: f/1.8 and auto
+    focus, up to the blend channel's start value): new input channels of both stages' first convs
+    get zero weights, a new blend channel zero weights and the bias :data:`BLEND_INIT_BIAS`.
+
+    Args:
+        state: ``GlassNet.state_dict()`` keys (no ``generator.`` prefix).
+        saved, wanted: complete settings (:meth:`GlassNet.settings`).
+
+    Raises:
+        ValueError: the settings differ in anything but switching :data:`GROWABLE` options on.
+    """
+    other = {k for k in wanted if wanted[k] != saved.get(k)}
+    if other - set(GROWABLE) or any(saved.get(k) and not wanted[k] for k in GROWABLE):
+        raise ValueError(f"cannot grow a generator with settings {saved} into one with {wanted}: only switching on {', '.join(GROWABLE)} is possible")
+    state = dict(state)
+    extra = sum(bool(wanted[k]) for k in ("focus_input", "aperture_input")) - sum(bool(saved.get(k)) for k in ("focus_input", "aperture_input"))
+    if saved.get("focus_input") != wanted["focus_input"] and saved.get("aperture_input") and wanted["focus_input"]:
+        raise ValueError("cannot add a focus input in front of an existing aperture plane; train with both from the start")
+    for key in ("residual_stage.encoder.stages.0.0.weight", "unet_stage.encoder.stages.0.0.weight"):
+        weight = state[key]  # (c, in, 3, 3)
+        state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra, *weight.shape[2:])], 1)
+    if wanted["blend"] and not saved.get("blend"):
+        weight, bias = state["unet_stage.head.weight"], state["unet_stage.head.bias"]
+        state["unet_stage.head.weight"] = torch.cat([weight, weight.new_zeros(1, *weight.shape[1:])])
+        state["unet_stage.head.bias"] = torch.cat([bias, bias.new_full((1,), BLEND_INIT_BIAS)])
+    return state

@@ -1,0 +1,198 @@
+"""Tap to focus and an aperture: the optional control inputs of Glass-Net, and the one input contract.
+
+A phone's portrait mode lets a person tap the subject and slide an aperture; a Glass-Net built with
+``focus_input`` / ``aperture_input`` takes the same two controls beside the image:
+
+* ``focus``: the point to focus on, ``(x, y)`` as fractions of the image's width and height (0 = left
+  or top edge, 1 = right or bottom edge). The in-focus depth is that point's depth; the network
+  sees it as a Gaussian plane (peak 1 at the point, standard deviation :data:`FOCUS_SIGMA` of the
+  image's short side). No point ("auto", :data:`NO_FOCUS`) gives an all-zero plane: the network
+  decides where the focus is, as a model without controls does.
+* ``aperture``: the f-number N of the wide-aperture shot to render. The network sees a constant
+  plane of ``REFERENCE_F_NUMBER / N``: the aperture diameter relative to the lens the training
+  targets were shot or rendered with (EBB!'s f/1.8), which is the factor every circle-of-confusion
+  radius scales by (thin lens: radius proportional to f / N). f/1.8 -> 1.0, f/2.8 -> 0.64,
+  f/8 -> 0.225. Without a value, :data:`REFERENCE_F_NUMBER`.
+
+:class:`InputContract` names every input of a model with its shape, range and default; the
+renderer, the evaluation, the export and every runtime read a model's inputs from it (the names
+``image``, ``focus``, ``aperture`` are the ONNX and TFLite input names too), so none of them knows
+the controls on its own. A control given to a model that does not take it is refused
+(:class:`ControlError`), never ignored.
+
+Pure torch: no I/O, no Lightning, no Hydra.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+REFERENCE_F_NUMBER = 1.8  # EBB!'s f/1.8 targets; the synthetic scenes' default lens
+MIN_F_NUMBER = 0.5  # below any real lens (f/0.95 is the fastest made): a smaller value is a mistake
+MAX_F_NUMBER = 64.0
+TRAINED_F_NUMBERS = (1.8, 11.0)  # the range the shipped data renders (bokeh.data: SceneConfig.f_number)
+FOCUS_SIGMA = 0.08  # Gaussian tap plane: standard deviation as a fraction of the image's short side
+NO_FOCUS = (-1.0, -1.0)  # the "auto" point: far enough outside the frame that its plane is 0 everywhere
+CONTROL_NAMES = ("focus", "aperture")
+
+
+class ControlError(ValueError):
+    """A control value that cannot be used (outside the photo, f/0, NaN, not taken by the model)."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One named input of a model.
+
+    Attributes:
+        name: ``image``, ``focus`` or ``aperture`` (the ONNX / TFLite input name too).
+        shape: per-sample shape in the torch layout (``("3", "H", "W")``, ``(2,)``, ``(1,)``).
+        range: the valid values, in words.
+        default: what a caller that gives nothing gets, in words.
+    """
+
+    name: str
+    shape: tuple
+    range: str
+    default: str
+
+
+IMAGE_SPEC = InputSpec("image", (3, "H", "W"), "[-1, 1] RGB (sRGB values scaled), H and W multiples of 8", "required")
+FOCUS_SPEC = InputSpec("focus", (2,), "(x, y) fractions of width and height in [0, 1]; (-1, -1) = auto", "auto: the model decides")
+APERTURE_SPEC = InputSpec("aperture", (1,), f"f-number in [{MIN_F_NUMBER:g}, {MAX_F_NUMBER:g}]", f"f/{REFERENCE_F_NUMBER:g}")
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """The inputs a model takes, in order: always ``image``, then the controls it was built with."""
+
+    focus: bool = False
+    aperture: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "InputContract":
+        """The contract of a Glass-Net with these constructor settings (``focus_input``, ``aperture_input``)."""
+        return cls(bool(settings.get("focus_input", False)), bool(settings.get("aperture_input", False)))
+
+    @property
+    def specs(self) -> tuple[InputSpec, ...]:
+        return (IMAGE_SPEC,) + ((FOCUS_SPEC,) if self.focus else ()) + ((APERTURE_SPEC,) if self.aperture else ())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.specs)
+
+    @property
+    def controls(self) -> tuple[str, ...]:
+        """The control names this model takes (a subset of :data:`CONTROL_NAMES`)."""
+        return self.names[1:]
+
+    @property
+    def plane_count(self) -> int:
+        """Extra input planes the network concatenates to its image inputs."""
+        return int(self.focus) + int(self.aperture)
+
+    def describe(self) -> str:
+        """One line per input: ``name shape range (default ...)``."""
+        return "\n".join(f"{s.name} {s.shape}: {s.range} (default: {s.default})" for s in self.specs)
+
+    def check(self, focus=None, aperture=None) -> tuple[tuple[float, float] | None, float | None]:
+        """Validate user controls against this contract; returns them as plain floats.
+
+        Args:
+            focus: ``None`` (auto) or ``(x, y)`` fractions in [0, 1].
+            aperture: ``None`` (f/1.8) or an f-number.
+
+        Raises:
+            ControlError: a control this model was not trained with, a point outside the photo, an
+                f-number that is not a finite number in [:data:`MIN_F_NUMBER`, :data:`MAX_F_NUMBER`].
+        """
+        for name, value, taken in (("focus", focus, self.focus), ("aperture", aperture, self.aperture)):
+            if value is not None and not taken:
+                what = "tap-to-focus point" if name == "focus" else "f-number"
+                raise ControlError(
+                    f"{name}= was given, but this model takes no {what} (its inputs: {', '.join(self.names)}): "
+                    f"leave {name} out, or use a model trained with it (e.g. ckpt=reference)"
+                )
+        return (check_focus(focus) if focus is not None else None), (check_aperture(aperture) if aperture is not None else None)
+
+
+def check_focus(focus) -> tuple[float, float]:
+    """``focus`` as ``(x, y)`` floats in [0, 1]; raises :class:`ControlError` naming what is wrong."""
+    try:
+        x, y = (float(v) for v in focus)
+    except (TypeError, ValueError):
+        raise ControlError(f"focus={focus!r} is not a point: give x,y as fractions of the width and height, e.g. focus=0.5,0.4") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ControlError(f"focus=({x}, {y}) is not a finite point: give x,y as fractions in [0, 1], e.g. focus=0.5,0.4")
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        raise ControlError(f"focus=({x:g}, {y:g}) lies outside the photo: x and y are fractions of the width and height in [0, 1]")
+    return x, y
+
+
+def check_aperture(aperture) -> float:
+    """``aperture`` as a float f-number; raises :class:`ControlError` for f/0, negatives, NaN, text."""
+    try:
+        value = float(aperture)
+    except (TypeError, ValueError):
+        raise ControlError(f"aperture={aperture!r} is not an f-number: give a number such as aperture=2.8") from None
+    if not math.isfinite(value) or not MIN_F_NUMBER <= value <= MAX_F_NUMBER:
+        raise ControlError(
+            f"aperture={aperture!r} is not a usable f-number: give a finite number from {MIN_F_NUMBER:g} to {MAX_F_NUMBER:g}, "
+            f"e.g. 1.8 (the widest the model was trained with) or 8"
+        )
+    return value
+
+
+def control_tensors(batch: int, focus=None, aperture=None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``focus`` ``(B, 2)`` and ``aperture`` ``(B, 1)`` float32 tensors for checked values
+    (``None``: :data:`NO_FOCUS`, :data:`REFERENCE_F_NUMBER`), one row per sample."""
+    point = NO_FOCUS if focus is None else focus
+    f_number = REFERENCE_F_NUMBER if aperture is None else aperture
+    return (torch.tensor([point], dtype=torch.float32, device=device).expand(batch, 2).contiguous(),
+            torch.full((batch, 1), float(f_number), dtype=torch.float32, device=device))
+
+
+def focus_grid(height: int, width: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Pixel-centre coordinates as fractions of width and height: ``(1, 2, H, W)``, channel 0 = x."""
+    ys = (torch.arange(height, dtype=dtype, device=device) + 0.5) / height
+    xs = (torch.arange(width, dtype=dtype, device=device) + 0.5) / width
+    return torch.stack([xs.expand(height, width), ys[:, None].expand(height, width)])[None]
+
+
+def focus_weights(height: int, width: int, sigma: float = FOCUS_SIGMA, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``(1, 2, 1, 1)`` weights ``-(side / short)^2 / (2 sigma^2)``: squared fraction offsets in x and y
+    times these, summed, give ``-d^2 / (2 sigma^2)`` with ``d`` in short sides."""
+    short = min(height, width)
+    return torch.tensor([-((width / short) ** 2), -((height / short) ** 2)], dtype=dtype, device=device).view(1, 2, 1, 1) / (2 * sigma**2)
+
+
+def focus_plane(focus: torch.Tensor, grid: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The tap plane: a Gaussian of peak 1 at ``focus`` (0 everywhere for :data:`NO_FOCUS`).
+
+    Only element-wise ops and a 1 x 1 convolution, so the exported graph runs on a phone GPU.
+
+    Shape:
+        focus: ``(B, 2)`` fractions; grid: ``(1, 2, H, W)`` (:func:`focus_grid`); weights:
+        ``(1, 2, 1, 1)`` (:func:`focus_weights`). Returns ``(B, 1, H, W)`` in [0, 1].
+    """
+    offset = grid - focus[:, :, None, None]  # (B, 2, H, W)
+    exponent = torch.nn.functional.conv2d(offset * offset, weights.view(1, 2, 1, 1))  # (B, 1, H, W)
+    return torch.exp(exponent)
+
+
+def aperture_plane(aperture: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+    """The aperture plane: ``REFERENCE_F_NUMBER / N`` everywhere.
+
+    Shape:
+        aperture: ``(B, 1)`` f-numbers; ones: ``(1, 1, H, W)``. Returns ``(B, 1, H, W)``.
+    """
+    return (REFERENCE_F_NUMBER / aperture)[:, :, None, None] * ones
+
+
+def relative_aperture(f_number: float) -> float:
+    """``REFERENCE_F_NUMBER / f_number``: the factor circle-of-confusion radii scale by."""
+    return REFERENCE_F_NUMBER / float(f_number)
