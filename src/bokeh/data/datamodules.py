@@ -230,7 +230,8 @@ class SyntheticDataModule(_PairDataModule):
         if not 0.0 <= float(focus_auto_share) <= 1.0:
             raise ValueError(f"focus_auto_share must be in [0, 1], got {focus_auto_share}")
         self.photo_pairs, self.photo_share, self.focus_auto_share = photo_pairs, float(photo_share), float(focus_auto_share)
-        self.scene = dict(scene or {})
+        # plain values (a Hydra list becomes a list): the set's folder name hashes them as JSON
+        self.scene = {str(k): list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in dict(scene or {}).items()}
         scene_config(self.scene)  # unknown keys fail at construction
         self.size = _pair_of_ints(size, "size")
         if not 1 <= int(val_count) < int(n):
