@@ -16,6 +16,8 @@ an interrupt reads the same everywhere:
   Temporary files are removed by the code that made them (``try``/``except BaseException``),
   before this line is printed.
 * :func:`parse_bool`: ``true``/``false`` options are checked, not guessed (``tflite=maybe`` is refused).
+* :func:`existing_outputs`: no writer replaces an existing file unless ``overwrite=true`` is given
+  (render, export, demo, synthesize), checked before any work, in the same words.
 * :func:`write_text_atomic`: small result files (``report.json``, ``metrics.json``) are written to a
   temporary file and renamed, so an interrupt never leaves half a file under the final name.
 """
@@ -83,6 +85,17 @@ def check_output_folder(path: str | os.PathLike, setting: str, keep: bool = True
                 with contextlib.suppress(OSError):
                     folder.rmdir()
     return path
+
+
+def existing_outputs(paths: list[Path], setting: str = "out") -> str | None:
+    """The sentence refusing to replace the files among ``paths`` that already exist (``None`` if
+    none does): every writer (render, export, demo, synthesize) says it the same way."""
+    present = [p for p in paths if os.path.lexists(p)]
+    if not present:
+        return None
+    shown = ", ".join(str(p) for p in present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
+    return (f"{setting}: {len(present)} output file(s) already exist ({shown}) and would be replaced: "
+            f"choose another {setting}= folder, or pass overwrite=true to replace them")
 
 
 def check_output_file(path: str | os.PathLike, setting: str) -> Path:

@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bokeh.cli import OutputFolderError, check_output_folder
+from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs
 from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, is_known_image_type, not_a_file_reason, read_rgb,
                           srgb_profile, unsupported_reason, write_image)
 from bokeh.render.fit import render_to_uint8
@@ -113,17 +113,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)  # hard links, case-insensitive disks
     except OSError:
         return False
-
-
-def existing_outputs(paths: list[Path], setting: str = "out") -> str | None:
-    """The sentence refusing to replace the files among ``paths`` that already exist (``None`` if
-    none does): every writer (render, export, demo, synthesize) says it the same way."""
-    present = [p for p in paths if os.path.lexists(p)]
-    if not present:
-        return None
-    shown = ", ".join(str(p) for p in present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
-    return (f"{setting}: {len(present)} output file(s) already exist ({shown}) and would be replaced: "
-            f"choose another {setting}= folder, or pass overwrite=true to replace them")
 
 
 def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.PathLike, overwrite: bool = False) -> Path:
