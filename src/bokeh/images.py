@@ -237,7 +237,10 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     with _decode_errors(path), Image.open(path) as image:
         image.load()
         _orientation(image, path)  # a malformed EXIF block: said as such
-        image = ImageOps.exif_transpose(image)
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception as error:  # noqa: BLE001  struct.error, AttributeError, ...: Pillow re-encoding a bad tag
+            raise _exif_error(path, error) from error
         image = to_srgb(image, path)
     return _to_rgb8(image, path)
 
@@ -247,8 +250,12 @@ def _orientation(image: Image.Image, path: Path) -> int:
     try:
         return int(image.getexif().get(_ORIENTATION_TAG, 1))
     except Exception as error:  # noqa: BLE001  struct.error, TypeError, ... from Pillow's EXIF parser
-        raise ImageError(path, f"malformed EXIF metadata ({type(error).__name__}: {error})",
-                         "re-save the photo without its metadata (e.g. exiftool -all= FILE) or remove it") from error
+        raise _exif_error(path, error) from error
+
+
+def _exif_error(path: Path, error: Exception) -> ImageError:
+    return ImageError(path, f"malformed EXIF metadata ({type(error).__name__}: {error})",
+                      "re-save the photo without its metadata (e.g. exiftool -all= FILE) or remove it")
 
 
 @contextlib.contextmanager
@@ -290,7 +297,7 @@ def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Im
         if _is_srgb(profile):
             return image
         space = profile.profile.xcolor_space.strip()
-        if space == "RGB" and image.mode != "RGB":
+        if space == "RGB" and image.mode not in ("RGB", "CMYK"):
             image = Image.fromarray(_to_rgb8(image, path))
         elif (space, image.mode) not in (("RGB", "RGB"), ("CMYK", "CMYK"), ("GRAY", "L")):
             raise ImageError(path, f"its embedded ICC profile is for {space} but the pixels are {image.mode}",
