@@ -107,8 +107,11 @@ def output_path(source: Path, out: Path) -> Path:
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symbolic link loop: it is no file that could be overwritten
+        return False
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)  # hard links, case-insensitive disks
     except OSError:
