@@ -38,7 +38,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m bokeh.demo
+	$(BIN)/python -m bokeh.demo overwrite=true
 
 # One timing table of every runtime (exports once into outputs/bench/, reused): make bench [CKPT=...] [SIZE=256x384]
 bench: $(STAMP)

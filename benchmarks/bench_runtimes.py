@@ -130,7 +130,7 @@ def exported(ckpt: Path, args: argparse.Namespace) -> tuple[Path, dict]:
     print(f"exporting {ckpt} at {args.size} into {folder} (once; minutes, ~13 GB peak at 1024 x 1536) ...", flush=True)
     command = [sys.executable, "-m", "bokeh.export", f"ckpt={ckpt}", f"out={folder}", f"size={args.size}",
                "export.int8.enabled=true", f"export.int8.calibration_count={args.calibration}",
-               "verify.latency_repeats=1", "verify.tf_analyzer=false", f"verify.threads={args.threads}"]
+               "verify.latency_repeats=1", "verify.tf_analyzer=false", f"verify.threads={args.threads}", "overwrite=true"]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=REPO, text=True, capture_output=True)
     print(f"export took {time.perf_counter() - start:.0f} s (exit {result.returncode})", flush=True)

@@ -607,7 +607,8 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path, monkeypatch, cap
     assert not loaded and list(out.iterdir()) == []
 
 
-def test_ctrl_c_in_a_folder_render_says_what_was_finished(tiny_checkpoint, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP"])  # Ctrl-C, timeout / kill, a closed SSH session
+def test_ctrl_c_in_a_folder_render_says_what_was_finished(tiny_checkpoint, tmp_path, stop):
     import signal
     import time
 
@@ -623,12 +624,13 @@ def test_ctrl_c_in_a_folder_render_says_what_was_finished(tiny_checkpoint, tmp_p
     while not (out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir())):  # once the first photo is written
         assert process.poll() is None and time.monotonic() - start < 600, process.communicate()[1][-2000:]
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, stop))
     _, err = process.communicate(timeout=300)
-    assert process.returncode == 130, err[-2000:]
+    assert process.returncode == 128 + getattr(signal, stop), err[-2000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     written = sorted(out.iterdir())
-    assert f"bokeh.render: interrupted (Ctrl-C); rendered {len(written)} of 30 image(s)" in err
+    how = "Ctrl-C" if stop == "SIGINT" else stop
+    assert f"bokeh.render: interrupted ({how}); rendered {len(written)} of 30 image(s)" in err
     assert 1 <= len(written) < 30 and not [p for p in written if p.name.startswith(".")], "no temporary file left"
     for path in written:
         assert read_rgb(path).shape == (256, 384, 3)  # every written file is complete

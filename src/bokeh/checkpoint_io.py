@@ -16,8 +16,10 @@ tensors and primitives only, so checkpoints keep loading with ``torch.load(weigh
 
 from __future__ import annotations
 
+import errno
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,33 @@ class NonFiniteCheckpointError(ValueError):
     """A checkpoint about to be written holds NaN or infinite weights."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (disk full, no permission); ``str()`` is one sentence
+    saying so, that the previous file is intact, and what to do."""
+
+
 def partial_path(path: str | Path) -> Path:
-    """Where the checkpoint for ``path`` is written before it is renamed: ``.<name>.partial``, same folder."""
+    """Where the checkpoint for ``path`` is written before it is renamed: ``.<name>.partial``, same
+    folder (the name shortened where a long one would not fit: :func:`bokeh.cli.temporary_prefix`)."""
+    from bokeh.cli import temporary_prefix
+
     path = Path(path)
-    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+    return path.with_name(temporary_prefix(path, len(PARTIAL_SUFFIX) - 1) + PARTIAL_SUFFIX[1:])
+
+
+def _write_failure(error: BaseException, folder: Path) -> tuple[int | None, str]:
+    """``(errno, words)`` for a failed checkpoint write. torch's zip writer reports a failed write as
+    ``RuntimeError: [enforce fail at inline_container.cc:...] unexpected pos ...``: that is a write
+    error of the file system too (usually a full disk, said so when the folder has no room left)."""
+    if isinstance(error, OSError):
+        return error.errno, error.strerror or str(error)
+    try:
+        full = shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        full = False
+    if full:
+        return errno.ENOSPC, "no space left on device"
+    return None, f"the write failed: {str(error).splitlines()[0][:200]}"
 
 
 def first_non_finite(state: dict[str, Any]) -> str | None:
@@ -51,8 +76,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     ``save_checkpoint`` refuses (:class:`NonFiniteCheckpointError`) a checkpoint whose
     ``state_dict`` has non-finite weights, so a diverged model cannot replace the last good file.
-    A failure while writing (disk full, no permission, an exception) removes the partial file and
-    raises ``OSError`` saying the previous checkpoint is unchanged; a kill leaves at most a stale
+    A failure while writing (disk full, no permission, torch's zip writer's ``unexpected pos``)
+    removes the partial file and raises :class:`CheckpointWriteError` (an ``OSError``) saying the
+    previous checkpoint is unchanged; a kill leaves at most a stale
     ``.<name>.partial`` beside it, which the next save overwrites.
     """
 
@@ -66,18 +92,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"refusing to write {path}: weight {bad!r} holds NaN or inf values; the last checkpoint "
                 f"on disk is kept. Lower the learning rate or check the data, then resume from it."
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = partial_path(path)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(partial, "wb") as file:
                 torch.save(checkpoint, file)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(partial, path)
-        except OSError as error:
+        except (OSError, RuntimeError) as error:  # RuntimeError: torch's zip writer failing to write
             partial.unlink(missing_ok=True)
+            if isinstance(error, RuntimeError) and "inline_container" not in str(error) and "PytorchStreamWriter" not in str(error):
+                raise
+            number, words = _write_failure(error, path.parent)
             kept = "is unchanged" if path.exists() else "did not exist"
-            raise OSError(error.errno, f"could not write checkpoint {path} ({error.strerror or error}); the previous {path.name} {kept}. Free disk space or choose another output folder (hydra.run.dir=...)") from error
+            raise CheckpointWriteError(number, f"could not write checkpoint {path} ({words}); the previous {path.name} {kept}. Free disk space or choose another output folder (hydra.run.dir=...)") from error
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

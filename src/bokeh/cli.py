@@ -11,8 +11,13 @@ an interrupt reads the same everywhere:
   (Hydra's override grammar would split or reject them: ``ckpt=runs/epoch=3-step=9/last.ckpt``
   fails with ``mismatched input '='``).
 * :func:`interruptible`: Ctrl-C ends the command with one line saying what was finished and exit
-  status :data:`EXIT_INTERRUPTED`, not a traceback. Temporary files are removed by the code that
-  made them (``try``/``except BaseException``), before this line is printed.
+  status :data:`EXIT_INTERRUPTED`, not a traceback; ``SIGTERM`` (``timeout``, ``kill``) and
+  ``SIGHUP`` (a closed terminal or SSH session) are handled the same way (exit 143 and 129).
+  Temporary files are removed by the code that made them (``try``/``except BaseException``),
+  before this line is printed.
+* :func:`parse_bool`: ``true``/``false`` options are checked, not guessed (``tflite=maybe`` is refused).
+* :func:`existing_outputs`: no writer replaces an existing file unless ``overwrite=true`` is given
+  (render, export, demo, synthesize), checked before any work, in the same words.
 * :func:`write_text_atomic`: small result files (``report.json``, ``metrics.json``) are written to a
   temporary file and renamed, so an interrupt never leaves half a file under the final name.
 """
@@ -82,6 +87,17 @@ def check_output_folder(path: str | os.PathLike, setting: str, keep: bool = True
     return path
 
 
+def existing_outputs(paths: list[Path], setting: str = "out") -> str | None:
+    """The sentence refusing to replace the files among ``paths`` that already exist (``None`` if
+    none does): every writer (render, export, demo, synthesize) says it the same way."""
+    present = [p for p in paths if os.path.lexists(p)]
+    if not present:
+        return None
+    shown = ", ".join(str(p) for p in present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
+    return (f"{setting}: {len(present)} output file(s) already exist ({shown}) and would be replaced: "
+            f"choose another {setting}= folder, or pass overwrite=true to replace them")
+
+
 def check_output_file(path: str | os.PathLike, setting: str) -> Path:
     """Like :func:`check_output_folder` for a file to be written (``out=report.json``): its folder
     must be writable and the path must not be a folder. The folder is created only when the file is
@@ -93,11 +109,24 @@ def check_output_file(path: str | os.PathLike, setting: str) -> Path:
     return path
 
 
+NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
+
+
+def temporary_prefix(path: str | os.PathLike, room: int = 14) -> str:
+    """``.<name>.`` for a hidden temporary file beside ``path``, the name shortened (at a character
+    boundary) so that the prefix plus ``room`` more bytes (``mkstemp``'s 8 random characters and a
+    suffix) still fit in :data:`NAME_MAX`: a legal 242-255-byte file name can be written atomically too."""
+    name = Path(path).name
+    while name and len(os.fsencode(f".{name}.")) + room > NAME_MAX:
+        name = name[:-1]
+    return f".{name}."
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path`` and rename it (a reader never sees half)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path, 8), dir=path.parent)
     try:
         with os.fdopen(handle, "w") as stream:
             stream.write(text)
@@ -176,7 +205,54 @@ def quote_path_overrides(overrides: Iterable[str], keys: Iterable[str]) -> list[
     return quoted
 
 
-# ----------------------------------------------------------------------------- Ctrl-C
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_bool(key: str, value: str | bool) -> bool:
+    """``value`` of option ``key`` as a bool; ``ValueError`` (one sentence) for anything but
+    true/false, 1/0, yes/no, on/off (any case)."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"{key}={value!r}: use true or false")
+
+
+# ----------------------------------------------------------------------------- Ctrl-C and signals
+#: Signals that stop a command like Ctrl-C does (temporary files removed, one line, 128 + number)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Terminated(KeyboardInterrupt):
+    """A stop signal (``SIGTERM``, ``SIGHUP``) turned into an interrupt, so cleanup code runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Inside the block, ``SIGTERM`` and ``SIGHUP`` raise :class:`Terminated` (a ``KeyboardInterrupt``)
+    where they would kill the process without cleanup. A no-op outside the main thread."""
+    previous = {}
+    try:
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, _raise_terminated)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, carrying a sentence on what was finished before it (e.g. where to resume from)."""
 
@@ -187,33 +263,51 @@ class Interrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def interruptible(program: str, finished: Callable[[], str]) -> Iterator[None]:
-    """Turn Ctrl-C inside the block into one line on stderr and exit status 130.
+    """Turn Ctrl-C inside the block into one line on stderr and exit status 130; ``SIGTERM`` and
+    ``SIGHUP`` likewise (exit status 128 + the signal's number: 143, 129).
 
     ``finished()`` says what was done when the interrupt came (called only then); an
     :class:`Interrupted` raised inside adds its own sentence. The code inside is responsible for
     removing its temporary files as the ``KeyboardInterrupt`` passes through it.
     """
     try:
-        yield
+        with stop_signals_interrupt():
+            yield
     except KeyboardInterrupt as interrupt:
         said = [finished()] + ([interrupt.finished] if isinstance(interrupt, Interrupted) else [])
-        print(f"{program}: interrupted (Ctrl-C); " + "; ".join(s for s in said if s), file=sys.stderr, flush=True)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        signum = _stop_signal(interrupt)
+        how = "Ctrl-C" if signum is None else signal.Signals(signum).name
+        print(f"{program}: interrupted ({how}); " + "; ".join(s for s in said if s), file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_INTERRUPTED if signum is None else 128 + signum) from None
+
+
+def _stop_signal(interrupt: BaseException) -> int | None:
+    """The stop signal behind ``interrupt`` (also when a library re-raised it as its own), else None."""
+    seen = set()
+    while interrupt is not None and id(interrupt) not in seen:
+        if isinstance(interrupt, Terminated):
+            return interrupt.signum
+        seen.add(id(interrupt))
+        interrupt = interrupt.__cause__ or interrupt.__context__
+    return None
 
 
 @contextlib.contextmanager
 def ignoring_interrupts() -> Iterator[None]:
-    """Ctrl-C is ignored inside the block: for cleanup that must finish once an interrupt arrived
-    (a second Ctrl-C would otherwise leave half a temporary folder). A no-op outside the main thread."""
+    """Ctrl-C (and SIGTERM, SIGHUP) is ignored inside the block: for cleanup that must finish once an
+    interrupt arrived (a second one would otherwise leave half a temporary folder). A no-op outside
+    the main thread."""
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            previous[signum] = signal.signal(signum, signal.SIG_IGN)
     except ValueError:  # not the main thread: signals go to the main thread anyway
-        previous = None
+        pass
     try:
         yield
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_child(command: list[str], grace_s: float = 120.0) -> None:

@@ -12,12 +12,14 @@
 5. converts the demo checkpoint to TFLite (float32 / float16) at a small size and verifies it.
 
 Everything lands under ``outputs/demo/`` (git-ignored); the last lines printed say where.
-Options (``key=value``): ``minutes=10`` cap on the training time, ``tflite=true``,
-``reference=true`` (step 1), ``out=outputs/demo``, ``photos=astronaut,coffee,chelsea``; any other
-``group.key=value`` is passed to the training config (e.g. ``data.n=40``). ``out=`` may be any path
-and is checked writable before anything runs (exit status 2); Ctrl-C stops with one line saying which
-steps finished (exit status 130), and the temporary files of the step it interrupted (synthetic set,
-export) are removed.
+Options (``key=value``): ``minutes=10`` cap on the training time (0 < minutes <= 14 days),
+``tflite=true``, ``reference=true`` (step 1), ``out=outputs/demo``, ``photos=astronaut,coffee,chelsea``
+(from :data:`PHOTOS`), ``overwrite=false``; any other ``group.key=value`` is passed to the training
+config (e.g. ``data.n=40``). Every option is checked before anything runs (exit status 2, one
+line): ``out=`` may be any path and must be writable, and the files of an earlier demo in it are
+not replaced unless ``overwrite=true``. Ctrl-C (or SIGTERM, SIGHUP) stops with one line saying which
+steps finished (exit status 130; 143, 129), and the temporary files of the step it interrupted
+(synthetic set, export) are removed.
 """
 
 from __future__ import annotations
@@ -31,12 +33,45 @@ import pytorch_lightning  # noqa: F401  (import order: before TensorFlow, see TO
 from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
-from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides, run_child, write_text_atomic
+from bokeh.checkpoint_io import CheckpointWriteError
+from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_folder, existing_outputs, hydra_quote, interruptible, parse_bool,
+                       quote_path_overrides, run_child, write_text_atomic)
 from bokeh.evaluate import baselines, evaluate_generator, format_table, score, validation_samples
-from bokeh.train import CONF_DIR, PATH_KEYS, run
+from bokeh.data.pairs import DataLayoutError
+from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths, run
 
-DEFAULTS = {"minutes": "10", "tflite": "true", "reference": "true", "out": "outputs/demo", "photos": "astronaut,coffee,chelsea"}
-TRUE = {"1", "true", "yes", "on"}
+DEFAULTS = {"minutes": "10", "tflite": "true", "reference": "true", "out": "outputs/demo", "photos": "astronaut,coffee,chelsea",
+            "overwrite": "false"}
+#: Photos shipped inside scikit-image (no download), by the name of their ``skimage.data`` function
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field", "immunohistochemistry", "camera", "moon",
+          "coins", "page", "text", "grass", "gravel", "brick", "cell")
+MAX_MINUTES = 14 * 24 * 60
+
+
+def check_options(options: dict[str, str]) -> dict:
+    """Typed options, each checked (``ValueError``, one sentence naming the option)."""
+    checked = {key: parse_bool(key, options[key]) for key in ("tflite", "reference", "overwrite")}
+    try:
+        minutes = float(options["minutes"])
+    except ValueError:
+        raise ValueError(f"minutes={options['minutes']!r}: a number of minutes, e.g. minutes=10") from None
+    if not 0 < minutes <= MAX_MINUTES:  # also NaN
+        raise ValueError(f"minutes={options['minutes']!r}: give more than 0 and at most {MAX_MINUTES} (14 days)")
+    photos = [p for p in options["photos"].split(",") if p]
+    unknown = [p for p in photos if p not in PHOTOS]
+    if unknown or not photos:
+        raise ValueError(f"photos={options['photos']!r}: {'unknown photo ' + ', '.join(unknown) if unknown else 'no photo named'}; "
+                         f"choose from {','.join(PHOTOS)}")
+    return checked | {"minutes": minutes, "photos": photos, "out": Path(options["out"]).resolve()}
+
+
+def planned_outputs(out: Path, photos: list[str], reference: bool, tflite: bool) -> list[Path]:
+    """The files a demo run writes into ``out`` (those an earlier run left are not replaced unless overwrite=true)."""
+    paths = [out / "metrics.json", *(out / f"demo_{p}.png" for p in photos)]
+    paths += [out / f"reference_{p}.png" for p in photos] if reference else []
+    paths += [out / "tflite" / "report.json"] if tflite else []
+    checkpoints = out / "pretrain" / "checkpoints"
+    return paths + (sorted(checkpoints.iterdir()) if checkpoints.is_dir() else [])
 
 
 def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -58,8 +93,9 @@ def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 
 def demo_config(out: Path, minutes: float, extra: list[str]):
     """The composed ``experiment=demo`` config, its training capped at ``minutes``."""
-    budget = time.strftime("%H:%M:%S", time.gmtime(int(minutes * 60)))
-    overrides = ["experiment=demo", f"output_dir={hydra_quote(str(out / 'pretrain'))}", f"trainer.max_time=00:{budget}",
+    days, seconds = divmod(int(round(minutes * 60)), 86400)
+    budget = f"{days:02d}:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"  # DD:HH:MM:SS
+    overrides = ["experiment=demo", f"output_dir={hydra_quote(str(out / 'pretrain'))}", f"trainer.max_time={budget}",
                  *quote_path_overrides(extra, PATH_KEYS)]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
@@ -89,37 +125,49 @@ def render_photos(generator, photos: list[str], out: Path, prefix: str, short_si
     backend = TorchBackend(generator)
     written = []
     for photo in photos:
-        image = np.ascontiguousarray(getattr(skimage.data, photo)()[..., :3])
+        image = getattr(skimage.data, photo)()
+        image = np.ascontiguousarray(np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3])  # (H, W, 3)
         output = render_to_uint8(image, backend, short_side)
         written.append(write_image(out / f"{prefix}_{photo}.png", np.concatenate([image, output], axis=1)))
     return written
 
 
 def main(argv: list[str] | None = None) -> None:
+    from hydra.errors import HydraException
+
     options, overrides = parse(sys.argv[1:] if argv is None else argv)
-    out = Path(options["out"]).resolve()
-    try:
+    try:  # every option before any work
+        checked = check_options(options)
+        out = checked["out"]
+        cfg = demo_config(out, checked["minutes"], overrides)
+        check_data_paths(cfg.data)
+        refused = None if checked["overwrite"] else existing_outputs(planned_outputs(out, checked["photos"], checked["reference"], checked["tflite"]))
+        if refused:
+            raise ValueError(refused)
         check_output_folder(out, "out")
-    except OutputFolderError as error:
-        print(f"bokeh.demo: {error}", file=sys.stderr)
+    except (ValueError, OutputFolderError, DataLayoutError, HydraException) as error:
+        print(f"bokeh.demo: {str(error).splitlines()[0]}", file=sys.stderr)
         raise SystemExit(EXIT_SETTINGS) from None
     finished: list[str] = []  # what is done, for the line printed on Ctrl-C
     with interruptible("bokeh.demo", lambda: "finished: " + (", ".join(finished) or "nothing yet")):
-        _steps(options, overrides, out, finished)
+        try:
+            _steps(checked, cfg, out, finished)
+        except CheckpointWriteError as error:
+            print(f"bokeh.demo: stopped: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
 
 
-def _steps(options: dict[str, str], overrides: list[str], out: Path, finished: list[str]) -> None:
+def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
     """Reference model, training, scores, photos, export; each finished step is appended to ``finished``."""
-    photos = [p for p in options["photos"].split(",") if p]
+    photos = options["photos"]
     started = time.perf_counter()
-    cfg = demo_config(out, float(options["minutes"]), overrides)
 
     import hydra
 
     samples = validation_samples(hydra.utils.instantiate(cfg.data))  # writes the pair set once
     results = baselines(samples)
     pictures = []
-    if options["reference"].lower() in TRUE:
+    if options["reference"]:
         from bokeh import pretrained
 
         reference = pretrained.load("reference")
@@ -143,10 +191,10 @@ def _steps(options: dict[str, str], overrides: list[str], out: Path, finished: l
     finished.append("demo model photos")
 
     exported = None
-    if options["tflite"].lower() in TRUE:
+    if options["tflite"]:
         # its own process: TensorFlow and the conversion's memory stay out of this one; on Ctrl-C it
         # is waited for, so it removes its temporary folder (bokeh.cli.run_child)
-        run_child([sys.executable, "-m", "bokeh.export", f"ckpt={checkpoint}", f"out={out / 'tflite'}", "size=256x384"])
+        run_child([sys.executable, "-m", "bokeh.export", f"ckpt={checkpoint}", f"out={out / 'tflite'}", "size=256x384", "overwrite=true"])
         exported = out / "tflite"
 
     print("\n" + format_table(results))

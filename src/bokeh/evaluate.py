@@ -174,11 +174,16 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 
 
 def validation_samples(datamodule) -> list[dict]:
-    """Every validation sample of a datamodule (prepared and set up here)."""
+    """Every validation sample of a datamodule (prepared and set up here), each pair once: a pair
+    that fails to decode is skipped with its reason (the dataset's ``on_bad_pair``), not counted twice."""
     datamodule.prepare_data()
     datamodule.setup("validate")
     dataset = datamodule.val_dataloader().dataset
-    return [dataset[i] for i in range(len(dataset))]
+    samples: dict[str, dict] = {}
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        samples.setdefault(sample.get("name", i), sample)
+    return list(samples.values())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -194,24 +199,30 @@ def main(argv: list[str] | None = None) -> dict:
     from bokeh.checkpoint import CheckpointError, load_generator
     from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, interruptible, quote_path_overrides,
                            unquote, write_text_atomic)
-    from bokeh.train import CONF_DIR, PATH_KEYS
+    from hydra.errors import HydraException
+
+    from bokeh.data.pairs import BadPairError, DataLayoutError
+    from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths
 
     args = list(sys.argv[1:] if argv is None else argv)
     ckpt = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("ckpt=")]
     out = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("out=")]
     overrides = quote_path_overrides([a for a in args if not a.startswith(("ckpt=", "out="))], PATH_KEYS)
     if len(ckpt) != 1:
-        raise SystemExit("usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...]")
+        print("bokeh.evaluate: usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...]", file=sys.stderr)
+        raise SystemExit(EXIT_SETTINGS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
-        try:
+        try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                cfg = compose("train", overrides=overrides + ["output_dir=."])
+            check_data_paths(cfg.data)
             report = check_output_file(out[0], "out") if out else None
             generator = load_generator(ckpt[0])
-        except (OutputFolderError, CheckpointError) as error:
-            print(f"bokeh.evaluate: {error}", file=sys.stderr)
+            samples = validation_samples(hydra.utils.instantiate(cfg.data))
+        except (OutputFolderError, CheckpointError, DataLayoutError, BadPairError, HydraException, ValueError) as error:
+            print(f"bokeh.evaluate: {str(error).splitlines()[0] if isinstance(error, HydraException) else error}", file=sys.stderr)
             raise SystemExit(EXIT_SETTINGS) from None
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=overrides + ["output_dir=."])
-        results = evaluate_generator(generator, validation_samples(hydra.utils.instantiate(cfg.data)))
+        results = evaluate_generator(generator, samples)
         print(format_table(results))
         if report is not None:
             write_text_atomic(report, json.dumps(results, indent=2))

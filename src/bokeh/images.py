@@ -20,9 +20,11 @@ without paying for it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -31,7 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
+
+from bokeh.cli import temporary_prefix
 
 if TYPE_CHECKING:
     import torch
@@ -50,6 +54,9 @@ UNREADABLE_IMAGE_SUFFIXES = {
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 _JPEG_END = b"\xff\xd9"
 _ORIENTATION_TAG = 0x0112  # EXIF orientation; values 5-8 swap width and height
+#: The largest side (px) each format's encoder writes (WebP: 16,383; JPEG: 65,500 in libjpeg).
+MAX_SIDE = {**dict.fromkeys(JPEG_SUFFIXES, 65500), ".webp": 16383, ".png": 2**31 - 1, ".bmp": 2**31 - 1,
+            ".tif": 2**31 - 1, ".tiff": 2**31 - 1, ".avif": 65536}
 
 
 class ImageError(ValueError):
@@ -129,24 +136,67 @@ def _too_large(path: Path, error: Exception) -> ImageError:
     )
 
 
+def not_a_file_reason(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a regular file that can be opened (``None`` if it is one): a broken
+    symbolic link, a symbolic link loop, a FIFO, socket or device (opening a FIFO would wait for a
+    writer forever), a folder, or no such file."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link loop (it points back at itself)"
+        if path.is_symlink():
+            return f"a broken symbolic link (its target {os.readlink(path)} does not exist)"
+        if isinstance(error, PermissionError):
+            return "cannot be read: permission denied on its folder"
+        return "file not found"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"not a regular file ({kind})"
+
+
+def _check_regular(path: Path) -> None:
+    """Raise :class:`ImageError` unless ``path`` is a regular file (see :func:`not_a_file_reason`)."""
+    reason = not_a_file_reason(path)
+    if reason is not None:
+        raise ImageError(path, reason, "check the folder" if reason == "file not found" else "replace it with the photo itself or remove it")
+
+
 @contextlib.contextmanager
 def _decode_errors(path: Path) -> Iterator[None]:
-    """Turn PIL's errors while opening or decoding ``path`` into one :class:`ImageError` each.
+    """Turn every error while opening or decoding ``path`` into one :class:`ImageError`: a file
+    that cannot be read (permission, I/O error) is told apart from a damaged one, and any other
+    error of a decoder (a malformed EXIF block raises ``struct.error``) is that file's problem too.
 
     Pillow's ``DecompressionBombWarning`` (half the limit) is silenced: the limit is the error.
     """
+    _check_regular(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             yield
+    except ImageError:
+        raise
     except Image.DecompressionBombError as error:
         raise _too_large(path, error) from error
     except FileNotFoundError as error:
         raise ImageError(path, "file not found", "check the folder") from error
+    except PermissionError as error:
+        raise ImageError(path, "cannot be read: permission denied", "make it readable (chmod u+r) or copy it somewhere you can read") from error
     except UnidentifiedImageError as error:
         raise ImageError(path, "not a readable image (corrupt, or not an image)", "re-export or remove the file") from error
-    except (OSError, SyntaxError, ValueError) as error:
+    except OSError as error:
+        if error.errno is not None:  # the system refused the read (I/O error, ...): not the file's content
+            raise ImageError(path, f"cannot be read ({error.strerror or error})", "check the disk or copy the file again") from error
         raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
+    except (SyntaxError, ValueError) as error:
+        raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
+    except Exception as error:  # noqa: BLE001  a decoder's own failure: this file's problem
+        raise ImageError(path, f"could not be decoded ({type(error).__name__}: {error})", "re-save it (e.g. from an image editor) or remove it") from error
 
 
 def read_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -159,7 +209,7 @@ def read_size(path: str | os.PathLike) -> tuple[int, int]:
     path = Path(path)
     with _decode_errors(path), Image.open(path) as image:
         width, height = image.size
-        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+        orientation = _orientation(image, path)
         if image.format == "JPEG" and not _ends_like_jpeg(path):
             image.load()  # raises OSError("image file is truncated ...") if it really is
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
@@ -168,7 +218,9 @@ def read_size(path: str | os.PathLike) -> tuple[int, int]:
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file into RGB ``uint8``, as it is meant to be seen.
 
-    Conversions (all lossless or the usual ones): the EXIF orientation is applied; grayscale
+    Conversions (all lossless or the usual ones): the EXIF orientation is applied; an embedded ICC
+    colour profile other than sRGB (Adobe RGB, Display P3, ProPhoto, CMYK, gray) is converted to
+    sRGB, the colour space the network was trained in (:func:`to_srgb`); grayscale
     (8-bit ``L`` or 16-bit ``I;16``) is replicated to three channels, 16 bits rounded to 8;
     palette images are expanded; RGBA / LA whose alpha is fully opaque drop the alpha. A file
     with transparent pixels is refused: it has no single correct RGB value there.
@@ -177,14 +229,83 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         returns ``(H, W, 3)`` ``uint8`` in [0, 255].
 
     Raises:
-        ImageError: missing, corrupt or truncated file, more pixels than :func:`max_pixels`,
+        ImageError: missing, unreadable (permission), not a regular file, corrupt or truncated
+            file, malformed EXIF, a damaged colour profile, more pixels than :func:`max_pixels`,
             transparency, or an unsupported mode.
     """
     path = Path(path)
     with _decode_errors(path), Image.open(path) as image:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        _orientation(image, path)  # a malformed EXIF block: said as such
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception as error:  # noqa: BLE001  struct.error, AttributeError, ...: Pillow re-encoding a bad tag
+            raise _exif_error(path, error) from error
+        image = to_srgb(image, path)
     return _to_rgb8(image, path)
+
+
+def _orientation(image: Image.Image, path: Path) -> int:
+    """The EXIF orientation (1-8; 1 when absent); :class:`ImageError` when the EXIF block is malformed."""
+    try:
+        return int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception as error:  # noqa: BLE001  struct.error, TypeError, ... from Pillow's EXIF parser
+        raise _exif_error(path, error) from error
+
+
+def _exif_error(path: Path, error: Exception) -> ImageError:
+    return ImageError(path, f"malformed EXIF metadata ({type(error).__name__}: {error})",
+                      "re-save the photo without its metadata (e.g. exiftool -all= FILE) or remove it")
+
+
+@contextlib.contextmanager
+def _cms_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as error:
+        raise ImageError(path, f"its embedded ICC colour profile cannot be used ({error})",
+                         "re-save the photo in sRGB (e.g. from an image editor) or remove it") from error
+
+
+def srgb_profile() -> bytes:
+    """The ICC profile (bytes) the outputs are tagged with: LittleCMS's built-in sRGB."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
+    description = (profile.profile.profile_description or "").lower().replace(" ", "")
+    return description.startswith("srgb")
+
+
+def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Image:
+    """``image`` with its embedded ICC profile (``image.info["icc_profile"]``) converted to sRGB.
+
+    RGB profiles (Adobe RGB, Display P3, ProPhoto, ...), CMYK and gray profiles are converted
+    (perceptual intent), the result is ``RGB`` without a profile; an image without a profile, or
+    with an sRGB one, is returned unchanged (untagged images are taken to be sRGB). Other modes
+    with an RGB profile (RGBA, palette, 16-bit) are converted to 8-bit RGB first.
+
+    Raises:
+        ImageError: the profile cannot be parsed, or its colour space does not fit the pixels.
+    """
+    data = image.info.get("icc_profile")
+    if not data:
+        return image
+    path = Path(path)
+    with _cms_errors(path):
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
+        if _is_srgb(profile):
+            return image
+        space = profile.profile.xcolor_space.strip()
+        if space == "RGB" and image.mode not in ("RGB", "CMYK"):
+            image = Image.fromarray(_to_rgb8(image, path))
+        elif (space, image.mode) not in (("RGB", "RGB"), ("CMYK", "CMYK"), ("GRAY", "L")):
+            raise ImageError(path, f"its embedded ICC profile is for {space} but the pixels are {image.mode}",
+                             "re-save the photo in sRGB (e.g. from an image editor) or remove it")
+        srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+        converted = ImageCms.profileToProfile(image, profile, srgb, outputMode="RGB")
+    converted.info.pop("icc_profile", None)
+    return converted
 
 
 def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
@@ -274,16 +395,34 @@ def _default_file_mode() -> int:
 _FILE_MODE = _default_file_mode()
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> Path:
+def check_writable_size(path: str | os.PathLike, shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` (one sentence) if an image of ``shape`` ``(H, W, ...)`` is larger than the
+    format of ``path``'s suffix can store (:data:`MAX_SIDE`: WebP 16,383 px, JPEG 65,500 px)."""
+    suffix = Path(path).suffix.lower()
+    limit = MAX_SIDE.get(suffix)
+    if limit is not None and max(shape[:2]) > limit:
+        raise ValueError(f"{path}: an image of {shape[1]} x {shape[0]} px is larger than {suffix} files allow "
+                         f"({limit:,} px a side); render without side_by_side, or convert the photo to PNG first")
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95, icc_profile: bytes | None = None) -> Path:
     """Write an RGB ``uint8`` image atomically: a temporary file in the same folder, then ``os.replace``.
 
     A reader never sees a half-written file, and an interrupted run leaves no partial image under
     the final name. The format follows the suffix (JPEG suffixes, :data:`JPEG_SUFFIXES`, use
     ``quality``, no chroma subsampling, so re-encoding is deterministic for equal arrays).
 
+    ``icc_profile`` (bytes, e.g. :func:`srgb_profile`) is embedded where the format stores one.
+    The temporary name is shortened where needed, so any legal file name can be written.
+
     Shape:
         image: ``(H, W, 3)`` or ``(H, W)`` ``uint8``; or ``(H, W)`` ``uint16`` into a ``.png`` (16-bit
         grayscale, e.g. :mod:`bokeh.data.coc` maps).
+
+    Raises:
+        ValueError: an unknown suffix, a wrong dtype, or an image larger than the format allows
+            (:func:`check_writable_size`), before anything is written.
+        OSError: the file could not be written (no partial file is left).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -292,9 +431,12 @@ def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -
     sixteen_bit_png = image.dtype == np.uint16 and image.ndim == 2 and suffix == ".png"
     if image.dtype != np.uint8 and not sixteen_bit_png:
         raise ValueError(f"write_image expects uint8 data (or 2-D uint16 for .png), got {image.dtype}; use float_to_uint8 first")
+    check_writable_size(path, image.shape)
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": int(quality), "subsampling": 0} if suffix in JPEG_SUFFIXES else {}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    if icc_profile and suffix != ".bmp":
+        options["icc_profile"] = icc_profile
+    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path, 8 + len(os.fsencode(suffix))), suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
             Image.fromarray(image).save(stream, format=Image.registered_extensions()[suffix], **options)

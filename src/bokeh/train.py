@@ -29,8 +29,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from bokeh.checkpoint import CheckpointError, generator_source, read_checkpoint, settings_difference
 from bokeh.models.glassnet import GROWABLE, GlassNet, grow_state
-from bokeh.checkpoint_io import AtomicCheckpointIO
+from bokeh.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from bokeh.cli import EXIT_SETTINGS, Interrupted, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides
+from bokeh.data.pairs import DataLayoutError
 from bokeh.data.sampling import ResumeStoppedEpoch
 from bokeh.lit import BokehGAN
 
@@ -228,6 +229,19 @@ def require_all_values(cfg: DictConfig) -> None:
         )
 
 
+def check_data_paths(data_cfg: DictConfig) -> None:
+    """The data folder (``data.root``, EBB! layout) and ``data.include_list`` exist, before anything
+    is built: a wrong path is one sentence (:class:`bokeh.data.pairs.DataLayoutError`), not a
+    traceback after the model summary."""
+    from bokeh.data.pairs import DataLayoutError, resolve_root
+
+    if data_cfg.get("root") is not None:
+        resolve_root(data_cfg.root)
+    include = data_cfg.get("include_list")
+    if include and not Path(include).expanduser().is_file():
+        raise DataLayoutError(f"data.include_list={include} does not exist: pass a text file with one image name per line, or data.include_list=null")
+
+
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """The callbacks of ``cfg.callbacks``; ``callbacks.<name>=null`` switches one off, and
     ``trainer.enable_progress_bar=false`` leaves the progress bar out (Lightning refuses both)."""
@@ -267,6 +281,7 @@ def run(cfg: DictConfig) -> pl.Trainer:
         bokeh.cli.Interrupted: Ctrl-C during training (its sentence says where to resume from).
     """
     require_all_values(cfg)
+    check_data_paths(cfg.data)
     check_output_dir(cfg.output_dir, cfg.min_free_mib)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -295,9 +310,12 @@ def main(cfg: DictConfig) -> None:
     try:
         with interruptible("bokeh.train", lambda: ""):
             trainer = run(cfg)
-    except (OutputFolderError, CheckpointError, ResumeLimitError) as error:
+    except (OutputFolderError, CheckpointError, ResumeLimitError, DataLayoutError) as error:
         print(f"bokeh.train: {error}", file=sys.stderr)
         sys.exit(EXIT_SETTINGS)
+    except CheckpointWriteError as error:  # disk full mid-run: the previous checkpoint is intact
+        print(f"bokeh.train: stopped: {error}", file=sys.stderr)
+        sys.exit(1)
     if trainer.is_global_zero and trainer.checkpoint_callbacks:
         last = next((c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path), "-")
         best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.best_model_path and c.monitor), "-")

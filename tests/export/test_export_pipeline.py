@@ -149,7 +149,7 @@ def test_failed_check_exits_nonzero_and_keeps_the_good_output(tiny_checkpoint, t
     out.mkdir()
     (out / "bokeh_float32.tflite").write_bytes(b"good earlier export")
     (out / "report.json").write_text('{"passed": true}')
-    result = cli(f"ckpt={tiny_checkpoint}", f"out={out}", SIZE_ARG, "verify.tolerance.tflite_float32=0", *FAST, cwd=tmp_path)
+    result = cli(f"ckpt={tiny_checkpoint}", f"out={out}", SIZE_ARG, "verify.tolerance.tflite_float32=0", "overwrite=true", *FAST, cwd=tmp_path)
     assert result.returncode == 1
     assert "FAILED checks: tflite_float32_vs_torch" in result.stderr
     assert (out / "bokeh_float32.tflite").read_bytes() == b"good earlier export"

@@ -17,6 +17,8 @@ Constructor arguments equal the keys of ``conf/data/*.yaml``; constructing does 
 
 from __future__ import annotations
 
+import warnings
+
 import hashlib
 import json
 from pathlib import Path
@@ -136,13 +138,16 @@ class EBBDataModule(_PairDataModule):
         self.include_list, self.rotate_to_fit = include_list, bool(rotate_to_fit)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
+        if self.train_set is not None or (stage == "validate" and self.val_set is not None):
             return
         root = resolve_root(self.root)
         pairs, problems = list_pairs(root)
         include = read_include_list(self.include_list) if self.include_list else None
         train = select(pairs, self.train_ids, exclude_ids=self.val_ids, include=include)
         val = select(pairs, self.val_ids) if self.val_ids is not None else []
+        if stage == "validate":  # scoring (bokeh.evaluate, trainer.validate) needs no training pairs
+            self._setup_validation_only(root, pairs, problems, val)
+            return
         wanted = {p.name for p in train} | {p.name for p in val} | _names_in(problems, self.train_ids, self.val_ids)
         apply_policy([p for p in problems if p.name in wanted], self.on_bad_pair, f"pairs under {root}", len(pairs) + len(problems))
         if not train:
@@ -163,6 +168,20 @@ class EBBDataModule(_PairDataModule):
         if not train or not val:
             raise DataLayoutError(f"no usable {'training' if not train else 'validation'} pairs left under {root} after skipping bad ones (see the warnings)")
         self.train_set = PairDataset(train, self.crop_size, self.flip, rotate_to_fit=self.rotate_to_fit, on_bad_pair=self.on_bad_pair)
+        self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair)
+
+    def _setup_validation_only(self, root, pairs: list, problems: list, val: list) -> None:
+        """The validation set alone: the pairs in ``val_ids``, or every pair of the folder when it
+        holds none in that range (a folder of pairs to score), said in a warning."""
+        if not val and pairs:
+            warnings.warn(f"no pairs under {root} with ids {self.val_ids}: scoring all {len(pairs)} pairs of the folder", UserWarning, stacklevel=3)
+            val = pairs
+        in_range = _names_in(problems, self.val_ids, self.val_ids) if self.val_ids is not None else {p.name for p in problems}
+        wanted = {p.name for p in val} | (in_range if val is not pairs else {p.name for p in problems})
+        apply_policy([p for p in problems if p.name in wanted], self.on_bad_pair, f"pairs under {root}", len(pairs) + len(problems))
+        val = check_pairs(val, None, self.rotate_to_fit, self.on_bad_pair, f"validation pairs under {root}")
+        if not val:
+            raise DataLayoutError(f"no usable pairs to score under {root} (see the warnings)")
         self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair)
 
 

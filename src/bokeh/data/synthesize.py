@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, ignoring_interrupts, interruptible
+from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, ignoring_interrupts, interruptible, parse_bool
 from bokeh.data.coc import write_coc
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR, TARGET_DIR
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
@@ -43,6 +43,8 @@ def parse_size(text: str) -> tuple[int, int]:
         raise ValueError(f"size must look like HEIGHTxWIDTH, e.g. 512x768, got {text!r}") from None
     if height < 16 or width < 16:
         raise ValueError(f"size must be at least 16x16, got {text!r}")
+    if max(height, width) > 65500:
+        raise ValueError(f"size {text!r}: JPEG files hold at most 65500 px a side")
     return height, width
 
 
@@ -61,9 +63,7 @@ def parse_args(argv: list[str]) -> dict:
             elif key == "noise":
                 settings[key] = float(value)
             elif key == "overwrite":
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                settings[key] = value.lower() in ("true", "1", "yes")
+                settings[key] = parse_bool(key, value)
             else:
                 settings[key] = int(value)
         except ValueError as error:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from bokeh.checkpoint import load_generator
-from bokeh.cli import OutputFolderError, check_output_folder, ignoring_interrupts
+from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs, ignoring_interrupts
 from bokeh.export import onnx as onnx_export
 from bokeh.export import quantize, tflite, verify
 from bokeh.inference import resolve_precision
@@ -220,6 +220,13 @@ def settings_from(cfg: Any) -> Settings:
         check_output_folder(out, "out", keep=False)
     except OutputFolderError as error:
         raise ExportConfigError(str(error)) from error
+    overwrite = cfg.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise ExportConfigError(f"overwrite={overwrite!r}: use true or false")
+    written = ["bokeh.onnx", *(f"bokeh_{kind}.tflite" for kind in tflite.KINDS), "onnx2tf_replacements.json", "report.json"]
+    refused = None if overwrite else existing_outputs([out / name for name in written])
+    if refused:
+        raise ExportConfigError(refused)
     return Settings(
         ckpt=str(cfg.ckpt), height=height, width=width, instance_norm=instance_norm, value_range=value_range,
         opset=int(cfg.export.opset), float16=bool(cfg.export.float16), int8=bool(int8.get("enabled", False)),

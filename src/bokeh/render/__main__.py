@@ -16,6 +16,8 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
   The choice made is printed.
 * ``accelerator=cpu``: ``gpu`` runs a ``.tflite`` model on LiteRT's GPU accelerator alone (needs a
   Vulkan adapter; without one, or for a model with ops the GPU does not run, it stops with the reason).
+* ``overwrite=false``: an existing file under an output's name (``out/<input name>``) is not
+  replaced: the run is refused before any work, naming it; ``overwrite=true`` replaces it.
 * ``max_pixels=178956970``: images whose header claims more pixels are skipped as possible
   decompression bombs (Pillow's limit); raise it for a trusted huge file, ``none`` for no limit.
 
@@ -24,7 +26,8 @@ not be read or rendered (skipped), other files (not images; subfolders are not s
 
 Exit status: 0 when every photo was rendered, 1 when some were skipped (each reported with the
 reason; the others are rendered) or an output could not be written, 2 for bad settings (refused
-before anything runs), 130 when interrupted (Ctrl-C; the outputs written so far are complete).
+before anything runs), 130 when interrupted (Ctrl-C; 143 for SIGTERM, 129 for SIGHUP; the outputs
+written so far are complete, and no temporary file is left).
 """
 
 from __future__ import annotations
@@ -37,10 +40,10 @@ from rich.console import Console
 
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
          "[side_by_side=false] [short_side=auto|N|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
-         "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16]")
+         "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16] [overwrite=false]")
 DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "auto",
             "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu",
-            "precision": "auto"}
+            "precision": "auto", "overwrite": "false"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -75,6 +78,10 @@ def parse_args(argv: list[str]) -> dict:
     if side not in TRUE + FALSE:
         raise UsageError(f"side_by_side={raw['side_by_side']!r}: use true or false")
     settings["side_by_side"] = side in TRUE
+    overwrite = raw["overwrite"].lower()
+    if overwrite not in TRUE + FALSE:
+        raise UsageError(f"overwrite={raw['overwrite']!r}: use true or false")
+    settings["overwrite"] = overwrite in TRUE
     short = raw["short_side"].lower()
     if short == "auto":
         settings["short_side"] = "auto"
@@ -171,7 +178,7 @@ def _prepare(argv: list[str]):
         if settings["max_pixels"] != "default":
             set_max_pixels(settings["max_pixels"])
         inputs = list_inputs(settings["input"])
-        out = check_paths(settings["input"], inputs, settings["out"])
+        out = check_paths(settings["input"], inputs, settings["out"], settings["overwrite"])
         backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"],
                                precision=settings["precision"])
     except UsageError as error:

@@ -5,18 +5,23 @@
   .jfif`` in any case, and PNG above all). Photos in formats that cannot be decoded here (HEIC,
   camera raw) are listed too, and reported as skipped with what to do; other files of the folder
   are named in the summary as not images (:func:`ignored_files`).
-* Outputs: ``<out>/<input file name>``: the same name and so the same format. A JPEG is written
+* Outputs: ``<out>/<input file name>``: the same name and so the same format, in sRGB and tagged
+  with an sRGB ICC profile (a photo with another profile, Adobe RGB, Display P3, ProPhoto, CMYK, is
+  converted to sRGB on reading: :func:`bokeh.images.to_srgb`). A JPEG is written
   at ``quality`` (95) without chroma subsampling; an 8-bit RGB image always (a grayscale photo
   comes back as RGB, a 16-bit one as 8-bit). Pixels are stored upright (EXIF orientation applied
   on reading), so the output looks the way the photo is shown.
 * Never overwrites an input: ``out`` may not be the input folder, and no output path may be an
-  input file; ``out`` must be a folder this process can write (all checked before anything runs).
+  input file; ``out`` must be a folder this process can write; an existing file under an output's
+  name is never replaced unless ``overwrite=True`` (all checked before anything runs).
 * Each output is written to a temporary file in ``out`` and renamed (:func:`bokeh.images.write_image`):
   ``out`` never holds a partial image under a final name, even after a crash or Ctrl-C.
 * A file that cannot be read (corrupt, truncated, transparent, a header claiming more pixels than
   :func:`bokeh.images.max_pixels`, a format not decoded here) or rendered (out of memory, a
-  runtime error) is reported, with the reason, and skipped; the rest are rendered. A file that
-  cannot be *written* stops the run (``OSError``): the next ones would fail the same way.
+  runtime error) or written in its format (a side-by-side WebP wider than 16,383 px) is reported,
+  with the reason, and skipped; the rest are rendered. So are entries with an image name that are not
+  files (broken symbolic links, link loops, FIFOs). A failure of the output folder itself (disk
+  full, permissions changed) stops the run (``OSError``): the next files would fail the same way.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bokeh.cli import OutputFolderError, check_output_folder
-from bokeh.images import IMAGE_SUFFIXES, ImageError, is_known_image_type, read_rgb, unsupported_reason, write_image
+from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs
+from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, is_known_image_type, not_a_file_reason, read_rgb,
+                          srgb_profile, unsupported_reason, write_image)
 from bokeh.render.fit import render_to_uint8
 
 
@@ -52,18 +58,23 @@ def list_inputs(source: str | os.PathLike) -> list[Path]:
     name order, hidden files left out), including formats :func:`render_files` will report as not
     decodable here (HEIC, camera raw).
 
+    Entries with an image name that are not regular files (broken symbolic links, link loops,
+    FIFOs) are listed too: :func:`render_files` reports them as skipped with the reason.
+
     Raises:
         RenderError: no such file or folder, a single file that cannot be read as an image, or a
             folder without any image this can read.
     """
     source = Path(source)
+    if not source.is_dir() and os.path.lexists(source) and not_a_file_reason(source) is not None:
+        raise RenderError(f"input={source}: {not_a_file_reason(source)}; pass a photo or a folder")
     if source.is_file():
         problem = unsupported_reason(source)
         if problem is not None:
             raise RenderError(f"input={source}: {problem[0]}; {problem[1]}")
         return [source]
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file() and is_known_image_type(p) and not p.name.startswith("."))
+        files = sorted(p for p in source.iterdir() if not p.is_dir() and is_known_image_type(p) and not p.name.startswith("."))
         if not any(unsupported_reason(p) is None for p in files):
             found = f" (only {', '.join(sorted({p.suffix for p in files}))} files, which cannot be decoded here)" if files else ""
             raise RenderError(f"input={source}: the folder holds no image files this can read{found}; "
@@ -96,15 +107,18 @@ def output_path(source: Path, out: Path) -> Path:
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symbolic link loop: it is no file that could be overwritten
+        return False
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)  # hard links, case-insensitive disks
     except OSError:
         return False
 
 
-def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.PathLike) -> Path:
+def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse settings that would overwrite an input or cannot be written; returns ``out`` as a ``Path``.
 
     ``out`` is proven writable with a probe file (:func:`bokeh.cli.check_output_folder`); a folder
@@ -112,7 +126,8 @@ def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.Pat
 
     Raises:
         RenderError: ``out`` is a file, ``out`` is the input folder, an output path is an input,
-            or ``out`` cannot be written (read-only, no permission).
+            an output path holds a file already (unless ``overwrite``), or ``out`` cannot be
+            written (read-only, no permission).
     """
     source, out = Path(source), Path(out)
     if out.exists() and not out.is_dir():
@@ -122,6 +137,9 @@ def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.Pat
     for path in inputs:
         if _same_file(path, output_path(path, out)):
             raise RenderError(f"out={out}: the rendering of {path} would overwrite it; pass another folder")
+    refused = None if overwrite else existing_outputs([output_path(path, out) for path in inputs])
+    if refused:
+        raise RenderError(refused)
     try:
         check_output_folder(out, "out", keep=False)
     except OutputFolderError as error:
@@ -160,6 +178,7 @@ def render_files(
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     summary = Summary() if summary is None else summary
+    profile = srgb_profile()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=len(inputs) < 2) as progress:
@@ -170,14 +189,16 @@ def render_files(
                 problem = unsupported_reason(path)
                 if problem is not None:
                     raise ImageError(path, *problem)
-                image = read_rgb(path)  # (H, W, 3) uint8, upright
+                image = read_rgb(path)  # (H, W, 3) uint8, upright, sRGB
+                check_writable_size(output_path(path, out), (image.shape[0], image.shape[1] * (2 if side_by_side else 1)))
                 rendered = render_to_uint8(image, backend, short_side)
-            except (ImageError, MemoryError, ValueError, RuntimeError) as error:
+                picture = np.concatenate([image, rendered], axis=1) if side_by_side else rendered  # (H, W or 2W, 3)
+                summary.rendered.append(write_image(output_path(path, out), picture, quality, icc_profile=profile))
+            except OSError:
+                raise  # the output folder failed (disk full, permissions): every later file would too
+            except Exception as error:  # noqa: BLE001  this file's problem: report it, render the rest
                 summary.skipped.append((path, _reason(path, error)))
                 progress.console.print(f"[yellow]skipped[/yellow] {escape(summary.skipped[-1][1])}", highlight=False)
-            else:
-                picture = np.concatenate([image, rendered], axis=1) if side_by_side else rendered  # (H, W or 2W, 3)
-                summary.rendered.append(write_image(output_path(path, out), picture, quality))
             progress.advance(task)
     return summary
 
@@ -188,4 +209,6 @@ def _reason(path: Path, error: Exception) -> str:
         return str(error)
     if isinstance(error, MemoryError):
         return f"{path}: out of memory ({error}); try short_side=1024"
+    if isinstance(error, ValueError) and path.name in str(error):
+        return str(error)  # already names the file (check_writable_size)
     return f"{path}: could not be rendered ({type(error).__name__}: {error})"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable
+from bokeh.runtimes.base import Description, ModelFileError, Runtime, RuntimeUnavailable
 from bokeh.runtimes.litert_cpu import LiteRTCpuRuntime
 from bokeh.runtimes.litert_gpu import (
     ADAPTER_HINT, Adapter, GpuAdapterMissing, GpuRunTimedOut, LiteRTGpuRuntime, NotFullyAccelerated, gpu_adapter,
@@ -75,6 +75,7 @@ __all__ = [
     "OnnxRuntime",
     "Runtime",
     "RuntimeUnavailable",
+    "ModelFileError",
     "TorchRuntime",
     "gpu_adapter",
     "runtime_for",

@@ -14,6 +14,19 @@ class RuntimeUnavailable(RuntimeError):
     """A runtime (library) or device this machine lacks; the message names the command that provides it."""
 
 
+class ModelFileError(ValueError):
+    """A model file that its runtime cannot load (truncated, not that format, unreadable): one sentence."""
+
+
+def model_file_error(path: str | Path, kind: str, error: BaseException) -> ModelFileError:
+    """The :class:`ModelFileError` for a runtime that refused ``path`` (a ``kind`` model) with ``error``."""
+    if isinstance(error, PermissionError):
+        return ModelFileError(f"{path}: cannot be read: permission denied; make it readable (chmod u+r)")
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return ModelFileError(f"{path} is not a loadable {kind} model ({type(error).__name__}: {first}); it may be truncated "
+                          f"or not a {kind} file: copy it again, or export it again with python -m bokeh.export")
+
+
 @dataclass(frozen=True)
 class Description:
     """What a runtime is and where it runs, for reports and benchmark headers.

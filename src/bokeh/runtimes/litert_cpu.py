@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from bokeh.cpu import cpu_name
-from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, static_size
+from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, model_file_error, static_size
 
 
 def quantize(values: np.ndarray, details: dict[str, Any]) -> np.ndarray:
@@ -57,7 +57,10 @@ class LiteRTCpuRuntime(Runtime):
         except ImportError as error:
             raise RuntimeUnavailable(f"LiteRT is not installed ({error}); `make venv` installs ai-edge-litert") from error
         self.path, self.threads = Path(path), threads
-        self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads if threads > 0 else None)
+        try:
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads if threads > 0 else None)
+        except Exception as error:  # noqa: BLE001  ValueError, RuntimeError: LiteRT's words for a bad file
+            raise model_file_error(self.path, "TFLite", error) from error
         if self.interpreter.get_signature_list():
             self.runner = self.interpreter.get_signature_runner()
             (self.input_name, self.input_details), = self.runner.get_input_details().items()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bokeh.cpu import cpu_name
-from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, static_size
+from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, model_file_error, static_size
 
 
 class OnnxRuntime(Runtime):
@@ -20,6 +20,7 @@ class OnnxRuntime(Runtime):
 
     Raises:
         RuntimeUnavailable: onnxruntime is not installed.
+        ModelFileError: the file is truncated, not ONNX, or unreadable.
 
     Shape:
         :meth:`run`: ``(B, 3, H, W)`` float32 -> the same; ``(H, W)`` the export size where static.
@@ -37,7 +38,10 @@ class OnnxRuntime(Runtime):
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # noqa: BLE001  InvalidProtobuf, Fail, ...: onnxruntime's own types
+            raise model_file_error(self.path, "ONNX", error) from error
         (first, *_) = self.session.get_inputs()
         self.input_name, self.output_name = first.name, self.session.get_outputs()[0].name
         self.input_size = static_size(first.shape[2:])  # (1, 3, H, W)
