@@ -14,9 +14,10 @@ A photo (all in focus) and its human segmentations become a scene of flat layers
 3. **Depth of the rest** (:func:`layout_depth`), as a camera on the ground sees it: a ground plane
    whose depth grows row by row towards a horizon, passing through the subject's lowest row at
    the focus distance. A segment that touches the bottom of the frame and spans it widely is
-   that ground (per-row depth); one that touches the top and ends above the horizon is far (sky);
-   any other stands on the ground at its lowest row (lower in the frame = nearer, higher =
-   farther). Sometimes one segment at a side or the bottom is a foreground occluder nearer than
+   that ground (per-row depth), or else a backdrop behind the subject; one that touches the top
+   and ends above the horizon is far (sky); any other stands on the ground at its lowest row
+   (lower in the frame = nearer, higher = farther), and no nearer than the backdrop when it
+   rises out of the frame's top (trees, walls). Sometimes one segment at a side or the bottom is a foreground occluder nearer than
    the focus distance.
 4. **Render** (:func:`render_depth`): the depth map is cut into the radius bins of
    :func:`bokeh.data.optics.radius_grid`; each bin is a layer that also covers everything nearer
@@ -86,7 +87,7 @@ class PhotoPairConfig:
     subject_area: tuple[float, float] = (0.04, 0.45)  # fraction of the frame
     subject_border: float = 0.12  # most of the frame's top and sides (and a quarter of its bottom) it may touch
     subject_agreement: float = 0.4  # least mean best-overlap (IoU) with the other annotators' segments
-    blurred_background: float = 0.12  # skip when the background's detail energy is below this x the subject's
+    blurred_background: float = 0.1  # skip when the background's detail energy is below this x the subject's
 
 
 class PhotoSkipped(ValueError):
@@ -252,6 +253,7 @@ def layout_depth(labels: np.ndarray, subject: np.ndarray, lens: ThinLens, rng: n
         return np.clip(np.where(y > horizon, scale / np.maximum(y - horizon, 1e-6), far), nearest, far)
 
     row_depth = ground(np.arange(height) + 0.5)
+    backdrop = min(focus * rng.uniform(1.5, 5.0), far)
     plane = rng.uniform() < config.ground
     depth = np.full(labels.shape, far, np.float32)
     rest = np.where(subject, -1, labels)
@@ -267,12 +269,15 @@ def layout_depth(labels: np.ndarray, subject: np.ndarray, lens: ThinLens, rng: n
             if plane:
                 depth[mask] = np.broadcast_to(row_depth[:, None], labels.shape)[mask]
             else:  # a backdrop (a wall) behind the subject
-                depth[mask] = min(focus * rng.uniform(1.5, 4.0), far)
+                depth[mask] = backdrop
             continue
         if top == 0 and bottom + 1 <= horizon:
             depth[mask] = far
             continue
-        depth[mask] = float(np.clip(ground(bottom + 1.0) * math.exp(rng.normal(0.0, 0.1)), nearest, far))
+        standing = float(ground(bottom + 1.0)) * math.exp(rng.normal(0.0, 0.1))
+        if top == 0:  # rises above the subject out of the frame: usually behind it (trees, walls)
+            standing = max(standing, backdrop)
+        depth[mask] = float(np.clip(standing, nearest, far))
         touches_side = mask[:, 0].any() or mask[:, -1].any() or mask[-1].any()
         if touches_side and 0.02 <= mask.mean() <= 0.3:
             occluders.append(mask)
@@ -333,14 +338,17 @@ def radius_bins(radius: np.ndarray, max_radius: float) -> tuple[np.ndarray, np.n
     return grid, np.searchsorted((grid[1:] + grid[:-1]) / 2, clipped).astype(np.int32)
 
 
-def render_depth(image: np.ndarray, radius: np.ndarray, apertures: tuple[float, ...], max_radius: float, gamma: float = 4.0) -> tuple[list[np.ndarray], np.ndarray]:
+def render_depth(image: np.ndarray, radius: np.ndarray, apertures: tuple[float, ...], max_radius: float, gamma: float = 4.0,
+                 surfaces: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """Render a photo whose pixels have signed CoC radii, through the lens at each aperture.
 
     The frame is padded by reflection (a margin of the largest radius) so blur near the edges has
     content to draw from. Each radius bin is a layer covering itself and everything nearer; its
     hidden part is filled (:func:`fill_hidden`) from that bin and farther ones only, leaving out
     a 2-pixel band along nearer edges (annotations are not pixel exact), so nearer colours never
-    spread behind. The bins are blurred and composited far to near (:func:`bokeh.data.optics.render`).
+    spread behind; except where the nearer pixels belong to a surface (``surfaces``: a label per
+    pixel, e.g. the segments) that also lies in the bin: a ground plane continues under its own
+    nearer rows, as :func:`bokeh.data.optics.slice_layer`'s underlay does, so no seam shows. The bins are blurred and composited far to near (:func:`bokeh.data.optics.render`).
 
     Shape:
         image: ``(h, w, 3)`` ``float32`` display values >= 0 (above 1: lights); radius: ``(h, w)``
@@ -353,16 +361,22 @@ def render_depth(image: np.ndarray, radius: np.ndarray, apertures: tuple[float, 
     grid, index = radius_bins(radius, max_radius)
     padded_index = np.pad(index, margin, mode="reflect")
     padded_image = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
+    padded_surfaces = np.pad(surfaces, margin, mode="reflect") if surfaces is not None else None
     canvas = padded_index.shape
     slices = []
     for b in np.unique(padded_index)[::-1]:  # far to near
         own = padded_index == b
         cover = padded_index <= b
         nearer = padded_index < b
-        known = (padded_index >= b) & ~ndimage.binary_dilation(nearer, iterations=2) if nearer.any() else own
+        if padded_surfaces is not None and nearer.any():
+            same = np.isin(padded_surfaces, np.unique(padded_surfaces[own])) & nearer  # the bin's surfaces, continued
+            nearer = nearer & ~same
+            known = ((padded_index >= b) | same) & ~ndimage.binary_dilation(nearer, iterations=2)
+        else:
+            known = (padded_index >= b) & ~ndimage.binary_dilation(nearer, iterations=2) if nearer.any() else own
         if not known.any():
             known = padded_index >= b
-        colour = fill_hidden(padded_image, known) if nearer.any() else padded_image
+        colour = fill_hidden(padded_image, known) if not known[cover].all() else padded_image
         rows, cols = np.nonzero(cover.any(1))[0], np.nonzero(cover.any(0))[0]
         y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         alpha = cover[y0:y1, x0:x1].astype(np.float32)
@@ -417,7 +431,8 @@ def make_photo_pair(image: np.ndarray, segmentations: list[np.ndarray], index: i
     input_aperture = float(rng.uniform(0.0, f_number / config.input_f_number))
     max_radius = config.max_radius * width
     radius = np.asarray(lens.coc_radius(depth, width), np.float32)
-    (sharp, bokeh), rendered = render_depth(scene, radius, (input_aperture, 1.0), max_radius, config.gamma)
+    surfaces = np.where(subject, -1, labels[annotator])
+    (sharp, bokeh), rendered = render_depth(scene, radius, (input_aperture, 1.0), max_radius, config.gamma, surfaces)
     sharp, bokeh = add_noise([sharp, bokeh], rng, config.noise)
     return PhotoPair(float_to_uint8(sharp), float_to_uint8(bokeh), subject, depth, rendered, float(f_number), lens.focus_m, input_aperture)
 
