@@ -27,6 +27,8 @@ from bokeh.data.photo_pairs import (
     frame_size,
     make_photo_pair,
     pair_config,
+    read_photo,
+    upright,
     write_photo_pairs,
 )
 from bokeh.images import read_rgb, write_image
@@ -147,6 +149,17 @@ def test_photos_without_a_subject_or_with_a_blurred_background_are_skipped():
     assert skipped.value.reason == "blurred background"
 
 
+def test_a_photo_stored_turned_a_quarter_is_turned_back_to_its_segmentations():
+    image, segmentations, _ = toy_photo()
+    portrait = [np.ascontiguousarray(np.rot90(s, 1)) for s in segmentations]  # upright labels of a portrait photo
+    stored = np.rot90(np.rot90(image, 1), -1)  # ... whose file holds it turned clockwise
+    assert np.array_equal(upright(np.ascontiguousarray(np.rot90(image, 1)), portrait), np.rot90(image, 1))
+    assert np.array_equal(upright(np.ascontiguousarray(stored), portrait), np.rot90(image, 1))
+    assert upright(image, segmentations) is image
+    with pytest.raises(ValueError, match="segmentations are 10 x 10 but the photo is 128 x 192"):
+        upright(image, [np.zeros((10, 10), np.uint16)])
+
+
 def make_source(root: Path) -> Path:
     """A BSDS500-like folder: two photos with subjects, one without."""
     for split, name, seed, good in (("train", "1", 0, True), ("train", "2", 1, True), ("val", "3", 2, False)):
@@ -227,3 +240,6 @@ def test_bsds500_photos_give_pairs_with_a_sharp_subject():
         assert np.abs(pair.sharp.astype(int) - pair.bokeh.astype(int))[interior].mean() < 6.0, "subject unchanged up to noise"
         assert pair.blur_radius.max() <= 0.03 * pair.sharp.shape[1] + 1e-3
     assert made >= 3
+    turned = next(p for p in photos if p.name == "bsds-train-60079")  # stored a quarter turned
+    image, segmentations = read_photo(turned)
+    assert image.shape[:2] == segmentations[0].shape == (481, 321)

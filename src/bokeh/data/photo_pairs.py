@@ -489,6 +489,37 @@ def read_segmentations(path: str | Path) -> list[np.ndarray]:
         raise ValueError(f"{path}: cannot read its BSDS500 segmentations ({error}); {SOURCE_LAYOUT}") from None
 
 
+def upright(image: np.ndarray, segmentations: list[np.ndarray]) -> np.ndarray:
+    """``image`` turned to match its segmentations: the BSDS500 copy stores 63 portrait photos
+    turned a quarter clockwise (481 x 321 segmentations of a 321 x 481 JPEG, matched by the
+    image's edges); those are turned back counter-clockwise. Others are returned as they are.
+
+    Raises:
+        ValueError: the segmentations fit neither the photo nor the photo turned.
+    """
+    shape, wanted = image.shape[:2], segmentations[0].shape
+    if wanted == shape:
+        return image
+    if wanted == shape[::-1]:
+        return np.ascontiguousarray(np.rot90(image, 1))
+    raise ValueError(f"the segmentations are {wanted[0]} x {wanted[1]} but the photo is {shape[0]} x {shape[1]}")
+
+
+def read_photo(source: PhotoSource) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The photo of ``source`` (upright, :func:`upright`) and its segmentations.
+
+    Raises:
+        ValueError: an unreadable photo or segmentations file, or sizes that do not match (naming the files).
+    """
+    from bokeh.images import read_rgb
+
+    segmentations = read_segmentations(source.segmentations)
+    try:
+        return upright(read_rgb(source.image), segmentations), segmentations
+    except ValueError as error:
+        raise ValueError(f"{source.image}: {error} ({source.segmentations}); {SOURCE_LAYOUT}") from None
+
+
 def pair_config(overrides: dict | None = None) -> PhotoPairConfig:
     """:class:`PhotoPairConfig` with ``overrides`` (lists become tuples).
 
@@ -506,10 +537,10 @@ def _write_one(out: Path, index: int, source: PhotoSource, seed: int, quality: i
     """Write pair ``index`` from ``source``; ``(f_number, "")``, or ``(None, reason)`` when skipped."""
     from bokeh.data.coc import write_coc
     from bokeh.data.layout import COC_DIR, FOCAL_DIR, INPUT_DIR, TARGET_DIR
-    from bokeh.images import read_rgb, write_image
+    from bokeh.images import write_image
 
     try:
-        pair = make_photo_pair(read_rgb(source.image), read_segmentations(source.segmentations), index, seed, pair_config(config))
+        pair = make_photo_pair(*read_photo(source), index, seed, pair_config(config))
     except PhotoSkipped as skipped:
         return None, skipped.reason
     write_image(out / FOCAL_DIR / f"{source.name}.png", np.where(pair.subject, 255, 0).astype(np.uint8))
