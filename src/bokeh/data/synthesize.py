@@ -16,17 +16,13 @@ missing, so the set does not count as finished.
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import shutil
-import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, ignoring_interrupts, interruptible, parse_bool
+from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, interruptible, parse_bool, write_text_atomic
 from bokeh.data.coc import write_coc
+from bokeh.data.folders import ensure_folder, parse_settings, plain, prepare_folder, run_jobs, write_meta
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR, TARGET_DIR
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
 from bokeh.images import write_image
@@ -50,24 +46,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments into typed settings; a clear ``ValueError`` for anything wrong."""
-    settings = dict(DEFAULTS)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise ValueError(f"unknown argument {arg!r}; valid keys: {', '.join(DEFAULTS)}")
-        try:
-            if key == "out":
-                settings[key] = Path(value)
-            elif key == "size":
-                settings[key] = parse_size(value)
-            elif key == "noise":
-                settings[key] = float(value)
-            elif key == "overwrite":
-                settings[key] = parse_bool(key, value)
-            else:
-                settings[key] = int(value)
-        except ValueError as error:
-            raise ValueError(f"bad value for {key}: {value!r}" + (f" ({error})" if str(error) else "")) from None
+    parsers = {"out": Path, "size": parse_size, "noise": float, "overwrite": lambda value: parse_bool("overwrite", value)}
+    settings = parse_settings(argv, DEFAULTS, parsers)
     if settings["out"] is None or str(settings["out"]) == "":
         raise ValueError("out=DIR is required (the folder to write original/ and bokeh/ into)")
     if settings["n"] < 1 or settings["start"] < 0 or settings["workers"] < 1:
@@ -84,12 +64,6 @@ def _write_one(out: Path, index: int, seed: int, size: tuple[int, int], noise: f
     write_image(out / TARGET_DIR / f"{index}.jpg", pair.bokeh, quality)
     write_coc(out / COC_DIR / f"{index}.png", pair.blur_radius)
     return pair.scene.lens.f_number
-
-
-def _ignore_interrupts_in_worker() -> None:
-    """Worker processes leave Ctrl-C to the main process, which lets running pairs finish and
-    cancels the rest: no worker traceback, no half-written pair."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def write_dataset(
@@ -115,49 +89,22 @@ def write_dataset(
         FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
     """
     written = [] if written is None else written
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty: choose a new folder, or pass overwrite=true to write into it")
-    (out / INPUT_DIR).mkdir(parents=True, exist_ok=True)
-    (out / TARGET_DIR).mkdir(parents=True, exist_ok=True)
-    (out / COC_DIR).mkdir(parents=True, exist_ok=True)
-    (out / "meta.json").unlink(missing_ok=True)
-    indices = range(start, start + n)
+    out = prepare_folder(out, overwrite, (INPUT_DIR, TARGET_DIR, COC_DIR))
     scene = dict(scene or {})
     scene_config(scene)  # unknown keys fail now, not in a worker
     args = (seed, tuple(size), noise, quality, scene)
+    jobs = {index: (out, index, *args) for index in range(start, start + n)}
     f_numbers: dict[str, float] = {}
-    if workers <= 1:
-        for index in indices:
-            f_numbers[str(index)] = _write_one(out, index, *args)
-            written.append(index)
-    else:
-        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts_in_worker)
-        try:
-            futures = {pool.submit(_write_one, out, index, *args): index for index in indices}
-            for future in as_completed(futures):
-                f_numbers[str(futures[future])] = future.result()
-                written.append(futures[future])
-        except BaseException:  # Ctrl-C: pairs being written finish (complete files), the rest is cancelled
-            with ignoring_interrupts():
-                pool.shutdown(wait=True, cancel_futures=True)
-            done = [i for f, i in futures.items() if f.done() and not f.cancelled() and f.exception() is None]
-            written.extend(i for i in done if i not in written)
-            raise
-        pool.shutdown(wait=True)
+
+    def done(index, f_number) -> None:
+        written.append(index)
+        f_numbers[str(index)] = f_number
+
+    run_jobs(_write_one, jobs, workers, done)
     if len(set(f_numbers.values())) > 1:  # the aperture control's data: each target's f-number
-        (out / F_NUMBERS).write_text(json.dumps(dict(sorted(f_numbers.items(), key=lambda kv: int(kv[0]))), indent=0) + "\n")
-    meta = {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality, "scene": _plain(scene)}
-    temporary = out / ".meta.json.tmp"
-    temporary.write_text(json.dumps(meta, indent=1) + "\n")
-    os.replace(temporary, out / "meta.json")
+        write_text_atomic(out / F_NUMBERS, json.dumps(dict(sorted(f_numbers.items(), key=lambda kv: int(kv[0]))), indent=0) + "\n")
+    write_meta(out, {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality, "scene": plain(scene)})
     return out
-
-
-def _plain(scene: dict | None) -> dict:
-    """Scene overrides as JSON would give them back (tuples as lists), for comparing with meta.json."""
-    return json.loads(json.dumps(dict(scene or {})))
 
 
 def ensure_dataset(folder: str | Path, **settings) -> Path:
@@ -167,29 +114,9 @@ def ensure_dataset(folder: str | Path, **settings) -> Path:
     temporary sibling and renamed into place, so concurrent or interrupted runs never leave a
     half-written set under ``folder``.
     """
-    folder = Path(folder)
     settings = {"workers": 1, **settings}
-    wanted = {"version": GENERATOR_VERSION, "n": settings["n"], "start": settings.get("start", 0), "size": list(settings["size"]), "seed": settings["seed"], "noise": settings["noise"], "quality": settings["quality"], "scene": _plain(settings.get("scene"))}
-    meta = folder / "meta.json"
-    if meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in wanted.items()):
-        return folder
-    if folder.exists():
-        raise FileExistsError(f"{folder} exists but does not hold this synthetic set (meta.json missing or different): remove it or choose another cache_dir")
-    temporary = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    try:
-        write_dataset(temporary, **settings)
-    except BaseException:  # Ctrl-C while the set is made: no half-written set is left behind
-        with ignoring_interrupts():
-            shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    try:
-        os.rename(temporary, folder)
-    except OSError:  # another process finished first: use its copy
-        shutil.rmtree(temporary, ignore_errors=True)
-        if not (folder / "meta.json").is_file():
-            raise
-    return folder
+    wanted = {"version": GENERATOR_VERSION, "n": settings["n"], "start": settings.get("start", 0), "size": list(settings["size"]), "seed": settings["seed"], "noise": settings["noise"], "quality": settings["quality"], "scene": dict(settings.get("scene") or {})}
+    return ensure_folder(folder, wanted, lambda temporary: write_dataset(temporary, **settings), "synthetic set", "cache_dir")
 
 
 def main(argv: list[str] | None = None) -> int:

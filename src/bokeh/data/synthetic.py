@@ -69,6 +69,21 @@ def pair_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
 
 
+def add_noise(images: list[np.ndarray], rng: np.random.Generator, noise: float) -> list[np.ndarray]:
+    """Each image with its own mild sensor noise, as two photos would have: uniform noise of one
+    standard deviation drawn in ``[0.3, 1] x noise`` for the pair (as mild as Gaussian noise of
+    that std, and one cheap draw per image: the Gaussian one took a tenth of the render time).
+    ``noise`` 0 returns the images unchanged. Not clipped.
+
+    Shape:
+        images: ``(H, W, 3)`` ``float32`` in [0, 1]; returns the same shapes.
+    """
+    if noise <= 0:
+        return list(images)
+    spread = np.float32(rng.uniform(0.3, 1.0) * noise * math.sqrt(12.0))
+    return [image + spread * (rng.random(image.shape, np.float32) - np.float32(0.5)) for image in images]
+
+
 def render_scene(scene: Scene, rng: np.random.Generator | None = None, noise: float = 0.0) -> SyntheticPair:
     """Render ``scene`` sharp and with bokeh, crop the margin, add noise (std up to ``noise``)."""
     canvas, (height, width), m = scene.canvas, scene.size, scene.margin
@@ -80,10 +95,7 @@ def render_scene(scene: Scene, rng: np.random.Generator | None = None, noise: fl
     if noise > 0:
         if rng is None:
             raise ValueError("render_scene needs an rng to add noise")
-        # uniform noise of the drawn standard deviation: as mild as Gaussian noise of that std,
-        # and one cheap draw per image (the Gaussian one took a tenth of the render time)
-        spread = np.float32(rng.uniform(0.3, 1.0) * noise * math.sqrt(12.0))
-        images = [image + spread * (rng.random(image.shape, np.float32) - np.float32(0.5)) for image in images]
+        images = add_noise(images, rng, noise)
     depth = depth_map(scene.layers, canvas)[m : m + height, m : m + width]
     coc = np.asarray(scene.lens.coc_radius(depth, width), np.float32)
     return SyntheticPair(float_to_uint8(images[0]), float_to_uint8(images[1]), depth, coc, scene)

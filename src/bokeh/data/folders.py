@@ -1,0 +1,141 @@
+"""Writing a generated data set folder, shared by the synthetic and the photo-pair writers.
+
+* :func:`parse_settings`: ``key=value`` command-line arguments into typed settings, one clear
+  sentence for an unknown key or a bad value.
+* :func:`prepare_folder`: a non-empty folder is never written into without ``overwrite``; the old
+  ``meta.json`` goes first, so a folder being (re)written never looks finished.
+* :func:`run_jobs`: one job per pair, in this process or a pool of worker processes; Ctrl-C lets
+  the running jobs finish (complete files) and cancels the rest, with no worker traceback.
+* :func:`write_meta`: ``meta.json`` written last and atomically: its presence marks a finished set.
+* :func:`ensure_folder`: a set made once: reused when its ``meta.json`` matches, otherwise written
+  to a temporary sibling and renamed into place, so an interrupted or concurrent run never leaves
+  a half-written set under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from bokeh.cli import ignoring_interrupts, write_text_atomic
+
+META = "meta.json"
+
+
+def parse_settings(argv: list[str], defaults: dict, parsers: dict[str, Callable[[str], object]]) -> dict:
+    """``key=value`` arguments over ``defaults``; each value converted by ``parsers[key]`` (``int``
+    for keys without one).
+
+    Raises:
+        ValueError: an unknown key (naming the valid ones) or a value its parser refuses
+            (``bad value for KEY: 'VALUE'``, with the parser's own reason when it gives one).
+    """
+    settings = dict(defaults)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in defaults:
+            raise ValueError(f"unknown argument {arg!r}; valid keys: {', '.join(defaults)}")
+        try:
+            settings[key] = parsers.get(key, int)(value)
+        except ValueError as error:
+            raise ValueError(f"bad value for {key}: {value!r}" + (f" ({error})" if str(error) else "")) from None
+    return settings
+
+
+def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str]) -> Path:
+    """Make ``out`` and its ``subfolders`` ready to write into; remove an old ``meta.json``.
+
+    Raises:
+        FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty: choose a new folder, or pass overwrite=true to write into it")
+    for name in subfolders:
+        (out / name).mkdir(parents=True, exist_ok=True)
+    (out / META).unlink(missing_ok=True)
+    return out
+
+
+def _ignore_interrupts_in_worker() -> None:
+    """Worker processes leave Ctrl-C to the main process, which lets running jobs finish and
+    cancels the rest: no worker traceback, no half-written pair."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_jobs(function: Callable, jobs: dict[Hashable, tuple], workers: int, done: Callable[[Hashable, object], None]) -> None:
+    """Call ``function(*args)`` for every ``key: args`` of ``jobs`` and ``done(key, result)`` as each
+    finishes (in completion order with ``workers > 1``).
+
+    A job's exception goes on (the rest are cancelled). On Ctrl-C the jobs running in workers
+    finish, their ``done`` is called, the others are cancelled, and the ``KeyboardInterrupt`` goes on.
+    """
+    if workers <= 1:
+        for key, args in jobs.items():
+            done(key, function(*args))
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts_in_worker)
+    reported = set()
+    try:
+        futures = {pool.submit(function, *args): key for key, args in jobs.items()}
+        for future in as_completed(futures):
+            result = future.result()
+            reported.add(futures[future])
+            done(futures[future], result)
+    except BaseException:  # Ctrl-C: jobs being run finish (complete files), the rest is cancelled
+        with ignoring_interrupts():
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future, key in futures.items():
+                if key not in reported and future.done() and not future.cancelled() and future.exception() is None:
+                    done(key, future.result())
+        raise
+    pool.shutdown(wait=True)
+
+
+def write_meta(out: str | Path, meta: dict) -> Path:
+    """``out/meta.json`` written atomically (last: it marks a finished set)."""
+    return write_text_atomic(Path(out) / META, json.dumps(meta, indent=1) + "\n")
+
+
+def plain(value: object) -> object:
+    """``value`` as JSON gives it back (tuples as lists), for comparing with a ``meta.json``."""
+    return json.loads(json.dumps(value))
+
+
+def ensure_folder(folder: str | Path, wanted: dict, write: Callable[[Path], object], what: str, setting: str = "folder") -> Path:
+    """``folder`` holding the set whose ``meta.json`` has the entries of ``wanted``, made once by
+    ``write(temporary_folder)`` (which must end by writing ``meta.json``).
+
+    Raises:
+        FileExistsError: ``folder`` exists but holds something else (``what`` names the set,
+            ``setting`` the option that chose the folder).
+    """
+    folder = Path(folder)
+    meta = folder / META
+    wanted = plain(wanted)
+    if meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in wanted.items()):
+        return folder
+    if folder.exists():
+        raise FileExistsError(f"{folder} exists but does not hold this {what} (meta.json missing or different): remove it or choose another {setting}")
+    temporary = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        write(temporary)
+    except BaseException:  # Ctrl-C while the set is made: no half-written set is left behind
+        with ignoring_interrupts():
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    try:
+        os.rename(temporary, folder)
+    except OSError:  # another process finished first: use its copy
+        shutil.rmtree(temporary, ignore_errors=True)
+        if not meta.is_file():
+            raise
+    return folder

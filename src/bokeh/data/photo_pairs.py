@@ -1,0 +1,672 @@
+"""Training pairs from real photos and their human segmentations, rendered by the thin-lens optics.
+
+    python -m bokeh.data.photo_pairs src=../shared/data/photos/bsds500 out=DIR [seed=0] [n=all] [workers=1]
+
+A photo (all in focus) and its human segmentations become a scene of flat layers at depths
+(:func:`make_photo_pair`):
+
+1. **Size.** The photo is resized so its short side is ``short_side`` (256: BSDS500's 321 x 481
+   gives 256 x 384) and centre-cropped to multiples of 8; blur radii are those of that size.
+2. **Subject** (:func:`choose_subject`): over every annotator's segmentation, the segment that is
+   compact, central, 4-45 % of the frame, touches the frame's top and sides little, and that the
+   other annotators agree on (their best overlap with it); enclosed segments join it. It stands at
+   the focus distance: radius 0, identical in the input and the target.
+3. **Depth of the rest** (:func:`layout_depth`), as a camera on the ground sees it: a ground plane
+   whose depth grows row by row towards a horizon, passing through the subject's lowest row at
+   the focus distance. A segment that touches the bottom of the frame and spans it widely is
+   that ground (per-row depth), or else a backdrop behind the subject; one that touches the top
+   and ends above the horizon is far (sky); any other stands on the ground at its lowest row
+   (lower in the frame = nearer, higher = farther), and no nearer than the backdrop when it
+   rises out of the frame's top (trees, walls). Sometimes one segment at a side or the bottom is a foreground occluder nearer than
+   the focus distance.
+4. **Render** (:func:`render_depth`): the depth map is cut into the radius bins of
+   :func:`bokeh.data.optics.radius_grid`; each bin is a layer that also covers everything nearer
+   (an underlay), whose hidden colours are filled by normalized convolution from that bin and
+   farther ones only (a push-pull pyramid of ``image * m`` over ``m``), so a subject's colours
+   never leak into the blurred background. The bins are blurred with disc kernels in the
+   ``display ** 4`` working space and composited far to near by :mod:`bokeh.data.optics`; the
+   brightest background pixels are boosted 1.5-3x as lights, so highlights make discs.
+5. **Lens.** EBB!'s camera (50 mm, APS-C 22.3 mm): the target at an f-number drawn per pair
+   (``f_number``, log-uniform, with a share ``wide_open`` at exactly its lower end), the input
+   the same scene stopped down to ``input_f_number`` (f/16) or more: its aperture diameter is a
+   uniform fraction in ``[0, f_target / 16]`` of the target's. Radii are capped at
+   ``max_radius * width`` as in the synthetic scenes.
+
+Photos whose background is already blurred (a portrait lens: the background's detail energy far
+below the subject's) and photos with no acceptable subject are skipped (:class:`PhotoSkipped`).
+
+The writer lays the pairs out as EBB! does (:mod:`bokeh.data.layout`): ``original/<name>.jpg``,
+``bokeh/<name>.jpg``, ``coc/<name>.png`` (the blur radius rendered in the target),
+``focal/<name>.png`` (the subject mask, 0/255) and ``f_numbers.json`` (name -> target f-number),
+then ``meta.json`` last (its presence marks a finished set). Names are ``bsds-<split>-<id>``.
+Other keys: ``quality=95`` (JPEG), ``overwrite=false``. Pair ``i`` (the ``i``-th photo of the
+sorted list) of set ``seed`` is the same on every machine: its random stream is
+``SeedSequence([seed, i])``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from bokeh.data.optics import Slice, ThinLens, radius_grid, render, to_working
+from bokeh.data.synthetic import add_noise, pair_rng
+from bokeh.images import float_to_uint8
+
+#: Bump when a change to the layout or renderer changes the pixels of a given seed/index.
+GENERATOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PhotoPairConfig:
+    """Ranges a photo pair draws from (uniform, or log-uniform where marked)."""
+
+    short_side: int = 256  # the photo is resized to this short side (then cropped to multiples of 8)
+    focal_mm: float = 50.0  # EBB!'s lens and sensor
+    sensor_width_mm: float = 22.3
+    focus_m: tuple[float, float] = (0.8, 4.0)  # log-uniform
+    f_number: tuple[float, float] = (1.8, 11.0)  # the target's, log-uniform
+    wide_open: float = 0.4  # the share of pairs at exactly f_number[0]
+    input_f_number: float = 16.0  # the input is this f-number or narrower
+    max_radius: float = 0.03  # CoC radius cap, as a fraction of the width
+    gamma: float = 4.0  # the renderer's working space: display ** gamma
+    background_m: tuple[float, float] = (8.0, 80.0)  # log-uniform: sky and far segments
+    horizon: tuple[float, float] = (0.2, 0.55)  # the horizon's row, fraction of the height (lower if the subject needs it)
+    ground: float = 0.85  # probability that wide segments at the bottom are a ground plane (else a backdrop)
+    near: float = 0.25  # probability of a foreground occluder
+    lights: tuple[float, float] = (1.5, 3.0)  # boost of the brightest background pixels, in linear light
+    noise: float = 0.01  # largest std of the noise added to each image (in [0, 1] units)
+    subject_area: tuple[float, float] = (0.04, 0.45)  # fraction of the frame
+    subject_border: float = 0.12  # most of the frame's top and sides (and a quarter of its bottom) it may touch
+    subject_agreement: float = 0.4  # least mean best-overlap (IoU) with the other annotators' segments
+    blurred_background: float = 0.1  # skip when the background's detail energy is below this x the subject's
+
+
+class PhotoSkipped(ValueError):
+    """A photo that gives no pair; ``reason`` is ``"no subject"`` or ``"blurred background"``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}{': ' + detail if detail else ''}")
+        self.reason = reason
+
+
+@dataclass
+class PhotoPair:
+    """One rendered pair.
+
+    Shape:
+        sharp, bokeh: ``(H, W, 3)`` ``uint8`` RGB. subject: ``(H, W)`` ``bool`` (the in-focus
+        subject). depth: ``(H, W)`` ``float32`` metres. blur_radius: ``(H, W)`` ``float32`` the
+        radius in pixels of the disc rendered at each pixel of the target (|CoC| of its bin, capped).
+    """
+
+    sharp: np.ndarray
+    bokeh: np.ndarray
+    subject: np.ndarray
+    depth: np.ndarray
+    blur_radius: np.ndarray
+    f_number: float
+    focus_m: float
+    input_aperture: float
+
+
+# ----------------------------------------------------------------------------- the photo
+
+
+def frame_size(height: int, width: int, short_side: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(resized (h, w), cropped (h, w))``: the short side scaled to ``short_side``, then both sides
+    cut down to multiples of 8 (a centred crop of a few pixels)."""
+    scale = short_side / min(height, width)
+    resized = (max(8, round(height * scale)), max(8, round(width * scale)))
+    return resized, (resized[0] // 8 * 8, resized[1] // 8 * 8)
+
+
+def resize_photo(image: np.ndarray, segmentations: list[np.ndarray], short_side: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The photo (bicubic) and its label images (nearest) at the frame size of :func:`frame_size`.
+
+    Shape:
+        image: ``(H, W, 3)`` ``uint8``; segmentations: ``(H, W)`` integer labels. Returns
+        ``(h, w, 3)`` ``float32`` in [0, 1] and ``(h, w)`` ``int32`` labels.
+    """
+    (rh, rw), (h, w) = frame_size(*image.shape[:2], short_side)
+    y0, x0 = (rh - h) // 2, (rw - w) // 2
+    resized = np.asarray(Image.fromarray(image).resize((rw, rh), Image.BICUBIC), np.float32) / 255.0
+    labels = [np.asarray(Image.fromarray(s.astype(np.int32)).resize((rw, rh), Image.NEAREST))[y0 : y0 + h, x0 : x0 + w] for s in segmentations]
+    return np.clip(resized[y0 : y0 + h, x0 : x0 + w], 0.0, 1.0), [np.ascontiguousarray(s, np.int32) for s in labels]
+
+
+# ----------------------------------------------------------------------------- the subject
+
+
+def _best_overlaps(mask: np.ndarray, others: list[np.ndarray]) -> float:
+    """Mean over ``others`` (label images) of the best IoU of ``mask`` with one of their segments."""
+    if not others:
+        return 1.0
+    area = mask.sum()
+    ious = []
+    for labels in others:
+        sizes = np.bincount(labels.ravel())
+        inside = np.bincount(labels[mask], minlength=len(sizes))
+        ious.append(float((inside / np.maximum(area + sizes - inside, 1)).max()))
+    return float(np.mean(ious))
+
+
+_BORDER_BAND = 4  # pixels from the frame's edge that count as touching it (annotations stop short of it)
+
+
+def choose_subject(segmentations: list[np.ndarray], config: PhotoPairConfig = PhotoPairConfig()) -> tuple[int, np.ndarray] | None:
+    """The subject: ``(annotator, mask)``, or ``None`` when no segment qualifies.
+
+    A candidate is a segment of one annotator's label image with ``subject_area`` of the frame,
+    touching the frame's top and sides (within 4 px) for at most ``subject_border`` of their
+    length (the bottom counts a quarter: a person cut off by the frame's bottom is a subject),
+    filling at least 30 % of its bounding box and at most 85 % of the frame's width, and agreed on by the other annotators (mean best IoU at
+    least ``subject_agreement``). The best scores agreement, then centrality. Segments the
+    chosen one encloses join it (a face drawn inside a body).
+
+    Shape:
+        segmentations: ``(h, w)`` integer label images; the mask is ``(h, w)`` ``bool``.
+    """
+    height, width = segmentations[0].shape
+    perimeter = 2 * (height + width)
+    best, best_score = None, -np.inf
+    for k, labels in enumerate(segmentations):
+        others = segmentations[:k] + segmentations[k + 1 :]
+        sizes = np.bincount(labels.ravel())
+        for label in np.nonzero(sizes)[0]:
+            area = sizes[label] / (height * width)
+            if not config.subject_area[0] <= area <= config.subject_area[1]:
+                continue
+            mask = labels == label
+            band = _BORDER_BAND
+            top, bottom = mask[:band].any(0).sum(), mask[-band:].any(0).sum()
+            left, right = mask[:, :band].any(1).sum(), mask[:, -band:].any(1).sum()
+            border = (top + left + right + 0.25 * bottom) / perimeter
+            if border > config.subject_border:
+                continue
+            rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+            box_h, box_w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+            if sizes[label] < 0.3 * box_h * box_w or box_w > 0.85 * width:
+                continue
+            agreement = _best_overlaps(mask, others)
+            if agreement < config.subject_agreement:
+                continue
+            ys, xs = np.nonzero(mask)
+            off_centre = math.hypot(ys.mean() / height - 0.5, xs.mean() / width - 0.5) / math.hypot(0.5, 0.5)
+            score = agreement - 0.6 * off_centre - 2.0 * border
+            if score > best_score:
+                best, best_score = (k, mask), score
+    if best is None:
+        return None
+    k, mask = best
+    return k, ndimage.binary_fill_holes(mask)
+
+
+def detail_ratio(image: np.ndarray, subject: np.ndarray) -> float:
+    """The background's detail energy over the subject's: mean squared high-pass (image minus a
+    Gaussian of 1.5 px) of the gray image outside the subject (dilated 4 px) and inside it (eroded
+    2 px). About 1 for an all-in-focus photo, far below for a photo with a blurred background."""
+    gray = image.mean(2)
+    high = (gray - ndimage.gaussian_filter(gray, 1.5)) ** 2
+    inside = ndimage.binary_erosion(subject, iterations=2)
+    outside = ~ndimage.binary_dilation(subject, iterations=4)
+    if inside.sum() < 16 or outside.sum() < 16:
+        return 1.0
+    return float(high[outside].mean() / max(high[inside].mean(), 1e-12))
+
+
+# ----------------------------------------------------------------------------- depth
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
+
+
+def layout_depth(labels: np.ndarray, subject: np.ndarray, lens: ThinLens, rng: np.random.Generator, config: PhotoPairConfig = PhotoPairConfig()) -> np.ndarray:
+    """Depth in metres of every pixel (see the module docstring, step 3).
+
+    Shape:
+        labels: ``(h, w)`` integer segments; subject: ``(h, w)`` ``bool``; returns ``(h, w)``
+        ``float32``, ``lens.focus_m`` on the subject, in ``[near, far]`` elsewhere.
+    """
+    height, width = labels.shape
+    focus = lens.focus_m
+    far = max(_log_uniform(rng, config.background_m), 2.5 * focus)
+    nearest = max(0.3 * focus, 2.0 * lens.focal_mm / 1000.0)
+    rows = np.nonzero(subject.any(1))[0]
+    contact = rows[-1] + 1.0  # the subject's lowest row stands on the ground at the focus distance
+    if rows[-1] >= height - 1:  # cut off by the frame: its feet are below it
+        contact = height + rng.uniform(0.0, 0.4) * (rows[-1] - rows[0] + 1)
+    horizon = min(rng.uniform(*config.horizon) * height, contact - 0.15 * height)
+    scale = focus * (contact - horizon)  # ground depth of row y: scale / (y - horizon)
+
+    def ground(y: np.ndarray | float) -> np.ndarray:
+        y = np.asarray(y, np.float64)
+        return np.clip(np.where(y > horizon, scale / np.maximum(y - horizon, 1e-6), far), nearest, far)
+
+    row_depth = ground(np.arange(height) + 0.5)
+    backdrop = min(focus * rng.uniform(1.5, 5.0), far)
+    plane = rng.uniform() < config.ground
+    depth = np.full(labels.shape, far, np.float32)
+    rest = np.where(subject, -1, labels)
+    segments = [s for s in np.unique(rest) if s >= 0]
+    occluders = []
+    for segment in segments:
+        mask = rest == segment
+        seg_rows = np.nonzero(mask.any(1))[0]
+        seg_cols = np.nonzero(mask.any(0))[0]
+        bottom, top = seg_rows[-1], seg_rows[0]
+        wide = mask[-1].sum() > 0.25 * width or seg_cols[-1] - seg_cols[0] > 0.5 * width
+        if bottom == height - 1 and wide:
+            if plane:
+                depth[mask] = np.broadcast_to(row_depth[:, None], labels.shape)[mask]
+            else:  # a backdrop (a wall) behind the subject
+                depth[mask] = backdrop
+            continue
+        if top == 0 and bottom + 1 <= horizon:
+            depth[mask] = far
+            continue
+        standing = float(ground(bottom + 1.0)) * math.exp(rng.normal(0.0, 0.1))
+        if top == 0:  # rises above the subject out of the frame: usually behind it (trees, walls)
+            standing = max(standing, backdrop)
+        depth[mask] = float(np.clip(standing, nearest, far))
+        touches_side = mask[:, 0].any() or mask[:, -1].any() or mask[-1].any()
+        if touches_side and 0.02 <= mask.mean() <= 0.3:
+            occluders.append(mask)
+    if occluders and rng.uniform() < config.near:
+        mask = occluders[int(rng.integers(len(occluders)))]
+        depth[mask] = max(focus * rng.uniform(0.3, 0.7), nearest)
+    depth[subject] = focus
+    return depth
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def fill_hidden(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``image`` where ``known``, elsewhere a normalized convolution of its known pixels: a push-pull
+    pyramid of ``(image * known, known)`` halved until every cell has support, each level's
+    ``image * known / known`` blended with the smoothly enlarged coarser level by its support.
+
+    Shape:
+        image: ``(h, w, C)`` ``float32``; known: ``(h, w)`` ``bool``; returns ``(h, w, C)``. With
+        no known pixel at all, zeros.
+    """
+    if known.all():
+        return image.copy()
+    if not known.any():
+        return np.zeros_like(image)
+    weight = known.astype(np.float32)
+    levels = [(image * weight[..., None], weight)]
+    while levels[-1][1].min() <= 0 and min(levels[-1][1].shape) > 1:
+        colour, weight = levels[-1]
+        h, w = weight.shape
+        if h % 2 or w % 2:  # pad odd sides with zero support
+            colour = np.pad(colour, ((0, h % 2), (0, w % 2), (0, 0)))
+            weight = np.pad(weight, ((0, h % 2), (0, w % 2)))
+        h, w = weight.shape
+        colour = colour.reshape(h // 2, 2, w // 2, 2, -1).mean((1, 3))
+        weight = weight.reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+        levels.append((colour, weight))
+    colour, weight = levels[-1]
+    filled = colour / np.maximum(weight, 1e-6)[..., None]
+    if weight.min() <= 0:  # a 1-pixel level without support everywhere: its mean
+        filled[weight <= 0] = (colour.sum((0, 1)) / max(weight.sum(), 1e-6))
+    for colour, weight in reversed(levels[:-1]):
+        h, w = weight.shape
+        up = np.repeat(np.repeat(filled, 2, 0), 2, 1)[:h, :w]
+        up = ndimage.uniform_filter(up, size=(3, 3, 1), mode="nearest")
+        support = np.minimum(weight * 4.0, 1.0)[..., None]  # a quarter of a cell known: trust it
+        own = colour / np.maximum(weight, 1e-6)[..., None]
+        filled = support * own + (1.0 - support) * up
+    return np.where(known[..., None], image, filled).astype(np.float32)
+
+
+def radius_bins(radius: np.ndarray, max_radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(grid, index)``: the radius grid of :func:`bokeh.data.optics.radius_grid` and the nearest
+    bin of each pixel's signed radius (larger index = farther)."""
+    grid = radius_grid(max_radius)
+    clipped = np.clip(radius, -max_radius, max_radius)
+    return grid, np.searchsorted((grid[1:] + grid[:-1]) / 2, clipped).astype(np.int32)
+
+
+def render_depth(image: np.ndarray, radius: np.ndarray, apertures: tuple[float, ...], max_radius: float, gamma: float = 4.0,
+                 surfaces: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Render a photo whose pixels have signed CoC radii, through the lens at each aperture.
+
+    The frame is padded by reflection (a margin of the largest radius) so blur near the edges has
+    content to draw from. Each radius bin is a layer covering itself and everything nearer; its
+    hidden part is filled (:func:`fill_hidden`) from that bin and farther ones only, leaving out
+    a 2-pixel band along nearer edges (annotations are not pixel exact), so nearer colours never
+    spread behind; except where the nearer pixels belong to a surface (``surfaces``: a label per
+    pixel, e.g. the segments) that also lies in the bin: a ground plane continues under its own
+    nearer rows, as :func:`bokeh.data.optics.slice_layer`'s underlay does, so no seam shows. The bins are blurred and composited far to near (:func:`bokeh.data.optics.render`).
+
+    Shape:
+        image: ``(h, w, 3)`` ``float32`` display values >= 0 (above 1: lights); radius: ``(h, w)``
+        signed px (> 0 behind the focal plane). Returns one ``(h, w, 3)`` ``float32`` image in
+        [0, 1] per aperture (the fraction of the lens's diameter; 0 is a pinhole), and the
+        ``(h, w)`` radius actually rendered at each pixel at aperture 1 (its bin's |radius|).
+    """
+    height, width = radius.shape
+    margin = int(math.ceil(max_radius)) + 2
+    grid, index = radius_bins(radius, max_radius)
+    padded_index = np.pad(index, margin, mode="reflect")
+    padded_image = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
+    padded_surfaces = np.pad(surfaces, margin, mode="reflect") if surfaces is not None else None
+    canvas = padded_index.shape
+    slices = []
+    for b in np.unique(padded_index)[::-1]:  # far to near
+        own = padded_index == b
+        cover = padded_index <= b
+        nearer = padded_index < b
+        if padded_surfaces is not None and nearer.any():
+            same = np.isin(padded_surfaces, np.unique(padded_surfaces[own])) & nearer  # the bin's surfaces, continued
+            nearer = nearer & ~same
+            known = ((padded_index >= b) | same) & ~ndimage.binary_dilation(nearer, iterations=2)
+        else:
+            known = (padded_index >= b) & ~ndimage.binary_dilation(nearer, iterations=2) if nearer.any() else own
+        if not known.any():
+            known = padded_index >= b
+        colour = fill_hidden(padded_image, known) if not known[cover].all() else padded_image
+        rows, cols = np.nonzero(cover.any(1))[0], np.nonzero(cover.any(0))[0]
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        alpha = cover[y0:y1, x0:x1].astype(np.float32)
+        working = to_working(colour[y0:y1, x0:x1], gamma) * alpha[..., None]
+        stack = np.concatenate([np.moveaxis(working, 2, 0), alpha[None]]).astype(np.float32)
+        slices.append(Slice(stack, float(grid[b]), float(b), int(y0), int(x0)))
+    images = [render(slices, canvas, gamma, aperture=a)[margin : margin + height, margin : margin + width] for a in apertures]
+    return images, np.abs(grid[index]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- one pair
+
+
+def boost_lights(image: np.ndarray, subject: np.ndarray, factor: float, gamma: float = 4.0) -> np.ndarray:
+    """The brightest background pixels (max channel above 0.85, fully from 0.95) made ``factor``
+    times brighter in linear light (``display * factor ** (1 / gamma)``), as lights brighter than
+    white; the subject is left as it is. Shape: ``(h, w, 3)`` -> ``(h, w, 3)`` ``float32``."""
+    ramp = np.clip((image.max(2) - 0.85) / 0.1, 0.0, 1.0) * ~subject
+    return (image * (1.0 + (factor ** (1.0 / gamma) - 1.0) * ramp)[..., None]).astype(np.float32)
+
+
+def make_photo_pair(image: np.ndarray, segmentations: list[np.ndarray], index: int, seed: int = 0, config: PhotoPairConfig = PhotoPairConfig()) -> PhotoPair:
+    """Pair ``index`` of set ``seed`` from one photo and its human segmentations.
+
+    Shape:
+        image: ``(H, W, 3)`` ``uint8``; segmentations: ``(H, W)`` integer label images (one per
+        annotator, at least one). The pair is at the frame size of :func:`frame_size`.
+
+    Raises:
+        PhotoSkipped: no acceptable subject, or the background is already blurred.
+        ValueError: the segmentations do not match the photo's size.
+    """
+    if not segmentations:
+        raise ValueError("a photo pair needs at least one segmentation of the photo")
+    if image.ndim != 3 or image.shape[2] != 3 or any(s.shape != image.shape[:2] for s in segmentations):
+        raise ValueError(f"the segmentations ({[s.shape for s in segmentations]}) must be label images of the photo's size {image.shape[:2]}")
+    rng = pair_rng(seed, index)
+    photo, labels = resize_photo(image, segmentations, config.short_side)
+    chosen = choose_subject(labels, config)
+    if chosen is None:
+        raise PhotoSkipped("no subject", "no compact, central segment that the annotators agree on")
+    annotator, subject = chosen
+    ratio = detail_ratio(photo, subject)
+    if ratio < config.blurred_background:
+        raise PhotoSkipped("blurred background", f"its detail energy is {ratio:.2f} x the subject's")
+    height, width = subject.shape
+    wide_open = rng.uniform() < config.wide_open
+    f_number = config.f_number[0] if wide_open else _log_uniform(rng, config.f_number)
+    lens = ThinLens(config.focal_mm, f_number, _log_uniform(rng, config.focus_m), config.sensor_width_mm)
+    depth = layout_depth(labels[annotator], subject, lens, rng, config)
+    scene = boost_lights(photo, subject, float(rng.uniform(*config.lights)), config.gamma)
+    input_aperture = float(rng.uniform(0.0, f_number / config.input_f_number))
+    max_radius = config.max_radius * width
+    radius = np.asarray(lens.coc_radius(depth, width), np.float32)
+    surfaces = np.where(subject, -1, labels[annotator])
+    (sharp, bokeh), rendered = render_depth(scene, radius, (input_aperture, 1.0), max_radius, config.gamma, surfaces)
+    sharp, bokeh = add_noise([sharp, bokeh], rng, config.noise)
+    return PhotoPair(float_to_uint8(sharp), float_to_uint8(bokeh), subject, depth, rendered, float(f_number), lens.focus_m, input_aperture)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """One photo of a source folder: its pair's name, the image and its segmentations file."""
+
+    name: str
+    image: Path
+    segmentations: Path
+
+
+SOURCE_LAYOUT = "expected a BSDS500 folder: images/<split>/<id>.jpg with groundTruth/<split>/<id>.mat beside them"
+
+
+def find_photos(src: str | Path) -> list[PhotoSource]:
+    """The photos under ``src`` (``images/<split>/<id>.jpg``, sorted by split then id), each with
+    its ``groundTruth/<split>/<id>.mat``; pair names are ``bsds-<split>-<id>``.
+
+    Raises:
+        ValueError: ``src`` is not such a folder, holds no photo, or a photo has no segmentations file.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise ValueError(f"src={src} is not a folder; {SOURCE_LAYOUT}")
+    found = sorted((src / "images").glob("*/*.jpg"))
+    if not found:
+        raise ValueError(f"src={src} holds no photo; {SOURCE_LAYOUT}")
+    photos = []
+    for image in found:
+        truth = src / "groundTruth" / image.parent.name / f"{image.stem}.mat"
+        if not truth.is_file():
+            raise ValueError(f"{image} has no segmentations file {truth}; {SOURCE_LAYOUT}")
+        photos.append(PhotoSource(f"bsds-{image.parent.name}-{image.stem}", image, truth))
+    return photos
+
+
+def read_segmentations(path: str | Path) -> list[np.ndarray]:
+    """The human segmentations in a BSDS500 ``.mat`` file: one ``(H, W)`` integer label image each.
+
+    Raises:
+        ValueError: the file cannot be read or holds no ``groundTruth`` segmentations (naming it).
+    """
+    from scipy import io
+
+    try:
+        truth = io.loadmat(str(path))["groundTruth"]
+        return [np.asarray(truth[0, k]["Segmentation"][0, 0]) for k in range(truth.shape[1])]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise ValueError(f"{path}: cannot read its BSDS500 segmentations ({error}); {SOURCE_LAYOUT}") from None
+
+
+def upright(image: np.ndarray, segmentations: list[np.ndarray]) -> np.ndarray:
+    """``image`` turned to match its segmentations: the BSDS500 copy stores 63 portrait photos
+    turned a quarter clockwise (481 x 321 segmentations of a 321 x 481 JPEG, matched by the
+    image's edges); those are turned back counter-clockwise. Others are returned as they are.
+
+    Raises:
+        ValueError: the segmentations fit neither the photo nor the photo turned.
+    """
+    shape, wanted = image.shape[:2], segmentations[0].shape
+    if wanted == shape:
+        return image
+    if wanted == shape[::-1]:
+        return np.ascontiguousarray(np.rot90(image, 1))
+    raise ValueError(f"the segmentations are {wanted[0]} x {wanted[1]} but the photo is {shape[0]} x {shape[1]}")
+
+
+def read_photo(source: PhotoSource) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The photo of ``source`` (upright, :func:`upright`) and its segmentations.
+
+    Raises:
+        ValueError: an unreadable photo or segmentations file, or sizes that do not match (naming the files).
+    """
+    from bokeh.images import read_rgb
+
+    segmentations = read_segmentations(source.segmentations)
+    try:
+        return upright(read_rgb(source.image), segmentations), segmentations
+    except ValueError as error:
+        raise ValueError(f"{source.image}: {error} ({source.segmentations}); {SOURCE_LAYOUT}") from None
+
+
+def pair_config(overrides: dict | None = None) -> PhotoPairConfig:
+    """:class:`PhotoPairConfig` with ``overrides`` (lists become tuples).
+
+    Raises:
+        ValueError: an unknown key, naming the known ones.
+    """
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(PhotoPairConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown photo-pair setting(s) {sorted(unknown)}; known: {sorted(PhotoPairConfig.__dataclass_fields__)}")
+    return PhotoPairConfig(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in overrides.items()})
+
+
+def _write_one(out: Path, index: int, source: PhotoSource, seed: int, quality: int, config: dict) -> tuple[float | None, str]:
+    """Write pair ``index`` from ``source``; ``(f_number, "")``, or ``(None, reason)`` when skipped."""
+    from bokeh.data.coc import write_coc
+    from bokeh.data.layout import COC_DIR, FOCAL_DIR, INPUT_DIR, TARGET_DIR
+    from bokeh.images import write_image
+
+    try:
+        pair = make_photo_pair(*read_photo(source), index, seed, pair_config(config))
+    except PhotoSkipped as skipped:
+        return None, skipped.reason
+    write_image(out / FOCAL_DIR / f"{source.name}.png", np.where(pair.subject, 255, 0).astype(np.uint8))
+    write_coc(out / COC_DIR / f"{source.name}.png", pair.blur_radius)
+    write_image(out / TARGET_DIR / f"{source.name}.jpg", pair.bokeh, quality)
+    write_image(out / INPUT_DIR / f"{source.name}.jpg", pair.sharp, quality)  # last: a pair is complete when its input is there
+    return pair.f_number, ""
+
+
+def write_photo_pairs(
+    out: str | Path,
+    src: str | Path,
+    seed: int = 0,
+    n: int | None = None,
+    quality: int = 95,
+    workers: int = 1,
+    overwrite: bool = False,
+    config: dict | None = None,
+    written: dict | None = None,
+) -> Path:
+    """Write the pairs of the first ``n`` photos (all when ``None``) of ``src`` under ``out``.
+
+    ``config``: :class:`PhotoPairConfig` overrides. ``written`` (optional) receives
+    ``name: f_number`` (``None`` for a skipped photo) as each photo is done. ``f_numbers.json``
+    and then ``meta.json`` (with the skipped photos and why) are written last.
+
+    Raises:
+        ValueError: a bad ``src`` (:func:`find_photos`), setting or segmentations file.
+        FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
+    """
+    from bokeh.data.folders import plain, prepare_folder, run_jobs, write_meta
+    from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, TARGET_DIR
+    from bokeh.cli import write_text_atomic
+
+    photos = find_photos(src)[:n]
+    config = dict(config or {})
+    pair_config(config)  # unknown keys fail now, not in a worker
+    written = {} if written is None else written
+    reasons: dict[str, str] = {}
+    out = prepare_folder(out, overwrite, (INPUT_DIR, TARGET_DIR, COC_DIR, FOCAL_DIR))
+    (out / F_NUMBERS).unlink(missing_ok=True)
+    jobs = {source.name: (out, index, source, seed, quality, config) for index, source in enumerate(photos)}
+
+    def done(name: str, result: tuple[float | None, str]) -> None:
+        written[name] = result[0]
+        if result[0] is None:
+            reasons[name] = result[1]
+
+    run_jobs(_write_one, jobs, workers, done)
+    f_numbers = {name: written[name] for name in sorted(written) if written[name] is not None}
+    write_text_atomic(out / F_NUMBERS, json.dumps(f_numbers, indent=1) + "\n")
+    skipped = {name: reasons[name] for name in sorted(reasons)}
+    counts = {reason: sum(r == reason for r in skipped.values()) for reason in sorted(set(skipped.values()))}
+    write_meta(out, {"generator": "bokeh.data.photo_pairs", "version": GENERATOR_VERSION, "src": str(Path(src).resolve()), "n": n, "seed": seed,
+                     "quality": quality, "config": plain(config), "photos": len(photos), "pairs": len(f_numbers), "skipped_counts": counts, "skipped": skipped})
+    return out
+
+
+def ensure_photo_pairs(folder: str | Path, **settings) -> Path:
+    """``folder`` holding the pairs described by ``settings`` (:func:`write_photo_pairs`'s keys:
+    ``src`` required, ``seed``, ``n``, ``quality``, ``config``, ``workers``), made once: a folder whose
+    ``meta.json`` matches is reused, otherwise the set is written to a temporary sibling and renamed
+    into place (:func:`bokeh.data.folders.ensure_folder`).
+
+    Raises:
+        ValueError: a bad ``src`` or setting, before anything is written.
+        FileExistsError: ``folder`` exists but holds another set.
+    """
+    from bokeh.data.folders import ensure_folder
+
+    settings = {"seed": 0, "n": None, "quality": 95, "config": None, "workers": 1, **settings}
+    find_photos(settings["src"])
+    pair_config(settings["config"])
+    wanted = {"version": GENERATOR_VERSION, "src": str(Path(settings["src"]).resolve()), "n": settings["n"], "seed": settings["seed"],
+              "quality": settings["quality"], "config": dict(settings["config"] or {})}
+    return ensure_folder(folder, wanted, lambda temporary: write_photo_pairs(temporary, **settings), "photo-pair set")
+
+
+USAGE = "usage: python -m bokeh.data.photo_pairs src=PHOTOS out=DIR [seed=0] [n=all] [quality=95] [workers=1] [overwrite=false]"
+DEFAULTS = {"src": None, "out": None, "seed": 0, "n": None, "quality": 95, "workers": 1, "overwrite": False}
+
+
+def parse_args(argv: list[str]) -> dict:
+    """``key=value`` arguments into typed settings; a clear ``ValueError`` for anything wrong."""
+    from bokeh.cli import parse_bool
+    from bokeh.data.folders import parse_settings
+
+    parsers = {"src": Path, "out": Path, "n": lambda v: None if v.lower() == "all" else int(v), "overwrite": lambda value: parse_bool("overwrite", value)}
+    settings = parse_settings(argv, DEFAULTS, parsers)
+    for key, what in (("src", "the photos: a BSDS500 folder with images/ and groundTruth/"), ("out", "the folder to write the pairs into")):
+        if settings[key] is None or str(settings[key]) == "":
+            raise ValueError(f"{key}=DIR is required ({what})")
+    if (settings["n"] is not None and settings["n"] < 1) or settings["workers"] < 1 or not 1 <= settings["quality"] <= 100:
+        raise ValueError("n (or all) and workers must be >= 1, and quality in 1..100")
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, interruptible
+
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(__doc__.strip() + "\n\n" + USAGE)
+        return 0
+    written: dict = {}
+    try:
+        settings = parse_args(argv)
+        photos = len(find_photos(settings["src"])[: settings["n"]])
+        check_output_folder(settings["out"], "out", keep=False)
+        started = time.perf_counter()
+        with interruptible("bokeh.data.photo_pairs", lambda: (
+                f"{len(written)} of {photos} photos done in {settings['out']} (each pair complete); no meta.json, "
+                f"so it is not a finished set: rerun with overwrite=true")):
+            out = write_photo_pairs(**settings, written=written)
+    except (ValueError, FileExistsError, OutputFolderError) as error:
+        print(f"error: {error}\n{USAGE}", file=sys.stderr)
+        return EXIT_SETTINGS
+    except SystemExit as exit_:  # interrupted: the line is printed
+        return int(exit_.code)
+    seconds = time.perf_counter() - started
+    meta = json.loads((out / "meta.json").read_text())
+    skipped = ", ".join(f"{count} {reason}" for reason, count in meta["skipped_counts"].items()) or "none"
+    print(f"wrote {meta['pairs']} pairs from {photos} photos to {out} in {seconds:.1f} s ({seconds / max(photos, 1):.2f} s a photo, "
+          f"{settings['workers']} workers); skipped: {skipped}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
