@@ -113,7 +113,7 @@ def _uniform_ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: floa
     window = UNIFORM_WINDOW
 
     def local_mean(x: torch.Tensor) -> torch.Tensor:  # mean over each window lying inside the image
-        return F.avg_pool2d(x, window, stride=1)
+        return F.avg_pool2d(F.avg_pool2d(x, (window, 1), stride=1), (1, window), stride=1)  # separable: rows, columns
 
     n = window * window
     sample = n / (n - 1)  # skimage's use_sample_covariance=True
@@ -228,12 +228,12 @@ def tone_match(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         image, target: ``(B, C, H, W)`` in [0, 1]; returns ``(B, C, H, W)`` in [0, 1].
     """
     _check_pair("tone_match", image, target, 1.0)
-    x, y = image.double(), target.double()
-    mean_x, mean_y = x.mean((2, 3), keepdim=True), y.mean((2, 3), keepdim=True)
-    var = (x - mean_x).pow(2).mean((2, 3), keepdim=True)
-    cov = ((x - mean_x) * (y - mean_y)).mean((2, 3), keepdim=True)
+    mean_x, mean_y = image.mean((2, 3), keepdim=True), target.mean((2, 3), keepdim=True)
+    x = image - mean_x  # centred: float32 sums stay accurate
+    var = x.pow(2).mean((2, 3), keepdim=True)
+    cov = (x * (target - mean_y)).mean((2, 3), keepdim=True)
     gain = torch.where(var > 1e-12, cov / var.clamp_min(1e-12), torch.zeros_like(var))
-    return (gain * (x - mean_x) + mean_y).clamp(0, 1).to(image.dtype)
+    return (gain * x + mean_y).clamp_(0, 1)
 
 
 def detail_energy(image: torch.Tensor, window: int = DETAIL_WINDOW) -> torch.Tensor:
@@ -262,8 +262,12 @@ def detail_ratio(output: torch.Tensor, image: torch.Tensor, window: int = DETAIL
     Shape:
         output, image: ``(B, C, H, W)`` in [0, 1]; returns ``(B, 1, H, W)`` >= 0.
     """
+    return _ratio(detail_energy(output, window), detail_energy(image, window))
+
+
+def _ratio(energy: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     floor = 1e-3 * FLAT_GRADIENT**2  # keeps 0 / 0 finite in perfectly flat areas
-    return (detail_energy(output, window) + floor) / (detail_energy(image, window) + floor)
+    return (energy + floor) / (reference + floor)
 
 
 def flat_areas(image: torch.Tensor, window: int = DETAIL_WINDOW) -> torch.Tensor:
@@ -295,13 +299,50 @@ def real_split(image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
         image, target: ``(B, C, H, W)`` in [0, 1]; mask: ``(B, 1, H, W)`` bool or None. Returns
         ``{name: (B, 1, H, W) bool}``.
     """
-    everything = torch.ones_like(image[:, :1], dtype=torch.bool)
+    return _split(detail_energy(image), detail_energy(target), mask)
+
+
+def _split(image_energy: torch.Tensor, target_energy: torch.Tensor, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """:func:`real_split` from the two :func:`detail_energy` maps."""
+    everything = torch.ones_like(image_energy, dtype=torch.bool)
     if mask is not None:
         if mask.shape != everything.shape or mask.dtype != torch.bool:
-            raise ValueError(f"real_split expects a (B, 1, H, W) bool mask for {tuple(image.shape)} images, got {mask.dtype} {tuple(mask.shape)}")
+            raise ValueError(f"real_split expects a (B, 1, H, W) bool mask for {tuple(everything.shape)} images, "
+                             f"got {mask.dtype} {tuple(mask.shape)}")
         return {"all": everything, "in_focus": mask, "defocus": ~mask}
-    kept, flat = detail_ratio(target, image), flat_areas(image)
+    kept, flat = _ratio(target_energy, image_energy), image_energy < FLAT_GRADIENT**2
     return {"all": everything, "in_focus": (kept >= DETAIL_KEEPS) & ~flat, "defocus": (kept <= DETAIL_LOSES) & ~flat}
+
+
+def ssim_map(pred: torch.Tensor, target: torch.Tensor, kind: SSIMKind = "uniform", data_range: float = 1.0) -> torch.Tensor:
+    """:func:`ssim`'s per-pixel map of the named ``kind`` on the interior, averaged over channels.
+
+    Shape:
+        pred, target: ``(B, C, H, W)`` in [0, data_range], at least the window (7 or 11); returns
+        ``(B, 1, H - w + 1, W - w + 1)`` for a window of ``w`` pixels.
+    """
+    if kind == "gaussian":
+        _check_pair("ssim_map (gaussian)", pred, target, data_range, GAUSSIAN_WINDOW)
+        similarity = kornia_ssim_map(pred, target, GAUSSIAN_WINDOW, max_val=float(data_range), eps=0.0, padding="valid")
+    elif kind == "uniform":
+        _check_pair("ssim_map (uniform)", pred, target, data_range, UNIFORM_WINDOW)
+        similarity = _uniform_ssim_map(pred, target, float(data_range))
+    else:
+        raise ValueError(f"unknown SSIM kind {kind!r}: expected 'gaussian' (11x11, sigma 1.5) or 'uniform' (7x7)")
+    return similarity.mean(1, keepdim=True)
+
+
+def mean_over_mask(similarity: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of an interior map (:func:`ssim_map`) over the pixels where the full-size ``mask``
+    is true (the mask's border, outside the map, is cropped off).
+
+    Shape:
+        similarity: ``(B, 1, h, w)``; mask: ``(B, 1, H, W)`` bool, ``H - h`` and ``W - w`` even.
+        Returns ``(B,)``: NaN where an image has no interior pixel in its mask.
+    """
+    margin = (mask.shape[-1] - similarity.shape[-1]) // 2
+    inner = mask[..., margin:mask.shape[-2] - margin, margin:mask.shape[-1] - margin].to(similarity.dtype)
+    return (similarity * inner).sum((1, 2, 3)) / inner.sum((1, 2, 3))
 
 
 def ssim_masked(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: SSIMKind = "uniform",
@@ -314,17 +355,7 @@ def ssim_masked(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, ki
         pred, target: ``(B, C, H, W)`` in [0, data_range], at least the window (7 or 11); mask:
         ``(B, 1, H, W)`` bool. Returns ``(B,)``: NaN where an image has no interior pixel in its mask.
     """
-    if kind == "gaussian":
-        _check_pair("ssim_masked (gaussian)", pred, target, data_range, GAUSSIAN_WINDOW)
-        similarity = kornia_ssim_map(pred, target, GAUSSIAN_WINDOW, max_val=float(data_range), eps=0.0, padding="valid")
-    elif kind == "uniform":
-        _check_pair("ssim_masked (uniform)", pred, target, data_range, UNIFORM_WINDOW)
-        similarity = _uniform_ssim_map(pred, target, float(data_range))
-    else:
-        raise ValueError(f"unknown SSIM kind {kind!r}: expected 'gaussian' (11x11, sigma 1.5) or 'uniform' (7x7)")
-    margin = (mask.shape[-1] - similarity.shape[-1]) // 2
-    inner = mask[..., margin:-margin, margin:-margin].to(similarity.dtype)  # (B, 1, H - 2m, W - 2m)
-    return (similarity.mean(1, keepdim=True) * inner).sum((1, 2, 3)) / inner.sum((1, 2, 3))
+    return mean_over_mask(ssim_map(pred, target, kind, data_range), mask)
 
 
 def median_masked(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -358,14 +389,18 @@ def real_pair_scores(output: torch.Tensor, image: torch.Tensor, target: torch.Te
         output, image, target: ``(B, 3, H, W)`` in [0, 1]; mask: ``(B, 1, H, W)`` bool or None.
         Returns ``{key: (B,)}``; NaN where an image has no pixel in a set.
     """
-    matched_image, matched_output = tone_match(image, target), tone_match(output, target)
-    sets = real_split(matched_image, target, mask)
-    ratio, textured = detail_ratio(matched_output, matched_image), ~flat_areas(matched_image)
+    matched_image = tone_match(image, target)
+    matched_output = matched_image if output is image else tone_match(output, target)
+    image_energy = detail_energy(matched_image)
+    sets = _split(image_energy, detail_energy(target), mask)
+    ratio = _ratio(detail_energy(matched_output), image_energy)
+    textured = image_energy >= FLAT_GRADIENT**2
+    similarity = ssim_map(matched_output, target, "uniform")
     scores = {}
     for name, pixels in sets.items():
         suffix = "" if name == "all" else f"_{name}"
         scores[f"psnr{suffix}"] = psnr_masked(matched_output, target, pixels)
-        scores[f"ssim{suffix}"] = ssim_masked(matched_output, target, pixels)
+        scores[f"ssim{suffix}"] = mean_over_mask(similarity, pixels)
         if name != "all":
             scores[f"detail{suffix}"] = median_masked(ratio, pixels & textured)
             scores[f"fraction{suffix}"] = pixels.float().mean((1, 2, 3))
