@@ -212,3 +212,23 @@ def test_on_the_real_pairs_identity_keeps_its_detail_and_the_best_blur_beats_it(
     assert means["identity"]["detail_in_focus"] == pytest.approx(1.0)
     assert means["gaussian blur"]["psnr"] > means["identity"]["psnr"]
     assert means["target"]["detail_in_focus"] > means["target"]["detail_defocus"]
+
+
+def test_the_validation_callback_logs_real_scores_and_skips_a_missing_folder_with_one_warning(tmp_path):
+    from types import SimpleNamespace
+
+    from bokeh.callbacks import RealPairScores
+    from bokeh.models.glassnet import GlassNet
+
+    logged = {}
+    module = SimpleNamespace(generator=GlassNet(4, 4, 1, global_residual=True),
+                             log=lambda key, value, **kwargs: logged.__setitem__(key, value))
+    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True)
+    RealPairScores(str(write_ebb_set(tmp_path / "ebb")), short_side=32).on_validation_epoch_end(trainer, module)
+    assert set(logged) == {f"real/{k}" for k in RealPairScores.KEYS} and math.isfinite(logged["real/psnr"])
+    logged.clear()
+    missing = RealPairScores(str(tmp_path / "nowhere"))
+    with pytest.warns(UserWarning, match="real-pair scores are off") as caught:
+        missing.on_validation_epoch_end(trainer, module)
+        missing.on_validation_epoch_end(trainer, module)
+    assert len(caught) == 1 and not logged
