@@ -198,6 +198,8 @@ def test_cli_refuses_bad_arguments_before_any_work(tmp_path, capsys):
     for args, message in ((["ckpt=reference", f"real={tmp_path / 'real'}", "data=ebb"], "unknown argument"),
                           (["ckpt=reference", f"real={tmp_path / 'nowhere'}"], "does not exist"),
                           (["ckpt=reference", f"real={tmp_path / 'real'}", "bokeh_aperture=0"], "f-number"),
+                          (["ckpt=reference", f"real={tmp_path / 'real'}", "apertures=2.8"], "no pair with a target at f/2.8"),
+                          (["ckpt=reference", f"real={tmp_path / 'real'}", "apertures=x"], "separated by commas"),
                           ([f"ckpt={tmp_path / 'missing.ckpt'}", f"real={tmp_path / 'real'}"], "no such file")):
         with pytest.raises(SystemExit) as exit_:
             evaluate.main(args)

@@ -222,8 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 REAL_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> real=<folder of real pairs> [out=metrics.json] "
-              "[bokeh_aperture=1.8] [split=auto|detail]")
-REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "split")
+              "[bokeh_aperture=1.8] [apertures=1.8,2.8] [split=auto|detail]")
+REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split")
 
 
 def main_real(args: list[str]) -> dict:
@@ -266,10 +266,16 @@ def main_real(args: list[str]) -> dict:
             raise ValueError
     except ValueError:
         raise refuse(f"bokeh_aperture={settings['bokeh_aperture']!r}: the f-number of the bokeh/ targets, above 0 (e.g. 1.8)") from None
+    try:
+        apertures = tuple(float(a) for a in settings["apertures"].split(",")) if settings.get("apertures") else None
+        if apertures is not None and not all(0 < a < math.inf for a in apertures):
+            raise ValueError
+    except ValueError:
+        raise refuse(f"apertures={settings['apertures']!r}: target f-numbers separated by commas, e.g. 1.8,2.8") from None
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
             report = check_output_file(settings["out"], "out") if settings.get("out") else None
-            pairs = list_real_pairs(settings["real"], bokeh_aperture)
+            pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
         except (OutputFolderError, CheckpointError, DataLayoutError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:
