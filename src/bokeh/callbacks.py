@@ -40,3 +40,44 @@ def log_dir(trainer: pl.Trainer) -> str:
     logger = trainer.loggers[0] if trainer.loggers else None
     folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
     return str(folder or trainer.default_root_dir)
+
+
+class RealPairScores(pl.Callback):
+    """Score the generator on a folder of real pairs after each validation, and log
+    ``real/psnr``, ``real/psnr_in_focus``, ``real/psnr_defocus``, ``real/detail_in_focus`` (and
+    ``real/detail_defocus``): :func:`bokeh.evaluate_real.score_real_pairs` at ``short_side``.
+
+    Args:
+        folder: a real-pair folder (:mod:`bokeh.data.real_pairs`), absolute or relative to the
+            working directory; None switches the callback off. A folder that is missing or not in
+            the layout is skipped with one warning (training goes on).
+        short_side: the photos' short side for scoring (pixels; 256 is the reference model's scale).
+        apertures: target f-numbers to score (default f/1.8; None: every target).
+    """
+
+    KEYS = ("psnr", "psnr_in_focus", "psnr_defocus", "detail_in_focus", "detail_defocus")
+
+    def __init__(self, folder: str | None = None, short_side: int | None = 256,
+                 apertures: list[float] | None = (1.8,)) -> None:
+        self.folder = Path(folder).expanduser() if folder else None
+        self.short_side = short_side
+        self.apertures = tuple(apertures) if apertures is not None else None
+        self.warned = False
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        import warnings
+
+        from bokeh.data.pairs import DataLayoutError
+        from bokeh.evaluate_real import score_real_pairs
+
+        if self.folder is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        try:
+            scores = score_real_pairs(pl_module.generator, self.folder, self.short_side, apertures=self.apertures)
+        except DataLayoutError as error:
+            if not self.warned:
+                warnings.warn(f"real-pair scores are off for this run: {error}", stacklevel=1)
+                self.warned = True
+            return
+        for key in self.KEYS:
+            pl_module.log(f"real/{key}", scores[key], rank_zero_only=True)

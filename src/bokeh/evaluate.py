@@ -21,6 +21,7 @@ The baselines show what the model adds:
     python -m bokeh.evaluate ckpt=outputs/.../best.ckpt                 # synthetic validation set
     python -m bokeh.evaluate ckpt=reference                             # the shipped reference model
     python -m bokeh.evaluate ckpt=... data=ebb data.root=/data/ebb      # EBB! Val294
+    python -m bokeh.evaluate ckpt=reference real=path/to/real_pairs    # real photo pairs (bokeh.evaluate_real)
 """
 
 from __future__ import annotations
@@ -205,11 +206,13 @@ def main(argv: list[str] | None = None) -> dict:
     from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if any(a.startswith("real=") for a in args):
+        return main_real(args)
     ckpt = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("ckpt=")]
     out = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("out=")]
     overrides = quote_path_overrides([a for a in args if not a.startswith(("ckpt=", "out="))], PATH_KEYS)
     if len(ckpt) != 1:
-        print("bokeh.evaluate: usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...]", file=sys.stderr)
+        print("bokeh.evaluate: usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...] | ckpt=PATH real=FOLDER [out=metrics.json]", file=sys.stderr)
         raise SystemExit(EXIT_SETTINGS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
@@ -226,6 +229,82 @@ def main(argv: list[str] | None = None) -> dict:
         print(format_table(results))
         if report is not None:
             write_text_atomic(report, json.dumps(results, indent=2))
+    return results
+
+
+REAL_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> real=<folder of real pairs> [out=metrics.json] "
+              "[bokeh_aperture=1.8] [apertures=1.8,2.8] [split=auto|detail]")
+REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split")
+
+
+def main_real(args: list[str]) -> dict:
+    """CLI with ``real=FOLDER``: the real-pair benchmark (:mod:`bokeh.evaluate_real`).
+
+    Each pair's input is rendered exactly as ``python -m bokeh.render ckpt=...`` renders a photo by
+    default (``short_side=auto``, detail restore, ``precision=auto``), then scored next to identity
+    and the best global blur at the photo's size; one table per target f-number is printed and,
+    with ``out=``, the per-pair rows and means are written as JSON. Options: ``bokeh_aperture=``
+    (f-number of ``bokeh/`` targets, default 1.8), ``split=detail`` (ignore the subject masks).
+    Bad arguments, a bad model or a folder not in the layout: one line, exit status 2, before any
+    rendering.
+    """
+    from bokeh.checkpoint import CheckpointError
+    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, interruptible, unquote, write_text_atomic
+    from bokeh.data.pairs import DataLayoutError
+    from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
+    from bokeh.evaluate_real import SPLITS, evaluate_real, format_real_table
+    from bokeh.render import load_backend, render_to_uint8
+    from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
+
+    def refuse(message: str) -> SystemExit:
+        print(f"bokeh.evaluate: {message}", file=sys.stderr)
+        return SystemExit(EXIT_SETTINGS)
+
+    settings = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in REAL_KEYS:
+            raise refuse(f"unknown argument {arg!r} with real= (the data overrides are for the synthetic and EBB! sets)\n{REAL_USAGE}")
+        settings[key] = unquote(value)
+    if not settings.get("ckpt"):
+        raise refuse(f"missing ckpt=\n{REAL_USAGE}")
+    split = settings.get("split", "auto")
+    if split not in SPLITS:
+        raise refuse(f"split={split!r}: one of {', '.join(SPLITS)}")
+    try:
+        bokeh_aperture = float(settings.get("bokeh_aperture", EBB_APERTURE))
+        if not 0 < bokeh_aperture < math.inf:
+            raise ValueError
+    except ValueError:
+        raise refuse(f"bokeh_aperture={settings['bokeh_aperture']!r}: the f-number of the bokeh/ targets, above 0 (e.g. 1.8)") from None
+    try:
+        apertures = tuple(float(a) for a in settings["apertures"].split(",")) if settings.get("apertures") else None
+        if apertures is not None and not all(0 < a < math.inf for a in apertures):
+            raise ValueError
+    except ValueError:
+        raise refuse(f"apertures={settings['apertures']!r}: target f-numbers separated by commas, e.g. 1.8,2.8") from None
+    with interruptible("bokeh.evaluate", lambda: "nothing was written"):
+        try:
+            report = check_output_file(settings["out"], "out") if settings.get("out") else None
+            pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
+            backend = load_backend(settings["ckpt"], precision="auto")
+        except (OutputFolderError, CheckpointError, DataLayoutError, FileNotFoundError, ValueError,
+                RuntimeUnavailable, NotFullyAccelerated) as error:
+            raise refuse(str(error)) from None
+
+        def render(image, focus, aperture):  # the model takes no controls (yet): bokeh.render's default render
+            if focus is not None or aperture is not None:
+                raise ValueError(f"{backend.name} takes no focus or aperture control")
+            return render_to_uint8(image, backend)
+
+        print(f"{backend.name}: {len(pairs)} real pair(s) from {settings['real']}, rendered as bokeh.render renders "
+              f"by default", file=sys.stderr)
+        results = evaluate_real(pairs, render, split=split,
+                                progress=lambda row: print(f"  {row['name']}: model {row['model']['psnr']:.2f} dB",
+                                                           file=sys.stderr))
+        print(format_real_table(results))
+        if report is not None:
+            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "split": split, **results}, indent=2))
     return results
 
 

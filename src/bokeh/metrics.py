@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import kornia
 import torch
 import torch.nn.functional as F
 from kornia.metrics import ssim as kornia_ssim_map
@@ -112,7 +113,7 @@ def _uniform_ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: floa
     window = UNIFORM_WINDOW
 
     def local_mean(x: torch.Tensor) -> torch.Tensor:  # mean over each window lying inside the image
-        return F.avg_pool2d(x, window, stride=1)
+        return F.avg_pool2d(F.avg_pool2d(x, (window, 1), stride=1), (1, window), stride=1)  # separable: rows, columns
 
     n = window * window
     sample = n / (n - 1)  # skimage's use_sample_covariance=True
@@ -192,3 +193,215 @@ def psnr_split(pred: torch.Tensor, target: torch.Tensor, radius: torch.Tensor, d
         Returns ``{set name: (B,)}``, NaN where an image has no pixel in a set.
     """
     return {name: psnr_masked(pred, target, mask, data_range) for name, mask in pixel_sets(radius).items()}
+
+
+# ----------------------------------------------------------------------------- real pairs
+# Real pairs (an f/16 shot and a wide-aperture shot of one scene) have no blur-radius map and differ
+# in exposure and white balance as well as in blur (the camera re-exposed for the wider aperture).
+# The real-pair benchmark therefore (1) tone-matches every image to the target first
+# (:func:`tone_match`), (2) measures sharpness as local gradient energy (:func:`detail_energy`),
+# which a global tone change scales but does not swamp, and (3) splits the pixels into in focus and
+# defocused by the subject mask where a pair has one, else by how much of the input's detail the
+# target keeps (:func:`real_split`). These are the definitions of the project's real-pair table
+# (MEASUREMENTS, 2026-12-01): 33 x 33 windows, in focus where the target keeps >= 0.5 of the input's
+# energy, defocused where it keeps <= 0.15, flat areas in neither, detail as the median ratio, SSIM
+# as skimage's default (7 x 7 uniform window).
+
+DETAIL_WINDOW = 33  # px: side of the window the local gradient energy is averaged over
+DETAIL_KEEPS = 0.5  # target / input energy at or above which the target kept a pixel in focus
+DETAIL_LOSES = 0.15  # target / input energy at or below which the target blurred a pixel away
+FLAT_GRADIENT = 5.0 / 255.0  # local RMS gradient (per px, [0, 1] units) below which an area is flat
+REAL_SETS = ("all", "in_focus", "defocus")
+
+
+def tone_match(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``image`` with the per-channel affine tone change that brings it closest to ``target``.
+
+    For each image and channel, gain ``a`` and offset ``b`` minimise ``sum((a x + b - y)^2)`` over
+    all pixels (ordinary least squares: ``a = cov(x, y) / var(x)``, ``b = mean(y) - a mean(x)``;
+    a constant channel gets ``a = 0``, ``b = mean(y)``); the result ``a x + b`` is clamped to
+    [0, 1]. It absorbs a global exposure and white-balance change between the two shots of a
+    real pair, so that a global tone change of ``image`` leaves the result unchanged (up to
+    clipping).
+
+    Shape:
+        image, target: ``(B, C, H, W)`` in [0, 1]; returns ``(B, C, H, W)`` in [0, 1].
+    """
+    _check_pair("tone_match", image, target, 1.0)
+    mean_x, mean_y = image.mean((2, 3), keepdim=True), target.mean((2, 3), keepdim=True)
+    x = image - mean_x  # centred: float32 sums stay accurate
+    var = x.pow(2).mean((2, 3), keepdim=True)
+    cov = (x * (target - mean_y)).mean((2, 3), keepdim=True)
+    gain = torch.where(var > 1e-12, cov / var.clamp_min(1e-12), torch.zeros_like(var))
+    return (gain * x + mean_y).clamp_(0, 1)
+
+
+def detail_energy(image: torch.Tensor, window: int = DETAIL_WINDOW) -> torch.Tensor:
+    """Local gradient energy: the mean of ``gx^2 + gy^2`` over the ``window`` x ``window`` square
+    around each pixel, on the image's luma (the mean of its channels).
+
+    ``gx``, ``gy`` are kornia's normalised Sobel derivatives (``kornia.filters.spatial_gradient``:
+    intensity change per pixel); the window mean is a box filter with reflected borders. A blur
+    lowers the energy; a global gain ``a`` scales it by ``a^2``.
+
+    Shape:
+        image: ``(B, C, H, W)`` in [0, 1]; returns ``(B, 1, H, W)`` >= 0 (units: (1/px)^2).
+    """
+    luma = image.mean(1, keepdim=True)  # (B, 1, H, W)
+    gradient = kornia.filters.spatial_gradient(luma, mode="sobel", normalized=True)  # (B, 1, 2, H, W)
+    energy = gradient.pow(2).sum(2)  # (B, 1, H, W)
+    return kornia.filters.box_blur(energy, (window, window), border_type="reflect")
+
+
+def detail_ratio(output: torch.Tensor, image: torch.Tensor, window: int = DETAIL_WINDOW) -> torch.Tensor:
+    """How much of ``image``'s local detail ``output`` keeps: ``detail_energy(output) /
+    detail_energy(image)`` per pixel (1: all of it, the image itself; near 0: blurred away; above
+    1: sharper or noisier). Where the image is flat (:data:`FLAT_GRADIENT`) the ratio means little:
+    :func:`flat_areas` marks those pixels, which the benchmark leaves out.
+
+    Shape:
+        output, image: ``(B, C, H, W)`` in [0, 1]; returns ``(B, 1, H, W)`` >= 0.
+    """
+    return _ratio(detail_energy(output, window), detail_energy(image, window))
+
+
+def _ratio(energy: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    floor = 1e-3 * FLAT_GRADIENT**2  # keeps 0 / 0 finite in perfectly flat areas
+    return (energy + floor) / (reference + floor)
+
+
+def flat_areas(image: torch.Tensor, window: int = DETAIL_WINDOW) -> torch.Tensor:
+    """Pixels whose local RMS gradient is below :data:`FLAT_GRADIENT` (five 8-bit levels per pixel):
+    sky, walls, smooth skin, blown highlights, where little detail can be kept or lost. (The
+    threshold reproduces the split of the project's first real-pair table to within 0.05 dB.)
+
+    Shape:
+        image: ``(B, C, H, W)`` in [0, 1]; returns ``(B, 1, H, W)`` bool.
+    """
+    return detail_energy(image, window) < FLAT_GRADIENT**2
+
+
+def real_split(image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The pixel sets :data:`REAL_SETS` of a real pair.
+
+    ``all``: every pixel. With a subject ``mask`` (true = the subject the target keeps in focus):
+    ``in_focus`` is the mask and ``defocus`` the rest of the picture. Without one, from how much of
+    the input's detail the target keeps (:func:`detail_ratio` of the target vs the input):
+    ``in_focus`` where it keeps >= :data:`DETAIL_KEEPS` (0.5), ``defocus`` where it keeps <=
+    :data:`DETAIL_LOSES` (0.15), flat areas (:func:`flat_areas` of the input) in neither.
+
+    Args:
+        image: the input, tone-matched to the target (:func:`tone_match`).
+        target: the wide-aperture shot.
+        mask: optional subject mask (one per image).
+
+    Shape:
+        image, target: ``(B, C, H, W)`` in [0, 1]; mask: ``(B, 1, H, W)`` bool or None. Returns
+        ``{name: (B, 1, H, W) bool}``.
+    """
+    return _split(detail_energy(image), detail_energy(target), mask)
+
+
+def _split(image_energy: torch.Tensor, target_energy: torch.Tensor, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """:func:`real_split` from the two :func:`detail_energy` maps."""
+    everything = torch.ones_like(image_energy, dtype=torch.bool)
+    if mask is not None:
+        if mask.shape != everything.shape or mask.dtype != torch.bool:
+            raise ValueError(f"real_split expects a (B, 1, H, W) bool mask for {tuple(everything.shape)} images, "
+                             f"got {mask.dtype} {tuple(mask.shape)}")
+        return {"all": everything, "in_focus": mask, "defocus": ~mask}
+    kept, flat = _ratio(target_energy, image_energy), image_energy < FLAT_GRADIENT**2
+    return {"all": everything, "in_focus": (kept >= DETAIL_KEEPS) & ~flat, "defocus": (kept <= DETAIL_LOSES) & ~flat}
+
+
+def ssim_map(pred: torch.Tensor, target: torch.Tensor, kind: SSIMKind = "uniform", data_range: float = 1.0) -> torch.Tensor:
+    """:func:`ssim`'s per-pixel map of the named ``kind`` on the interior, averaged over channels.
+
+    Shape:
+        pred, target: ``(B, C, H, W)`` in [0, data_range], at least the window (7 or 11); returns
+        ``(B, 1, H - w + 1, W - w + 1)`` for a window of ``w`` pixels.
+    """
+    if kind == "gaussian":
+        _check_pair("ssim_map (gaussian)", pred, target, data_range, GAUSSIAN_WINDOW)
+        similarity = kornia_ssim_map(pred, target, GAUSSIAN_WINDOW, max_val=float(data_range), eps=0.0, padding="valid")
+    elif kind == "uniform":
+        _check_pair("ssim_map (uniform)", pred, target, data_range, UNIFORM_WINDOW)
+        similarity = _uniform_ssim_map(pred, target, float(data_range))
+    else:
+        raise ValueError(f"unknown SSIM kind {kind!r}: expected 'gaussian' (11x11, sigma 1.5) or 'uniform' (7x7)")
+    return similarity.mean(1, keepdim=True)
+
+
+def mean_over_mask(similarity: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of an interior map (:func:`ssim_map`) over the pixels where the full-size ``mask``
+    is true (the mask's border, outside the map, is cropped off).
+
+    Shape:
+        similarity: ``(B, 1, h, w)``; mask: ``(B, 1, H, W)`` bool, ``H - h`` and ``W - w`` even.
+        Returns ``(B,)``: NaN where an image has no interior pixel in its mask.
+    """
+    margin = (mask.shape[-1] - similarity.shape[-1]) // 2
+    inner = mask[..., margin:mask.shape[-2] - margin, margin:mask.shape[-1] - margin].to(similarity.dtype)
+    return (similarity * inner).sum((1, 2, 3)) / inner.sum((1, 2, 3))
+
+
+def ssim_masked(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: SSIMKind = "uniform",
+                data_range: float = 1.0) -> torch.Tensor:
+    """:func:`ssim`'s map of the named ``kind`` averaged over the interior pixels where ``mask`` is
+    true, and over channels. With every pixel in the mask it equals :func:`ssim` of that kind.
+    (Default ``uniform``, skimage's default SSIM: the real-pair benchmark's definition.)
+
+    Shape:
+        pred, target: ``(B, C, H, W)`` in [0, data_range], at least the window (7 or 11); mask:
+        ``(B, 1, H, W)`` bool. Returns ``(B,)``: NaN where an image has no interior pixel in its mask.
+    """
+    return mean_over_mask(ssim_map(pred, target, kind, data_range), mask)
+
+
+def median_masked(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The median of ``values`` over the pixels where ``mask`` is true, per image (the lower of the
+    two middle values for an even count, as ``torch.median``); NaN for an empty mask.
+
+    Shape:
+        values: ``(B, 1, H, W)``; mask: ``(B, 1, H, W)`` bool. Returns ``(B,)``.
+    """
+    medians = [v[m].median() if m.any() else v.new_tensor(float("nan")) for v, m in zip(values, mask)]
+    return torch.stack(medians)
+
+
+def real_pair_scores(output: torch.Tensor, image: torch.Tensor, target: torch.Tensor,
+                     mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Every number of the real-pair benchmark for one batch of outputs.
+
+    ``output`` and ``image`` are each tone-matched to ``target`` (:func:`tone_match`); the pixel
+    sets come from the tone-matched input, the target and the optional subject ``mask``
+    (:func:`real_split`). Then, for each set ``S`` of :data:`REAL_SETS` (keys ``psnr``, ``ssim``
+    for ``all``; ``psnr_in_focus``, ``ssim_defocus`` ... for the others):
+
+    * ``psnr{_S}``: :func:`psnr_masked` of the tone-matched output over ``S``;
+    * ``ssim{_S}``: :func:`ssim_masked` over ``S``, skimage's default SSIM (7 x 7 uniform window);
+    * ``detail_in_focus``, ``detail_defocus``: the median over ``S`` (flat areas left out) of
+      :func:`detail_ratio` of the tone-matched output vs the tone-matched input: 1.0 for the input
+      itself, about 1.1 / 0.07 for the f/1.8 targets of the project's real pairs;
+    * ``fraction_in_focus``, ``fraction_defocus``: the share of the pixels in each set.
+
+    Shape:
+        output, image, target: ``(B, 3, H, W)`` in [0, 1]; mask: ``(B, 1, H, W)`` bool or None.
+        Returns ``{key: (B,)}``; NaN where an image has no pixel in a set.
+    """
+    matched_image = tone_match(image, target)
+    matched_output = matched_image if output is image else tone_match(output, target)
+    image_energy = detail_energy(matched_image)
+    sets = _split(image_energy, detail_energy(target), mask)
+    ratio = _ratio(detail_energy(matched_output), image_energy)
+    textured = image_energy >= FLAT_GRADIENT**2
+    similarity = ssim_map(matched_output, target, "uniform")
+    scores = {}
+    for name, pixels in sets.items():
+        suffix = "" if name == "all" else f"_{name}"
+        scores[f"psnr{suffix}"] = psnr_masked(matched_output, target, pixels)
+        scores[f"ssim{suffix}"] = mean_over_mask(similarity, pixels)
+        if name != "all":
+            scores[f"detail{suffix}"] = median_masked(ratio, pixels & textured)
+            scores[f"fraction{suffix}"] = pixels.float().mean((1, 2, 3))
+    return scores

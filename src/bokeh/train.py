@@ -43,7 +43,7 @@ warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual opt
 CONF_DIR = Path(os.environ.get("BOKEH_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
 #: Settings that hold paths: quoted for Hydra on the command line, so any file name works
 PATH_KEYS = ("ckpt_path", "init_from", "output_dir", "data.root", "data.include_list", "data.cache_dir", "data.photo_pairs",
-             "loss.vgg.weights", "hydra.run.dir", "hydra.sweep.dir")
+             "loss.vgg.weights", "callbacks.real_pairs.folder", "hydra.run.dir", "hydra.sweep.dir")
 
 
 class ResumeLimitError(ValueError):

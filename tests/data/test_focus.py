@@ -32,8 +32,7 @@ def test_the_interior_point_lies_deep_inside_the_region():
 
 
 def test_an_empty_region_has_no_interior_point():
-    with pytest.raises(ValueError, match="empty"):
-        interior_point(np.zeros((8, 8), bool))
+    assert interior_point(np.zeros((8, 8), bool)) is None
 
 
 def test_training_taps_fall_inside_the_region_and_auto_comes_in_its_share():

@@ -345,7 +345,7 @@ class PairDataset(Dataset):
         if self.crop is not None:
             focus = sample_point(region, generator, self.focus_auto_share)
         else:  # evaluation: the point deepest inside the in-focus region, the same on every run
-            focus = interior_point(region) if region is not None and region.any() else NO_FOCUS
+            focus = (interior_point(region) if region is not None else None) or NO_FOCUS
             if focus != NO_FOCUS:  # fractions of the unpadded image -> of the padded tensor
                 focus = (focus[0] * size[1] / image.shape[-1], focus[1] * size[0] / image.shape[-2])
         sample = {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64),
