@@ -45,7 +45,9 @@ def log_dir(trainer: pl.Trainer) -> str:
 class RealPairScores(pl.Callback):
     """Score the generator on a folder of real pairs after each validation, and log
     ``real/psnr``, ``real/psnr_in_focus``, ``real/psnr_defocus``, ``real/detail_in_focus`` (and
-    ``real/detail_defocus``): :func:`bokeh.evaluate_real.score_real_pairs` at ``short_side``.
+    ``real/detail_defocus``): :func:`bokeh.evaluate_real.score_real_pairs` at ``short_side``. A
+    generator with a focus input is also scored tapped at each subject mask's interior point
+    (``real/tapped/...``); one with an aperture input gets each target's f-number.
 
     Args:
         folder: a real-pair folder (:mod:`bokeh.data.real_pairs`), absolute or relative to the
@@ -72,12 +74,17 @@ class RealPairScores(pl.Callback):
 
         if self.folder is None or trainer.sanity_checking or not trainer.is_global_zero:
             return
-        try:
-            scores = score_real_pairs(pl_module.generator, self.folder, self.short_side, apertures=self.apertures)
-        except DataLayoutError as error:
-            if not self.warned:
-                warnings.warn(f"real-pair scores are off for this run: {error}", stacklevel=1)
-                self.warned = True
-            return
-        for key in self.KEYS:
-            pl_module.log(f"real/{key}", scores[key], rank_zero_only=True)
+        contract = getattr(pl_module.generator, "contract", None)
+        takes_focus, takes_aperture = bool(contract and contract.focus), bool(contract and contract.aperture)
+        runs = {"real": False} | ({"real/tapped": True} if takes_focus else {})
+        for prefix, tap in runs.items():
+            try:
+                scores = score_real_pairs(pl_module.generator, self.folder, self.short_side, apertures=self.apertures,
+                                          tap=tap, aperture=takes_aperture)
+            except DataLayoutError as error:
+                if not self.warned:
+                    warnings.warn(f"real-pair scores are off for this run: {error}", stacklevel=1)
+                    self.warned = True
+                return
+            for key in self.KEYS:
+                pl_module.log(f"{prefix}/{key}", scores[key], rank_zero_only=True)

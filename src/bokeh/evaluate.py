@@ -45,13 +45,15 @@ ORACLE_REGION = 9
 SPLIT_ABSENT = "absent: these pairs carry no per-pixel blur radius (EBB! has no depth; synthetic sets do)"
 
 
-def score(predict: Predict | Oracle, samples: Iterable[dict], sees_target: bool = False) -> dict[str, float]:
+def score(predict: Predict | Oracle, samples: Iterable[dict], sees_target: bool = False,
+          controls: Callable[[dict], dict] | None = None) -> dict[str, float]:
     """Mean PSNR (all pixels, and in focus / defocus where the samples have a ``coc`` map) and both
     SSIMs of ``predict`` over ``samples``.
 
     Args:
         predict: maps ``(1, 3, H, W)`` in [-1, 1] (H, W multiples of 8) to the same shape and range;
-            with ``sees_target``, an oracle that also takes the target ``(1, 3, H, W)``.
+            with ``sees_target``, an oracle that also takes the target ``(1, 3, H, W)``; with
+            ``controls``, also the keyword arguments ``controls(sample)`` (e.g. ``focus``, ``aperture``).
         samples: dicts with ``input``, ``target`` (``(3, H, W)`` in [-1, 1]), optional ``size`` (the
             unpadded ``(H, W)``, as :class:`bokeh.data.pairs.PairDataset` gives) and optional
             ``coc`` (``(1, H, W)`` blur radius in px).
@@ -71,7 +73,7 @@ def score(predict: Predict | Oracle, samples: Iterable[dict], sees_target: bool 
         for sample in samples:
             image, target = sample["input"][None], sample["target"][None]
             size = sample.get("size", image.shape[-2:])
-            raw = predict(image, target) if sees_target else predict(image)
+            raw = predict(image, target) if sees_target else predict(image, **controls(sample)) if controls else predict(image)
             output = metrics.to_unit_range(unpad(raw.clamp(-1, 1), size))
             target = metrics.to_unit_range(unpad(target, size))
             totals["psnr"] += metrics.psnr(output, target).item()
@@ -140,10 +142,30 @@ def baselines(samples: list[dict], sigmas: Iterable[float] = BLUR_SIGMAS, oracle
     return results
 
 
+def sample_controls(generator: torch.nn.Module, tapped: bool) -> Callable[[dict], dict]:
+    """The controls a generator takes, from a validation sample: its f-number (``aperture``) and,
+    when ``tapped``, its in-focus point (``focus``: :mod:`bokeh.data.focus`); auto focus otherwise."""
+    contract = generator.contract
+
+    def controls(sample: dict) -> dict:
+        chosen = {}
+        if contract.focus and tapped and "focus" in sample:
+            chosen["focus"] = sample["focus"][None]
+        if contract.aperture and "aperture" in sample:
+            chosen["aperture"] = sample["aperture"][None]
+        return chosen
+
+    return controls
+
+
 def evaluate_generator(generator: torch.nn.Module, samples: list[dict], with_baselines: bool = True) -> dict[str, dict[str, float]]:
-    """The generator's scores next to the baselines', all on the same ``samples``."""
+    """The generator's scores next to the baselines', all on the same ``samples``: ``model`` as it
+    runs by default (auto focus; each pair's f-number where it takes one), and for a generator with
+    a focus input also ``model, tapped`` (tapped at each pair's in-focus point)."""
     generator = generator.eval()
-    results = {"model": score(lambda image: generator(image)[0], samples)}
+    results = {"model": score(lambda image, **c: generator(image, **c)[0], samples, controls=sample_controls(generator, False))}
+    if generator.contract.focus:
+        results["model, tapped"] = score(lambda image, **c: generator(image, **c)[0], samples, controls=sample_controls(generator, True))
     return results | baselines(samples) if with_baselines else results
 
 
