@@ -107,12 +107,11 @@ def control_inputs(contract: InputContract, batch: int, focus=None, aperture=Non
         ControlError: a control the model does not take, a point outside [0, 1], an f-number that
             is not usable (:meth:`InputContract.check`), or arrays of the wrong shape.
     """
+    contract.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture)) if value is not None))
     focus_rows = _rows(focus, batch, 2, "focus")
     if aperture is not None and np.ndim(aperture) == 1 and np.size(aperture) == batch and batch > 1:
         aperture = np.reshape(aperture, (batch, 1))
     aperture_rows = _rows(aperture, batch, 1, "aperture")
-    # a control the model does not take is refused first, whatever its value (valid stand-ins here)
-    contract.check(None if focus_rows is None else (0.5, 0.5), None if aperture_rows is None else REFERENCE_F_NUMBER)
     inputs = {}
     if contract.focus:
         points = np.tile(np.asarray(NO_FOCUS), (batch, 1)) if focus_rows is None else np.array(focus_rows)
