@@ -197,11 +197,13 @@ def test_cli_refuses_each_bad_control_in_one_sentence_before_any_work(checkpoint
 
 
 def test_cli_renders_with_a_tap_and_an_aperture(checkpoints, photo_file, tmp_path):
-    outputs = {}
+    outputs, said = {}, {}
     for name, args in {"auto": [], "tap": ["focus=0.25,0.5", "aperture=f/4"], "pixels": ["focus=15px,20px", "aperture=4"]}.items():
         result = render_cli(f"input={photo_file}", f"ckpt={checkpoints['both']}", f"out={tmp_path / name}", *args, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-        outputs[name] = read_rgb(tmp_path / name / photo_file.name).astype(int)
-    assert "controls: focus 0.25, 0.5 of the width, height; aperture f/4" in result.stderr or True
+        outputs[name], said[name] = read_rgb(tmp_path / name / photo_file.name).astype(int), result.stderr
+    assert "controls: focus auto (the model decides); aperture f/1.8" in said["auto"]
+    assert "controls: focus 0.25, 0.5 of the width, height; aperture f/4" in said["tap"]
+    assert "controls: focus 15px, 20px; aperture f/4" in said["pixels"]
     np.testing.assert_array_equal(outputs["tap"], outputs["pixels"])  # 15 px of 60 = 0.25, 20 px of 40 = 0.5
     assert np.abs(outputs["tap"] - outputs["auto"]).max() > 2
