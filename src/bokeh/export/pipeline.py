@@ -424,7 +424,7 @@ def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, re
     return models
 
 
-def _gpu_step(report: Report, s: Settings, files: dict[str, Path], images, reference, controls) -> None:
+def _gpu_step(report: Report, s: Settings, files: dict[str, Path], images, reference, controls=None) -> None:
     """Each .tflite on LiteRT's GPU accelerator alone, in fp16 (its default) and fp32 arithmetic:
     fully accelerated, parity with torch, latency. Without an adapter (or with
     ``verify.gpu_accelerator=off``) every file's check is recorded as "not run", saying why."""
