@@ -36,9 +36,10 @@ ORIENTATION = 0x0112
 
 
 # ----------------------------------------------------------------------------- helpers, fixtures
-def write_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+def write_tiny_checkpoint(path: Path, seed: int = 0, **generator) -> Path:
     """A real Lightning checkpoint of a tiny BokehGAN (``Trainer.save_checkpoint``), loadable with
-    ``BokehGAN.load_from_checkpoint`` and ``bokeh.checkpoint.load_generator``.
+    ``BokehGAN.load_from_checkpoint`` and ``bokeh.checkpoint.load_generator``; ``generator``: more
+    Glass-Net settings (e.g. ``focus_input=True``).
 
     The generator's convs are He-initialized: Glass-Net's own N(0, 0.02) init gives outputs of
     order 1e-4 at these widths, which any two runtimes would trivially agree on.
@@ -48,7 +49,7 @@ def write_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     from bokeh.lit import BokehGAN
 
     torch.manual_seed(seed)
-    module = BokehGAN(generator=dict(TINY))
+    module = BokehGAN(generator={**TINY, **generator})
     for layer in module.generator.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")

@@ -173,7 +173,8 @@ def model_precision(model: nn.Module) -> str:
     return "bf16" if parameter is not None and parameter.dtype == torch.bfloat16 else "fp32"
 
 
-def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = True,
+                  focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None) -> torch.Tensor:
     """The final bokeh image of a (prepared) generator for ``image``, under ``torch.inference_mode``.
 
     The network computes in its weights' dtype (:func:`model_precision`): ``image`` is cast to it
@@ -183,6 +184,8 @@ def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = T
         model: a :class:`~bokeh.models.glassnet.GlassNet`, ideally from :func:`prepare_for_inference`.
         image: the sharp input.
         channels_last: feed the network an NHWC copy of ``image`` (match ``prepare_for_inference``).
+        focus, aperture: ``(B, 2)`` / ``(B, 1)`` controls for a model that takes them (checked values,
+            e.g. from :func:`bokeh.runtimes.base.control_inputs`); ``None``: the model's defaults.
 
     Shape:
         image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8. Returns ``(B, 3, H, W)`` float32
@@ -193,5 +196,6 @@ def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = T
         image = image.to(dtype)
         if channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        bokeh, _rough = model(image)
+        controls = {name: value for name, value in (("focus", focus), ("aperture", aperture)) if value is not None}
+        bokeh, _rough = model(image, **controls)
         return bokeh.to(torch.float32).contiguous()

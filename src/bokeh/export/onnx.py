@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from bokeh.models.controls import ControlError, InputContract, control_tensors
 from bokeh.models.norms import to_pool_instance_norm
 
 OPSET = 18
@@ -33,7 +34,12 @@ INSTANCE_NORM_FORMS: tuple[str, ...] = ("pool", "plain")
 
 
 class Deployable(nn.Module):
-    """Glass-Net as shipped: one image in, the final bokeh image out (the rough image is dropped).
+    """Glass-Net as shipped: the image (and the controls its generator takes) in, the final bokeh
+    image out (the rough image is dropped).
+
+    Inputs, in order and named as :attr:`contract` names them (``image``, then ``focus``, then
+    ``aperture``: the ONNX and TFLite input names): a model without controls exports exactly as
+    before, one ``image`` input. The controls are never scaled by ``value_range``.
 
     ``value_range="signed"``: input and output are float32 in [-1, 1], the training scale.
     ``value_range="pixel"``: input and output are float32 in [0, 255]; the scaling to and from
@@ -43,6 +49,7 @@ class Deployable(nn.Module):
 
     Shape:
         image: ``(1, 3, H, W)``, H and W multiples of 8; returns ``(1, 3, H, W)`` in the same range.
+        focus: ``(1, 2)`` fractions of width and height (``(-1, -1)``: auto); aperture: ``(1, 1)`` f-number.
     """
 
     def __init__(self, generator: nn.Module, value_range: ValueRange = "signed") -> None:
@@ -52,10 +59,16 @@ class Deployable(nn.Module):
         self.generator = generator
         self.value_range = value_range
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    @property
+    def contract(self) -> InputContract:
+        return getattr(self.generator, "contract", InputContract())
+
+    def forward(self, image: torch.Tensor, *controls: torch.Tensor) -> torch.Tensor:
+        if len(controls) != len(self.contract.controls):
+            raise ControlError(f"the model takes {', '.join(self.contract.names)}; got {1 + len(controls)} input(s)")
         if self.value_range == "pixel":
             image = image * (1.0 / 127.5) - 1.0  # [0, 255] -> [-1, 1]
-        bokeh, _rough = self.generator(image)
+        bokeh, _rough = self.generator(image, **dict(zip(self.contract.controls, controls)))
         if self.value_range == "pixel":
             bokeh = (bokeh + 1.0) * 127.5  # tanh output: stays inside (0, 255)
         return bokeh
@@ -85,19 +98,33 @@ def deployable(
     return Deployable(generator, value_range).eval()
 
 
+def example_inputs(module: nn.Module, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(image, *controls)`` to trace ``module`` with: a tap point and an f-number (not the defaults,
+    so that nothing can fold them away) for the controls its :attr:`Deployable.contract` takes."""
+    focus, aperture = control_tensors(image.shape[0], (0.3, 0.6), 4.0)
+    values = {"focus": focus, "aperture": aperture}
+    return (image, *(values[name] for name in getattr(module, "contract", InputContract()).controls))
+
+
 def export_onnx(module: nn.Module, example: torch.Tensor, path: str | Path, opset: int = OPSET) -> Path:
-    """Write ``module`` traced at ``example``'s static shape to ``path`` (weights inside the file)."""
+    """Write ``module`` traced at ``example``'s static shape to ``path`` (weights inside the file).
+
+    Inputs are named ``image`` and the controls of the module's contract (:func:`example_inputs`),
+    the output ``bokeh``.
+    """
     path = Path(path)
+    inputs = example_inputs(module, example)
+    names = list(getattr(module, "contract", InputContract()).names)
     with torch.no_grad():
         torch.onnx.export(
             module,
-            (example,),
+            inputs,
             str(path),
             dynamo=True,
             external_data=False,
             optimize=True,
             opset_version=opset,
-            input_names=[INPUT_NAME],
+            input_names=names,
             output_names=[OUTPUT_NAME],
             verbose=False,
         )

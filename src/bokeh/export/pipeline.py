@@ -250,9 +250,17 @@ def run(cfg: Any) -> Report:
     """
     s = settings_from(cfg)
     generator = load_generator(s.ckpt)  # CheckpointError says what is wrong with the file
+    contract = generator.contract
+    if s.int8 and contract.controls:
+        raise ExportConfigError(
+            f"export.int8.enabled=true: the int8 export does not support a model with controls ({', '.join(contract.controls)}) "
+            f"(its calibration and parity checks cover the image input only); export the float32 and float16 files, "
+            f"which take the controls (leave out INT8=true / export.int8.enabled)")
     report = Report(settings={
         "ckpt": s.ckpt, "size": [s.height, s.width], "instance_norm": s.instance_norm,
         "value_range": s.value_range, "input_layout": "NHWC float32", "opset": s.opset,
+        "inputs": list(contract.names),
+        "controls_checked": {k: verify.CHECK_CONTROLS[k] for k in contract.controls},
         "exporter": "torch.onnx.export(dynamo=True, external_data=False)", "threads": s.threads,
         "latency_repeats": s.repeats, "gpu_ops_required": s.gpu_ops_required,
         "gpu_accelerator": s.gpu_accelerator, "tolerance_scale": "[-1, 1]",
@@ -301,16 +309,17 @@ def _steps(report: Report, s: Settings, generator, work: Path, interrupts: list[
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(s.threads)
     try:
-        images = verify.sample_images(s.height, s.width, s.value_range)
-        module, reference, runtimes = _torch_step(report, s, generator, images)
+        images, controls = verify.with_controls(verify.sample_images(s.height, s.width, s.value_range),
+                                                generator.contract.controls)
+        module, reference, runtimes = _torch_step(report, s, generator, images, controls)
         step = "onnx"
-        runtimes["onnxruntime"] = _onnx_step(report, s, module, images, reference, work)
+        runtimes["onnxruntime"] = _onnx_step(report, s, module, images, reference, work, controls)
         step = "tflite_conversion"
         converted = _conversion_step(report, s, work)
         step = "tflite_checks"
-        runtimes.update(_tflite_step(report, s, converted, images, reference))
+        runtimes.update(_tflite_step(report, s, converted, images, reference, generator.contract, controls))
         step = "gpu_accelerator"
-        _gpu_step(report, s, converted, images, reference)
+        _gpu_step(report, s, converted, images, reference, controls)
         step = "latency"
         _latency_step(report, s, generator, runtimes, images["photo"])
     except Exception as error:  # any crash is a failed check named after its step
@@ -322,28 +331,37 @@ def _steps(report: Report, s: Settings, generator, work: Path, interrupts: list[
         torch.set_num_threads(torch_threads)
 
 
-def _signed_outputs(runtime: Runtime, images: dict[str, np.ndarray], value_range: str) -> dict[str, np.ndarray]:
-    """``runtime`` on each image (in the model's range), outputs on the [-1, 1] scale."""
-    return {k: to_signed(runtime.run(x), value_range) for k, x in images.items()}
+def _signed_outputs(runtime: Runtime, images: dict[str, np.ndarray], value_range: str,
+                    controls: dict[str, dict] | None = None) -> dict[str, np.ndarray]:
+    """``runtime`` on each image (in the model's range) with that case's controls
+    (:func:`bokeh.export.verify.with_controls`; none: the defaults), outputs on the [-1, 1] scale."""
+    controls = controls or {}
+    return {k: to_signed(runtime.run(x, **controls.get(k, {})), value_range) for k, x in images.items()}
 
 
-def _torch_step(report: Report, s: Settings, generator, images) -> tuple[torch.nn.Module, dict[str, np.ndarray], dict[str, Runtime]]:
+def _inputs_check(report: Report, name: str, runtime: Runtime, contract, shapes: str) -> None:
+    """``{name}_inputs``: the exported file's inputs (by name) are the checkpoint's contract."""
+    report.check(f"{name}_inputs", runtime.contract == contract,
+                 f"inputs {', '.join(runtime.contract.names)} ({shapes}); the checkpoint's: {', '.join(contract.names)}")
+
+
+def _torch_step(report: Report, s: Settings, generator, images, controls) -> tuple[torch.nn.Module, dict[str, np.ndarray], dict[str, Runtime]]:
     """The module to export, the reference outputs (the checkpoint's generator as trained, in torch's
     fast path, as ``python -m bokeh.render ckpt=<.ckpt>`` runs it) and ``{"torch": the exported
     module's generator}`` (IN in pool form, when that is the export's form)."""
     signed = {k: to_signed(x, s.value_range) for k, x in images.items()}  # torch runs on [-1, 1]
     trained = TorchRuntime(generator)
-    reference = {k: trained.run(x) for k, x in signed.items()}
+    reference = _signed_outputs(trained, signed, "signed", controls)
     module = onnx_export.deployable(generator, s.height, s.width, s.instance_norm, s.value_range)
     exported = TorchRuntime(module.generator)
     if s.instance_norm == "pool":
-        _parity_check(report, "torch_pool_form", {
-            k: verify.parity(reference[k], exported.run(x), 2.0) for k, x in signed.items()
-        }, s.tolerance["pool_form"])
+        outputs = _signed_outputs(exported, signed, "signed", controls)
+        _parity_check(report, "torch_pool_form", {k: verify.parity(reference[k], outputs[k], 2.0) for k in signed},
+                      s.tolerance["pool_form"])
     return module, reference, {"torch": exported}
 
 
-def _onnx_step(report: Report, s: Settings, module, images, reference, work: Path) -> OnnxRuntime:
+def _onnx_step(report: Report, s: Settings, module, images, reference, work: Path, controls) -> OnnxRuntime:
     """Export ``work/bokeh.onnx``, run onnx.checker, compare ONNX Runtime with torch."""
     start = time.perf_counter()
     path = onnx_export.export_onnx(module, torch.from_numpy(images["random"]), work / "bokeh.onnx", s.opset)
@@ -351,7 +369,9 @@ def _onnx_step(report: Report, s: Settings, module, images, reference, work: Pat
     onnx_export.check_onnx(path)
     report.check("onnx_checker", True, "onnx.checker.check_model(full_check=True) passed")
     ort_model = OnnxRuntime(path, s.threads)
-    outputs = _signed_outputs(ort_model, images, s.value_range)
+    shapes = ", ".join(f"{i.name} {tuple(i.shape)}" for i in ort_model.session.get_inputs())
+    _inputs_check(report, "onnx", ort_model, module.contract, shapes)
+    outputs = _signed_outputs(ort_model, images, s.value_range, controls)
     _parity_check(report, "onnxruntime", {k: verify.parity(reference[k], outputs[k], 2.0) for k in images},
                   s.tolerance["onnxruntime"])
     return ort_model
@@ -378,15 +398,20 @@ def _conversion_step(report: Report, s: Settings, work: Path) -> dict[str, Path]
     return files
 
 
-def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, reference) -> dict[str, LiteRTCpuRuntime]:
-    """Per .tflite: NHWC input/output, parity with torch, op list vs the GPU allow-list."""
+def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, reference, contract,
+                 controls) -> dict[str, LiteRTCpuRuntime]:
+    """Per .tflite: the inputs by name (the checkpoint's contract), NHWC image input and output,
+    parity with torch (with the controls set too), op list vs the GPU allow-list."""
     models = {}
     expected = (1, s.height, s.width, 3)
     for name, path in files.items():
         models[name] = model = LiteRTCpuRuntime(path, s.threads)
         report.check(f"{name}_nhwc_io", model.input_shape == expected == model.output_shape,
                      f"input {model.input_shape}, output {model.output_shape}, want NHWC {expected}")
-        outputs = _signed_outputs(model, images, s.value_range)
+        shapes = {"image": list(model.input_shape), **{k: [int(d) for d in v["shape"]] for k, v in model.control_details.items()}}
+        report.settings.setdefault("tflite_inputs", {})[name] = shapes
+        _inputs_check(report, name, model, contract, ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items()))
+        outputs = _signed_outputs(model, images, s.value_range, controls)
         _parity_check(report, name, {k: verify.parity(reference[k], outputs[k], 2.0) for k in images}, s.tolerance[name],
                       s.min_psnr_db.get(name))
         ops = verify.tflite_ops(path)
@@ -399,7 +424,7 @@ def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, re
     return models
 
 
-def _gpu_step(report: Report, s: Settings, files: dict[str, Path], images, reference) -> None:
+def _gpu_step(report: Report, s: Settings, files: dict[str, Path], images, reference, controls=None) -> None:
     """Each .tflite on LiteRT's GPU accelerator alone, in fp16 (its default) and fp32 arithmetic:
     fully accelerated, parity with torch, latency. Without an adapter (or with
     ``verify.gpu_accelerator=off``) every file's check is recorded as "not run", saying why."""
@@ -425,12 +450,12 @@ def _gpu_step(report: Report, s: Settings, files: dict[str, Path], images, refer
             tolerances = {"gpu": s.tolerance["gpu_float16"],
                           "gpu_f32": s.tolerance["gpu_float32" if name == "tflite_float32" else name]}
         gpu_checks(report, name, path, images, reference, s.value_range, tolerances, s.repeats,
-                   required=s.gpu_accelerator == "required", strict=name != "tflite_int8")
+                   required=s.gpu_accelerator == "required", strict=name != "tflite_int8", controls=controls)
 
 
 def gpu_checks(report: Report, name: str, path: Path, images: dict[str, np.ndarray], reference: dict[str, np.ndarray],
                value_range: str, tolerances: dict[str, float], repeats: int, required: bool = True,
-               strict: bool = True) -> None:
+               strict: bool = True, controls: dict[str, dict] | None = None) -> None:
     """The GPU-accelerator checks of one .tflite file, into ``report``.
 
     ``{name}_gpu_fully_accelerated``: compiled for the GPU alone (LiteRT refuses, naming the ops, a model
@@ -441,9 +466,12 @@ def gpu_checks(report: Report, name: str, path: Path, images: dict[str, np.ndarr
     "not run" (failing the export only if ``required``). With ``strict=False`` (the int8 file) every
     check is reported without failing the export.
 
+    ``controls``: each case's controls (:func:`bokeh.export.verify.with_controls`); none: the defaults.
+
     Shape:
         images: NCHW in the model's value range; reference: the torch outputs on the [-1, 1] scale.
     """
+    controls = controls or {}
     for run, enforce_f32 in GPU_RUNS:
         key = f"{name}_{run}"
         try:
@@ -459,7 +487,7 @@ def gpu_checks(report: Report, name: str, path: Path, images: dict[str, np.ndarr
                 outputs, seconds = {}, []
                 for k, x in [*images.items(), *[("photo", images["photo"])] * max(0, repeats - 1)]:
                     start = time.perf_counter()
-                    outputs[k] = to_signed(runtime.run(x), value_range)
+                    outputs[k] = to_signed(runtime.run(x, **controls.get(k, {})), value_range)
                     seconds.append(time.perf_counter() - start)
             except GpuRunTimedOut as error:
                 report.not_run(f"{key}_vs_torch", f"not run: {error}", required and strict)

@@ -41,7 +41,9 @@ def runtime_table(report: dict[str, Any]) -> Table:
     settings = report["settings"]
     height, width = settings["size"]
     table = Table(title=f"{height}x{width}, IN {settings['instance_norm']}, range {settings['value_range']}, "
-                        f"{settings['threads']} threads on this CPU")
+                        f"{settings['threads']} threads on this CPU"
+                        + (f"; inputs {', '.join(settings['inputs'])}, errors at the defaults and with "
+                           f"{settings.get('controls_checked')}" if len(settings.get("inputs", [])) > 1 else ""))
     for column in ("runtime", "MB", "ops (pool/mean)", "max err", "PSNR dB", "median s"):
         table.add_column(column, justify="left" if column == "runtime" else "right")
     gpu = report.get("gpu_accelerator") or {}

@@ -146,13 +146,15 @@ def onnx_to_keras(onnx_path: Path, work_dir: Path, calibration: np.ndarray, repl
 
 
 def keras_to_tflite(model, kind: str = "float32", representative: Callable[[], Iterable[np.ndarray]] | None = None) -> bytes:
-    """A TFLite flatbuffer with one ``serving_default`` signature ``image -> bokeh``.
+    """A TFLite flatbuffer with one ``serving_default`` signature ``image [, focus][, aperture] -> bokeh``
+    (the inputs named as in the ONNX model: onnx2tf keeps them; a model with one input has ``image``).
 
     Args:
         kind: ``float32``; ``float16``: fp16 weights behind DEQUANTIZE ops, float32 input/output and
             arithmetic on CPU; ``int8``: full-integer quantization (:mod:`bokeh.export.quantize`),
             float32 input/output.
-        representative: ``int8`` only: returns the calibration inputs, NHWC float32 ``(1, H, W, 3)``.
+        representative: ``int8`` only: returns the calibration inputs, NHWC float32 ``(1, H, W, 3)``
+            (models with one input: :func:`bokeh.export.pipeline.run` refuses int8 for a model with controls).
 
     Raises:
         ValueError: unknown ``kind``, or ``int8`` without ``representative``.
@@ -164,12 +166,14 @@ def keras_to_tflite(model, kind: str = "float32", representative: Callable[[], I
     if kind == "int8" and representative is None:
         raise ValueError("an int8 model needs representative (calibration) images")
 
-    (keras_input,) = model.inputs
-    spec = tf.TensorSpec(keras_input.shape, keras_input.dtype, name=INPUT_NAME)
+    names = [keras_input.name.split(":")[0] for keras_input in model.inputs]  # the ONNX input names
+    if len(names) == 1:
+        names = [INPUT_NAME]
+    specs = [tf.TensorSpec(keras_input.shape, keras_input.dtype, name=name) for keras_input, name in zip(model.inputs, names)]
 
-    @tf.function(input_signature=[spec])
-    def serve(image):
-        return {OUTPUT_NAME: model(image)}
+    @tf.function(input_signature=specs)
+    def serve(*inputs):
+        return {OUTPUT_NAME: model(list(inputs) if len(inputs) > 1 else inputs[0])}
 
     # A light trackable (not the Keras model, whose SavedModel serialisation is the slow part)
     # makes the converter keep the signature, so LiteRT's signature runner knows the names.

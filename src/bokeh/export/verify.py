@@ -128,6 +128,30 @@ def sample_images(height: int, width: int, value_range: str, seed: int = 0) -> d
     return {name: to_model_range(image, value_range).transpose(2, 0, 1)[None].copy() for name, image in images.items()}
 
 
+#: The controls the parity checks set besides the defaults: a tap off the centre and f/4 (not f/1.8).
+CHECK_CONTROLS = {"focus": (0.3, 0.6), "aperture": 4.0}
+CONTROLS_SUFFIX = "_controls"
+
+
+def with_controls(images: dict[str, np.ndarray], controls: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """The verification cases of a model that takes ``controls`` (its ``InputContract.controls``).
+
+    Every image is checked with the default controls (auto focus, f/1.8) under its own name, and
+    again with :data:`CHECK_CONTROLS` under ``<name>_controls``; a model without controls keeps
+    ``images`` as they are.
+
+    Returns:
+        ``(images, controls)``: the cases' inputs, and for each case the keyword arguments of
+        :meth:`bokeh.runtimes.Runtime.run` (``{}`` for the defaults).
+    """
+    cases, settings = dict(images), {name: {} for name in images}
+    if controls:
+        for name, image in images.items():
+            cases[name + CONTROLS_SUFFIX] = image
+            settings[name + CONTROLS_SUFFIX] = {key: CHECK_CONTROLS[key] for key in controls}
+    return cases, settings
+
+
 def calibration_images(value_range: str, seed: int = 0) -> np.ndarray:
     """20 crops of scikit-image photos as onnx2tf's calibration array, float32 (20, 128, 128, 3)."""
     from skimage import data, transform

@@ -99,6 +99,16 @@ class InputContract:
         """One line per input: ``name shape range (default ...)``."""
         return "\n".join(f"{s.name} {s.shape}: {s.range} (default: {s.default})" for s in self.specs)
 
+    def check_taken(self, *given: str) -> None:
+        """Raise :class:`ControlError` for the first control named in ``given`` that this model does not take."""
+        for name in given:
+            if name not in self.controls:
+                what = "tap-to-focus point" if name == "focus" else "f-number" if name == "aperture" else "such input"
+                raise ControlError(
+                    f"{name}= was given, but this model takes no {what} (its inputs: {', '.join(self.names)}): "
+                    f"leave {name} out, or use a model trained with it (e.g. ckpt=reference)"
+                )
+
     def check(self, focus=None, aperture=None) -> tuple[tuple[float, float] | None, float | None]:
         """Validate user controls against this contract; returns them as plain floats.
 
@@ -110,13 +120,7 @@ class InputContract:
             ControlError: a control this model was not trained with, a point outside the photo, an
                 f-number that is not a finite number in [:data:`MIN_F_NUMBER`, :data:`MAX_F_NUMBER`].
         """
-        for name, value, taken in (("focus", focus, self.focus), ("aperture", aperture, self.aperture)):
-            if value is not None and not taken:
-                what = "tap-to-focus point" if name == "focus" else "f-number"
-                raise ControlError(
-                    f"{name}= was given, but this model takes no {what} (its inputs: {', '.join(self.names)}): "
-                    f"leave {name} out, or use a model trained with it (e.g. ckpt=reference)"
-                )
+        self.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture)) if value is not None))
         return (check_focus(focus) if focus is not None else None), (check_aperture(aperture) if aperture is not None else None)
 
 

@@ -282,9 +282,14 @@ class GlassNet(nn.Module):
         per size, dtype and device; a cached tensor is a constant in an exported graph)."""
         key = (height, width, like.dtype, like.device)
         if key not in self._constants:
-            self._constants[key] = (focus_grid(height, width, like.dtype, like.device),
-                                    focus_weights(height, width, dtype=like.dtype, device=like.device),
-                                    torch.ones(1, 1, height, width, dtype=like.dtype, device=like.device))
+            # real tensors even while a tracer runs the model (torch.export, the FakeTensorMode of
+            # bokeh.models.norms.to_pool_instance_norm): traced or fake ones would poison the cache
+            from torch.utils._python_dispatch import _disable_current_modes
+
+            with _disable_current_modes():
+                self._constants[key] = (focus_grid(height, width, like.dtype, like.device),
+                                        focus_weights(height, width, dtype=like.dtype, device=like.device),
+                                        torch.ones(1, 1, height, width, dtype=like.dtype, device=like.device))
         return self._constants[key]
 
     def control_planes(self, image: torch.Tensor, focus: torch.Tensor | None, aperture: torch.Tensor | None) -> list[torch.Tensor]:

@@ -16,16 +16,19 @@ In Python::
     from bokeh.render import load_backend, render_image
     backend = load_backend("best.ckpt")            # or .onnx / .tflite
     bokeh = render_image(photo, backend)           # (H, W, 3) uint8 -> (3, H, W) float in [-1, 1]
+    # a model that takes the controls: tap at 40 % of the width and 60 % of the height, render f/4
+    bokeh = render_image(photo, backend, focus=(0.4, 0.6), aperture=4.0)
 """
 
 from bokeh.render.backends import Backend, ExportedBackend, TorchBackend, load_backend
-from bokeh.render.fit import DEFAULT_SHORT_SIDE, Plan, plan_for, render_image, render_to_uint8
+from bokeh.render.fit import DEFAULT_SHORT_SIDE, PixelPoint, Plan, plan_for, render_image, render_to_uint8
 from bokeh.render.files import RenderError, Summary, render_files
 
 __all__ = [
     "Backend",
     "DEFAULT_SHORT_SIDE",
     "ExportedBackend",
+    "PixelPoint",
     "Plan",
     "RenderError",
     "Summary",

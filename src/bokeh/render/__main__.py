@@ -18,6 +18,14 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
   Vulkan adapter; without one, or for a model with ops the GPU does not run, it stops with the reason).
 * ``overwrite=false``: an existing file under an output's name (``out/<input name>``) is not
   replaced: the run is refused before any work, naming it; ``overwrite=true`` replaces it.
+* ``focus=X,Y``: the point to focus on ("tap to focus"), as fractions of each photo's width and
+  height (``focus=0.5,0.4``: the middle, a little above the centre), or in pixels from the photo's
+  top-left corner (``focus=640px,480px``); default: the model decides (auto). Models trained with a
+  focus input only (``ckpt=`` with ``model.focus_input=true``, or an export of one).
+* ``aperture=F``: the f-number to render (``aperture=2.8``, ``f/2.8`` too): larger = less blur;
+  default f/1.8, the lens of the training targets. Models trained with an aperture input only.
+  A bad value (a point outside a photo, f/0, a negative or NaN f-number, ``focus=abc``) or a control
+  the model does not take is refused in one sentence, exit 2, before any work.
 * ``max_pixels=178956970``: images whose header claims more pixels are skipped as possible
   decompression bombs (Pillow's limit); raise it for a trusted huge file, ``none`` for no limit.
 
@@ -32,6 +40,7 @@ written so far are complete, and no temporary file is left).
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,10 +49,11 @@ from rich.console import Console
 
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
          "[side_by_side=false] [short_side=auto|N|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
-         "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16] [overwrite=false]")
+         "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16] [overwrite=false] "
+         "[focus=X,Y|Xpx,Ypx] [aperture=F]")
 DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "auto",
             "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu",
-            "precision": "auto", "overwrite": "false"}
+            "precision": "auto", "overwrite": "false", "focus": None, "aperture": None}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -104,7 +114,67 @@ def parse_args(argv: list[str]) -> dict:
         settings["max_pixels"] = int(limit)
     else:
         raise UsageError(f"max_pixels={raw['max_pixels']!r}: a number of pixels (width x height), or 'none' for no limit")
+    settings["focus"] = None if raw["focus"] is None else parse_focus(raw["focus"])
+    settings["aperture"] = None if raw["aperture"] is None else parse_aperture(raw["aperture"])
     return settings
+
+
+def parse_focus(text: str):
+    """``"0.5,0.4"`` -> fractions ``(0.5, 0.4)`` (checked: in [0, 1]); ``"640px,480px"`` -> a
+    :class:`~bokeh.render.fit.PixelPoint` (checked against each photo's size later, before any work).
+
+    Raises:
+        ControlError: not two numbers, mixed units, or a fraction outside [0, 1].
+    """
+    import math
+
+    from bokeh.models.controls import ControlError, check_focus
+    from bokeh.render.fit import PixelPoint
+
+    parts = [part.strip().lower() for part in str(text).split(",")]
+    pixels = [part.endswith("px") for part in parts]
+    if len(parts) == 2 and all(pixels):
+        try:
+            x, y = (float(part[:-2]) for part in parts)
+        except ValueError:
+            x = y = math.nan
+        if math.isfinite(x) and math.isfinite(y):
+            return PixelPoint(x, y)
+    elif len(parts) == 2 and not any(pixels):
+        return check_focus(parts)
+    raise ControlError(f"focus={text!r} is not a point: give x,y as fractions of the photo's width and height "
+                       f"(focus=0.5,0.4) or as pixels from its top-left corner (focus=640px,480px)")
+
+
+def parse_aperture(text: str) -> float:
+    """``"2.8"`` or ``"f/2.8"`` -> 2.8 (:func:`bokeh.models.controls.check_aperture`: ``ControlError`` for
+    f/0, negatives, NaN, text)."""
+    from bokeh.models.controls import check_aperture
+
+    value = str(text).strip()
+    match = re.fullmatch(r"[fF]/?(\d.*)", value)
+    return check_aperture(match.group(1) if match else value)
+
+
+def check_focus_pixels(focus, inputs: list[Path]) -> None:
+    """A :class:`~bokeh.render.fit.PixelPoint` must lie inside every photo (header sizes, EXIF
+    orientation applied): ``ControlError`` naming the first photo it misses. Files whose header
+    cannot be read are left to the render, which reports and skips them."""
+    from bokeh.images import ImageError, read_size
+    from bokeh.models.controls import ControlError
+    from bokeh.render.fit import PixelPoint
+
+    if not isinstance(focus, PixelPoint):
+        return
+    for path in inputs:
+        try:
+            size = read_size(path)
+        except (ImageError, OSError):
+            continue
+        try:
+            focus.fractions(size)
+        except ControlError as error:
+            raise ControlError(f"{path}: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]], out: Path, backend) -> int:
     """Render ``inputs``, print the summary (what was not rendered, and why); the exit status."""
     from bokeh.cli import EXIT_OK, EXIT_SKIPPED, interruptible
+    from bokeh.models.controls import REFERENCE_F_NUMBER
     from bokeh.render.files import Summary, render_files
 
     console = Console(stderr=True)
@@ -138,6 +209,12 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
         h, w = backend.static_size
         console.print(f"{backend.name}: static input {h} x {w}; each photo is fitted to it "
                       f"(turned if its orientation differs) and the result resized back", highlight=False)
+    if backend.contract.controls:
+        focus, aperture = settings["focus"], settings["aperture"]
+        where = "auto (the model decides)" if focus is None else (
+            f"{focus.x:g}px, {focus.y:g}px" if hasattr(focus, "fractions") else f"{focus[0]:g}, {focus[1]:g} of the width, height")
+        console.print(f"controls: focus {where}; aperture f/{aperture if aperture is not None else REFERENCE_F_NUMBER:g}",
+                      highlight=False)
     start, summary = time.perf_counter(), Summary()
 
     def finished() -> str:
@@ -146,7 +223,7 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
     try:
         with interruptible("bokeh.render", finished):
             render_files(inputs, out, backend, settings["short_side"], settings["side_by_side"],
-                         settings["quality"], console, summary)
+                         settings["quality"], console, summary, settings["focus"], settings["aperture"])
     except OSError as error:  # writing an output failed: every later file would too
         print(f"bokeh.render: stopped: could not write into out={out} ({error.strerror or error}); {finished()}", file=sys.stderr)
         return EXIT_SKIPPED
@@ -169,6 +246,7 @@ def _prepare(argv: list[str]):
     from bokeh.checkpoint import CheckpointError
     from bokeh.cli import EXIT_SETTINGS
     from bokeh.images import set_max_pixels
+    from bokeh.models.controls import ControlError, InputContract
     from bokeh.render.backends import load_backend
     from bokeh.render.files import RenderError, check_paths, ignored_files, list_inputs
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
@@ -181,10 +259,13 @@ def _prepare(argv: list[str]):
         out = check_paths(settings["input"], inputs, settings["out"], settings["overwrite"])
         backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"],
                                precision=settings["precision"])
+        given = [name for name in ("focus", "aperture") if settings[name] is not None]
+        getattr(backend, "contract", InputContract()).check_taken(*given)
+        check_focus_pixels(settings["focus"], inputs)
     except UsageError as error:
         print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
         return EXIT_SETTINGS
-    except (RenderError, CheckpointError, FileNotFoundError, ValueError, RuntimeUnavailable, NotFullyAccelerated) as error:
+    except (ControlError, RenderError, CheckpointError, FileNotFoundError, ValueError, RuntimeUnavailable, NotFullyAccelerated) as error:
         print(f"bokeh.render: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     return settings, inputs, ignored_files(settings["input"]), out, backend

@@ -9,8 +9,11 @@ suffix     runtime (:mod:`bokeh.runtimes`)                          input size
            ``accelerator="gpu"`` its GPU accelerator (LiteRTGpuRuntime)
 =========  ======================================================  ===================================
 
-Every backend maps a ``(1, 3, h, w)`` float32 tensor in [-1, 1] to the bokeh image of the same
-shape and range, and says in ``static_size`` whether it takes only one ``(h, w)``.
+Every backend maps a ``(1, 3, h, w)`` float32 tensor in [-1, 1] (and the controls its model takes:
+``contract``, a :class:`~bokeh.models.controls.InputContract`; ``focus`` in fractions of the
+``(h, w)`` canvas it is given) to the bokeh image of the same shape and range, and says in
+``static_size`` whether it takes only one ``(h, w)``. The controls go to the runtime as they are:
+:func:`bokeh.runtimes.base.control_inputs` checks them and fills in the defaults.
 Exported models in the ``pixel`` value range (``export.value_range=pixel``: float32 in [0, 255])
 are scaled to and from [-1, 1] here; ``value_range="auto"`` reads it from the ``report.json``
 that ``python -m bokeh.export`` writes next to the model, and assumes ``signed`` without one.
@@ -29,6 +32,7 @@ import torch
 from torch import nn
 
 from bokeh.inference import PRECISIONS, describe_precision
+from bokeh.models.controls import InputContract
 from bokeh.runtimes import ACCELERATORS, TorchRuntime, runtime_for
 
 SUFFIXES = (".ckpt", ".onnx", ".tflite")
@@ -36,12 +40,17 @@ VALUE_RANGES = ("auto", "signed", "pixel")
 
 
 class Backend(Protocol):
-    """A model ready to render. Shape: ``(1, 3, h, w)`` in [-1, 1] -> ``(1, 3, h, w)`` in [-1, 1]."""
+    """A model ready to render. Shape: ``(1, 3, h, w)`` in [-1, 1] -> ``(1, 3, h, w)`` in [-1, 1].
+
+    ``focus``: ``(x, y)`` fractions of the ``(h, w)`` input (None: auto); ``aperture``: an f-number
+    (None: f/1.8); only for a model whose ``contract`` takes them (else ``ControlError``).
+    """
 
     name: str
     static_size: tuple[int, int] | None  # (h, w) the model only takes, or None for any multiple of 8
+    contract: InputContract
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, image: torch.Tensor, focus=None, aperture=None) -> torch.Tensor: ...
 
 
 class ExportedBackend:
@@ -49,22 +58,26 @@ class ExportedBackend:
     or any such function), in its value range.
 
     Args:
-        run: ``(1, 3, h, w)`` array -> ``(1, 3, h, w)`` array, in ``value_range``.
+        run: ``(1, 3, h, w)`` array -> ``(1, 3, h, w)`` array, in ``value_range``; a runtime also
+            takes ``focus=`` and ``aperture=`` (its ``contract`` says which; a plain function takes none).
         static_size: the model's ``(h, w)``; ``None`` if it takes any multiple of 8.
         value_range: ``signed`` ([-1, 1]) or ``pixel`` ([0, 255]), see ``bokeh.export.onnx.Deployable``.
     """
 
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], static_size: tuple[int, int] | None,
+    def __init__(self, run: Callable[..., np.ndarray], static_size: tuple[int, int] | None,
                  value_range: str = "signed", name: str = "exported") -> None:
         if value_range not in ("signed", "pixel"):
             raise ValueError(f"value_range must be 'signed' or 'pixel', got {value_range!r}")
         self.run, self.static_size, self.value_range, self.name = run, static_size, value_range, name
+        self.contract = getattr(run, "contract", InputContract())
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, focus=None, aperture=None) -> torch.Tensor:
+        self.contract.check(focus, aperture)  # a control the model does not take: refused, never ignored
         x = image.detach().float().cpu().numpy()
         if self.value_range == "pixel":
             x = (x + 1.0) * 127.5
-        y = np.asarray(self.run(np.ascontiguousarray(x, np.float32)), np.float32)
+        controls = {k: v for k, v in (("focus", focus), ("aperture", aperture)) if v is not None}
+        y = np.asarray(self.run(np.ascontiguousarray(x, np.float32), **controls), np.float32)
         if self.value_range == "pixel":
             y = y / 127.5 - 1.0
         if y.shape != x.shape:
@@ -90,9 +103,10 @@ class TorchBackend:
         self.static_size = tuple(static_size) if static_size is not None else None
         self.name = name
         self.short_side = short_side  # the scale it was trained at, if known: short_side="auto" renders there
+        self.contract = self.runtime.contract
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return self.runtime.run_tensor(image)
+    def __call__(self, image: torch.Tensor, focus=None, aperture=None) -> torch.Tensor:
+        return self.runtime.run_tensor(image, focus, aperture)
 
 
 def exported_value_range(model_path: Path) -> str:

@@ -156,6 +156,8 @@ def render_files(
     quality: int = 95,
     console: Console | None = None,
     summary: Summary | None = None,
+    focus=None,
+    aperture: float | None = None,
 ) -> Summary:
     """Render every file in ``inputs`` into ``out`` (see the module doc for the rules).
 
@@ -167,6 +169,9 @@ def render_files(
         console: where progress and warnings go (default: stderr).
         summary: filled in place as each file is done (pass one to know what was finished when
             an exception or Ctrl-C ends the run); a new one by default.
+        focus, aperture: the controls of every photo (:func:`bokeh.render.fit.render_image`):
+            fractions of each photo's width and height or a :class:`~bokeh.render.fit.PixelPoint`,
+            and an f-number; None: auto focus, f/1.8.
 
     Raises:
         OSError: an output could not be written (disk full, permissions changed); the files
@@ -191,7 +196,7 @@ def render_files(
                     raise ImageError(path, *problem)
                 image = read_rgb(path)  # (H, W, 3) uint8, upright, sRGB
                 check_writable_size(output_path(path, out), (image.shape[0], image.shape[1] * (2 if side_by_side else 1)))
-                rendered = render_to_uint8(image, backend, short_side)
+                rendered = render_to_uint8(image, backend, short_side, focus=focus, aperture=aperture)
                 picture = np.concatenate([image, rendered], axis=1) if side_by_side else rendered  # (H, W or 2W, 3)
                 summary.rendered.append(write_image(output_path(path, out), picture, quality, icc_profile=profile))
             except OSError:

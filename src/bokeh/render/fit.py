@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from bokeh.data.transforms import unpad
 from bokeh.images import from_tensor, to_tensor
+from bokeh.models.controls import ControlError, InputContract
 from bokeh.models.glassnet import DOWNSAMPLE, MIN_SIDE
 
 DEFAULT_SHORT_SIDE = 1024  # EBB!'s scale: the short side of its ~1024 x 1536 photos
@@ -63,6 +64,46 @@ class Plan:
     @property
     def resized(self) -> bool:
         return self.work != self.turned
+
+    def map_point(self, point: tuple[float, float]) -> tuple[float, float]:
+        """A point of the photo -> the same point of the canvas the model sees.
+
+        Follows the plan's steps: the quarter turn counter-clockwise (``torch.rot90(.., 1)``: the
+        photo's top edge becomes the left edge, its right edge the top: ``(x, y) -> (y, 1 - x)``),
+        the resize (fractions of the working size are those of the turned photo) and the padding at
+        the bottom and right (fractions shrink by ``work / canvas``).
+
+        Args:
+            point: ``(x, y)`` fractions of the photo's width and height, in [0, 1].
+
+        Returns:
+            ``(x, y)`` fractions of the canvas's width and height, in [0, 1].
+        """
+        x, y = (float(v) for v in point)
+        if self.rotate:
+            x, y = y, 1.0 - x
+        return x * self.work[1] / self.canvas[1], y * self.work[0] / self.canvas[0]
+
+
+@dataclass(frozen=True)
+class PixelPoint:
+    """A point to focus on in pixels of the photo (as it is shown: EXIF orientation applied), from
+    its top-left corner: ``x`` to the right, ``y`` down; ``python -m bokeh.render focus=640px,480px``."""
+
+    x: float
+    y: float
+
+    def fractions(self, size: tuple[int, int]) -> tuple[float, float]:
+        """``(x / W, y / H)`` for a photo of ``size`` ``(H, W)``.
+
+        Raises:
+            ControlError: the point lies outside the photo (x not in [0, W] or y not in [0, H]).
+        """
+        height, width = size
+        if not (0 <= self.x <= width and 0 <= self.y <= height):
+            raise ControlError(f"focus={self.x:g}px,{self.y:g}px lies outside the photo ({width} x {height} px): give "
+                               f"pixels from its top-left corner, x up to {width} and y up to {height}")
+        return self.x / width, self.y / height
 
 
 def _next_multiple(value: int, multiple: int = DOWNSAMPLE) -> int:
@@ -169,13 +210,16 @@ def restore_detail(output: torch.Tensor, photo: torch.Tensor, work_input: torch.
     return output + kept * (photo - resize(work_input, size))
 
 
-def render_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True) -> torch.Tensor:
+def render_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True, focus=None, aperture=None) -> torch.Tensor:
     """Run ``model`` on ``image`` following ``plan``; the result has the image's size and orientation.
 
     Args:
         model: maps ``(1, 3, *plan.canvas)`` in [-1, 1] to the same shape (a :class:`~bokeh.render.Backend`).
         detail: where the photo is larger than the working size, give the in-focus parts their
             full-resolution detail back (:func:`restore_detail`).
+        focus: ``(x, y)`` fractions of the image's width and height (mapped to the canvas with
+            :meth:`Plan.map_point`), or None (auto); aperture: an f-number, or None (f/1.8). Only
+            for a model that takes them (checked by the model's runtime).
 
     Shape:
         image: ``(1, 3, H, W)`` in [-1, 1], ``(H, W) == plan.size``; returns ``(1, 3, H, W)`` in [-1, 1].
@@ -184,7 +228,12 @@ def render_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True) -
         raise ValueError(f"plan is for a {plan.size} image, got {tuple(image.shape[-2:])}")
     turned = torch.rot90(image, 1, dims=(2, 3)) if plan.rotate else image  # (1, 3, *turned)
     work = resize(turned, plan.work)  # (1, 3, *work)
-    y_work = unpad(model(pad_to(work, plan.canvas)), plan.work)  # (1, 3, *work)
+    controls = {}
+    if focus is not None:
+        controls["focus"] = plan.map_point(focus)
+    if aperture is not None:
+        controls["aperture"] = aperture
+    y_work = unpad(model(pad_to(work, plan.canvas), **controls), plan.work)  # (1, 3, *work)
     y = resize(y_work, plan.turned)  # (1, 3, *turned)
     if detail and plan.work[0] * plan.work[1] < plan.turned[0] * plan.turned[1]:
         y = restore_detail(y, turned, work, y_work)
@@ -202,7 +251,8 @@ def working_short_side(backend, short_side: int | str | None = "auto") -> int | 
     return short_side
 
 
-def render_image(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True) -> torch.Tensor:
+def render_image(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True,
+                 focus=None, aperture=None) -> torch.Tensor:
     """The bokeh rendering of one photo, as floats (before rounding to 8 bits).
 
     Args:
@@ -212,14 +262,28 @@ def render_image(image: np.ndarray, backend, short_side: int | str | None = "aut
             ``None``: full resolution; ``"auto"``: :func:`working_short_side`. Ignored for fixed-size models.
         detail: restore the in-focus detail lost to a working size below the photo's
             (:func:`restore_detail`).
+        focus: the point to focus on, ``(x, y)`` fractions of the photo's width and height (0 = left
+            or top edge, 1 = right or bottom edge), or a :class:`PixelPoint`; None: the model decides (auto).
+        aperture: the f-number to render (e.g. 2.8; larger = less blur); None: f/1.8, the lens of
+            the training targets.
 
     Shape:
         image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1].
+
+    Raises:
+        ControlError: (before any work) a control the backend's model does not take, a point outside
+            the photo, an f-number that is not a finite number from 0.5 to 64.
     """
+    contract = getattr(backend, "contract", InputContract())
+    contract.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture)) if value is not None))
+    if isinstance(focus, PixelPoint):
+        focus = focus.fractions(image.shape[:2])
+    focus, aperture = contract.check(focus, aperture)
     plan = plan_for(image.shape[:2], backend.static_size, working_short_side(backend, short_side))
-    return render_tensor(to_tensor(image)[None], backend, plan, detail)[0]
+    return render_tensor(to_tensor(image)[None], backend, plan, detail, focus, aperture)[0]
 
 
-def render_to_uint8(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True) -> np.ndarray:
+def render_to_uint8(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True,
+                    focus=None, aperture=None) -> np.ndarray:
     """:func:`render_image` rounded to an image. Shape: ``(H, W, 3)`` ``uint8`` -> the same."""
-    return from_tensor(render_image(image, backend, short_side, detail))
+    return from_tensor(render_image(image, backend, short_side, detail, focus, aperture))

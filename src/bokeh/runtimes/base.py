@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bokeh.models.controls import CONTROL_NAMES, NO_FOCUS, REFERENCE_F_NUMBER, ControlError, InputContract
+
 
 class RuntimeUnavailable(RuntimeError):
     """A runtime (library) or device this machine lacks; the message names the command that provides it."""
@@ -52,20 +54,98 @@ class Description:
         return asdict(self)
 
 
+def contract_from_names(names: list[str] | tuple[str, ...], path: str | Path) -> InputContract:
+    """The :class:`InputContract` of an exported model from its input names (ONNX or TFLite).
+
+    One input, whatever its name, is an image-only model (files exported before the controls);
+    several must be ``image`` and the controls of :data:`~bokeh.models.controls.CONTROL_NAMES`.
+
+    Raises:
+        ModelFileError: several inputs with a name that is not ``image``, ``focus`` or ``aperture``.
+    """
+    names = list(names)
+    if len(names) <= 1:
+        return InputContract()
+    unknown = [name for name in names if name not in ("image", *CONTROL_NAMES)]
+    if unknown or "image" not in names:
+        raise ModelFileError(f"{path}: inputs {names} are not a Glass-Net's (image, and optionally focus and "
+                             f"aperture); export it again with python -m bokeh.export")
+    return InputContract(focus="focus" in names, aperture="aperture" in names)
+
+
+def _rows(value, batch: int, width: int, name: str) -> np.ndarray | None:
+    """``value`` as ``(batch, width)`` float64 rows: one row for the whole batch, or one per sample."""
+    if value is None:
+        return None
+    try:
+        rows = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ControlError(f"{name}={value!r} is not a number" + (" pair" if width == 2 else "")) from None
+    if rows.ndim <= 1 and rows.size == width:
+        return np.broadcast_to(rows.reshape(1, width), (batch, width))
+    if rows.shape == (batch, width):
+        return rows
+    raise ControlError(f"{name} must be {'(x, y)' if width == 2 else 'one f-number'} or one per image, shape "
+                       f"({batch}, {width}); got shape {rows.shape}")
+
+
+def control_inputs(contract: InputContract, batch: int, focus=None, aperture=None) -> dict[str, np.ndarray]:
+    """The control arrays a model with ``contract`` takes, checked, defaults filled in.
+
+    The one place where every runtime turns user controls into model inputs.
+
+    Args:
+        focus: ``None`` (auto for every image), an ``(x, y)`` point in fractions of the model input's
+            width and height (for the whole batch), or ``(B, 2)`` points, where a row equal to
+            :data:`~bokeh.models.controls.NO_FOCUS` means auto for that image.
+        aperture: ``None`` (f/1.8), one f-number, or ``(B,)`` / ``(B, 1)`` f-numbers.
+
+    Returns:
+        ``{"focus": (B, 2), "aperture": (B, 1)}`` float32, only the names the contract takes.
+
+    Raises:
+        ControlError: a control the model does not take, a point outside [0, 1], an f-number that
+            is not usable (:meth:`InputContract.check`), or arrays of the wrong shape.
+    """
+    contract.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture)) if value is not None))
+    focus_rows = _rows(focus, batch, 2, "focus")
+    if aperture is not None and np.ndim(aperture) == 1 and np.size(aperture) == batch and batch > 1:
+        aperture = np.reshape(aperture, (batch, 1))
+    aperture_rows = _rows(aperture, batch, 1, "aperture")
+    inputs = {}
+    if contract.focus:
+        points = np.tile(np.asarray(NO_FOCUS), (batch, 1)) if focus_rows is None else np.array(focus_rows)
+        for i, point in enumerate(points):
+            if tuple(point) != NO_FOCUS:
+                points[i] = contract.check(focus=tuple(point))[0]
+        inputs["focus"] = points.astype(np.float32)
+    if contract.aperture:
+        numbers = np.full((batch, 1), REFERENCE_F_NUMBER) if aperture_rows is None else np.array(aperture_rows)
+        for i, (number,) in enumerate(numbers):
+            numbers[i, 0] = contract.check(aperture=number)[1]
+        inputs["aperture"] = numbers.astype(np.float32)
+    return inputs
+
+
 class Runtime(abc.ABC):
     """One way to run an exported or trained Glass-Net: build from a file, run, describe.
 
     Every runtime maps an NCHW float32 batch to the output batch of the same shape, in the value
     range the model was built for ([-1, 1] for checkpoints and ``export.value_range=signed``,
-    [0, 255] for ``pixel`` exports). Building fails with :class:`RuntimeUnavailable` (naming the
-    command that provides it) when the library or device is missing, so a runtime that exists runs.
+    [0, 255] for ``pixel`` exports), with the controls its model takes (:attr:`contract`: read from
+    the generator for torch, from the file's input names for ONNX and TFLite). Building fails with
+    :class:`RuntimeUnavailable` (naming the command that provides it) when the library or device is
+    missing, so a runtime that exists runs.
 
-    Subclasses set :attr:`kind` and implement :meth:`from_file`, :meth:`run_one` (or :meth:`run`)
-    and :meth:`describe`; :attr:`input_size` is the static ``(H, W)`` the model takes, or None.
+    Subclasses set :attr:`kind` and :attr:`contract`, and implement :meth:`from_file`,
+    :meth:`run_one` (or :meth:`run`) and :meth:`describe`; :attr:`input_size` is the static
+    ``(H, W)`` the model takes, or None. Controls reach :meth:`run_one` checked and complete
+    (:func:`control_inputs`): no runtime interprets them itself.
     """
 
     kind: ClassVar[str]  # short name in reports: "torch", "onnxruntime", "litert_cpu", "litert_gpu"
     input_size: tuple[int, int] | None = None
+    contract: InputContract = InputContract()
 
     @classmethod
     @abc.abstractmethod
@@ -76,12 +156,29 @@ class Runtime(abc.ABC):
     def describe(self) -> Description:
         """Library, device, precision and threads of this runtime."""
 
-    def run_one(self, image: np.ndarray) -> np.ndarray:
-        """One ``(1, 3, H, W)`` image -> ``(1, 3, H, W)``; runtimes with a batch-1 model implement this."""
+    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> np.ndarray:
+        """One ``(1, 3, H, W)`` image -> ``(1, 3, H, W)``; runtimes with a batch-1 model implement this.
+
+        ``controls``: exactly the model's control inputs (:func:`control_inputs`), ``(1, 2)`` / ``(1, 1)``.
+        """
         raise NotImplementedError
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run ``batch`` through the model.
+    def check_batch(self, batch: np.ndarray) -> np.ndarray:
+        """``batch`` as contiguous float32 NCHW; ``ValueError`` if not 4-D with 3 channels or of the wrong static size."""
+        batch = np.asarray(batch)
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ValueError(f"{self.kind}: expected an NCHW batch (B, 3, H, W), got shape {batch.shape}")
+        if self.input_size is not None and tuple(batch.shape[2:]) != self.input_size:
+            raise ValueError(f"{self.kind}: the model takes {self.input_size[0]} x {self.input_size[1]} only, "
+                             f"got {batch.shape[2]} x {batch.shape[3]}")
+        return np.ascontiguousarray(batch, np.float32)
+
+    def run(self, batch: np.ndarray, focus=None, aperture=None) -> np.ndarray:
+        """Run ``batch`` through the model with the controls it takes.
+
+        Args:
+            focus, aperture: see :func:`control_inputs` (fractions of the model input's width and
+                height; f-numbers); ``None``: auto focus, f/1.8.
 
         Shape:
             ``(B, 3, H, W)`` float32 (NCHW) in the model's value range -> the same shape and range;
@@ -89,18 +186,15 @@ class Runtime(abc.ABC):
 
         Raises:
             ValueError: a batch that is not 4-D with 3 channels, or of the wrong static size.
+            ControlError: a control the model does not take, or a bad value (one sentence).
         """
-        batch = np.asarray(batch)
-        if batch.ndim != 4 or batch.shape[1] != 3:
-            raise ValueError(f"{self.kind}: expected an NCHW batch (B, 3, H, W), got shape {batch.shape}")
-        if self.input_size is not None and tuple(batch.shape[2:]) != self.input_size:
-            raise ValueError(f"{self.kind}: the model takes {self.input_size[0]} x {self.input_size[1]} only, "
-                             f"got {batch.shape[2]} x {batch.shape[3]}")
-        batch = np.ascontiguousarray(batch, np.float32)
-        return np.concatenate([self.run_one(batch[i:i + 1]) for i in range(batch.shape[0])])
+        batch = self.check_batch(batch)
+        controls = control_inputs(self.contract, batch.shape[0], focus, aperture)
+        return np.concatenate([self.run_one(batch[i:i + 1], {k: v[i:i + 1] for k, v in controls.items()})
+                               for i in range(batch.shape[0])])
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.run(batch)
+    def __call__(self, batch: np.ndarray, focus=None, aperture=None) -> np.ndarray:
+        return self.run(batch, focus, aperture)
 
 
 def library_version(distribution: str) -> str:

@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 
 from bokeh.cpu import cpu_name
-from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, model_file_error, static_size
+from bokeh.runtimes.base import (
+    Description, ModelFileError, Runtime, RuntimeUnavailable, contract_from_names, control_inputs, library_version, model_file_error,
+    static_size,
+)
 
 
 def quantize(values: np.ndarray, details: dict[str, Any]) -> np.ndarray:
@@ -38,8 +41,10 @@ class LiteRTCpuRuntime(Runtime):
     returns NHWC; :meth:`run` transposes from and to NCHW, :meth:`run_nhwc` does not.
 
     Args:
-        path: the ``.tflite`` file; one image input, one image output, batch 1, static size; run
-            through its signature, or its first input and output if it has none.
+        path: the ``.tflite`` file; an image input (and, for a model with controls, the inputs
+            ``focus`` and ``aperture``: :attr:`contract` is read from the signature's input names),
+            one image output, batch 1, static size; run through its signature, or its first input
+            and output if it has none.
         threads: XNNPACK threads; 0 = LiteRT's default.
 
     Raises:
@@ -61,13 +66,21 @@ class LiteRTCpuRuntime(Runtime):
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads if threads > 0 else None)
         except Exception as error:  # noqa: BLE001  ValueError, RuntimeError: LiteRT's words for a bad file
             raise model_file_error(self.path, "TFLite", error) from error
+        self.control_details: dict[str, dict[str, Any]] = {}
         if self.interpreter.get_signature_list():
             self.runner = self.interpreter.get_signature_runner()
-            (self.input_name, self.input_details), = self.runner.get_input_details().items()
+            inputs = self.runner.get_input_details()
+            self.contract = contract_from_names(list(inputs), self.path)
+            self.input_name = "image" if len(inputs) > 1 else next(iter(inputs))
+            self.input_details = inputs[self.input_name]
+            self.control_details = {name: inputs[name] for name in self.contract.controls}
             (self.output_name, self.output_details), = self.runner.get_output_details().items()
         else:  # a model converted without a signature: its first input and output
             self.runner = None
             self.interpreter.allocate_tensors()
+            if len(self.interpreter.get_input_details()) > 1:
+                raise ModelFileError(f"{self.path}: a model with several inputs but no signature naming them; "
+                                     f"export it again with python -m bokeh.export")
             self.input_details, self.output_details = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
         self.input_shape = tuple(int(d) for d in self.input_details["shape"])  # (1, H, W, 3)
         self.output_shape = tuple(int(d) for d in self.output_details["shape"])
@@ -77,18 +90,25 @@ class LiteRTCpuRuntime(Runtime):
     def from_file(cls, path: str | Path, threads: int = 0) -> LiteRTCpuRuntime:
         return cls(path, threads)
 
-    def run_nhwc(self, image_nhwc: np.ndarray) -> np.ndarray:
-        """One ``(1, H, W, 3)`` float image -> ``(1, H, W, 3)`` float32 (NHWC, as the model)."""
+    def run_nhwc(self, image_nhwc: np.ndarray, controls: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """One ``(1, H, W, 3)`` float image -> ``(1, H, W, 3)`` float32 (NHWC, as the model).
+
+        ``controls``: the model's control inputs, complete and checked (:func:`~bokeh.runtimes.base.control_inputs`);
+        None: the defaults (auto focus, f/1.8) for a model that takes controls.
+        """
         image = quantize(image_nhwc, self.input_details)
         if self.runner is None:
             self.interpreter.set_tensor(self.input_details["index"], image)
             self.interpreter.invoke()
             return dequantize(self.interpreter.get_tensor(self.output_details["index"]), self.output_details)
-        out = self.runner(**{self.input_name: image})
+        controls = control_inputs(self.contract, 1) if controls is None else controls
+        feeds = {name: quantize(np.reshape(value, self.control_details[name]["shape"]), self.control_details[name])
+                 for name, value in controls.items()}
+        out = self.runner(**{self.input_name: image}, **feeds)
         return dequantize(out[self.output_name], self.output_details)
 
-    def run_one(self, image: np.ndarray) -> np.ndarray:
-        return self.run_nhwc(image.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> np.ndarray:
+        return self.run_nhwc(image.transpose(0, 2, 3, 1), controls).transpose(0, 3, 1, 2)
 
     def precision(self) -> str:
         """``float32``, ``fp16 weights, float32 arithmetic`` or ``int8 (quantized)``, from the tensor types."""

@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, static_size
+from bokeh.runtimes.base import (
+    Description, Runtime, RuntimeUnavailable, contract_from_names, control_inputs, library_version, static_size,
+)
 
 ACCELERATOR_LIBRARY = "libLiteRtWebGpuAccelerator.so"
 ADAPTER_HINT = (
@@ -154,7 +156,9 @@ class LiteRTGpuRuntime(Runtime):
     """A ``.tflite`` file compiled by LiteRT's ``CompiledModel`` for its GPU accelerator.
 
     Args:
-        path: the ``.tflite`` file: float32 input and output (fp16 weights are fine), one signature.
+        path: the ``.tflite`` file: float32 inputs and output (fp16 weights are fine), one signature;
+            an image input and, for a model with controls, ``focus`` and ``aperture`` (:attr:`contract`
+            is read from the signature's input names).
         enforce_f32: compute in float32 (``GpuOptions(enforce_f32=True)``); by default the GPU
             computes in float16, as phone GPUs do.
         cpu_fallback: compile for GPU and CPU, so ops the GPU does not run go to the CPU
@@ -204,15 +208,19 @@ class LiteRTGpuRuntime(Runtime):
         signature = self.model.get_signature_list()
         key = "serving_default" if "serving_default" in signature else next(iter(signature))
         names = signature[key]
-        (input_name, *more_inputs), (output_name, *_) = names["inputs"], names["outputs"]
-        if more_inputs:
-            raise ValueError(f"{self.path}: expected one input, the model has {names['inputs']}")
-        self.input_details = self.model.get_input_tensor_details(key)[input_name]
+        self.input_names, (output_name, *_) = list(names["inputs"]), names["outputs"]
+        self.contract = contract_from_names(self.input_names, self.path)
+        self.image_name = "image" if len(self.input_names) > 1 else self.input_names[0]
+        details = self.model.get_input_tensor_details(key)
+        self.input_details = details[self.image_name]
+        self.input_shapes = {name: tuple(int(d) for d in detail["shape"]) for name, detail in details.items()}
+        self.control_details = {name: details[name] for name in self.contract.controls}
         self.output_details = self.model.get_output_tensor_details(key)[output_name]
-        for label, details in (("input", self.input_details), ("output", self.output_details)):
-            if np.dtype(details["dtype"]) != np.float32:
-                raise ValueError(f"{self.path}: the GPU runtime takes float32 input and output; the {label} is "
-                                 f"{details['dtype']} (run quantized models with LiteRTCpuRuntime)")
+        checked = [(f"input {name!r}", d) for name, d in details.items()] + [("output", self.output_details)]
+        for label, detail in checked:
+            if np.dtype(detail["dtype"]) != np.float32:
+                raise ValueError(f"{self.path}: the GPU runtime takes float32 inputs and output; the {label} is "
+                                 f"{detail['dtype']} (run quantized models with LiteRTCpuRuntime)")
         self.input_shape = tuple(int(d) for d in self.input_details["shape"])  # (1, H, W, 3)
         self.output_shape = tuple(int(d) for d in self.output_details["shape"])
         self.input_size = static_size(self.input_shape[1:3]) if len(self.input_shape) == 4 else None
@@ -235,8 +243,11 @@ class LiteRTGpuRuntime(Runtime):
     def from_file(cls, path: str | Path, enforce_f32: bool = False, cpu_fallback: bool = False) -> LiteRTGpuRuntime:
         return cls(path, enforce_f32, cpu_fallback)
 
-    def run_nhwc(self, image_nhwc: np.ndarray) -> np.ndarray:
+    def run_nhwc(self, image_nhwc: np.ndarray, controls: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """One ``(1, H, W, 3)`` float32 image -> the output, shaped as the model's (NHWC).
+
+        ``controls``: the model's control inputs, complete and checked (:func:`~bokeh.runtimes.base.control_inputs`);
+        None: the defaults (auto focus, f/1.8) for a model that takes controls.
 
         Raises:
             GpuRunTimedOut: LiteRT stopped waiting for the GPU (120 s).
@@ -244,8 +255,11 @@ class LiteRTGpuRuntime(Runtime):
         image_nhwc = np.ascontiguousarray(image_nhwc, np.float32)
         if image_nhwc.shape != self.input_shape:
             raise ValueError(f"{self.path}: input of shape {image_nhwc.shape}, the model takes {self.input_shape}")
+        controls = control_inputs(self.contract, 1) if controls is None else controls
+        feeds = {self.image_name: image_nhwc, **controls}
         start = time.perf_counter()
-        self.inputs[0].write(image_nhwc)
+        for buffer, name in zip(self.inputs, self.input_names):  # the buffers follow the signature's input order
+            buffer.write(np.ascontiguousarray(np.reshape(feeds[name], self.input_shapes[name]), np.float32))
         self.model.run_by_index(self.signature_index, self.inputs, self.outputs)
         try:
             return self.outputs[0].read(int(np.prod(self.output_shape)), np.float32).reshape(self.output_shape)
@@ -260,8 +274,8 @@ class LiteRTGpuRuntime(Runtime):
                    f"or more cores, or export a smaller size" if self.adapter and self.adapter.software else "")
             ) from error
 
-    def run_one(self, image: np.ndarray) -> np.ndarray:
-        return self.run_nhwc(image.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> np.ndarray:
+        return self.run_nhwc(image.transpose(0, 2, 3, 1), controls).transpose(0, 3, 1, 2)
 
     def close(self) -> None:
         """Release the GPU buffers, then the compiled model (large at 1024 x 1536); idempotent."""

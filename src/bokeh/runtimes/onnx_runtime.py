@@ -8,14 +8,18 @@ from pathlib import Path
 import numpy as np
 
 from bokeh.cpu import cpu_name
-from bokeh.runtimes.base import Description, Runtime, RuntimeUnavailable, library_version, model_file_error, static_size
+from bokeh.runtimes.base import (
+    Description, Runtime, RuntimeUnavailable, contract_from_names, library_version, model_file_error, static_size,
+)
 
 
 class OnnxRuntime(Runtime):
-    """ONNX Runtime CPU session with a fixed thread count; the model's first input and output.
+    """ONNX Runtime CPU session with a fixed thread count; the model's inputs by name, its first output.
 
     Args:
-        path: an ``.onnx`` file with one NCHW float32 input (``python -m bokeh.export`` writes them).
+        path: an ``.onnx`` file with an NCHW float32 image input and, for a model with controls, the
+            inputs ``focus`` ``(1, 2)`` and ``aperture`` ``(1, 1)`` (``python -m bokeh.export`` writes
+            them; :attr:`contract` is read from the input names).
         threads: intra-op threads; 0 = one per core (``os.cpu_count()``).
 
     Raises:
@@ -42,7 +46,9 @@ class OnnxRuntime(Runtime):
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001  InvalidProtobuf, Fail, ...: onnxruntime's own types
             raise model_file_error(self.path, "ONNX", error) from error
-        (first, *_) = self.session.get_inputs()
+        inputs = self.session.get_inputs()
+        self.contract = contract_from_names([i.name for i in inputs], self.path)
+        first = next(i for i in inputs if i.name == "image") if len(inputs) > 1 else inputs[0]
         self.input_name, self.output_name = first.name, self.session.get_outputs()[0].name
         self.input_size = static_size(first.shape[2:])  # (1, 3, H, W)
 
@@ -50,8 +56,8 @@ class OnnxRuntime(Runtime):
     def from_file(cls, path: str | Path, threads: int = 0) -> OnnxRuntime:
         return cls(path, threads)
 
-    def run_one(self, image: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: image})[0]
+    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: image, **controls})[0]
 
     def describe(self) -> Description:
         return Description(

@@ -10,13 +10,15 @@ from torch import nn
 
 from bokeh.cpu import cpu_name
 from bokeh.inference import compile_for_inference, describe_precision, prepare_for_inference, resolve_precision, run_generator
-from bokeh.runtimes.base import Description, Runtime, library_version
+from bokeh.models.controls import InputContract
+from bokeh.runtimes.base import Description, Runtime, control_inputs, library_version
 
 
 class TorchRuntime(Runtime):
     """A Glass-Net (a prepared copy: channels-last, inference mode) on the CPU in fp32 or bf16.
 
-    Takes any batch whose height and width are multiples of 8 (:attr:`input_size` is None).
+    Takes any batch whose height and width are multiples of 8 (:attr:`input_size` is None), and the
+    controls the generator was built with (:attr:`contract`, ``GlassNet.contract``).
 
     Args:
         generator: a :class:`~bokeh.models.glassnet.GlassNet`, with ``nn.InstanceNorm2d`` as trained
@@ -44,6 +46,7 @@ class TorchRuntime(Runtime):
         if compiled:
             self.model = compile_for_inference(self.model)
         self.input_size = None
+        self.contract = getattr(generator, "contract", InputContract())
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int = 0, precision: str = "fp32", compiled: bool = False) -> TorchRuntime:
@@ -53,15 +56,13 @@ class TorchRuntime(Runtime):
 
         return cls(load_generator(path), threads, precision, compiled)
 
-    def run_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+    def run_tensor(self, batch: torch.Tensor, focus=None, aperture=None) -> torch.Tensor:
         """:meth:`run` on a torch tensor, without the numpy round trip (an inference tensor comes back)."""
-        return run_generator(self.model, batch)
+        controls = control_inputs(self.contract, batch.shape[0], focus, aperture)
+        return run_generator(self.model, batch, **{k: torch.from_numpy(v) for k, v in controls.items()})
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.asarray(batch)
-        if batch.ndim != 4 or batch.shape[1] != 3:
-            raise ValueError(f"torch: expected an NCHW batch (B, 3, H, W), got shape {batch.shape}")
-        return self.run_tensor(torch.from_numpy(np.ascontiguousarray(batch, np.float32))).numpy()
+    def run(self, batch: np.ndarray, focus=None, aperture=None) -> np.ndarray:
+        return self.run_tensor(torch.from_numpy(self.check_batch(batch)), focus, aperture).numpy()
 
     def describe(self) -> Description:
         how = "channels-last, inference mode" + (", torch.compile" if self.compiled else "")
