@@ -135,3 +135,59 @@ def test_init_from_reference_starts_a_run_from_the_shipped_weights(tmp_path):
     trained, shipped = load_generator(last[-1]), pretrained.load("reference")
     for (name, a), (_, b) in zip(trained.state_dict().items(), shipped.state_dict().items()):
         torch.testing.assert_close(a, b, msg=name)  # lr 0: one step leaves the shipped weights as they were
+
+
+def _unseen_scenes(count: int = 4):
+    """Synthetic scenes the reference never saw (set 7), with their tap point and regions."""
+    from bokeh.data.focus import interior_point
+    from bokeh.data.synthetic import make_pair
+
+    for index in range(count):
+        pair = make_pair(20_000 + index, seed=7, size=(256, 384))
+        radius = pair.blur_radius
+        sharp, far = radius < 1.0, radius >= 4.0
+        if sharp.mean() < 0.02 or far.mean() < 0.05:
+            continue
+        image = torch.from_numpy(np.ascontiguousarray(pair.sharp)).permute(2, 0, 1)[None].float() / 127.5 - 1
+        yield image, torch.from_numpy(sharp)[None, None], torch.from_numpy(far)[None, None], interior_point(sharp), interior_point(far)
+
+
+def _detail(generator, image, mask, focus=None, aperture=None) -> float:
+    """Median detail kept (bokeh.metrics.detail_ratio) over ``mask`` for one render."""
+    from bokeh.metrics import detail_ratio
+
+    controls = {"focus": torch.tensor([focus]) if focus else None, "aperture": torch.tensor([[aperture]]) if aperture else None}
+    with torch.no_grad():
+        output = generator(image, **controls)[0].clamp(-1, 1)
+    ratio = detail_ratio((output + 1) / 2, (image + 1) / 2)
+    return float(ratio[mask].median())
+
+
+def test_the_reference_takes_a_tap_and_an_aperture():
+    generator = pretrained.load("reference")
+    assert generator.contract.names == ("image", "focus", "aperture")
+    assert pretrained.meta("reference")["controls"]["inputs"] == ["image", "focus", "aperture"]
+
+
+def test_a_wider_aperture_blurs_more_away_from_the_point():
+    """Tapped on the in-focus region of unseen scenes, the far region keeps less detail at f/1.8 than
+    at f/4, and less at f/4 than at f/11 (averaged over the scenes)."""
+    generator = pretrained.load("reference")
+    kept = {1.8: [], 4.0: [], 11.0: []}
+    for image, _sharp, far, point, _far_point in _unseen_scenes():
+        for f_number in kept:
+            kept[f_number].append(_detail(generator, image, far, point, f_number))
+    means = {f: float(np.mean(v)) for f, v in kept.items()}
+    assert len(kept[1.8]) >= 2 and means[1.8] < means[4.0] < means[11.0], means
+
+
+def test_moving_the_point_moves_the_sharp_region():
+    """Tapping the far region instead of the subject keeps more of the far region's detail and less of
+    the subject's (averaged over unseen scenes, at f/1.8)."""
+    generator = pretrained.load("reference")
+    subject_tap, far_tap = [], []
+    for image, sharp, far, point, far_point in _unseen_scenes():
+        subject_tap.append((_detail(generator, image, sharp, point), _detail(generator, image, far, point)))
+        far_tap.append((_detail(generator, image, sharp, far_point), _detail(generator, image, far, far_point)))
+    (subject_sharp, subject_far), (far_sharp, far_far) = np.mean(subject_tap, 0), np.mean(far_tap, 0)
+    assert subject_sharp > far_sharp and far_far > subject_far, (subject_tap, far_tap)

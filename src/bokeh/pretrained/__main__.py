@@ -19,7 +19,44 @@ from pathlib import Path
 
 from bokeh import pretrained
 
-USAGE = "usage: python -m bokeh.pretrained ship ckpt=PATH [name=reference] | show [name=reference]"
+USAGE = "usage: python -m bokeh.pretrained ship ckpt=PATH [name=reference] [real=FOLDER] | show [name=reference]"
+#: What a model trained on pairs made from BSDS500 photos may be used for (its data's terms)
+PHOTO_PAIRS_LICENCE = ("non-commercial research and education: trained on pairs made from the Berkeley Segmentation Data Set 500 "
+                       "(Arbelaez et al., TPAMI 2011; Corel photos, non-commercial research and education) and on synthetic scenes; "
+                       "weights grown from a model trained on synthetic scenes alone")
+#: The held-out synthetic pairs a shipped model is scored on: name -> (what they are, config overrides)
+SPLITS = {
+    "demo": ("experiment=demo validation split (set 0, 16 pairs of 256 x 384, f/1.8): never trained on", ["experiment=demo"]),
+    "reference_v1": ("experiment=reference_v1 validation split (set 1, 32 pairs of 256 x 384, f/1.8): the v1 reference's held-out pairs",
+                     ["experiment=reference_v1"]),
+    "reference": ("experiment=reference validation split (set 3, 32 pairs of 256 x 384, f/1.8..f/11): held out of its training",
+                  ["experiment=reference"]),
+}
+
+
+def score_real_folder(name: str, folder: Path) -> dict:
+    """Shipped model ``name`` on a folder of real pairs as ``bokeh.render ckpt=<name>`` renders them by
+    default, scored by the real-pair benchmark (:mod:`bokeh.evaluate_real`): untapped, and (for a
+    model with the controls) tapped at each subject mask's interior point at each target's f-number;
+    means per f-number, with the identity and best-blur baselines."""
+    from bokeh.evaluate_real import evaluate_real
+    from bokeh.data.real_pairs import list_real_pairs
+    from bokeh.render import load_backend, render_to_uint8
+
+    backend = load_backend(name)
+    contract = backend.contract
+
+    def render(image, focus, aperture):
+        return render_to_uint8(image, backend, focus=focus, aperture=aperture)
+
+    pairs = list_real_pairs(folder)
+    runs = {"auto": dict(tap=False, aperture=contract.aperture)}
+    if contract.focus:
+        runs["tapped"] = dict(tap=True, aperture=contract.aperture)
+    results = {"pairs": f"{len(pairs)} real pairs: {', '.join(sorted({p.name for p in pairs}))}"}
+    for run, options in runs.items():
+        results[run] = evaluate_real(pairs, render, baselines=run == "auto", **options)["means"]
+    return results
 
 
 def training_record(ckpt: Path, checkpoint: dict) -> dict:
@@ -49,14 +86,16 @@ def training_record(ckpt: Path, checkpoint: dict) -> dict:
     return record
 
 
-def ship(ckpt: Path, name: str) -> Path:
-    """Write ``<name>.pt`` and ``<name>.json`` from ``ckpt`` (see the module docstring)."""
+def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
+    """Write ``<name>.pt`` and ``<name>.json`` from ``ckpt`` (see the module docstring); with ``real``,
+    also score it on that folder of real pairs (:func:`score_real_folder`)."""
     import torch
     from hydra import compose, initialize_config_dir
 
     from bokeh import cpu
     from bokeh.checkpoint import generator_state, read_checkpoint
-    from bokeh.evaluate import baselines, score, validation_samples
+    from bokeh.evaluate import evaluate_generator, validation_samples
+    from bokeh.models.controls import REFERENCE_F_NUMBER
     from bokeh.models.glassnet import GlassNet
     from bokeh.train import CONF_DIR
 
@@ -76,23 +115,26 @@ def ship(ckpt: Path, name: str) -> Path:
         "input": {"layout": "NCHW RGB", "value_range": [-1.0, 1.0], "multiple_of": 8,
                   "trained_at": [int(v) for v in data.get("crop_size") or size], "short_side": min(size)},
         "training": record | {"cpu": cpu.describe(), "torch": torch.__version__},
-        "data": {key: data[key] for key in ("_target_", "root", "n", "size", "seed", "val_count", "crop_size", "batch_size", "scene")
-                 if key in data},
+        "data": {key: data[key] for key in ("_target_", "root", "n", "size", "seed", "val_count", "crop_size", "batch_size", "scene",
+                                            "photo_pairs", "photo_share", "focus_auto_share") if key in data},
+        "controls": {"inputs": list(GlassNet(**settings).contract.names), "reference_f_number": REFERENCE_F_NUMBER},
     }
+    if data.get("photo_pairs"):
+        description["licence"] = PHOTO_PAIRS_LICENCE
     path = pretrained.save(name, generator, settings, description)
     shipped = pretrained.load(name)  # score the float16 weights as shipped
     started = time.perf_counter()
     record = json.loads(path.read_text())
     record["scores"] = {}
-    splits = {"demo": ("experiment=demo validation split (set 0, 16 pairs of 256 x 384): never trained on", ["experiment=demo"]),
-              "reference": ("experiment=reference validation split (set 1, 32 pairs of 256 x 384): held out of its training",
-                            ["experiment=reference"])}
-    for split, (what, overrides) in splits.items():
+    for split, (what, overrides) in SPLITS.items():
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[*overrides, "output_dir=."])
+            # the held-out pairs alone, rendered when loaded: no need to write a whole training set
+            cfg = compose("train", overrides=[*overrides, "output_dir=.", "data.on_the_fly=true", "data.photo_pairs=null"])
         samples = validation_samples(hydra.utils.instantiate(cfg.data))
-        scores = {"model": score(lambda image: shipped(image)[0], samples)} | baselines(samples)
+        scores = evaluate_generator(shipped, samples)
         record["scores"][split] = {"pairs": what, **scores}
+    if real is not None:
+        record["scores"]["real pairs"] = score_real_folder(name, real)
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"shipped {name}: {path} and {path.with_suffix('.pt')} ({record['bytes'] / 2**20:.1f} MiB); scored in {time.perf_counter() - started:.0f} s")
     return path
@@ -111,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if "ckpt" not in options:
         print(USAGE, file=sys.stderr)
         return 2
-    ship(Path(options["ckpt"]), name)
+    ship(Path(options["ckpt"]), name, Path(options["real"]) if options.get("real") else None)
     return 0
 
 
