@@ -17,6 +17,7 @@ TINY = ["data.n=10", "data.val_count=2", "data.size=[64,96]", "data.crop_size=[6
 
 @pytest.mark.slow
 def test_the_demo_shows_the_reference_model_then_trains_and_scores_its_own(tmp_path, monkeypatch, capsys):
+    """Also the reference's controls picture (three apertures, two taps)."""
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "demo out"  # a space, as users' folders have
     demo.main([f"out={out}", "tflite=false", "photos=astronaut", "minutes=2", *TINY])
@@ -32,6 +33,20 @@ def test_the_demo_shows_the_reference_model_then_trains_and_scores_its_own(tmp_p
         assert picture.shape == (512, 1024, 3)  # input | output at the photo's size
         left, right = picture[:, :512].astype(int), picture[:, 512:].astype(int)
         assert np.abs(left - right).mean() > 0.5, prefix  # the model changed the photo
+    # the reference's controls: the astronaut at three apertures tapped on her face, then on the shuttle
+    grid = np.asarray(Image.open(out / "reference_controls_astronaut.png")).astype(float)
+    assert grid.shape == (1024, 2048, 3)
+    face = (slice(100, 160), slice(200, 260))  # her face, in each 512 x 512 tile
+
+    def tile(row: int, column: int) -> np.ndarray:
+        return grid[512 * row: 512 * (row + 1), 512 * column: 512 * (column + 1)]
+
+    def detail(image: np.ndarray) -> float:
+        region = image[face].mean(-1)
+        return float(np.abs(np.diff(region, axis=0)).mean() + np.abs(np.diff(region, axis=1)).mean())
+
+    # tapped on her face she stays sharper than when the shuttle is tapped (same aperture, f/1.8)
+    assert detail(tile(0, 1)) > detail(tile(1, 1)), (detail(tile(0, 1)), detail(tile(1, 1)))
 
 
 def test_unknown_demo_options_are_refused_with_the_list_of_options():

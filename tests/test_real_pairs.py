@@ -191,6 +191,30 @@ def test_cli_scores_a_folder_and_writes_its_report(tmp_path, capsys):
     assert len(written["pairs"]) == 4 and {"model", "identity", "gaussian blur"} <= set(written["pairs"][0])
 
 
+def test_cli_taps_and_sets_the_aperture_for_a_model_with_controls_and_refuses_them_otherwise(tmp_path, capsys):
+    from bokeh import evaluate
+    from test_render import write_tiny_checkpoint
+
+    controlled = write_tiny_checkpoint(tmp_path / "controls.ckpt", focus_input=True, aperture_input=True)
+    write_ebb_set(tmp_path / "real" / "ebb", names=("1",))
+    write_multi_set(tmp_path / "real" / "vabd")
+    tapped = evaluate.main([f"ckpt={controlled}", f"real={tmp_path / 'real'}"])  # auto: both on
+    assert "tap=on, aperture=on" in capsys.readouterr().err
+    auto = evaluate.main([f"ckpt={controlled}", f"real={tmp_path / 'real'}", "tap=false", "aperture=false"])
+    assert "tap=off, aperture=off" in capsys.readouterr().err
+    # the masked pair is rendered differently when tapped; the f/8 target of the mask-less set when told its f-number
+    model = {(r["name"], r["aperture"]): r["model"]["psnr"] for r in tapped["pairs"]}
+    plain = {(r["name"], r["aperture"]): r["model"]["psnr"] for r in auto["pairs"]}
+    assert set(model) == set(plain) and any(abs(model[k] - plain[k]) > 1e-3 for k in model)
+    plain_model = write_tiny_checkpoint(tmp_path / "plain.ckpt")
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main([f"ckpt={plain_model}", f"real={tmp_path / 'real'}", "tap=true"])
+    assert exit_.value.code == 2 and "takes no tap-to-focus point" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main([f"ckpt={plain_model}", f"real={tmp_path / 'real'}", "tap=maybe"])
+    assert exit_.value.code == 2 and "tap='maybe'" in capsys.readouterr().err
+
+
 def test_cli_refuses_bad_arguments_before_any_work(tmp_path, capsys):
     from bokeh import evaluate
 

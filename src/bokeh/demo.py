@@ -1,8 +1,9 @@
 """``make demo``: the whole job on the embedded default data, on a CPU, in minutes.
 
 1. renders photos that ship with scikit-image (astronaut, coffee, chelsea) with the reference model
-   shipped in the package (:mod:`bokeh.pretrained`), as ``input | output``, and scores it on the
-   held-out synthetic pairs: real bokeh within a minute;
+   shipped in the package (:mod:`bokeh.pretrained`), as ``input | output``, the astronaut at three
+   apertures and with two taps (:func:`render_controls`), and scores it on the held-out synthetic
+   pairs: real bokeh within a minute;
 2. writes the synthetic pair set (if not cached) and pretrains the demo Glass-Net
    (``experiment=demo``, stopped at ``minutes`` at the latest);
 3. scores the demo model's best checkpoint on the same pairs, next to the identity, best global
@@ -14,7 +15,8 @@
 Everything lands under ``outputs/demo/`` (git-ignored); the last lines printed say where.
 Options (``key=value``): ``minutes=10`` cap on the training time (0 < minutes <= 14 days),
 ``tflite=true``, ``reference=true`` (step 1), ``out=outputs/demo``, ``photos=astronaut,coffee,chelsea``
-(from :data:`PHOTOS`), ``overwrite=false``; any other ``group.key=value`` is passed to the training
+(from :data:`PHOTOS`), ``overwrite=false``, ``real=`` (a folder of real photo pairs, e.g. EBB!'s:
+step 1 also renders them next to their targets and scores them with the real-pair benchmark); any other ``group.key=value`` is passed to the training
 config (e.g. ``data.n=40``). Every option is checked before anything runs (exit status 2, one
 line): ``out=`` may be any path and must be writable, and the files of an earlier demo in it are
 not replaced unless ``overwrite=true``. Ctrl-C (or SIGTERM, SIGHUP) stops with one line saying which
@@ -41,7 +43,7 @@ from bokeh.data.pairs import DataLayoutError
 from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths, run
 
 DEFAULTS = {"minutes": "10", "tflite": "true", "reference": "true", "out": "outputs/demo", "photos": "astronaut,coffee,chelsea",
-            "overwrite": "false"}
+            "overwrite": "false", "real": ""}
 #: Photos shipped inside scikit-image (no download), by the name of their ``skimage.data`` function
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field", "immunohistochemistry", "camera", "moon",
           "coins", "page", "text", "grass", "gravel", "brick", "cell")
@@ -62,13 +64,19 @@ def check_options(options: dict[str, str]) -> dict:
     if unknown or not photos:
         raise ValueError(f"photos={options['photos']!r}: {'unknown photo ' + ', '.join(unknown) if unknown else 'no photo named'}; "
                          f"choose from {','.join(PHOTOS)}")
-    return checked | {"minutes": minutes, "photos": photos, "out": Path(options["out"]).resolve()}
+    real = None
+    if options["real"]:
+        from bokeh.data.real_pairs import list_real_pairs
+
+        real = Path(options["real"]).expanduser()
+        list_real_pairs(real)  # a folder not in the layout: one sentence now, before any work
+    return checked | {"minutes": minutes, "photos": photos, "out": Path(options["out"]).resolve(), "real": real}
 
 
 def planned_outputs(out: Path, photos: list[str], reference: bool, tflite: bool) -> list[Path]:
     """The files a demo run writes into ``out`` (those an earlier run left are not replaced unless overwrite=true)."""
     paths = [out / "metrics.json", *(out / f"demo_{p}.png" for p in photos)]
-    paths += [out / f"reference_{p}.png" for p in photos] if reference else []
+    paths += [out / f"reference_{p}.png" for p in photos] + [out / f"reference_controls_{CONTROLS_PHOTO}.png"] if reference else []
     paths += [out / "tflite" / "report.json"] if tflite else []
     checkpoints = out / "pretrain" / "checkpoints"
     return paths + (sorted(checkpoints.iterdir()) if checkpoints.is_dir() else [])
@@ -132,6 +140,69 @@ def render_photos(generator, photos: list[str], out: Path, prefix: str, short_si
     return written
 
 
+#: The controls demo: scikit-image's astronaut tapped on her face and on the shuttle model behind her
+CONTROLS_PHOTO = "astronaut"
+CONTROL_TAPS = {"face": (0.44, 0.25), "shuttle": (0.79, 0.35)}  # (x, y) fractions of the width and height
+CONTROL_APERTURES = (1.8, 4.0, 11.0)
+
+
+def render_controls(generator, out: Path, short_side: int) -> Path | None:
+    """Tap to focus and an aperture on :data:`CONTROLS_PHOTO`, as one PNG
+    ``reference_controls_<photo>.png``: row 1 the photo, then tapped on the face at f/1.8, f/4 and
+    f/11; row 2 the model's own guess (no tap, f/1.8), then tapped on the shuttle at the same
+    apertures. None for a model without both controls (nothing to show)."""
+    import numpy as np
+    import skimage.data
+
+    from bokeh.images import write_image
+    from bokeh.render import TorchBackend, render_to_uint8
+
+    backend = TorchBackend(generator)
+    if backend.contract.controls != ("focus", "aperture"):
+        return None
+    image = np.ascontiguousarray(getattr(skimage.data, CONTROLS_PHOTO)()[..., :3])
+    rows = []
+    for first, tap in ((image, CONTROL_TAPS["face"]), (render_to_uint8(image, backend, short_side), CONTROL_TAPS["shuttle"])):
+        rendered = [render_to_uint8(image, backend, short_side, focus=tap, aperture=f) for f in CONTROL_APERTURES]
+        rows.append(np.concatenate([first, *rendered], axis=1))
+    return write_image(out / f"reference_controls_{CONTROLS_PHOTO}.png", np.concatenate(rows, axis=0))
+
+
+def render_real_pairs(generator, folder: Path, out: Path, short_side: int) -> tuple[list[Path], dict]:
+    """Real photo pairs with their targets: ``input | output | target`` PNGs ``reference_real_<name>.png``
+    (at most 1024 px wide each), rendered as ``bokeh.render`` renders by default (tapped at the
+    subject mask's interior point and at the target's f-number where the model takes those), and
+    the real-pair benchmark's table (:mod:`bokeh.evaluate_real`) for them."""
+    import numpy as np
+    from PIL import Image
+
+    from bokeh.data.focus import interior_point
+    from bokeh.data.real_pairs import list_real_pairs, read_mask
+    from bokeh.evaluate_real import evaluate_real
+    from bokeh.images import read_rgb, write_image
+    from bokeh.render import TorchBackend, render_to_uint8
+
+    backend = TorchBackend(generator)
+    contract = backend.contract
+    pairs = list_real_pairs(folder)
+
+    def render(image, focus, aperture):
+        return render_to_uint8(image, backend, short_side, focus=focus, aperture=aperture)
+
+    written = []
+    for pair in pairs:
+        image, target = read_rgb(pair.input), read_rgb(pair.target)
+        focus = interior_point(read_mask(pair.mask)) if contract.focus and pair.mask is not None else None
+        output = render(image, focus, pair.aperture if contract.aperture else None)
+        strip = np.concatenate([image, output, target], axis=1)
+        scale = min(1.0, 3072 / strip.shape[1])
+        if scale < 1.0:
+            strip = np.asarray(Image.fromarray(strip).resize((round(strip.shape[1] * scale), round(strip.shape[0] * scale)), Image.LANCZOS))
+        written.append(write_image(out / f"reference_real_{pair.name}_f{pair.aperture:g}.png", strip))
+    results = evaluate_real(pairs, render, tap=contract.focus, aperture=contract.aperture)
+    return written, results
+
+
 def main(argv: list[str] | None = None) -> None:
     from hydra.errors import HydraException
 
@@ -172,8 +243,18 @@ def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
 
         reference = pretrained.load("reference")
         shown = time.perf_counter()
-        pictures += render_photos(reference, photos, out, "reference", pretrained.meta("reference")["input"]["short_side"])
-        results = {"reference model": score(lambda image: reference(image)[0], samples)} | results
+        short_side = pretrained.meta("reference")["input"]["short_side"]
+        pictures += render_photos(reference, photos, out, "reference", short_side)
+        controls = render_controls(reference, out, short_side)
+        pictures += [controls] if controls else []
+        if options["real"] is not None:
+            from bokeh.evaluate_real import format_real_table
+
+            real_pictures, real_results = render_real_pairs(reference, options["real"], out, short_side)
+            pictures += real_pictures
+            write_text_atomic(out / "real_pairs.json", json.dumps(real_results, indent=2))
+            print(f"\nthe shipped reference model on {len(real_pictures)} real pair(s) from {options['real']}:\n" + format_real_table(real_results))
+        results = {"reference model": evaluate_generator(reference, samples, with_baselines=False)["model"]} | results
         finished.append("reference model (" + ", ".join(str(p) for p in pictures) + ")")
         print(f"\nthe shipped reference model, {time.perf_counter() - shown:.0f} s for {len(photos)} photo(s) and "
               f"{len(samples)} validation pairs:\n" + format_table(results) + "\n")

@@ -236,6 +236,12 @@ def main(argv: list[str] | None = None) -> dict:
     if len(ckpt) != 1:
         print("bokeh.evaluate: usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...] | ckpt=PATH real=FOLDER [out=metrics.json]", file=sys.stderr)
         raise SystemExit(EXIT_SETTINGS)
+    from bokeh.cli import parse_bool
+
+    try:
+        wanted = {key: None if settings.get(key, "auto") == "auto" else parse_bool(key, settings[key]) for key in ("tap", "aperture")}
+    except ValueError as error:
+        raise refuse(f"{error} (or auto: on when the model takes it)") from None
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -255,8 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 REAL_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> real=<folder of real pairs> [out=metrics.json] "
-              "[bokeh_aperture=1.8] [apertures=1.8,2.8] [split=auto|detail]")
-REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split")
+              "[bokeh_aperture=1.8] [apertures=1.8,2.8] [split=auto|detail] [tap=auto|true|false] [aperture=auto|true|false]")
+REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split", "tap", "aperture")
 
 
 def main_real(args: list[str]) -> dict:
@@ -266,8 +272,10 @@ def main_real(args: list[str]) -> dict:
     default (``short_side=auto``, detail restore, ``precision=auto``), then scored next to identity
     and the best global blur at the photo's size; one table per target f-number is printed and,
     with ``out=``, the per-pair rows and means are written as JSON. Options: ``bokeh_aperture=``
-    (f-number of ``bokeh/`` targets, default 1.8), ``split=detail`` (ignore the subject masks).
-    Bad arguments, a bad model or a folder not in the layout: one line, exit status 2, before any
+    (f-number of ``bokeh/`` targets, default 1.8), ``split=detail`` (ignore the subject masks),
+    ``tap=true`` (tap each pair at its subject mask's interior point; pairs without a mask stay auto),
+    ``aperture=true`` (render each target's f-number); ``auto`` (the default for both): on when the
+    model takes that control. Bad arguments, a bad model or a folder not in the layout: one line, exit status 2, before any
     rendering.
     """
     from bokeh.checkpoint import CheckpointError
@@ -305,6 +313,12 @@ def main_real(args: list[str]) -> dict:
             raise ValueError
     except ValueError:
         raise refuse(f"apertures={settings['apertures']!r}: target f-numbers separated by commas, e.g. 1.8,2.8") from None
+    from bokeh.cli import parse_bool
+
+    try:
+        wanted = {key: None if settings.get(key, "auto") == "auto" else parse_bool(key, settings[key]) for key in ("tap", "aperture")}
+    except ValueError as error:
+        raise refuse(f"{error} (or auto: on when the model takes it)") from None
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
             report = check_output_file(settings["out"], "out") if settings.get("out") else None
@@ -314,19 +328,26 @@ def main_real(args: list[str]) -> dict:
                 RuntimeUnavailable, NotFullyAccelerated) as error:
             raise refuse(str(error)) from None
 
-        def render(image, focus, aperture):  # the model takes no controls (yet): bokeh.render's default render
-            if focus is not None or aperture is not None:
-                raise ValueError(f"{backend.name} takes no focus or aperture control")
-            return render_to_uint8(image, backend)
+        contract = backend.contract
+        taken = {"tap": contract.focus, "aperture": contract.aperture}
+        for key, value in wanted.items():
+            if value and not taken[key]:
+                raise refuse(f"{key}=true, but {settings['ckpt']} takes no {'tap-to-focus point' if key == 'tap' else 'f-number'} "
+                             f"(its inputs: {', '.join(contract.names)}): leave {key} out")
+        use = {key: taken[key] if value is None else value for key, value in wanted.items()}
 
+        def render(image, focus, aperture):  # as bokeh.render renders, with the controls chosen above
+            return render_to_uint8(image, backend, focus=focus, aperture=aperture)
+
+        controls = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in use.items())
         print(f"{backend.name}: {len(pairs)} real pair(s) from {settings['real']}, rendered as bokeh.render renders "
-              f"by default", file=sys.stderr)
-        results = evaluate_real(pairs, render, split=split,
+              f"by default ({controls})", file=sys.stderr)
+        results = evaluate_real(pairs, render, split=split, tap=use["tap"], aperture=use["aperture"],
                                 progress=lambda row: print(f"  {row['name']}: model {row['model']['psnr']:.2f} dB",
                                                            file=sys.stderr))
         print(format_real_table(results))
         if report is not None:
-            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "split": split, **results}, indent=2))
+            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "split": split, **use, **results}, indent=2))
     return results
 
 

@@ -1,6 +1,6 @@
 """Training pairs from real photos and their human segmentations, rendered by the thin-lens optics.
 
-    python -m bokeh.data.photo_pairs src=../shared/data/photos/bsds500 out=DIR [seed=0] [n=all] [workers=1]
+    python -m bokeh.data.photo_pairs src=/path/to/BSDS500 out=DIR [seed=0] [n=all] [workers=1]
 
 A photo (all in focus) and its human segmentations become a scene of flat layers at depths
 (:func:`make_photo_pair`):
