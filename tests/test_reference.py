@@ -137,7 +137,7 @@ def test_init_from_reference_starts_a_run_from_the_shipped_weights(tmp_path):
         torch.testing.assert_close(a, b, msg=name)  # lr 0: one step leaves the shipped weights as they were
 
 
-def _unseen_scenes(count: int = 4):
+def _unseen_scenes(count: int = 8):
     """Synthetic scenes the reference never saw (set 7), with their tap point and regions."""
     from bokeh.data.focus import interior_point
     from bokeh.data.synthetic import make_pair
