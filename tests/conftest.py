@@ -1,7 +1,7 @@
 """Shared test setup.
 
 Importing triton (pulled in by torch._dynamo / Lightning) after TensorFlow crashes the process
-(../shared/TOOLCHAIN.md), so import it first, before any test module imports TensorFlow.
+(a toolchain trap this project found), so import it first, before any test module imports TensorFlow.
 
 Tests of LiteRT's GPU accelerator take the :func:`vulkan_adapter` fixture: without a Vulkan adapter
 they skip, naming the command that provides one, except where ``BOKEH_REQUIRE_GPU=1`` (``.ci/run``

@@ -3,7 +3,7 @@
 The project's machines differ from session to session: AMD Zen 3 cores (AVX2, no bf16 arithmetic)
 one time, Intel Sapphire Rapids cores (AMX-BF16 and AVX512-BF16) another. On the latter, torch's
 oneDNN kernels run bf16 convolutions natively, about 3x faster than fp32 for Glass-Net
-(../shared/TOOLCHAIN.md); elsewhere bf16 is emulated and slower than fp32. Whoever picks a
+(measured by this project); elsewhere bf16 is emulated and slower than fp32. Whoever picks a
 precision (training's ``precision: auto``, rendering's ``precision=auto``) asks :func:`native_bf16`.
 
 The flags come from ``/proc/cpuinfo`` (Linux's names for CPUID bits). Where that file does not exist

@@ -341,7 +341,8 @@ def main_real(args: list[str]) -> dict:
 
         controls = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in use.items())
         print(f"{backend.name}: {len(pairs)} real pair(s) from {settings['real']}, rendered as bokeh.render renders "
-              f"by default ({controls})", file=sys.stderr)
+              f"them (its default size and detail restore) with {controls} (tap: each subject mask's interior point; "
+              f"aperture: each target's f-number)", file=sys.stderr)
         results = evaluate_real(pairs, render, split=split, tap=use["tap"], aperture=use["aperture"],
                                 progress=lambda row: print(f"  {row['name']}: model {row['model']['psnr']:.2f} dB",
                                                            file=sys.stderr))

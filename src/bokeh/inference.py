@@ -17,7 +17,7 @@ benchmarks/bench_generator.py --levers --threads 1`` reproduces them):
   about +250 MiB of peak memory.
 * bf16 weights and activations (``precision="bf16"``) where the CPU computes bf16 natively (AMX or
   AVX512-BF16, :func:`bokeh.cpu.native_bf16`): oneDNN's bf16 convolutions; on 2 Sapphire Rapids
-  cores 4.71 -> 1.56 s under ``torch.autocast`` (../shared/MEASUREMENTS.md). Elsewhere bf16 is
+  cores 4.71 -> 1.56 s under ``torch.autocast`` (measured by this project). Elsewhere bf16 is
   emulated and several times slower than fp32, so ``precision="auto"`` (:func:`resolve_precision`)
   picks it only where it is native.
 

@@ -20,7 +20,7 @@ the TFLite output is garbage (max error 1.08 at 1024 x 1536 for 16/32) without a
 such Add's output back to NHWC, so every tensor stays NHWC and Concat has nothing to guess (it also
 removes the 6 TRANSPOSE ops onnx2tf otherwise adds around the trunk concats).
 
-Traps handled here (../shared/TOOLCHAIN.md): onnx2tf downloads calibration images for 3-channel
+Traps handled here (found by this project's toolchain checks): onnx2tf downloads calibration images for 3-channel
 4D inputs (no network here): :func:`convert` hands it ``calibration`` instead; onnx2tf rewrites the
 input ``.onnx`` in place: a copy is converted; onnxsim is switched off explicitly (the dynamo
 exporter's graph needs no simplifying), so the result no longer depends on what is on ``PATH``.

@@ -13,6 +13,7 @@ weights as shipped. ``show`` prints the description of a shipped model.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -148,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     options = dict(a.split("=", 1) for a in args[1:] if "=" in a)
     name = options.get("name", "reference")
     if args[0] == "show":
-        print(json.dumps(pretrained.meta(name), indent=2))
+        try:
+            print(json.dumps(pretrained.meta(name), indent=2))
+            sys.stdout.flush()
+        except BrokenPipeError:  # `show | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if "ckpt" not in options:
         print(USAGE, file=sys.stderr)
