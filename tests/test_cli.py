@@ -155,7 +155,7 @@ def test_ctrl_c_during_an_export_removes_its_temporary_folder(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "bokeh_float32.tflite").write_bytes(b"an earlier, good export")
-    process = subprocess.Popen([sys.executable, "-m", "bokeh.export", f"ckpt={checkpoint}", f"out={out}", "size=64x96"],
+    process = subprocess.Popen([sys.executable, "-m", "bokeh.export", f"ckpt={checkpoint}", f"out={out}", "size=64x96", "overwrite=true"],
                                cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # interrupt once the ONNX file is written (during its checks or the TFLite conversion)
     code, err = interrupt_when(process, lambda: any(out.glob(".export-*/bokeh.onnx")))

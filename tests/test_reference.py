@@ -123,7 +123,7 @@ def test_init_from_reference_starts_a_run_from_the_shipped_weights(tmp_path):
 
     settings = pretrained.meta("reference")["model"]
     model = [f"model.{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in settings.items()
-             if key in ("width1", "width2", "blocks", "global_residual", "full_res_skip")]
+             if key in ("width1", "width2", "blocks", "global_residual", "full_res_skip", "focus_input", "aperture_input", "blend")]
     result = subprocess.run(
         [sys.executable, "-m", "bokeh.train", *model, "init_from=reference", "data.n=6", "data.val_count=1",
          "data.batch_size=1", "data.size=[64,96]", "data.crop_size=[64,96]", "optim.lr_g=0.0", "trainer.max_steps=1",

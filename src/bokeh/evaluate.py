@@ -236,12 +236,6 @@ def main(argv: list[str] | None = None) -> dict:
     if len(ckpt) != 1:
         print("bokeh.evaluate: usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...] | ckpt=PATH real=FOLDER [out=metrics.json]", file=sys.stderr)
         raise SystemExit(EXIT_SETTINGS)
-    from bokeh.cli import parse_bool
-
-    try:
-        wanted = {key: None if settings.get(key, "auto") == "auto" else parse_bool(key, settings[key]) for key in ("tap", "aperture")}
-    except ValueError as error:
-        raise refuse(f"{error} (or auto: on when the model takes it)") from None
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
