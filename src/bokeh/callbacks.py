@@ -88,3 +88,72 @@ class RealPairScores(pl.Callback):
                 return
             for key in self.KEYS:
                 pl_module.log(f"{prefix}/{key}", scores[key], rank_zero_only=True)
+
+
+class PortraitMatteScores(pl.Callback):
+    """The matte's IoU with the subject mask on photos with a mask and no target (portraits), after
+    each validation: ``portraits/matte_iou`` (the model's own guess) and, for a generator with a
+    focus input, ``portraits/tapped/matte_iou`` (tapped at the mask's interior point), at
+    ``short_side`` (the working size), means over the first ``count`` photos.
+
+    Args:
+        folder: ``images/`` + ``masks/`` (:mod:`bokeh.data.portraits`); None switches it off. A
+            missing folder is skipped with one warning (training goes on).
+        short_side: the photos' short side for scoring (pixels).
+        count: how many photos (sorted by name) to score; None: all.
+    """
+
+    def __init__(self, folder: str | None = None, short_side: int = 256, count: int | None = 100) -> None:
+        self.folder = Path(folder).expanduser() if folder else None
+        self.short_side, self.count = short_side, count
+        self.cache: list | None = None
+        self.warned = False
+
+    def _photos(self) -> list:
+        if self.cache is None:
+            from bokeh.data.focus import interior_point
+            from bokeh.data.portraits import list_portraits, read_portrait
+            from bokeh.data.transforms import pad_to_multiple
+            from bokeh.images import to_tensor
+
+            self.cache = []
+            for portrait in list_portraits(self.folder)[: self.count]:
+                image, mask = read_portrait(portrait, self.short_side)
+                padded, size = pad_to_multiple(to_tensor(image)[None])
+                self.cache.append((padded, size, torch.from_numpy(mask)[None, None].float(), interior_point(mask)))
+        return self.cache
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        import warnings
+
+        from bokeh.data.pairs import DataLayoutError
+        from bokeh.metrics import matte_iou
+
+        generator = pl_module.generator
+        if self.folder is None or trainer.sanity_checking or not trainer.is_global_zero or not getattr(generator, "blend", False):
+            return
+        try:
+            photos = self._photos()
+        except (DataLayoutError, ValueError) as error:
+            if not self.warned:
+                warnings.warn(f"portrait matte scores are off for this run: {error}", stacklevel=1)
+                self.warned = True
+            self.folder = None
+            return
+        runs = {"portraits": False} | ({"portraits/tapped": True} if generator.contract.focus else {})
+        was_training = generator.training
+        generator.eval()
+        try:
+            for prefix, tap in runs.items():
+                scores = []
+                for padded, size, mask, point in photos:
+                    focus = None
+                    if tap and point is not None:  # fractions of the photo -> of the padded tensor
+                        focus = torch.tensor([[point[0] * size[1] / padded.shape[-1], point[1] * size[0] / padded.shape[-2]]])
+                    with torch.no_grad():
+                        matte = generator.layers(padded.to(pl_module.device), focus=focus.to(pl_module.device) if focus is not None else None).matte
+                    scores.append(matte_iou(unpad(matte, size).cpu(), mask))
+                values = torch.cat(scores)
+                pl_module.log(f"{prefix}/matte_iou", float(values[torch.isfinite(values)].mean()), rank_zero_only=True)
+        finally:
+            generator.train(was_training)

@@ -28,6 +28,7 @@ from bokeh import metrics
 from bokeh.checkpoint import CheckpointError, state_mismatch
 from bokeh.checkpoint_io import rng_states, set_rng_states
 from bokeh.data.transforms import unpad
+from bokeh.losses.matte import MATTE_FORMS, matte_loss
 from bokeh.losses.reconstruction import focus_weighted_l1_loss, gradient_l1_loss, l1_loss, ssim_loss
 from bokeh.models.glassnet import GlassNet
 
@@ -40,6 +41,9 @@ DEFAULT_LOSS: dict[str, Any] = {
     "ssim": 0.05,
     "rough_l1": 0.0,
     "gradient": 0.0,  # L1 of the image gradients: charges lost detail (bokeh.losses.reconstruction.gradient_l1_loss)
+    # the matte (the blend channel's keep weight) against each pair's in-focus region (bokeh.losses.matte);
+    # needs model.blend=true; pairs that know no region add nothing
+    "matte": {"weight": 0.0, "form": "bce"},
     "adv": 0.0,
     "gp": 10.0,
     # VGG19 relu5_4 perceptual term: its weight in the loss, and where its ImageNet weights come from
@@ -75,8 +79,9 @@ class BokehGAN(pl.LightningModule):
     Args:
         generator: ``GlassNet`` keyword arguments (width1, width2, blocks, norm, dropout).
         stage: ``pretrain`` or ``finetune``.
-        loss: weights ``l1``, ``ssim``, ``rough_l1``, ``adv``, penalty ``gp``, and
-            ``vgg: {weight, weights}`` (weights: ``imagenet``, a file path, or ``random`` for tests).
+        loss: weights ``l1``, ``ssim``, ``rough_l1``, ``gradient``, ``adv``, penalty ``gp``,
+            ``vgg: {weight, weights}`` (weights: ``imagenet``, a file path, or ``random`` for tests) and
+            ``matte: {weight, form}`` (:mod:`bokeh.losses.matte`; batches carry ``"matte"`` targets).
         optim: ``lr_g``, ``lr_d``, ``betas``, ``n_critic``, ``schedule`` (``constant``, the paper's, or
             ``cosine``: both learning rates fall to 0 along a half cosine over the run's batches,
             which needs ``trainer.max_steps`` or ``trainer.max_epochs``).
@@ -103,6 +108,10 @@ class BokehGAN(pl.LightningModule):
         loss = _merged(DEFAULT_LOSS, loss, "loss")
         optim = _merged(DEFAULT_OPTIM, optim, "optim")
         critic = _merged(DEFAULT_CRITIC, critic, "critic")
+        if loss["matte"]["form"] not in MATTE_FORMS:
+            raise ValueError(f"loss.matte.form must be one of {MATTE_FORMS}, got {loss['matte']['form']!r}")
+        if loss["matte"]["weight"] > 0 and not dict(generator or {}).get("blend", False):
+            raise ValueError("loss.matte.weight > 0 teaches the matte, which only a generator with model.blend=true has: set model.blend=true or loss.matte.weight=0")
         if optim["schedule"] not in SCHEDULES:
             raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {optim['schedule']!r}")
         if int(optim["n_critic"]) < 1:
@@ -225,12 +234,15 @@ class BokehGAN(pl.LightningModule):
 
     # ----------------------------------------------------------------- losses
     def generator_losses(
-        self, bokeh: torch.Tensor, rough: torch.Tensor, target: torch.Tensor, radius: torch.Tensor | None = None
+        self, bokeh: torch.Tensor, rough: torch.Tensor, target: torch.Tensor, radius: torch.Tensor | None = None,
+        matte_logit: torch.Tensor | None = None, matte_target: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Weighted generator loss terms (keys as in ``loss``) and their sum under ``total``.
 
         ``radius`` ``(B, 1, H, W)``: the batch's blur radii (synthetic data), used by ``focus_weight``;
-        without it (EBB!) the L1 term is the plain one.
+        without it (EBB!) the L1 term is the plain one. ``matte_logit`` and ``matte_target``
+        ``(B, 1, H, W)``: the generator's keep-weight logit and the batch's matte targets, used by
+        ``matte`` (a batch without targets adds no matte term).
         """
         weights = self.hparams.loss
         if weights["focus_weight"] > 0 and radius is not None:
@@ -242,6 +254,8 @@ class BokehGAN(pl.LightningModule):
             terms["rough_l1"] = l1_loss(rough, target)
         if weights["gradient"] > 0:
             terms["gradient"] = gradient_l1_loss(bokeh, target)
+        if weights["matte"]["weight"] > 0 and matte_logit is not None and matte_target is not None:
+            terms["matte"] = matte_loss(matte_logit, matte_target, weights["matte"]["form"])
         if weights["vgg"]["weight"] > 0:
             from bokeh.losses.perceptual import perceptual_loss
 
@@ -250,7 +264,7 @@ class BokehGAN(pl.LightningModule):
             from bokeh.losses.adversarial import generator_adversarial_loss
 
             terms["adv"] = generator_adversarial_loss(self.critics, bokeh)
-        scale = {**weights, "vgg": weights["vgg"]["weight"]}  # focus_weight is inside the l1 term
+        scale = {**weights, "vgg": weights["vgg"]["weight"], "matte": weights["matte"]["weight"]}  # focus_weight is inside the l1 term
         terms["total"] = sum(scale[name] * value for name, value in terms.items())
         return terms
 
@@ -320,7 +334,8 @@ class BokehGAN(pl.LightningModule):
             generator_opt, critic_opt = self.optimizers()
         else:
             generator_opt, critic_opt = self.optimizers(), None
-        bokeh, rough = self.generator(image, **self.controls(batch))
+        layers = self.generator.layers(image, **self.controls(batch))
+        bokeh, rough = layers.image, layers.rough
 
         if critic_opt is not None:
             self._critic_step(critic_opt, target, bokeh.detach())
@@ -328,7 +343,7 @@ class BokehGAN(pl.LightningModule):
                 return
 
         self.toggle_optimizer(generator_opt)
-        terms = self.generator_losses(bokeh, rough, target, batch.get("coc"))
+        terms = self.generator_losses(bokeh, rough, target, batch.get("coc"), layers.matte_logit, batch.get("matte"))
         self._step(generator_opt, terms["total"], "generator loss")
         self.untoggle_optimizer(generator_opt)
         batch_size = image.shape[0]
@@ -352,13 +367,14 @@ class BokehGAN(pl.LightningModule):
         """``val/*``: the model as it runs by default (auto focus, the pair's f-number where the model
         takes one); a model with a focus input is also scored tapped at each pair's in-focus point
         (``val/tapped/*``; pairs whose in-focus region is unknown are tapped "auto")."""
-        bokeh = self(batch["input"], **self.controls(batch, tapped=False))
-        self._log_scores(batch, bokeh, "val")
+        layers = self.generator.layers(batch["input"], **self.controls(batch, tapped=False))
+        self._log_scores(batch, layers, "val")
         if self.generator.contract.focus and "focus" in batch:
-            self._log_scores(batch, self(batch["input"], **self.controls(batch, tapped=True)), "val/tapped")
-        return bokeh
+            self._log_scores(batch, self.generator.layers(batch["input"], **self.controls(batch, tapped=True)), "val/tapped")
+        return layers.image
 
-    def _log_scores(self, batch: dict[str, torch.Tensor], bokeh: torch.Tensor, prefix: str) -> None:
+    def _log_scores(self, batch: dict[str, torch.Tensor], layers, prefix: str) -> None:
+        bokeh = layers.image
         # metrics on the image's own pixels: drop the padding added to reach a multiple of 8
         size = batch.get("size", batch["input"].shape[-2:])
         output, target = (metrics.to_unit_range(unpad(x, size)) for x in (bokeh, batch["target"]))
@@ -372,4 +388,8 @@ class BokehGAN(pl.LightningModule):
                 # not synced under DDP (ranks may skip different batches): each rank's own mean
                 if torch.isfinite(split[name]).all():
                     self.log(f"{prefix}/psnr_{name}", split[name].mean(), batch_size=batch_size)
+        if layers.matte is not None and "matte" in batch:  # IoU of the matte with the in-focus region the pair knows
+            iou = metrics.matte_iou(unpad(layers.matte, size), unpad(batch["matte"], size))
+            if torch.isfinite(iou).all():
+                self.log(f"{prefix}/matte_iou", iou.mean(), batch_size=batch_size)
 

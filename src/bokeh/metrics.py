@@ -405,3 +405,27 @@ def real_pair_scores(output: torch.Tensor, image: torch.Tensor, target: torch.Te
             scores[f"detail{suffix}"] = median_masked(ratio, pixels & textured)
             scores[f"fraction{suffix}"] = pixels.float().mean((1, 2, 3))
     return scores
+
+
+def matte_iou(matte: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Intersection over union (Jaccard index, torchmetrics' ``binary_jaccard_index``) of
+    ``matte > threshold`` and the target's in-focus region, per image, over the pixels whose target
+    is known; NaN for an image with none known or where both sets are empty.
+
+    Shape:
+        matte: ``(B, 1, H, W)`` in [0, 1]; target: ``(B, 1, H, W)`` in {0, 1}, negative where unknown.
+        Returns ``(B,)`` in [0, 1].
+    """
+    from torchmetrics.functional.classification import binary_jaccard_index
+
+    if matte.shape != target.shape:
+        raise ValueError(f"matte_iou needs matte and target of one shape, got {tuple(matte.shape)} and {tuple(target.shape)}")
+    scores = []
+    for kept, wanted in zip(matte.detach().float(), target):
+        labels = torch.where(wanted < 0, -1, (wanted > 0.5).long())
+        known = labels >= 0
+        if not ((kept > threshold) & known).any() and not (labels == 1).any():
+            scores.append(torch.tensor(float("nan")))
+            continue
+        scores.append(binary_jaccard_index(kept, labels, threshold=threshold, ignore_index=-1).float().cpu())
+    return torch.stack(scores).to(matte.device)

@@ -43,7 +43,7 @@ warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual opt
 CONF_DIR = Path(os.environ.get("BOKEH_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
 #: Settings that hold paths: quoted for Hydra on the command line, so any file name works
 PATH_KEYS = ("ckpt_path", "init_from", "output_dir", "data.root", "data.include_list", "data.cache_dir", "data.photo_pairs",
-             "loss.vgg.weights", "callbacks.real_pairs.folder", "hydra.run.dir", "hydra.sweep.dir")
+             "loss.vgg.weights", "callbacks.real_pairs.folder", "callbacks.portraits.folder", "hydra.run.dir", "hydra.sweep.dir")
 
 
 class ResumeLimitError(ValueError):
@@ -237,13 +237,15 @@ def check_data_paths(data_cfg: DictConfig) -> None:
 
     if data_cfg.get("root") is not None:
         resolve_root(data_cfg.root)
-    if data_cfg.get("photo_pairs"):
-        if not Path(data_cfg.photo_pairs).expanduser().is_dir():
+    from bokeh.data.datamodules import photo_folders
+
+    for folder in photo_folders(data_cfg.get("photo_pairs")):
+        if not Path(folder).expanduser().is_dir():
             raise DataLayoutError(
-                f"data.photo_pairs={data_cfg.photo_pairs} does not exist: make the pairs with "
-                f"python -m bokeh.data.photo_pairs src=/path/to/BSDS500 out={data_cfg.photo_pairs}, or train on scenes alone with data.photo_pairs=null"
+                f"data.photo_pairs folder {folder} does not exist: make the pairs with "
+                f"python -m bokeh.data.photo_pairs src=/path/to/BSDS500 out={folder}, or train on scenes alone with data.photo_pairs=null"
             )
-        resolve_root(data_cfg.photo_pairs)
+        resolve_root(folder)
     include = data_cfg.get("include_list")
     if include and not Path(include).expanduser().is_file():
         raise DataLayoutError(f"data.include_list={include} does not exist: pass a text file with one image name per line, or data.include_list=null")

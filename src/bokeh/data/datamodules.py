@@ -239,8 +239,9 @@ class SyntheticDataModule(_PairDataModule):
         val_fit: FitMode = "pad",
         on_bad_pair: OnBadPair = "skip",
         scene: dict | None = None,
-        photo_pairs: str | None = None,
+        photo_pairs: str | Sequence[str] | None = None,
         photo_share: float = 0.5,
+        photo_weights: Sequence[float] | None = None,
         focus_auto_share: float = 0.3,
     ) -> None:
         super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
@@ -248,7 +249,12 @@ class SyntheticDataModule(_PairDataModule):
             raise ValueError(f"photo_share must be in [0, 1), got {photo_share}")
         if not 0.0 <= float(focus_auto_share) <= 1.0:
             raise ValueError(f"focus_auto_share must be in [0, 1], got {focus_auto_share}")
-        self.photo_pairs, self.photo_share, self.focus_auto_share = photo_pairs, float(photo_share), float(focus_auto_share)
+        self.photo_pairs = photo_folders(photo_pairs)
+        self.photo_share, self.focus_auto_share = float(photo_share), float(focus_auto_share)
+        weights = [1.0] * len(self.photo_pairs) if photo_weights is None else [float(w) for w in photo_weights]
+        if len(weights) != len(self.photo_pairs) or any(not w > 0 for w in weights):
+            raise ValueError(f"photo_weights must give one positive weight per photo_pairs folder ({len(self.photo_pairs)}), got {photo_weights}")
+        self.photo_weights = weights
         # plain values (a Hydra list becomes a list): the set's folder name hashes them as JSON
         self.scene = {str(k): list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in dict(scene or {}).items()}
         scene_config(self.scene)  # unknown keys fail at construction
@@ -293,14 +299,27 @@ class SyntheticDataModule(_PairDataModule):
         self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, reader=reader)
 
     def _photo_training_pairs(self, synthetic_count: int) -> list[Pair]:
-        """The pairs under ``photo_pairs`` (e.g. made by :mod:`bokeh.data.photo_pairs`), repeated so
-        that they are about ``photo_share`` of the training samples."""
-        root = resolve_root(self.photo_pairs)
-        photos, problems = list_pairs(root)
-        apply_policy(problems, self.on_bad_pair, f"photo pairs under {root}", len(photos) + len(problems))
-        photos = check_pairs(photos, self.crop_size, True, self.on_bad_pair, f"photo pairs under {root}")
-        if not photos:
-            raise DataLayoutError(f"no usable photo pairs under {root} (data.photo_pairs): make them with python -m bokeh.data.photo_pairs")
-        repeat = max(1, round(self.photo_share / (1.0 - self.photo_share) * synthetic_count / len(photos)))
-        return photos * repeat
+        """The pairs under the ``photo_pairs`` folders (e.g. made by :mod:`bokeh.data.photo_pairs`),
+        each repeated so that together they are about ``photo_share`` of the training samples,
+        shared between the folders by ``photo_weights``."""
+        wanted = self.photo_share / (1.0 - self.photo_share) * synthetic_count
+        chosen = []
+        for folder, weight in zip(self.photo_pairs, self.photo_weights):
+            root = resolve_root(folder)
+            photos, problems = list_pairs(root)
+            apply_policy(problems, self.on_bad_pair, f"photo pairs under {root}", len(photos) + len(problems))
+            photos = check_pairs(photos, self.crop_size, True, self.on_bad_pair, f"photo pairs under {root}")
+            if not photos:
+                raise DataLayoutError(f"no usable photo pairs under {root} (data.photo_pairs): make them with python -m bokeh.data.photo_pairs")
+            share = weight / sum(self.photo_weights)
+            chosen += photos * max(1, round(wanted * share / len(photos)))
+        return chosen
 
+
+def photo_folders(photo_pairs: str | Sequence[str] | None) -> list[str]:
+    """``data.photo_pairs`` as a list of folders: none, one path, or a list of paths."""
+    if photo_pairs is None or photo_pairs == "":
+        return []
+    if isinstance(photo_pairs, (str, Path)):
+        return [str(photo_pairs)]
+    return [str(p) for p in photo_pairs]

@@ -32,6 +32,26 @@ def in_focus_region(mask: np.ndarray | None, radius: np.ndarray | None, in_focus
     return None
 
 
+UNKNOWN = -1.0  # matte-target value of a pixel whose focus the pair does not know (no loss there)
+
+
+def matte_target(mask: np.ndarray | None, radius: np.ndarray | None, in_focus_max_radius: float = 1.0) -> np.ndarray | None:
+    """What the model's matte should be: 1 where the pair is in focus, 0 where it is not.
+
+    The blur radius is exact where the pair has one (synthetic scenes, photo pairs: radius below
+    ``in_focus_max_radius`` px), else the subject mask (> 0.5 of its range; real pairs with a
+    ``focal/`` mask), else ``None``: a pair that knows neither leaves the matte free.
+
+    Shape:
+        mask, radius: ``(H, W)`` or None; returns ``(H, W)`` ``float32`` in {0, 1}, or None.
+    """
+    if radius is not None:
+        return (np.asarray(radius) < in_focus_max_radius).astype(np.float32)
+    if mask is not None:
+        return in_focus_region(mask, None).astype(np.float32)
+    return None
+
+
 def _erode(region: torch.Tensor, steps: int) -> torch.Tensor:
     """``region`` ``(1, 1, H, W)`` float {0, 1} eroded ``steps`` times by a 3 x 3 square (borders count as outside)."""
     for _ in range(steps):

@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bokeh.data.coc import read_coc
-from bokeh.data.focus import in_focus_region, interior_point, sample_point
+from bokeh.data.focus import UNKNOWN, in_focus_region, interior_point, matte_target, sample_point
 from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, LAYOUT, TARGET_DIR
 from bokeh.data.transforms import FitMode, fit_for_eval, fit_map, fits, paired_train_crop, to_pair_tensors
 from bokeh.images import ImageError, is_known_image_type, read_rgb, read_size, unsupported_reason
@@ -250,7 +250,8 @@ def check_pairs(pairs: list[Pair], crop: tuple[int, int] | None, rotate_to_fit: 
     return good
 
 
-Sample = dict  # {"input": (3, h, w), "target": (3, h, w), "name": str, "size": (2,) int64[, "coc": (1, h, w)]}
+Sample = dict  # {"input": (3, h, w), "target": (3, h, w), "name": str, "size": (2,) int64, "focus": (2,), "aperture": (1,),
+#                 "matte": (1, h, w) in {0, 1} or UNKNOWN (-1) [, "coc": (1, h, w)]}
 Reader = Callable[[Pair], tuple]  # pair -> (original, bokeh) or (original, bokeh, blur radius or None)
 
 
@@ -264,6 +265,9 @@ class PairDataset(Dataset):
     Validation items (``crop=None``): the whole pair fitted to multiples of 8 by ``fit``. Where the
     pair has a blur-radius map (``pair.coc``, or a third array from ``reader``), both kinds of item
     also carry ``"coc": (1, h, w)`` float32, the radius in pixels, cropped or fitted like the images.
+    Every item carries ``"matte": (1, h, w)`` float32, what the model's matte should be
+    (:func:`bokeh.data.focus.matte_target`: 1 in focus, 0 not), :data:`bokeh.data.focus.UNKNOWN`
+    everywhere for a pair that knows neither its blur radii nor a subject mask.
 
     A pair that fails to decode is reported by ``on_bad_pair``: ``"fail"`` raises
     :class:`BadPairError`; ``"skip"`` warns and returns the next good pair instead.
@@ -341,7 +345,13 @@ class PairDataset(Dataset):
         else:
             image, target, size = fit_for_eval(original, bokeh, self.fit)
             radius = fit_map(coc, self.fit) if coc is not None else None
-        region = in_focus_region(maps[-1] if mask is not None else None, maps[0] if coc is not None else None)
+        cut_mask, cut_coc = (maps[-1] if mask is not None else None), (maps[0] if coc is not None else None)
+        region = in_focus_region(cut_mask, cut_coc)
+        wanted = matte_target(cut_mask, cut_coc)  # what the matte should be, (h, w) or None
+        if self.crop is not None:
+            matte = torch.from_numpy(wanted)[None] if wanted is not None else torch.full((1, *self.crop), UNKNOWN)
+        else:
+            matte = fit_map(wanted, self.fit) if wanted is not None else torch.full((1, *image.shape[-2:]), UNKNOWN)
         if self.crop is not None:
             focus = sample_point(region, generator, self.focus_auto_share)
         else:  # evaluation: the point deepest inside the in-focus region, the same on every run
@@ -350,7 +360,7 @@ class PairDataset(Dataset):
                 focus = (focus[0] * size[1] / image.shape[-1], focus[1] * size[0] / image.shape[-2])
         sample = {"input": image, "target": target, "name": pair.name, "size": torch.tensor(size, dtype=torch.int64),
                   "focus": torch.tensor(focus, dtype=torch.float32),
-                  "aperture": torch.tensor([pair.f_number or REFERENCE_F_NUMBER], dtype=torch.float32)}
+                  "aperture": torch.tensor([pair.f_number or REFERENCE_F_NUMBER], dtype=torch.float32), "matte": matte}
         if radius is not None:
             sample["coc"] = radius
         return sample

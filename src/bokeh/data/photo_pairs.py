@@ -1,6 +1,8 @@
 """Training pairs from real photos and their human segmentations, rendered by the thin-lens optics.
 
     python -m bokeh.data.photo_pairs src=/path/to/BSDS500 out=DIR [seed=0] [n=all] [workers=1]
+    python -m bokeh.data.photo_pairs src=/path/to/portraits out=DIR     # images/ + masks/ (one subject mask each)
+    python -m bokeh.data.photo_pairs src=/path/to/BSDS500 masks=/path/to/sod out=DIR
 
 A photo (all in focus) and its human segmentations become a scene of flat layers at depths
 (:func:`make_photo_pair`):
@@ -31,6 +33,10 @@ A photo (all in focus) and its human segmentations become a scene of flat layers
    the same scene stopped down to ``input_f_number`` (f/16) or more: its aperture diameter is a
    uniform fraction in ``[0, f_target / 16]`` of the target's. Radii are capped at
    ``max_radius * width`` as in the synthetic scenes.
+
+A photo with a subject mask instead (a portrait and its person mask, a salient-object mask) is
+the same scene with that mask as the subject and the rest one background segment (a ground plane
+or a backdrop behind it); such photos are kept even where their background is already soft.
 
 Photos whose background is already blurred (a portrait lens: the background's detail energy far
 below the subject's) and photos with no acceptable subject are skipped (:class:`PhotoSkipped`).
@@ -398,8 +404,13 @@ def boost_lights(image: np.ndarray, subject: np.ndarray, factor: float, gamma: f
     return (image * (1.0 + (factor ** (1.0 / gamma) - 1.0) * ramp)[..., None]).astype(np.float32)
 
 
-def make_photo_pair(image: np.ndarray, segmentations: list[np.ndarray], index: int, seed: int = 0, config: PhotoPairConfig = PhotoPairConfig()) -> PhotoPair:
+def make_photo_pair(image: np.ndarray, segmentations: list[np.ndarray], index: int, seed: int = 0, config: PhotoPairConfig = PhotoPairConfig(),
+                    subject_given: bool = False) -> PhotoPair:
     """Pair ``index`` of set ``seed`` from one photo and its human segmentations.
+
+    With ``subject_given`` the one segmentation is a subject mask (label 1 = the subject: a person
+    mask, a salient-object mask): it is the subject as it is, the rest one background segment, and
+    a photo whose background is already soft is kept (keep the subject, blur the rest more).
 
     Shape:
         image: ``(H, W, 3)`` ``uint8``; segmentations: ``(H, W)`` integer label images (one per
@@ -415,12 +426,19 @@ def make_photo_pair(image: np.ndarray, segmentations: list[np.ndarray], index: i
         raise ValueError(f"the segmentations ({[s.shape for s in segmentations]}) must be label images of the photo's size {image.shape[:2]}")
     rng = pair_rng(seed, index)
     photo, labels = resize_photo(image, segmentations, config.short_side)
-    chosen = choose_subject(labels, config)
-    if chosen is None:
-        raise PhotoSkipped("no subject", "no compact, central segment that the annotators agree on")
-    annotator, subject = chosen
+    if subject_given:
+        annotator, subject = 0, labels[0] > 0
+        area = float(subject.mean())
+        if not 0.01 <= area <= 0.9:
+            raise PhotoSkipped("no subject", f"its mask covers {area:.0%} of the frame")
+        labels = [subject.astype(np.int32)]
+    else:
+        chosen = choose_subject(labels, config)
+        if chosen is None:
+            raise PhotoSkipped("no subject", "no compact, central segment that the annotators agree on")
+        annotator, subject = chosen
     ratio = detail_ratio(photo, subject)
-    if ratio < config.blurred_background:
+    if not subject_given and ratio < config.blurred_background:
         raise PhotoSkipped("blurred background", f"its detail energy is {ratio:.2f} x the subject's")
     height, width = subject.shape
     wide_open = rng.uniform() < config.wide_open
@@ -442,19 +460,49 @@ def make_photo_pair(image: np.ndarray, segmentations: list[np.ndarray], index: i
 
 @dataclass(frozen=True)
 class PhotoSource:
-    """One photo of a source folder: its pair's name, the image and its segmentations file."""
+    """One photo of a source folder: its pair's name, the image and its segmentations file (a
+    BSDS500 ``.mat``) or its subject mask (an image, white = the subject)."""
 
     name: str
     image: Path
     segmentations: Path
 
+    @property
+    def is_mask(self) -> bool:
+        return self.segmentations.suffix.lower() != ".mat"
 
-SOURCE_LAYOUT = "expected a BSDS500 folder: images/<split>/<id>.jpg with groundTruth/<split>/<id>.mat beside them"
+
+SOURCE_LAYOUT = ("expected a BSDS500 folder (images/<split>/<id>.jpg with groundTruth/<split>/<id>.mat beside them), "
+                 "or a folder of photos with one subject mask each (images/<name>.jpg with masks/<name>.png; or masks=DIR)")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def find_photos(src: str | Path) -> list[PhotoSource]:
+def find_masked_photos(src: str | Path, masks: str | Path | None = None) -> list[PhotoSource]:
+    """The photos under ``src/images`` (any depth) that have a subject mask ``<masks>/<stem>.png``
+    (``masks`` default ``src/masks``), sorted by name; pair names are ``<folder name>-<stem>``.
+    Photos without a mask are left out (a mask set may cover only some photos, as SOD does BSDS500).
+
+    Raises:
+        ValueError: no ``images/`` or masks folder, or no photo with a mask.
+    """
+    src = Path(src)
+    masks = Path(masks) if masks is not None else src / "masks"
+    if not (src / "images").is_dir() or not masks.is_dir():
+        raise ValueError(f"src={src} with masks={masks}: no images/ folder or no masks folder; {SOURCE_LAYOUT}")
+    by_stem = {m.stem: m for m in masks.glob("*.png")}
+    photos = [PhotoSource(f"{src.resolve().name}-{image.stem}", image, by_stem[image.stem])
+              for image in sorted((src / "images").rglob("*"), key=lambda p: (p.stem, str(p)))
+              if image.suffix.lower() in PHOTO_SUFFIXES and image.stem in by_stem]
+    if not photos:
+        raise ValueError(f"src={src}: no photo under images/ has a mask <name>.png in {masks}; {SOURCE_LAYOUT}")
+    return photos
+
+
+def find_photos(src: str | Path, masks: str | Path | None = None) -> list[PhotoSource]:
     """The photos under ``src`` (``images/<split>/<id>.jpg``, sorted by split then id), each with
-    its ``groundTruth/<split>/<id>.mat``; pair names are ``bsds-<split>-<id>``.
+    its ``groundTruth/<split>/<id>.mat``; pair names are ``bsds-<split>-<id>``. With ``masks`` (a
+    folder of subject masks), or where ``src`` has a ``masks/`` folder and no ``groundTruth/``: the
+    photos with a subject mask each (:func:`find_masked_photos`).
 
     Raises:
         ValueError: ``src`` is not such a folder, holds no photo, or a photo has no segmentations file.
@@ -462,6 +510,8 @@ def find_photos(src: str | Path) -> list[PhotoSource]:
     src = Path(src)
     if not src.is_dir():
         raise ValueError(f"src={src} is not a folder; {SOURCE_LAYOUT}")
+    if masks is not None or ((src / "masks").is_dir() and not (src / "groundTruth").is_dir()):
+        return find_masked_photos(src, masks)
     found = sorted((src / "images").glob("*/*.jpg"))
     if not found:
         raise ValueError(f"src={src} holds no photo; {SOURCE_LAYOUT}")
@@ -513,7 +563,13 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, list[np.ndarray]]:
     """
     from bokeh.images import read_rgb
 
-    segmentations = read_segmentations(source.segmentations)
+    if source.is_mask:
+        try:
+            segmentations = [(read_rgb(source.segmentations).max(-1) > 127).astype(np.int32)]
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{source.segmentations}: cannot read this subject mask ({error}); {SOURCE_LAYOUT}") from None
+    else:
+        segmentations = read_segmentations(source.segmentations)
     try:
         return upright(read_rgb(source.image), segmentations), segmentations
     except ValueError as error:
@@ -540,7 +596,7 @@ def _write_one(out: Path, index: int, source: PhotoSource, seed: int, quality: i
     from bokeh.images import write_image
 
     try:
-        pair = make_photo_pair(*read_photo(source), index, seed, pair_config(config))
+        pair = make_photo_pair(*read_photo(source), index, seed, pair_config(config), subject_given=source.is_mask)
     except PhotoSkipped as skipped:
         return None, skipped.reason
     write_image(out / FOCAL_DIR / f"{source.name}.png", np.where(pair.subject, 255, 0).astype(np.uint8))
@@ -560,10 +616,12 @@ def write_photo_pairs(
     overwrite: bool = False,
     config: dict | None = None,
     written: dict | None = None,
+    masks: str | Path | None = None,
 ) -> Path:
     """Write the pairs of the first ``n`` photos (all when ``None``) of ``src`` under ``out``.
 
-    ``config``: :class:`PhotoPairConfig` overrides. ``written`` (optional) receives
+    ``config``: :class:`PhotoPairConfig` overrides. ``masks``: a folder of subject masks for the
+    photos of ``src`` (:func:`find_photos`). ``written`` (optional) receives
     ``name: f_number`` (``None`` for a skipped photo) as each photo is done. ``f_numbers.json``
     and then ``meta.json`` (with the skipped photos and why) are written last.
 
@@ -575,7 +633,7 @@ def write_photo_pairs(
     from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, TARGET_DIR
     from bokeh.cli import write_text_atomic
 
-    photos = find_photos(src)[:n]
+    photos = find_photos(src, masks)[:n]
     config = dict(config or {})
     pair_config(config)  # unknown keys fail now, not in a worker
     written = {} if written is None else written
@@ -594,8 +652,8 @@ def write_photo_pairs(
     write_text_atomic(out / F_NUMBERS, json.dumps(f_numbers, indent=1) + "\n")
     skipped = {name: reasons[name] for name in sorted(reasons)}
     counts = {reason: sum(r == reason for r in skipped.values()) for reason in sorted(set(skipped.values()))}
-    write_meta(out, {"generator": "bokeh.data.photo_pairs", "version": GENERATOR_VERSION, "src": str(Path(src).resolve()), "n": n, "seed": seed,
-                     "quality": quality, "config": plain(config), "photos": len(photos), "pairs": len(f_numbers), "skipped_counts": counts, "skipped": skipped})
+    write_meta(out, {"generator": "bokeh.data.photo_pairs", "version": GENERATOR_VERSION, "src": str(Path(src).resolve()),
+                     "masks": str(Path(masks).resolve()) if masks is not None else None, "n": n, "seed": seed, "quality": quality, "config": plain(config), "photos": len(photos), "pairs": len(f_numbers), "skipped_counts": counts, "skipped": skipped})
     return out
 
 
@@ -611,16 +669,18 @@ def ensure_photo_pairs(folder: str | Path, **settings) -> Path:
     """
     from bokeh.data.folders import ensure_folder
 
-    settings = {"seed": 0, "n": None, "quality": 95, "config": None, "workers": 1, **settings}
-    find_photos(settings["src"])
+    settings = {"seed": 0, "n": None, "quality": 95, "config": None, "workers": 1, "masks": None, **settings}
+    find_photos(settings["src"], settings["masks"])
     pair_config(settings["config"])
-    wanted = {"version": GENERATOR_VERSION, "src": str(Path(settings["src"]).resolve()), "n": settings["n"], "seed": settings["seed"],
+    masks = str(Path(settings["masks"]).resolve()) if settings["masks"] is not None else None
+    wanted = {"version": GENERATOR_VERSION, "src": str(Path(settings["src"]).resolve()), "masks": masks, "n": settings["n"], "seed": settings["seed"],
               "quality": settings["quality"], "config": dict(settings["config"] or {})}
     return ensure_folder(folder, wanted, lambda temporary: write_photo_pairs(temporary, **settings), "photo-pair set")
 
 
-USAGE = "usage: python -m bokeh.data.photo_pairs src=PHOTOS out=DIR [seed=0] [n=all] [quality=95] [workers=1] [overwrite=false]"
-DEFAULTS = {"src": None, "out": None, "seed": 0, "n": None, "quality": 95, "workers": 1, "overwrite": False}
+USAGE = ("usage: python -m bokeh.data.photo_pairs src=PHOTOS out=DIR [masks=DIR] [short_side=256] [seed=0] [n=all] [quality=95] "
+         "[workers=1] [overwrite=false]")
+DEFAULTS = {"src": None, "out": None, "masks": None, "short_side": None, "seed": 0, "n": None, "quality": 95, "workers": 1, "overwrite": False}
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -628,13 +688,18 @@ def parse_args(argv: list[str]) -> dict:
     from bokeh.cli import parse_bool
     from bokeh.data.folders import parse_settings
 
-    parsers = {"src": Path, "out": Path, "n": lambda v: None if v.lower() == "all" else int(v), "overwrite": lambda value: parse_bool("overwrite", value)}
+    parsers = {"src": Path, "out": Path, "masks": Path, "n": lambda v: None if v.lower() == "all" else int(v), "overwrite": lambda value: parse_bool("overwrite", value)}
     settings = parse_settings(argv, DEFAULTS, parsers)
     for key, what in (("src", "the photos: a BSDS500 folder with images/ and groundTruth/"), ("out", "the folder to write the pairs into")):
         if settings[key] is None or str(settings[key]) == "":
             raise ValueError(f"{key}=DIR is required ({what})")
     if (settings["n"] is not None and settings["n"] < 1) or settings["workers"] < 1 or not 1 <= settings["quality"] <= 100:
         raise ValueError("n (or all) and workers must be >= 1, and quality in 1..100")
+    short_side = settings.pop("short_side")
+    if short_side is not None:
+        if not 16 <= short_side <= 4096:
+            raise ValueError(f"short_side must be in 16..4096 px, got {short_side}")
+        settings["config"] = {"short_side": short_side}
     return settings
 
 
@@ -648,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     written: dict = {}
     try:
         settings = parse_args(argv)
-        photos = len(find_photos(settings["src"])[: settings["n"]])
+        photos = len(find_photos(settings["src"], settings["masks"])[: settings["n"]])
         check_output_folder(settings["out"], "out", keep=False)
         started = time.perf_counter()
         with interruptible("bokeh.data.photo_pairs", lambda: (

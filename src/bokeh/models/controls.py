@@ -124,6 +124,70 @@ class InputContract:
         return (check_focus(focus) if focus is not None else None), (check_aperture(aperture) if aperture is not None else None)
 
 
+MATTE_NAME = "matte"
+BACKGROUND_NAME = "background"
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One named output of a model (the ONNX / TFLite output name too).
+
+    Attributes:
+        name: ``image``, ``matte`` or ``background``.
+        shape: per-sample shape in the torch layout.
+        range: the values, in words.
+    """
+
+    name: str
+    shape: tuple
+    range: str
+
+
+IMAGE_OUTPUT = OutputSpec("image", (3, "H", "W"), "the bokeh image m * I + (1 - m) * B, in the input's value range")
+MATTE_OUTPUT = OutputSpec(MATTE_NAME, (1, "H", "W"), "keep weight m in [0, 1]: 1 = the photo's own pixel stays (in focus)")
+BACKGROUND_OUTPUT = OutputSpec(BACKGROUND_NAME, (3, "H", "W"), "the rendered defocus layer B, in the input's value range")
+
+
+@dataclass(frozen=True)
+class OutputContract:
+    """The outputs a model gives, in order: always ``image``; a model with a matte (Glass-Net's
+    ``blend``) also gives ``matte`` (m) and ``background`` (B), so a caller can composite the
+    full-size photo as ``m * photo + (1 - m) * B`` (:mod:`bokeh.composite`)."""
+
+    matte: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "OutputContract":
+        """The contract of a Glass-Net with these constructor settings (``blend``)."""
+        return cls(bool(settings.get("blend", False)))
+
+    @classmethod
+    def from_names(cls, names) -> "OutputContract":
+        """The contract of an exported model from its output names (one output: image only).
+
+        Raises:
+            ValueError: names that are not ``image`` alone or ``image, matte, background``.
+        """
+        names = tuple(names)
+        if len(names) <= 1:
+            return cls()
+        if sorted(names) != sorted(cls(True).names):
+            raise ValueError(f"outputs {list(names)} are not a Glass-Net's (image, or image, matte and background)")
+        return cls(True)
+
+    @property
+    def specs(self) -> tuple[OutputSpec, ...]:
+        return (IMAGE_OUTPUT,) + ((MATTE_OUTPUT, BACKGROUND_OUTPUT) if self.matte else ())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.specs)
+
+    def describe(self) -> str:
+        """One line per output: ``name shape range``."""
+        return "\n".join(f"{s.name} {s.shape}: {s.range}" for s in self.specs)
+
+
 def check_focus(focus) -> tuple[float, float]:
     """``focus`` as ``(x, y)`` floats in [0, 1]; raises :class:`ControlError` naming what is wrong."""
     try:

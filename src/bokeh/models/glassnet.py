@@ -8,6 +8,8 @@ U-Net. Both stages: encoder (stride-1 conv, then three stride-2 convs), nine res
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -16,6 +18,7 @@ from bokeh.models.controls import (
     REFERENCE_F_NUMBER,
     ControlError,
     InputContract,
+    OutputContract,
     aperture_plane,
     focus_grid,
     focus_plane,
@@ -27,6 +30,27 @@ DOWNSAMPLE = 8  # three stride-2 convs: input sides must be multiples of this
 # Instance norm at the 1/8 bottleneck needs more than one pixel: sides of at least 16 always work
 MIN_SIDE = 2 * DOWNSAMPLE
 BLEND_INIT_BIAS = -4.0  # a new keep-weight channel starts at sigmoid(-4) ~ 0.02: the network as it was
+
+
+class GlassLayers(NamedTuple):
+    """Everything one Glass-Net pass computes (:meth:`GlassNet.layers`).
+
+    Shape:
+        image: ``(B, 3, H, W)`` the final bokeh image in [-1, 1] (``m * I + (1 - m) * background``
+        for a model with a matte). rough: ``(B, 3, H, W)`` the stage-1 image I - R in [-2, 2].
+        background: ``(B, 3, H, W)`` the rendered defocus layer B (equal to ``image`` without a
+        matte). matte_logit: ``(B, 1, H, W)`` the keep weight's logit, ``None`` without a matte.
+    """
+
+    image: torch.Tensor
+    rough: torch.Tensor
+    background: torch.Tensor
+    matte_logit: torch.Tensor | None
+
+    @property
+    def matte(self) -> torch.Tensor | None:
+        """The keep weight m = sigmoid(logit) in [0, 1] ``(B, 1, H, W)``; 1 = the input's own pixel."""
+        return None if self.matte_logit is None else torch.sigmoid(self.matte_logit)
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -202,7 +226,7 @@ class GlassNet(nn.Module):
         focus: ``(B, 2)`` fractions of width and height, :data:`~bokeh.models.controls.NO_FOCUS`
         for auto (the default); aperture: ``(B, 1)`` f-numbers (default f/1.8); only for a model
         built with them (:attr:`contract`).
-        Returns ``(bokeh, rough)``: the final image ``(B, 3, H, W)`` in [-1, 1] (with
+        Returns ``(bokeh, rough)`` (:meth:`layers` gives the matte and the defocus layer too): the final image ``(B, 3, H, W)`` in [-1, 1] (with
         ``global_residual`` in training mode: [-3, 3], unclamped) and the stage-1 rough image I - R
         ``(B, 3, H, W)`` in [-2, 2].
 
@@ -237,6 +261,7 @@ class GlassNet(nn.Module):
                 raise ValueError(f"GlassNet {name} must be true or false, got {value!r}")
         self.norm = norm
         self.contract = InputContract(focus_input, aperture_input)
+        self.outputs = OutputContract(blend)
         planes = self.contract.plane_count
         self.residual_stage = ResidualStage(width1, blocks, norm, dropout, in_channels=3 + planes)
         self.unet_stage = UNetStage(width2, blocks, norm, dropout, full_res_skip, in_channels=6 + planes, out_channels=4 if blend else 3)
@@ -316,23 +341,32 @@ class GlassNet(nn.Module):
             planes.append(aperture_plane(aperture.to(image.dtype), ones).expand(batch, 1, height, width))
         return planes
 
-    def forward(self, image: torch.Tensor, focus: torch.Tensor | None = None,
-                aperture: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def layers(self, image: torch.Tensor, focus: torch.Tensor | None = None,
+               aperture: torch.Tensor | None = None) -> GlassLayers:
+        """One pass, every layer: the image, the rough image, the defocus layer B and the matte's
+        logit (:class:`GlassLayers`). Arguments and errors as :meth:`forward`."""
         self.check_input(image)
         planes = self.control_planes(image, focus, aperture)  # k x (B, 1, H, W)
         residual = self.residual_stage(torch.cat([image, *planes], 1) if planes else image)  # R, (B, 3, H, W)
         rough = image - residual  # I - R
         x = torch.cat([residual, rough, *planes], 1)  # (B, 6 + k, H, W)
         head = self.unet_stage(x)  # (B, 3 or 4, H, W)
-        bokeh = torch.tanh(head[:, :3] if self.blend else head)  # (B, 3, H, W)
+        background = torch.tanh(head[:, :3] if self.blend else head)  # (B, 3, H, W)
         if self.global_residual:
-            bokeh = rough + bokeh
-        if self.blend:
-            keep = torch.sigmoid(head[:, 3:4])  # (B, 1, H, W): 1 = return the input's pixel
-            bokeh = keep * image + (1.0 - keep) * bokeh
+            background = rough + background
         if self.global_residual and not self.training:
-            bokeh = bokeh.clamp(-1.0, 1.0)
-        return bokeh, rough
+            background = background.clamp(-1.0, 1.0)
+        if not self.blend:
+            return GlassLayers(background, rough, background, None)
+        logit = head[:, 3:4]  # (B, 1, H, W)
+        keep = torch.sigmoid(logit)  # 1 = return the input's pixel
+        bokeh = keep * image + (1.0 - keep) * background  # in [-1, 1] in eval mode: a blend of two such images
+        return GlassLayers(bokeh, rough, background, logit)
+
+    def forward(self, image: torch.Tensor, focus: torch.Tensor | None = None,
+                aperture: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        layers = self.layers(image, focus, aperture)
+        return layers.image, layers.rough
 
 
 GROWABLE = ("focus_input", "aperture_input", "blend")  # options a trained network can gain (zero-initialised)

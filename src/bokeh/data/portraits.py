@@ -1,0 +1,68 @@
+"""Photos with a subject mask and no target (a portrait and its person mask): the matte's test.
+
+A folder holds ``images/<name>.jpg`` (or .png) and ``masks/<name>.png`` (white = the subject, the
+person: hair, face, shoulders), as the PFCN portrait set is laid out. Nothing here renders; the
+scores live in :mod:`bokeh.evaluate` and :class:`bokeh.callbacks.PortraitMatteScores`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bokeh.data.pairs import DataLayoutError
+
+LAYOUT = "expected images/<name>.jpg with masks/<name>.png beside them (white = the subject)"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class Portrait:
+    """One photo with its subject mask."""
+
+    name: str
+    image: Path
+    mask: Path
+
+
+def list_portraits(folder: str | Path) -> list[Portrait]:
+    """The photos of ``folder/images`` that have a mask ``folder/masks/<stem>.png``, sorted by name.
+
+    Raises:
+        DataLayoutError: the folder, ``images/`` or ``masks/`` is missing, or no photo has a mask.
+    """
+    folder = Path(folder).expanduser()
+    images, masks = folder / "images", folder / "masks"
+    if not images.is_dir() or not masks.is_dir():
+        raise DataLayoutError(f"{folder} is not a portrait folder: {LAYOUT}")
+    by_stem = {m.stem: m for m in masks.iterdir() if m.suffix.lower() == ".png"}
+    found = [Portrait(p.stem, p, by_stem[p.stem]) for p in sorted(images.iterdir())
+             if p.suffix.lower() in PHOTO_SUFFIXES and p.stem in by_stem]
+    if not found:
+        raise DataLayoutError(f"{folder}: no photo in images/ has a mask in masks/; {LAYOUT}")
+    return found
+
+
+def read_portrait(portrait: Portrait, short_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The photo ``(H, W, 3)`` ``uint8`` (conversions of :func:`bokeh.images.read_rgb`) and its mask
+    ``(H, W)`` ``bool``, both resized so the short side is ``short_side`` (None: as stored).
+
+    Raises:
+        ValueError: an unreadable file, or a mask whose size differs from its photo's (naming them).
+    """
+    from bokeh.images import read_rgb
+
+    image = read_rgb(portrait.image)
+    mask = read_rgb(portrait.mask).max(-1) > 127
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"{portrait.mask}: mask of {mask.shape[0]} x {mask.shape[1]} does not match its photo "
+                         f"{portrait.image} of {image.shape[0]} x {image.shape[1]}")
+    if short_side is not None:
+        scale = short_side / min(image.shape[:2])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
+        mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.BILINEAR)) > 127
+    return image, mask
