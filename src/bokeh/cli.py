@@ -193,13 +193,15 @@ def quote_path_overrides(overrides: Iterable[str], keys: Iterable[str]) -> list[
 
     Values Hydra already reads as the same string are left alone (so are ``null``, values quoted
     by hand and interpolations such as ``${oc.env:EBB}``), so calling it twice changes nothing.
+    A value in brackets (``data.photo_pairs=[a,b]``) is a Hydra list of paths and is left alone too.
     ``+key=`` and ``++key=`` count as ``key=``.
     """
     keys = set(keys)
     quoted = []
     for override in overrides:
         key, sep, value = override.partition("=")
-        if sep and key.lstrip("+") in keys and not _parses_as_itself(override, value):
+        is_list = value.startswith("[") and value.endswith("]")
+        if sep and key.lstrip("+") in keys and not is_list and not _parses_as_itself(override, value):
             override = f"{key}={hydra_quote(value)}"
         quoted.append(override)
     return quoted
