@@ -124,8 +124,9 @@ def test_batches_follow_the_contract(make_folder):
     dm = module(root, batch_size=2)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert set(batch) == {"input", "target", "name", "size", "focus", "aperture"}
+    assert set(batch) == {"input", "target", "name", "size", "focus", "aperture", "matte"}
     assert batch["input"].shape == (2, 3, 16, 24) and batch["input"].dtype == torch.float32
+    assert batch["matte"].shape == (2, 1, 16, 24) and (batch["matte"] == -1).all()  # no region known: no matte loss
     # no mask or blur radius: the in-focus region is unknown, so no tap; no f_numbers.json: f/1.8
     assert batch["focus"].tolist() == [list(NO_FOCUS)] * 2 and torch.allclose(batch["aperture"], torch.full((2, 1), 1.8))
     assert -1.0 <= float(batch["input"].min()) and float(batch["target"].max()) <= 1.0
