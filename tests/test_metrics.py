@@ -155,3 +155,18 @@ def test_split_psnr_scores_each_pixel_set_on_its_own_error():
 def test_masked_psnr_refuses_a_mask_of_the_wrong_shape():
     with pytest.raises(ValueError, match="mask"):
         metrics.psnr_masked(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.ones(1, 3, 8, 8, dtype=torch.bool))
+
+
+def test_matte_iou_counts_by_hand_over_the_known_pixels():
+    matte = torch.tensor([[0.9, 0.9, 0.2, 0.6],
+                          [0.1, 0.7, 0.4, 0.5],
+                          [0.8, 0.0, 0.0, 0.0]])[None, None]
+    target = torch.tensor([[1.0, 0.0, 1.0, -1.0],
+                           [0.0, 1.0, 1.0, 0.0],
+                           [-1.0, 0.0, 0.0, 0.0]])[None, None]
+    # kept (> 0.5) and known: (0,0) (0,1) (1,1); wanted: (0,0) (0,2) (1,1) (1,2); (0,3) and (2,0) unknown;
+    # 0.5 is not above the threshold: intersection 2, union 5
+    assert metrics.matte_iou(matte, target).item() == pytest.approx(2 / 5)
+    assert metrics.matte_iou(matte, target, threshold=0.3).item() == pytest.approx(3 / 6)  # (1,2) joins, (1,3) with 0.5 too
+    nothing = metrics.matte_iou(torch.zeros(2, 1, 3, 4), torch.stack([torch.zeros(1, 3, 4), torch.full((1, 3, 4), -1.0)]))
+    assert torch.isnan(nothing).all(), "no region and no kept pixel, or nothing known: no score"

@@ -230,11 +230,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a.startswith("real=") for a in args):
         return main_real(args)
+    if any(a.startswith("portraits=") for a in args):
+        return main_portraits(args)
     ckpt = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("ckpt=")]
     out = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("out=")]
     overrides = quote_path_overrides([a for a in args if not a.startswith(("ckpt=", "out="))], PATH_KEYS)
     if len(ckpt) != 1:
-        print("bokeh.evaluate: usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...] | ckpt=PATH real=FOLDER [out=metrics.json]", file=sys.stderr)
+        print("bokeh.evaluate: usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...] | ckpt=PATH real=FOLDER [out=metrics.json] | ckpt=PATH portraits=FOLDER [out=metrics.json]", file=sys.stderr)
         raise SystemExit(EXIT_SETTINGS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
@@ -252,6 +254,30 @@ def main(argv: list[str] | None = None) -> dict:
         if report is not None:
             write_text_atomic(report, json.dumps(results, indent=2))
     return results
+
+
+def refuse(message: str) -> SystemExit:
+    """Print ``bokeh.evaluate: <message>`` to stderr; the ``SystemExit`` (bad settings, 2) to raise."""
+    from bokeh.cli import EXIT_SETTINGS
+
+    print(f"bokeh.evaluate: {message}", file=sys.stderr)
+    return SystemExit(EXIT_SETTINGS)
+
+
+def cli_settings(args: list[str], keys: tuple[str, ...], mode: str, usage: str) -> dict[str, str]:
+    """``key=value`` arguments of the ``real=`` / ``portraits=`` benchmarks (unquoted); anything
+    else, or no ``ckpt=``, is refused (exit 2) with ``usage``."""
+    from bokeh.cli import unquote
+
+    settings = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in keys:
+            raise refuse(f"unknown argument {arg!r} with {mode}= (the data overrides are for the synthetic and EBB! sets)\n{usage}")
+        settings[key] = unquote(value)
+    if not settings.get("ckpt"):
+        raise refuse(f"missing ckpt=\n{usage}")
+    return settings
 
 
 REAL_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> real=<folder of real pairs> [out=metrics.json] "
@@ -273,25 +299,14 @@ def main_real(args: list[str]) -> dict:
     rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, interruptible, unquote, write_text_atomic
+    from bokeh.cli import OutputFolderError, check_output_file, interruptible, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
     from bokeh.evaluate_real import SPLITS, evaluate_real, format_real_table
     from bokeh.render import load_backend, render_to_uint8
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
-    def refuse(message: str) -> SystemExit:
-        print(f"bokeh.evaluate: {message}", file=sys.stderr)
-        return SystemExit(EXIT_SETTINGS)
-
-    settings = {}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in REAL_KEYS:
-            raise refuse(f"unknown argument {arg!r} with real= (the data overrides are for the synthetic and EBB! sets)\n{REAL_USAGE}")
-        settings[key] = unquote(value)
-    if not settings.get("ckpt"):
-        raise refuse(f"missing ckpt=\n{REAL_USAGE}")
+    settings = cli_settings(args, REAL_KEYS, "real", REAL_USAGE)
     split = settings.get("split", "auto")
     if split not in SPLITS:
         raise refuse(f"split={split!r}: one of {', '.join(SPLITS)}")
@@ -343,6 +358,81 @@ def main_real(args: list[str]) -> dict:
         print(format_real_table(results))
         if report is not None:
             write_text_atomic(report, json.dumps({"model": settings["ckpt"], "split": split, **use, **results}, indent=2))
+    return results
+
+
+
+PORTRAIT_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> portraits=<folder with images/ and masks/> [out=metrics.json] "
+                  "[aperture=1.8] [tap=auto|true|false]")
+PORTRAIT_KEYS = ("ckpt", "portraits", "out", "aperture", "tap")
+
+
+def main_portraits(args: list[str]) -> dict:
+    """CLI with ``portraits=FOLDER``: the portrait benchmark (:mod:`bokeh.evaluate_portraits`).
+
+    Each photo is rendered at its full size exactly as ``python -m bokeh.render ckpt=...`` renders it
+    by default, at ``aperture=`` (f-number, default 1.8; for a model with an aperture input), on the
+    model's own guess and, with ``tap=`` (``auto``, the default: when the model takes a focus point),
+    tapped at the point deepest inside the mask. The table (mean and median of matte IoU and detail
+    kept, auto and tapped) is printed and, with ``out=``, the per-photo rows and the summary are
+    written as JSON (replacing the file, as ``real=`` does). Bad arguments, a bad model, a folder not in
+    the layout or a mask whose size differs from its photo's: one line, exit status 2, before any rendering.
+    """
+    from bokeh.checkpoint import CheckpointError
+    from bokeh.cli import OutputFolderError, check_output_file, interruptible, parse_bool, write_text_atomic
+    from bokeh.data.pairs import DataLayoutError
+    from bokeh.data.portraits import check_portraits, list_portraits
+    from bokeh.evaluate_portraits import PORTRAIT_APERTURE, backend_render, evaluate_portraits, format_portrait_table
+    from bokeh.images import ImageError
+    from bokeh.models.controls import ControlError
+    from bokeh.render import load_backend
+    from bokeh.render.__main__ import parse_aperture
+    from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
+
+    settings = cli_settings(args, PORTRAIT_KEYS, "portraits", PORTRAIT_USAGE)
+    try:
+        aperture = parse_aperture(settings["aperture"]) if "aperture" in settings else None
+    except ControlError as error:
+        raise refuse(f"aperture={settings['aperture']!r}: {error}") from None
+    try:
+        tap = None if settings.get("tap", "auto") == "auto" else parse_bool("tap", settings["tap"])
+    except ValueError as error:
+        raise refuse(f"{error} (or auto: on when the model takes a focus point)") from None
+    with interruptible("bokeh.evaluate", lambda: "nothing was written"):
+        try:
+            report = check_output_file(settings["out"], "out") if settings.get("out") else None
+            portraits = check_portraits(list_portraits(settings.get("portraits", "")))
+            backend = load_backend(settings["ckpt"], precision="auto")
+        except (OutputFolderError, CheckpointError, DataLayoutError, ImageError, FileNotFoundError, ValueError,
+                RuntimeUnavailable, NotFullyAccelerated) as error:
+            raise refuse(str(error)) from None
+        contract = backend.contract
+        if tap and not contract.focus:
+            raise refuse(f"tap=true, but {settings['ckpt']} takes no tap-to-focus point (its inputs: {', '.join(contract.names)}): leave tap out")
+        if aperture is not None and not contract.aperture:
+            raise refuse(f"aperture={settings['aperture']}, but {settings['ckpt']} takes no f-number (its inputs: "
+                         f"{', '.join(contract.names)}): leave aperture out")
+        tapped = contract.focus if tap is None else tap
+        aperture = (PORTRAIT_APERTURE if aperture is None else aperture) if contract.aperture else None
+        render, has_matte = backend_render(backend)
+        f_number = f"f/{aperture:g}" if aperture is not None else "its own lens (no aperture input)"
+        print(f"{backend.name}: {len(portraits)} portrait(s) from {settings['portraits']}, rendered at full size as bokeh.render "
+              f"renders them, at {f_number}, {'auto and tapped' if tapped else 'auto only'}"
+              + ("" if has_matte else "; this model has no matte output: matte IoU is left out"), file=sys.stderr)
+
+        def progress(row: dict) -> None:
+            shown = ", ".join(f"{run} {row[run]['detail_subject']:.2f} / {row[run]['detail_background']:.2f}"
+                              for run in ("auto", "tapped") if run in row)
+            print(f"  {row['name']}: detail kept person / background {shown}", file=sys.stderr)
+
+        try:
+            results = evaluate_portraits(portraits, render, tapped=tapped, aperture=aperture, progress=progress)
+        except (ImageError, ValueError) as error:  # a file that broke after the header check
+            raise refuse(str(error)) from None
+        print(format_portrait_table(results, has_matte))
+        if report is not None:
+            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "portraits": settings["portraits"],
+                                                  "aperture": aperture, "tapped": tapped, "matte": has_matte, **results}, indent=2))
     return results
 
 

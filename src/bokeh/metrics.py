@@ -236,21 +236,29 @@ def tone_match(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (gain * x + mean_y).clamp_(0, 1)
 
 
-def detail_energy(image: torch.Tensor, window: int = DETAIL_WINDOW) -> torch.Tensor:
+def detail_energy(image: torch.Tensor, window: int = DETAIL_WINDOW, within: torch.Tensor | None = None) -> torch.Tensor:
     """Local gradient energy: the mean of ``gx^2 + gy^2`` over the ``window`` x ``window`` square
     around each pixel, on the image's luma (the mean of its channels).
 
     ``gx``, ``gy`` are kornia's normalised Sobel derivatives (``kornia.filters.spatial_gradient``:
     intensity change per pixel); the window mean is a box filter with reflected borders. A blur
-    lowers the energy; a global gain ``a`` scales it by ``a^2``.
+    lowers the energy; a global gain ``a`` scales it by ``a^2``. With ``within`` (a region, e.g. a
+    portrait's background), the mean is over the window's pixels in the region only (a normalised
+    box filter), so the region's pixels near its edge do not see what lies beyond it (the person's
+    hair from the background); values outside the region mean nothing.
 
     Shape:
-        image: ``(B, C, H, W)`` in [0, 1]; returns ``(B, 1, H, W)`` >= 0 (units: (1/px)^2).
+        image: ``(B, C, H, W)`` in [0, 1]; within: ``(B, 1, H, W)`` bool or None; returns
+        ``(B, 1, H, W)`` >= 0 (units: (1/px)^2).
     """
     luma = image.mean(1, keepdim=True)  # (B, 1, H, W)
     gradient = kornia.filters.spatial_gradient(luma, mode="sobel", normalized=True)  # (B, 1, 2, H, W)
     energy = gradient.pow(2).sum(2)  # (B, 1, H, W)
-    return kornia.filters.box_blur(energy, (window, window), border_type="reflect")
+    if within is None:
+        return kornia.filters.box_blur(energy, (window, window), border_type="reflect")
+    weight = within.to(energy.dtype)
+    inside = kornia.filters.box_blur(energy * weight, (window, window), border_type="reflect")
+    return inside / kornia.filters.box_blur(weight, (window, window), border_type="reflect").clamp_min(1e-12)
 
 
 def detail_ratio(output: torch.Tensor, image: torch.Tensor, window: int = DETAIL_WINDOW) -> torch.Tensor:
@@ -404,6 +412,94 @@ def real_pair_scores(output: torch.Tensor, image: torch.Tensor, target: torch.Te
         if name != "all":
             scores[f"detail{suffix}"] = median_masked(ratio, pixels & textured)
             scores[f"fraction{suffix}"] = pixels.float().mean((1, 2, 3))
+    return scores
+
+
+# ----------------------------------------------------------------------------- portraits
+# Photos with a subject mask and no target (``bokeh.evaluate portraits=``): how much of the photo's
+# own detail a render keeps on the subject and on the background. The band along the mask's outline
+# (hair, a coarse mask edge) belongs to neither set; energies are measured within each region, so
+# neither side's 33 px windows see the other; flat pixels leave both sets, as in the real-pair
+# benchmark: there is no detail to keep or lose there.
+
+PORTRAIT_BAND = 0.02  # fraction of the photo's short side: the subject set is the mask shrunk by it, the background lies beyond the mask grown by it
+
+
+def grow_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """``mask`` dilated by a ``(2 radius + 1)`` square (separable max filter); pixels beyond the
+    picture's border count as outside the mask, so it never grows in from the border.
+
+    Shape:
+        mask: ``(B, 1, H, W)`` bool; returns the same.
+    """
+    if radius <= 0:
+        return mask
+    side = 2 * radius + 1
+    grown = F.max_pool2d(mask.float(), (1, side), stride=1, padding=(0, radius))  # zero padding: outside
+    return F.max_pool2d(grown, (side, 1), stride=1, padding=(radius, 0)) > 0.5
+
+
+def shrink_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """``mask`` eroded by a ``(2 radius + 1)`` square: the complement of the grown complement, so the
+    picture's border does not count as outside (a person cut off by the frame keeps that edge).
+
+    Shape:
+        mask: ``(B, 1, H, W)`` bool; returns the same.
+    """
+    return ~grow_mask(~mask, radius)
+
+
+def band_pixels(size: tuple[int, int], band: float = PORTRAIT_BAND) -> int:
+    """The band's width in pixels for an image of ``size`` ``(H, W)``: ``round(band * min(H, W))``."""
+    return round(band * min(size))
+
+
+def _portrait_regions(image: torch.Tensor, mask: torch.Tensor, band: float) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``{name: (set, region, the photo's detail energy within the region)}`` of :func:`portrait_sets`."""
+    if mask.shape != (image.shape[0], 1, *image.shape[-2:]) or mask.dtype != torch.bool:
+        raise ValueError(f"portrait_sets expects a (B, 1, H, W) bool mask for {tuple(image.shape)} images, got {mask.dtype} {tuple(mask.shape)}")
+    radius = band_pixels(tuple(image.shape[-2:]), band)
+    regions = {"subject": shrink_mask(mask, radius), "background": ~grow_mask(mask, radius)}
+    found = {}
+    for name, region in regions.items():
+        energy = detail_energy(image, within=region)
+        found[name] = (region & (energy >= FLAT_GRADIENT**2), region, energy)
+    return found
+
+
+def portrait_sets(image: torch.Tensor, mask: torch.Tensor, band: float = PORTRAIT_BAND) -> dict[str, torch.Tensor]:
+    """Where a portrait's detail is scored. The regions: ``subject``, the mask shrunk by ``band`` of
+    the short side (:func:`shrink_mask`), and ``background``, the pixels beyond the mask grown by as
+    much (:func:`grow_mask`). Each set is its region's textured part: where the photo's detail energy
+    *within the region* (:func:`detail_energy` with ``within``) is at least :data:`FLAT_GRADIENT`
+    squared (local RMS gradient 5/255 per px over 33 x 33 windows), so flat sky, walls, smooth skin
+    and an already soft background are left out, and a background pixel beside the person is not
+    counted as textured for the person's hair in its window.
+
+    Shape:
+        image: ``(B, 3, H, W)`` in [0, 1] (the photo); mask: ``(B, 1, H, W)`` bool (true = the
+        subject). Returns ``{"subject": (B, 1, H, W) bool, "background": (B, 1, H, W) bool}``.
+    """
+    return {name: pixels for name, (pixels, _, _) in _portrait_regions(image, mask, band).items()}
+
+
+def portrait_detail(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, band: float = PORTRAIT_BAND) -> dict[str, torch.Tensor]:
+    """The detail a render keeps on a portrait: ``detail_subject`` and ``detail_background``, the
+    median over each set of :func:`portrait_sets` of the output's detail energy over the photo's,
+    both within the set's region (:func:`detail_ratio`'s ratio; no tone match: there is no target),
+    and ``fraction_subject``, ``fraction_background``, the share of the picture in each set. 1.0 for
+    the photo itself; the photo on the person over a strong blur scores 1.0 and near 0.
+
+    Shape:
+        output, image: ``(B, 3, H, W)`` in [0, 1]; mask: ``(B, 1, H, W)`` bool. Returns ``{key: (B,)}``,
+        NaN where an image has no pixel in a set.
+    """
+    _check_pair("portrait_detail", output, image, 1.0)
+    scores = {}
+    for name, (pixels, region, reference) in _portrait_regions(image, mask, band).items():
+        ratio = _ratio(detail_energy(output, within=region), reference)
+        scores[f"detail_{name}"] = median_masked(ratio, pixels)
+        scores[f"fraction_{name}"] = pixels.float().mean((1, 2, 3))
     return scores
 
 

@@ -76,3 +76,16 @@ def test_a_set_with_several_f_numbers_records_them_and_the_data_reads_them(tmp_p
     assert item["aperture"].item() == pytest.approx(recorded["1"])
     x, y = item["focus"].tolist()
     assert (x, y) == tuple(NO_FOCUS) or 0 < x < 1 and 0 < y < 1
+
+
+def test_the_matte_target_takes_the_blur_radius_over_the_mask_and_is_none_without_either():
+    from bokeh.data.focus import matte_target
+
+    radius = np.array([[0.0, 0.5, 1.0], [3.0, 0.99, 8.0]], np.float32)
+    mask = np.array([[0, 255, 255], [255, 0, 0]], np.uint8)
+    exact = matte_target(mask, radius)
+    assert exact.dtype == np.float32 and np.array_equal(exact, [[1, 1, 0], [0, 1, 0]]), "radius < 1 px, the mask ignored"
+    assert np.array_equal(matte_target(mask, None), [[0, 1, 1], [1, 0, 0]]), "the mask where there is no radius"
+    assert np.array_equal(matte_target(mask.astype(np.float32) / 255, None), [[0, 1, 1], [1, 0, 0]]), "float masks: > 0.5"
+    assert np.array_equal(matte_target(None, radius, in_focus_max_radius=4.0), [[1, 1, 1], [1, 1, 0]])
+    assert matte_target(None, None) is None

@@ -124,8 +124,9 @@ def test_batches_follow_the_contract(make_folder):
     dm = module(root, batch_size=2)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert set(batch) == {"input", "target", "name", "size", "focus", "aperture"}
+    assert set(batch) == {"input", "target", "name", "size", "focus", "aperture", "matte"}
     assert batch["input"].shape == (2, 3, 16, 24) and batch["input"].dtype == torch.float32
+    assert batch["matte"].shape == (2, 1, 16, 24) and (batch["matte"] == -1).all()  # no region known: no matte loss
     # no mask or blur radius: the in-focus region is unknown, so no tap; no f_numbers.json: f/1.8
     assert batch["focus"].tolist() == [list(NO_FOCUS)] * 2 and torch.allclose(batch["aperture"], torch.full((2, 1), 1.8))
     assert -1.0 <= float(batch["input"].min()) and float(batch["target"].max()) <= 1.0
@@ -334,3 +335,33 @@ def test_validation_images_too_small_for_the_network_are_bad_pairs(make_folder):
 def test_crops_too_small_for_the_network_are_refused():
     with pytest.raises(ValueError, match="at least 16"):
         EBBDataModule("unused", crop_size=(8, 8))
+
+
+def test_a_pair_that_knows_no_region_has_an_unknown_matte_everywhere(make_folder):
+    from bokeh.data.focus import UNKNOWN
+
+    pairs, _ = list_pairs(make_folder(["0", "1"]))
+    for dataset in (PairDataset(pairs, crop=(16, 24), flip=True), PairDataset(pairs)):
+        sample = dataset[0]
+        assert sample["matte"].shape == (1, *sample["input"].shape[-2:])
+        assert (sample["matte"] == UNKNOWN).all()
+
+
+def test_the_matte_is_the_in_focus_radius_through_the_same_crop_and_flip():
+    """On an image that encodes its position, the matte of each crop is where the position's blur radius is < 1 px."""
+    from bokeh.data.pairs import Pair
+
+    height, width = 40, 24  # portrait: a landscape crop turns it
+    position = (np.arange(height)[:, None] * width + np.arange(width)[None]) % 251
+    image = np.repeat(position[..., None], 3, 2).astype(np.uint8)
+    coc = (position % 7).astype(np.float32)  # radius 0 (in focus) on every 7th position, 1 to 6 px elsewhere
+    dataset = PairDataset([Pair("0", Path("o.png"), Path("b.png"))], crop=(16, 32), flip=True,
+                          reader=lambda pair: (image, image, coc))
+    flips = set()
+    for seed in range(6):
+        sample = dataset[(0, seed)]
+        seen = torch.round((sample["input"][0] + 1) / 2 * 255).long()  # (16, 32) positions
+        assert torch.equal(sample["matte"][0], (seen % 7 == 0).float())
+        assert torch.equal(sample["matte"], (sample["coc"] < 1).float())
+        flips.add(bool(seen[0, 0] > seen[0, 1]))
+    assert flips == {True, False}, "both flips were seen"

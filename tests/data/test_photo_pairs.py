@@ -243,3 +243,41 @@ def test_bsds500_photos_give_pairs_with_a_sharp_subject():
     turned = next(p for p in photos if p.name == "bsds-train-60079")  # stored a quarter turned
     image, segmentations = read_photo(turned)
     assert image.shape[:2] == segmentations[0].shape == (481, 321)
+
+
+def make_masked_source(root: Path, masks: Path | None = None) -> tuple[Path, np.ndarray]:
+    """A portrait-like folder: images/ with photos 1 and 2 (a subject mask each), 3 (an empty mask)
+    and 4 (no mask); the masks in ``masks`` (default ``root/masks``). Returns the folder and photo 1's subject."""
+    masks = masks or root / "masks"
+    for name, seed in (("1", 0), ("2", 1), ("3", 2), ("4", 3)):
+        image, _, subject = toy_photo(seed)
+        write_image(root / "images" / f"{name}.jpg", image, 95)
+        if name != "4":
+            write_image(masks / f"{name}.png", np.where(subject & (name != "3"), 255, 0).astype(np.uint8))
+    return root, toy_photo(0)[2]
+
+
+@pytest.mark.parametrize("separate", [False, True], ids=["masks/ inside", "masks= elsewhere"])
+def test_photos_with_a_subject_mask_give_pairs_through_the_cli(tmp_path, separate):
+    masks = tmp_path / "sod" if separate else None
+    src, subject = make_masked_source(tmp_path / "portraits", masks)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    args = [sys.executable, "-m", "bokeh.data.photo_pairs", f"src={src}", "out=set", "short_side=128"]
+    done = subprocess.run(args + ([f"masks={masks}"] if separate else []), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 2 pairs from 3 photos" in done.stdout and "1 no subject" in done.stdout, done.stdout
+    out = tmp_path / "set"
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["skipped"] == {"portraits-3": "no subject"}, "the empty mask is skipped with its reason; photo 4, without a mask, is left out"
+    assert sorted(json.loads((out / F_NUMBERS).read_text())) == ["portraits-1", "portraits-2"]
+    from PIL import Image
+
+    name = "portraits-1"
+    original, bokeh = (read_rgb(out / folder / f"{name}.jpg").astype(int) for folder in (INPUT_DIR, TARGET_DIR))
+    with Image.open(out / FOCAL_DIR / f"{name}.png") as focal:
+        assert np.array_equal(np.asarray(focal) == 255, subject), "focal/ is the given mask"
+    radius = read_coc(out / COC_DIR / f"{name}.png")
+    assert radius[subject].max() == 0.0 and radius[~subject].mean() > 1.0, "the subject at the focus distance, the rest behind it"
+    interior = ndimage.binary_erosion(subject, iterations=3)
+    assert np.abs(original - bokeh)[interior].mean() < 4.0, "the subject's pixels unchanged (JPEG and noise)"
+    assert np.abs(original - bokeh)[~ndimage.binary_dilation(subject, iterations=8)].mean() > 4 * np.abs(original - bokeh)[interior].mean()

@@ -57,12 +57,31 @@ def read_portrait(portrait: Portrait, short_side: int | None = None) -> tuple[np
 
     image = read_rgb(portrait.image)
     mask = read_rgb(portrait.mask).max(-1) > 127
-    if mask.shape != image.shape[:2]:
-        raise ValueError(f"{portrait.mask}: mask of {mask.shape[0]} x {mask.shape[1]} does not match its photo "
-                         f"{portrait.image} of {image.shape[0]} x {image.shape[1]}")
+    _check_size(portrait, mask.shape, image.shape[:2])
     if short_side is not None:
         scale = short_side / min(image.shape[:2])
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
         image = np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
         mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.BILINEAR)) > 127
     return image, mask
+
+
+def _check_size(portrait: Portrait, mask: tuple[int, int], image: tuple[int, int]) -> None:
+    if tuple(mask) != tuple(image[:2]):
+        raise ValueError(f"{portrait.mask}: mask of {mask[0]} x {mask[1]} does not match its photo "
+                         f"{portrait.image} of {image[0]} x {image[1]}")
+
+
+def check_portraits(portraits: list[Portrait]) -> list[Portrait]:
+    """``portraits``, once every photo's and mask's header has been read (fast, no decoding) and
+    their sizes agree.
+
+    Raises:
+        bokeh.images.ImageError: an unreadable file (naming it).
+        ValueError: a mask whose size differs from its photo's, in one sentence naming the mask.
+    """
+    from bokeh.images import read_size
+
+    for portrait in portraits:
+        _check_size(portrait, read_size(portrait.mask), read_size(portrait.image))
+    return portraits
