@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bokeh import cpu
+from bokeh.models.controls import OutputContract
 from bokeh.models.norms import EPS
 
 
@@ -173,6 +174,14 @@ def model_precision(model: nn.Module) -> str:
     return "bf16" if parameter is not None and parameter.dtype == torch.bfloat16 else "fp32"
 
 
+def _network_input(model: nn.Module, image: torch.Tensor, channels_last: bool, focus, aperture) -> tuple[torch.Tensor, dict]:
+    """``image`` in the model's dtype and memory format, and the controls given (the rest: defaults)."""
+    image = image.to(DTYPES[model_precision(model)])
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    return image, {name: value for name, value in (("focus", focus), ("aperture", aperture)) if value is not None}
+
+
 def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = True,
                   focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None) -> torch.Tensor:
     """The final bokeh image of a (prepared) generator for ``image``, under ``torch.inference_mode``.
@@ -191,11 +200,28 @@ def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = T
         image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8. Returns ``(B, 3, H, W)`` float32
         in [-1, 1], contiguous (NCHW); an inference tensor (no autograd).
     """
-    dtype = DTYPES[model_precision(model)]
     with torch.inference_mode():
-        image = image.to(dtype)
-        if channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        controls = {name: value for name, value in (("focus", focus), ("aperture", aperture)) if value is not None}
+        image, controls = _network_input(model, image, channels_last, focus, aperture)
         bokeh, _rough = model(image, **controls)
         return bokeh.to(torch.float32).contiguous()
+
+
+def run_generator_layers(model: nn.Module, image: torch.Tensor, channels_last: bool = True,
+                         focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Every output of a (prepared) generator by name (its ``outputs``, an
+    :class:`~bokeh.models.controls.OutputContract`): as :func:`run_generator`, plus, for a model with
+    a matte, the matte and the defocus layer of ``GlassNet.layers`` (which runs eagerly, also for a
+    model from :func:`compile_for_inference`).
+
+    Shape:
+        image: ``(B, 3, H, W)`` in [-1, 1]. Returns ``{"image": (B, 3, H, W)}`` and for a model with a
+        matte ``"matte": (B, 1, H, W)`` in [0, 1] and ``"background": (B, 3, H, W)`` in [-1, 1]:
+        float32, contiguous, inference tensors.
+    """
+    if not getattr(model, "outputs", OutputContract()).matte:
+        return {"image": run_generator(model, image, channels_last, focus, aperture)}
+    with torch.inference_mode():
+        image, controls = _network_input(model, image, channels_last, focus, aperture)
+        layers = model.layers(image, **controls)
+        values = {"image": layers.image, "matte": layers.matte, "background": layers.background}
+        return {name: value.to(torch.float32).contiguous() for name, value in values.items()}

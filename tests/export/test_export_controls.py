@@ -1,6 +1,7 @@
-"""A model with both controls (tap to focus, aperture) exports them as named inputs, and torch, ONNX
-Runtime and TFLite (float32, float16, LiteRT's GPU accelerator where there is an adapter) agree
-with the controls set, not only at their defaults.
+"""A model with both controls (tap to focus, aperture) and a matte exports them as named inputs and
+outputs (``bokeh``, ``matte``, ``background``), and torch, ONNX Runtime and TFLite (float32, float16,
+LiteRT's GPU accelerator where there is an adapter) agree on the image and the matte with the
+controls set, not only at their defaults.
 
 One export per session (a tiny Glass-Net 4/4, 1 block, with the options of experiment=reference:
 global residual, full-resolution skip, blend, focus and aperture inputs), about 30 s on 2 cores.
@@ -72,6 +73,34 @@ def test_the_export_passes_with_the_controls_as_named_inputs(controls_export):
         assert {"photo", "random", "photo_controls", "random_controls"} <= set(saved["errors_vs_torch"][kind])
         assert {"EXP", "CONV_2D"} <= set(saved["tflite_ops"][kind])  # the tap plane: a Gaussian through a 1 x 1 conv
     assert saved["checks"]["onnx_inputs"]["passed"]
+    assert saved["settings"]["outputs"] == ["bokeh", "matte", "background"]
+    for kind in ("onnx", "tflite_float32", "tflite_float16"):
+        assert saved["checks"][f"{kind}_outputs"]["passed"]
+    for kind in ("onnxruntime", "tflite_float32", "tflite_float16"):
+        assert saved["checks"][f"{kind}_matte_vs_torch"]["passed"]
+    for kind in ("tflite_float32", "tflite_float16"):  # the 1-channel matte NHWC, as the image
+        assert saved["settings"]["tflite_outputs"][kind] == {"image": [1, *SIZE, 3], "matte": [1, *SIZE, 1],
+                                                            "background": [1, *SIZE, 3]}
+
+
+@pytest.mark.parametrize("focus, aperture", SETTINGS[:2])
+def test_torch_onnx_runtime_and_tflite_give_the_same_matte_and_background(controls_export, controls_checkpoint, focus, aperture):
+    """The names survive onnx2tf and the matte is not transposed: every runtime's layers by name agree."""
+    _, out = controls_export
+    torch_model = TorchRuntime(load_generator(controls_checkpoint))
+    models = {"onnx": (OnnxRuntime(out / "bokeh.onnx"), 1e-4),
+              "tflite_float32": (LiteRTCpuRuntime(out / "bokeh_float32.tflite"), 1e-4),
+              "tflite_float16": (LiteRTCpuRuntime(out / "bokeh_float16.tflite"), 2e-2)}
+    for image_name, image in cases():
+        expected = torch_model.run_layers(image, focus, aperture)
+        assert float(expected["matte"].std()) > 0.05, "a matte that varies, or the agreement proves nothing"
+        for name, (model, limit) in models.items():
+            assert model.outputs == torch_model.outputs, name
+            layers = model.run_layers(image, focus, aperture)
+            assert layers["matte"].shape == (1, 1, *SIZE), name
+            for key in ("image", "matte", "background"):
+                error = float(np.abs(layers[key] - expected[key]).max())
+                assert error < limit, f"{name} {key} on {image_name} with focus={focus}, aperture={aperture}: {error:.3g}"
 
 
 @pytest.mark.parametrize("focus, aperture", SETTINGS)
@@ -127,14 +156,17 @@ def test_the_gpu_accelerator_runs_the_controls_whole_and_close_to_torch(controls
     for kind in ("tflite_float32", "tflite_float16"):
         assert report.checks[f"{kind}_gpu_fully_accelerated"].passed
         assert "photo_controls" in report.errors[f"{kind}_gpu"]
+        assert report.checks[f"{kind}_gpu_matte_vs_torch"].passed  # the three-output model, fully delegated
     torch_model = TorchRuntime(load_generator(controls_checkpoint))
     for enforce_f32, limit in ((False, 2e-2), (True, 1e-4)):
         with LiteRTGpuRuntime(out / "bokeh_float32.tflite", enforce_f32=enforce_f32) as gpu:
-            assert gpu.fully_accelerated and gpu.contract == torch_model.contract
+            assert gpu.fully_accelerated and gpu.contract == torch_model.contract and gpu.outputs == torch_model.outputs
             for focus, aperture in SETTINGS:
                 for _, image in cases():
-                    error = float(np.abs(gpu.run(image, focus, aperture) - torch_model.run(image, focus, aperture)).max())
-                    assert error < limit, (enforce_f32, focus, aperture, error)
+                    layers, expected = gpu.run_layers(image, focus, aperture), torch_model.run_layers(image, focus, aperture)
+                    for key in ("image", "matte"):
+                        error = float(np.abs(layers[key] - expected[key]).max())
+                        assert error < limit, (enforce_f32, key, focus, aperture, error)
 
 
 def test_int8_says_it_does_not_take_controls_before_any_work(controls_checkpoint, tmp_path):
@@ -151,8 +183,10 @@ def test_a_paper_model_exports_one_image_input(tiny_checkpoint, controls_export)
                         "verify.tf_analyzer=false", "verify.gpu_accelerator=off")
     assert not report.failed, {name: report.checks[name] for name in report.failed}
     assert report.settings["inputs"] == ["image"] and "photo_controls" not in report.errors["onnxruntime"]
+    assert report.settings["outputs"] == ["bokeh"] and "onnxruntime_matte" not in report.errors
     paper = Path(report.out_dir)
     assert OnnxRuntime(paper / "bokeh.onnx").contract.names == ("image",)
     assert LiteRTCpuRuntime(paper / "bokeh_float32.tflite").contract.names == ("image",)
+    assert set(LiteRTCpuRuntime(paper / "bokeh_float32.tflite").run_layers(verify.sample_images(*SIZE, "signed")["photo"])) == {"image"}
     with pytest.raises(ControlError, match="takes no f-number"):
         LiteRTCpuRuntime(paper / "bokeh_float32.tflite").run(verify.sample_images(*SIZE, "signed")["photo"], aperture=4.0)

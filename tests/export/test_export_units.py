@@ -56,6 +56,24 @@ def test_pixel_range_is_the_signed_model_rescaled():
     torch.testing.assert_close(torch.from_numpy(to_signed(pixel.numpy(), "pixel")), signed, atol=1e-6, rtol=0)
 
 
+def test_a_blend_model_exports_its_matte_in_0_1_and_its_background_scaled_as_the_image():
+    from bokeh.models.init import trained_like
+
+    generator = trained_like(GlassNet(4, 4, blocks=1, blend=True), 0).eval()
+    x = torch.rand(1, 3, 16, 24) * 2 - 1
+    with torch.no_grad():
+        layers = generator.layers(x)
+        image, matte, background = Deployable(generator, "signed")(x)
+        pixel_image, pixel_matte, pixel_background = Deployable(generator, "pixel")((x + 1) * 127.5)
+    assert Deployable(generator).outputs.file_names == ("bokeh", "matte", "background")
+    torch.testing.assert_close(image, layers.image, atol=0, rtol=0)
+    torch.testing.assert_close(matte, layers.matte, atol=0, rtol=0)
+    assert float(matte.std()) > 0.01 and 0 <= matte.min() and matte.max() <= 1
+    torch.testing.assert_close(pixel_matte, matte, atol=1e-5, rtol=0)  # never scaled
+    torch.testing.assert_close(pixel_background, (background + 1) * 127.5, atol=1e-3, rtol=0)
+    torch.testing.assert_close(pixel_image, (image + 1) * 127.5, atol=1e-3, rtol=0)
+
+
 def test_deployable_swaps_instance_norm_only_in_pool_form():
     generator = GlassNet(4, 4, blocks=1)
     pool = deployable(generator, 16, 24, "pool")

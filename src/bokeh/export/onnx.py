@@ -20,12 +20,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from bokeh.models.controls import ControlError, InputContract, control_tensors
+from bokeh.models.controls import IMAGE_FILE_NAME, ControlError, InputContract, OutputContract, control_tensors
 from bokeh.models.norms import to_pool_instance_norm
 
 OPSET = 18
 INPUT_NAME = "image"
-OUTPUT_NAME = "bokeh"
+OUTPUT_NAME = IMAGE_FILE_NAME  # the image output; a model with a matte adds "matte" and "background"
 
 ValueRange = Literal["signed", "pixel"]
 InstanceNormForm = Literal["pool", "plain"]
@@ -35,20 +35,27 @@ INSTANCE_NORM_FORMS: tuple[str, ...] = ("pool", "plain")
 
 class Deployable(nn.Module):
     """Glass-Net as shipped: the image (and the controls its generator takes) in, the final bokeh
-    image out (the rough image is dropped).
+    image out (and, for a generator with a matte, the matte and the defocus layer; the rough image
+    is dropped).
 
     Inputs, in order and named as :attr:`contract` names them (``image``, then ``focus``, then
     ``aperture``: the ONNX and TFLite input names): a model without controls exports exactly as
     before, one ``image`` input. The controls are never scaled by ``value_range``.
+    Outputs, in order, named as :attr:`outputs` names them in files (``OutputContract.file_names``):
+    ``bokeh`` (the image; ONNX cannot name an output ``image`` beside the input of that name), and
+    for a model with a matte ``matte`` and ``background``; a model without one exports exactly as
+    before, one ``bokeh`` output.
 
     ``value_range="signed"``: input and output are float32 in [-1, 1], the training scale.
     ``value_range="pixel"``: input and output are float32 in [0, 255]; the scaling to and from
     [-1, 1] is inside the graph (a multiply and an add each way, GPU-delegate ops). The tensors stay
     float32: a uint8 input would need a CAST from UINT8, which the GPU delegate does not accept
-    (gpu_compatibility.cc: CAST only between bool, float32 and int32).
+    (gpu_compatibility.cc: CAST only between bool, float32 and int32). The background is scaled as
+    the image; the matte stays in [0, 1] in either range.
 
     Shape:
-        image: ``(1, 3, H, W)``, H and W multiples of 8; returns ``(1, 3, H, W)`` in the same range.
+        image: ``(1, 3, H, W)``, H and W multiples of 8; returns ``(1, 3, H, W)`` in the same range,
+        or for a model with a matte ``(image, matte (1, 1, H, W) in [0, 1], background (1, 3, H, W))``.
         focus: ``(1, 2)`` fractions of width and height (``(-1, -1)``: auto); aperture: ``(1, 1)`` f-number.
     """
 
@@ -63,15 +70,25 @@ class Deployable(nn.Module):
     def contract(self) -> InputContract:
         return getattr(self.generator, "contract", InputContract())
 
-    def forward(self, image: torch.Tensor, *controls: torch.Tensor) -> torch.Tensor:
+    @property
+    def outputs(self) -> OutputContract:
+        return getattr(self.generator, "outputs", OutputContract())
+
+    def _to_range(self, image: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] -> the value range (a blend of tanh outputs: stays inside [0, 255] for ``pixel``)."""
+        return (image + 1.0) * 127.5 if self.value_range == "pixel" else image
+
+    def forward(self, image: torch.Tensor, *controls: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if len(controls) != len(self.contract.controls):
             raise ControlError(f"the model takes {', '.join(self.contract.names)}; got {1 + len(controls)} input(s)")
         if self.value_range == "pixel":
             image = image * (1.0 / 127.5) - 1.0  # [0, 255] -> [-1, 1]
-        bokeh, _rough = self.generator(image, **dict(zip(self.contract.controls, controls)))
-        if self.value_range == "pixel":
-            bokeh = (bokeh + 1.0) * 127.5  # tanh output: stays inside (0, 255)
-        return bokeh
+        given = dict(zip(self.contract.controls, controls))
+        if not self.outputs.matte:
+            bokeh, _rough = self.generator(image, **given)
+            return self._to_range(bokeh)
+        layers = self.generator.layers(image, **given)
+        return self._to_range(layers.image), layers.matte, self._to_range(layers.background)  # OutputContract order
 
     def extra_repr(self) -> str:
         return f"value_range={self.value_range}"
@@ -110,11 +127,13 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: str | Path, opse
     """Write ``module`` traced at ``example``'s static shape to ``path`` (weights inside the file).
 
     Inputs are named ``image`` and the controls of the module's contract (:func:`example_inputs`),
-    the output ``bokeh``.
+    the outputs as :attr:`Deployable.outputs` names them in files (``bokeh``, and ``matte``,
+    ``background`` for a model with a matte).
     """
     path = Path(path)
     inputs = example_inputs(module, example)
     names = list(getattr(module, "contract", InputContract()).names)
+    output_names = list(getattr(module, "outputs", OutputContract()).file_names)
     with torch.no_grad():
         torch.onnx.export(
             module,
@@ -125,7 +144,7 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: str | Path, opse
             optimize=True,
             opset_version=opset,
             input_names=names,
-            output_names=[OUTPUT_NAME],
+            output_names=output_names,
             verbose=False,
         )
     return path

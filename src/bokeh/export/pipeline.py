@@ -76,6 +76,12 @@ def to_signed(output: np.ndarray, value_range: str) -> np.ndarray:
     return output / 127.5 - 1.0 if value_range == "pixel" else output
 
 
+def layers_to_signed(layers: dict[str, np.ndarray], value_range: str) -> dict[str, np.ndarray]:
+    """A runtime's outputs (``Runtime.run_layers``) -> the [-1, 1] scale: image and background
+    rescaled, the matte (in [0, 1] in every value range) as it is."""
+    return {name: value if name == "matte" else to_signed(value, value_range) for name, value in layers.items()}
+
+
 @dataclass(frozen=True)
 class Check:
     """One verdict; a check that is not ``required`` is reported but cannot fail the run.
@@ -152,6 +158,21 @@ def _versions() -> dict[str, str]:
 
     names = ("torch", "onnx", "onnxruntime", "onnxscript", "onnx2tf", "tensorflow", "ai-edge-litert")
     return {name: version(name) for name in names}
+
+
+def _parity_checks(report: Report, name: str, reference: dict[str, dict[str, np.ndarray]],
+                   outputs: dict[str, dict[str, np.ndarray]], tolerance: float, min_psnr_db: float | None = None,
+                   required: bool = True) -> None:
+    """``{name}_vs_torch`` on the images of every case and, for a model with a matte,
+    ``{name}_matte_vs_torch`` on its mattes (the same max abs tolerance; PSNR with peak 1).
+
+    Shape: reference, outputs: case -> ``Runtime.run_layers`` outputs on the [-1, 1] scale."""
+    _parity_check(report, name, {k: verify.parity(reference[k]["image"], outputs[k]["image"], 2.0) for k in outputs},
+                  tolerance, min_psnr_db, required)
+    cases = [k for k in outputs if "matte" in outputs[k] and "matte" in reference[k]]
+    if cases:
+        _parity_check(report, f"{name}_matte", {k: verify.parity(reference[k]["matte"], outputs[k]["matte"], 1.0) for k in cases},
+                      tolerance, required=required)
 
 
 def _parity_check(report: Report, name: str, errors: dict[str, dict[str, float]], tolerance: float,
@@ -259,7 +280,7 @@ def run(cfg: Any) -> Report:
     report = Report(settings={
         "ckpt": s.ckpt, "size": [s.height, s.width], "instance_norm": s.instance_norm,
         "value_range": s.value_range, "input_layout": "NHWC float32", "opset": s.opset,
-        "inputs": list(contract.names),
+        "inputs": list(contract.names), "outputs": list(generator.outputs.file_names),
         "controls_checked": {k: verify.CHECK_CONTROLS[k] for k in contract.controls},
         "exporter": "torch.onnx.export(dynamo=True, external_data=False)", "threads": s.threads,
         "latency_repeats": s.repeats, "gpu_ops_required": s.gpu_ops_required,
@@ -317,7 +338,7 @@ def _steps(report: Report, s: Settings, generator, work: Path, interrupts: list[
         step = "tflite_conversion"
         converted = _conversion_step(report, s, work)
         step = "tflite_checks"
-        runtimes.update(_tflite_step(report, s, converted, images, reference, generator.contract, controls))
+        runtimes.update(_tflite_step(report, s, converted, images, reference, generator.contract, controls, generator.outputs))
         step = "gpu_accelerator"
         _gpu_step(report, s, converted, images, reference, controls)
         step = "latency"
@@ -332,11 +353,18 @@ def _steps(report: Report, s: Settings, generator, work: Path, interrupts: list[
 
 
 def _signed_outputs(runtime: Runtime, images: dict[str, np.ndarray], value_range: str,
-                    controls: dict[str, dict] | None = None) -> dict[str, np.ndarray]:
+                    controls: dict[str, dict] | None = None) -> dict[str, dict[str, np.ndarray]]:
     """``runtime`` on each image (in the model's range) with that case's controls
-    (:func:`bokeh.export.verify.with_controls`; none: the defaults), outputs on the [-1, 1] scale."""
+    (:func:`bokeh.export.verify.with_controls`; none: the defaults): every output
+    (``Runtime.run_layers``) on the [-1, 1] scale (:func:`layers_to_signed`)."""
     controls = controls or {}
-    return {k: to_signed(runtime.run(x, **controls.get(k, {})), value_range) for k, x in images.items()}
+    return {k: layers_to_signed(runtime.run_layers(x, **controls.get(k, {})), value_range) for k, x in images.items()}
+
+
+def _outputs_check(report: Report, name: str, runtime: Runtime, outputs) -> None:
+    """``{name}_outputs``: the exported file's outputs (by name) are the checkpoint's contract."""
+    report.check(f"{name}_outputs", runtime.outputs == outputs,
+                 f"outputs {', '.join(runtime.outputs.names)}; the checkpoint's: {', '.join(outputs.names)}")
 
 
 def _inputs_check(report: Report, name: str, runtime: Runtime, contract, shapes: str) -> None:
@@ -345,7 +373,7 @@ def _inputs_check(report: Report, name: str, runtime: Runtime, contract, shapes:
                  f"inputs {', '.join(runtime.contract.names)} ({shapes}); the checkpoint's: {', '.join(contract.names)}")
 
 
-def _torch_step(report: Report, s: Settings, generator, images, controls) -> tuple[torch.nn.Module, dict[str, np.ndarray], dict[str, Runtime]]:
+def _torch_step(report: Report, s: Settings, generator, images, controls) -> tuple[torch.nn.Module, dict[str, dict[str, np.ndarray]], dict[str, Runtime]]:
     """The module to export, the reference outputs (the checkpoint's generator as trained, in torch's
     fast path, as ``python -m bokeh.render ckpt=<.ckpt>`` runs it) and ``{"torch": the exported
     module's generator}`` (IN in pool form, when that is the export's form)."""
@@ -355,9 +383,8 @@ def _torch_step(report: Report, s: Settings, generator, images, controls) -> tup
     module = onnx_export.deployable(generator, s.height, s.width, s.instance_norm, s.value_range)
     exported = TorchRuntime(module.generator)
     if s.instance_norm == "pool":
-        outputs = _signed_outputs(exported, signed, "signed", controls)
-        _parity_check(report, "torch_pool_form", {k: verify.parity(reference[k], outputs[k], 2.0) for k in signed},
-                      s.tolerance["pool_form"])
+        _parity_checks(report, "torch_pool_form", reference, _signed_outputs(exported, signed, "signed", controls),
+                       s.tolerance["pool_form"])
     return module, reference, {"torch": exported}
 
 
@@ -371,9 +398,9 @@ def _onnx_step(report: Report, s: Settings, module, images, reference, work: Pat
     ort_model = OnnxRuntime(path, s.threads)
     shapes = ", ".join(f"{i.name} {tuple(i.shape)}" for i in ort_model.session.get_inputs())
     _inputs_check(report, "onnx", ort_model, module.contract, shapes)
-    outputs = _signed_outputs(ort_model, images, s.value_range, controls)
-    _parity_check(report, "onnxruntime", {k: verify.parity(reference[k], outputs[k], 2.0) for k in images},
-                  s.tolerance["onnxruntime"])
+    _outputs_check(report, "onnx", ort_model, module.outputs)
+    _parity_checks(report, "onnxruntime", reference, _signed_outputs(ort_model, images, s.value_range, controls),
+                   s.tolerance["onnxruntime"])
     return ort_model
 
 
@@ -399,9 +426,9 @@ def _conversion_step(report: Report, s: Settings, work: Path) -> dict[str, Path]
 
 
 def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, reference, contract,
-                 controls) -> dict[str, LiteRTCpuRuntime]:
-    """Per .tflite: the inputs by name (the checkpoint's contract), NHWC image input and output,
-    parity with torch (with the controls set too), op list vs the GPU allow-list."""
+                 controls, outputs_contract) -> dict[str, LiteRTCpuRuntime]:
+    """Per .tflite: the inputs and outputs by name (the checkpoint's contracts), NHWC image input and
+    output, parity with torch (with the controls set too; the matte too), op list vs the GPU allow-list."""
     models = {}
     expected = (1, s.height, s.width, 3)
     for name, path in files.items():
@@ -411,9 +438,11 @@ def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, re
         shapes = {"image": list(model.input_shape), **{k: [int(d) for d in v["shape"]] for k, v in model.control_details.items()}}
         report.settings.setdefault("tflite_inputs", {})[name] = shapes
         _inputs_check(report, name, model, contract, ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items()))
-        outputs = _signed_outputs(model, images, s.value_range, controls)
-        _parity_check(report, name, {k: verify.parity(reference[k], outputs[k], 2.0) for k in images}, s.tolerance[name],
-                      s.min_psnr_db.get(name))
+        report.settings.setdefault("tflite_outputs", {})[name] = {
+            model.outputs.name_of(k): [int(d) for d in v["shape"]] for k, v in model.output_details_by_name.items()}
+        _outputs_check(report, name, model, outputs_contract)
+        _parity_checks(report, name, reference, _signed_outputs(model, images, s.value_range, controls), s.tolerance[name],
+                       s.min_psnr_db.get(name))
         ops = verify.tflite_ops(path)
         report.ops[name] = dict(sorted(ops.items()))
         problems = verify.gpu_op_problems(ops)
@@ -469,9 +498,12 @@ def gpu_checks(report: Report, name: str, path: Path, images: dict[str, np.ndarr
     ``controls``: each case's controls (:func:`bokeh.export.verify.with_controls`); none: the defaults.
 
     Shape:
-        images: NCHW in the model's value range; reference: the torch outputs on the [-1, 1] scale.
+        images: NCHW in the model's value range; reference: the torch outputs on the [-1, 1] scale,
+        per case the image or every output (``Runtime.run_layers``: then the matte is compared too,
+        ``{name}_{run}_matte_vs_torch``).
     """
     controls = controls or {}
+    reference = {k: v if isinstance(v, dict) else {"image": v} for k, v in reference.items()}
     for run, enforce_f32 in GPU_RUNS:
         key = f"{name}_{run}"
         try:
@@ -487,14 +519,13 @@ def gpu_checks(report: Report, name: str, path: Path, images: dict[str, np.ndarr
                 outputs, seconds = {}, []
                 for k, x in [*images.items(), *[("photo", images["photo"])] * max(0, repeats - 1)]:
                     start = time.perf_counter()
-                    outputs[k] = to_signed(runtime.run(x, **controls.get(k, {})), value_range)
+                    outputs[k] = layers_to_signed(runtime.run_layers(x, **controls.get(k, {})), value_range)
                     seconds.append(time.perf_counter() - start)
             except GpuRunTimedOut as error:
                 report.not_run(f"{key}_vs_torch", f"not run: {error}", required and strict)
                 report.gpu_accelerator.setdefault("timed_out", []).append(key)
                 continue
-            _parity_check(report, key, {k: verify.parity(reference[k], outputs[k], 2.0) for k in images}, tolerances[run],
-                          required=strict)
+            _parity_checks(report, key, reference, {k: outputs[k] for k in images}, tolerances[run], required=strict)
             timed = seconds[1:] or seconds
             report.latency[key] = {"median_s": statistics.median(timed), "runs_s": timed, "first_run_s": seconds[0]}
             report.runtimes[key] = runtime.describe().to_dict()

@@ -145,9 +145,11 @@ def onnx_to_keras(onnx_path: Path, work_dir: Path, calibration: np.ndarray, repl
     return model
 
 
-def keras_to_tflite(model, kind: str = "float32", representative: Callable[[], Iterable[np.ndarray]] | None = None) -> bytes:
-    """A TFLite flatbuffer with one ``serving_default`` signature ``image [, focus][, aperture] -> bokeh``
-    (the inputs named as in the ONNX model: onnx2tf keeps them; a model with one input has ``image``).
+def keras_to_tflite(model, kind: str = "float32", representative: Callable[[], Iterable[np.ndarray]] | None = None,
+                    output_names: Iterable[str] = (OUTPUT_NAME,)) -> bytes:
+    """A TFLite flatbuffer with one ``serving_default`` signature ``image [, focus][, aperture] -> bokeh
+    [, matte, background]`` (the inputs named as in the ONNX model: onnx2tf keeps them; a model with
+    one input has ``image``; the outputs named ``output_names``, the ONNX model's in its order).
 
     Args:
         kind: ``float32``; ``float16``: fp16 weights behind DEQUANTIZE ops, float32 input/output and
@@ -171,9 +173,15 @@ def keras_to_tflite(model, kind: str = "float32", representative: Callable[[], I
         names = [INPUT_NAME]
     specs = [tf.TensorSpec(keras_input.shape, keras_input.dtype, name=name) for keras_input, name in zip(model.inputs, names)]
 
+    output_names = list(output_names)
+    if len(output_names) != len(model.outputs):
+        raise ValueError(f"the Keras model has {len(model.outputs)} output(s), the ONNX model {output_names}")
+
     @tf.function(input_signature=specs)
     def serve(*inputs):
-        return {OUTPUT_NAME: model(list(inputs) if len(inputs) > 1 else inputs[0])}
+        outputs = model(list(inputs) if len(inputs) > 1 else inputs[0])
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        return dict(zip(output_names, outputs))  # onnx2tf keeps the ONNX output order
 
     # A light trackable (not the Keras model, whose SavedModel serialisation is the slow part)
     # makes the converter keep the signature, so LiteRT's signature runner knows the names.
@@ -207,7 +215,10 @@ def convert(
         int8_images: also write ``<stem>_int8.tflite``, calibrated on what this returns (NHWC
             float32 ``(1, H, W, 3)`` at the model's size, e.g. :func:`bokeh.export.quantize.representative_images`).
     """
+    import onnx
+
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
+    output_names = [output.name for output in onnx.load(str(onnx_path), load_external_data=False).graph.output]
     replacement_json = out_dir / "onnx2tf_replacements.json"
     replacement_json.write_text(json.dumps(residual_add_replacements(onnx_path), indent=1) + "\n")
     start = time.perf_counter()
@@ -219,7 +230,7 @@ def convert(
     for kind in kinds:
         kind_start = time.perf_counter()
         paths[kind] = out_dir / f"{stem}_{kind}.tflite"
-        paths[kind].write_bytes(keras_to_tflite(model, kind, int8_images))
+        paths[kind].write_bytes(keras_to_tflite(model, kind, int8_images, output_names))
         if kind == "int8":
             int8_s = time.perf_counter() - kind_start
     shutil.rmtree(out_dir / "onnx2tf", ignore_errors=True)

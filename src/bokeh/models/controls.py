@@ -126,24 +126,35 @@ class InputContract:
 
 MATTE_NAME = "matte"
 BACKGROUND_NAME = "background"
+#: The image output's name in ONNX and TFLite files: ONNX names every value once, so an output cannot
+#: share the input's name ``image``; files exported before the matte name their one output so too.
+IMAGE_FILE_NAME = "bokeh"
 
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One named output of a model (the ONNX / TFLite output name too).
+    """One named output of a model.
 
     Attributes:
-        name: ``image``, ``matte`` or ``background``.
+        name: ``image``, ``matte`` or ``background`` (the keys of every runtime's ``run_layers``).
         shape: per-sample shape in the torch layout.
         range: the values, in words.
+        file_name: the ONNX / TFLite output name, where it differs from ``name``.
     """
 
     name: str
     shape: tuple
     range: str
+    file_name: str = ""
+
+    @property
+    def exported_name(self) -> str:
+        """The output's name in ONNX and TFLite files."""
+        return self.file_name or self.name
 
 
-IMAGE_OUTPUT = OutputSpec("image", (3, "H", "W"), "the bokeh image m * I + (1 - m) * B, in the input's value range")
+IMAGE_OUTPUT = OutputSpec("image", (3, "H", "W"), "the bokeh image m * I + (1 - m) * B, in the input's value range",
+                          IMAGE_FILE_NAME)
 MATTE_OUTPUT = OutputSpec(MATTE_NAME, (1, "H", "W"), "keep weight m in [0, 1]: 1 = the photo's own pixel stays (in focus)")
 BACKGROUND_OUTPUT = OutputSpec(BACKGROUND_NAME, (3, "H", "W"), "the rendered defocus layer B, in the input's value range")
 
@@ -163,16 +174,18 @@ class OutputContract:
 
     @classmethod
     def from_names(cls, names) -> "OutputContract":
-        """The contract of an exported model from its output names (one output: image only).
+        """The contract of an exported model from its output names (:attr:`file_names`; one output,
+        whatever its name: image only, as files exported before the matte).
 
         Raises:
-            ValueError: names that are not ``image`` alone or ``image, matte, background``.
+            ValueError: several names that are not ``bokeh``, ``matte`` and ``background``.
         """
         names = tuple(names)
         if len(names) <= 1:
             return cls()
-        if sorted(names) != sorted(cls(True).names):
-            raise ValueError(f"outputs {list(names)} are not a Glass-Net's (image, or image, matte and background)")
+        if sorted(names) != sorted(cls(True).file_names):
+            raise ValueError(f"outputs {list(names)} are not a Glass-Net's (one image output, or "
+                             f"{', '.join(cls(True).file_names)})")
         return cls(True)
 
     @property
@@ -182,6 +195,15 @@ class OutputContract:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.specs)
+
+    @property
+    def file_names(self) -> tuple[str, ...]:
+        """The ONNX / TFLite output names, in order (:attr:`OutputSpec.exported_name`)."""
+        return tuple(spec.exported_name for spec in self.specs)
+
+    def name_of(self, file_name: str) -> str:
+        """The contract name (``image``, ``matte``, ``background``) of a file's output name."""
+        return next((spec.name for spec in self.specs if spec.exported_name == file_name), IMAGE_OUTPUT.name)
 
     def describe(self) -> str:
         """One line per output: ``name shape range``."""

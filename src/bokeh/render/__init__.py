@@ -18,10 +18,12 @@ In Python::
     bokeh = render_image(photo, backend)           # (H, W, 3) uint8 -> (3, H, W) float in [-1, 1]
     # a model that takes the controls: tap at 40 % of the width and 60 % of the height, render f/4
     bokeh = render_image(photo, backend, focus=(0.4, 0.6), aperture=4.0)
+    # a model with a matte: the image and the matte at the photo's size ((1, H, W) in [0, 1], 1 = kept)
+    bokeh, matte = render_layers(photo, backend)
 """
 
 from bokeh.render.backends import Backend, ExportedBackend, TorchBackend, load_backend
-from bokeh.render.fit import DEFAULT_SHORT_SIDE, PixelPoint, Plan, plan_for, render_image, render_to_uint8
+from bokeh.render.fit import DEFAULT_SHORT_SIDE, PixelPoint, Plan, plan_for, render_image, render_layers, render_to_uint8
 from bokeh.render.files import RenderError, Summary, render_files
 
 __all__ = [
@@ -37,5 +39,6 @@ __all__ = [
     "plan_for",
     "render_files",
     "render_image",
+    "render_layers",
     "render_to_uint8",
 ]

@@ -16,8 +16,13 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
   The choice made is printed.
 * ``accelerator=cpu``: ``gpu`` runs a ``.tflite`` model on LiteRT's GPU accelerator alone (needs a
   Vulkan adapter; without one, or for a model with ops the GPU does not run, it stops with the reason).
-* ``overwrite=false``: an existing file under an output's name (``out/<input name>``) is not
-  replaced: the run is refused before any work, naming it; ``overwrite=true`` replaces it.
+* ``overwrite=false``: an existing file under an output's name (``out/<input name>``, and
+  ``out/<stem>.matte.png`` with ``matte=true``) is not replaced: the run is refused before any
+  work, naming it; ``overwrite=true`` replaces it.
+* ``matte=false``: ``true`` also writes each photo's matte beside its output, ``out/<stem>.matte.png``:
+  8-bit gray at the photo's size and orientation, 255 where the output is the photo's own pixel (in
+  focus), 0 where it is the rendered blur. Models with a matte only (``ckpt=reference``, or a model
+  trained with ``model.blend=true``, and its exports); refused for others before any work.
 * ``focus=X,Y``: the point to focus on ("tap to focus"), as fractions of each photo's width and
   height (``focus=0.5,0.4``: the middle, a little above the centre), or in pixels from the photo's
   top-left corner (``focus=640px,480px``); default: the model decides (auto). Models trained with a
@@ -50,10 +55,10 @@ from rich.console import Console
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
          "[side_by_side=false] [short_side=auto|N|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
          "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16] [overwrite=false] "
-         "[focus=X,Y|Xpx,Ypx] [aperture=F]")
+         "[focus=X,Y|Xpx,Ypx] [aperture=F] [matte=false]")
 DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "auto",
             "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu",
-            "precision": "auto", "overwrite": "false", "focus": None, "aperture": None}
+            "precision": "auto", "overwrite": "false", "focus": None, "aperture": None, "matte": "false"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -92,6 +97,10 @@ def parse_args(argv: list[str]) -> dict:
     if overwrite not in TRUE + FALSE:
         raise UsageError(f"overwrite={raw['overwrite']!r}: use true or false")
     settings["overwrite"] = overwrite in TRUE
+    matte = raw["matte"].lower()
+    if matte not in TRUE + FALSE:
+        raise UsageError(f"matte={raw['matte']!r}: use true or false")
+    settings["matte"] = matte in TRUE
     short = raw["short_side"].lower()
     if short == "auto":
         settings["short_side"] = "auto"
@@ -223,7 +232,7 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
     try:
         with interruptible("bokeh.render", finished):
             render_files(inputs, out, backend, settings["short_side"], settings["side_by_side"],
-                         settings["quality"], console, summary, settings["focus"], settings["aperture"])
+                         settings["quality"], console, summary, settings["focus"], settings["aperture"], settings["matte"])
     except OSError as error:  # writing an output failed: every later file would too
         print(f"bokeh.render: stopped: could not write into out={out} ({error.strerror or error}); {finished()}", file=sys.stderr)
         return EXIT_SKIPPED
@@ -248,7 +257,7 @@ def _prepare(argv: list[str]):
     from bokeh.images import set_max_pixels
     from bokeh.models.controls import ControlError, InputContract
     from bokeh.render.backends import load_backend
-    from bokeh.render.files import RenderError, check_paths, ignored_files, list_inputs
+    from bokeh.render.files import RenderError, check_matte, check_paths, ignored_files, list_inputs
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
     try:
@@ -256,9 +265,11 @@ def _prepare(argv: list[str]):
         if settings["max_pixels"] != "default":
             set_max_pixels(settings["max_pixels"])
         inputs = list_inputs(settings["input"])
-        out = check_paths(settings["input"], inputs, settings["out"], settings["overwrite"])
+        out = check_paths(settings["input"], inputs, settings["out"], settings["overwrite"], settings["matte"])
         backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"],
                                precision=settings["precision"])
+        if settings["matte"]:
+            check_matte(backend, f"ckpt={settings['ckpt']}")
         given = [name for name in ("focus", "aperture") if settings[name] is not None]
         getattr(backend, "contract", InputContract()).check_taken(*given)
         check_focus_pixels(settings["focus"], inputs)

@@ -11,8 +11,10 @@ suffix     runtime (:mod:`bokeh.runtimes`)                          input size
 
 Every backend maps a ``(1, 3, h, w)`` float32 tensor in [-1, 1] (and the controls its model takes:
 ``contract``, a :class:`~bokeh.models.controls.InputContract`; ``focus`` in fractions of the
-``(h, w)`` canvas it is given) to the bokeh image of the same shape and range, and says in
-``static_size`` whether it takes only one ``(h, w)``. The controls go to the runtime as they are:
+``(h, w)`` canvas it is given) to the bokeh image of the same shape and range (calling it), or to
+every output of its model (``layers``: ``image``, and for a model with a matte, as its ``outputs``
+say, ``matte`` in [0, 1] and ``background`` in [-1, 1]), and says in ``static_size`` whether it
+takes only one ``(h, w)``. The controls go to the runtime as they are:
 :func:`bokeh.runtimes.base.control_inputs` checks them and fills in the defaults.
 Exported models in the ``pixel`` value range (``export.value_range=pixel``: float32 in [0, 255])
 are scaled to and from [-1, 1] here; ``value_range="auto"`` reads it from the ``report.json``
@@ -32,7 +34,7 @@ import torch
 from torch import nn
 
 from bokeh.inference import PRECISIONS, describe_precision
-from bokeh.models.controls import InputContract
+from bokeh.models.controls import InputContract, OutputContract
 from bokeh.runtimes import ACCELERATORS, TorchRuntime, runtime_for
 
 SUFFIXES = (".ckpt", ".onnx", ".tflite")
@@ -49,8 +51,11 @@ class Backend(Protocol):
     name: str
     static_size: tuple[int, int] | None  # (h, w) the model only takes, or None for any multiple of 8
     contract: InputContract
+    outputs: OutputContract  # a model with a matte also gives "matte" and "background" (layers)
 
     def __call__(self, image: torch.Tensor, focus=None, aperture=None) -> torch.Tensor: ...
+
+    def layers(self, image: torch.Tensor, focus=None, aperture=None) -> dict[str, torch.Tensor]: ...
 
 
 class ExportedBackend:
@@ -70,19 +75,41 @@ class ExportedBackend:
             raise ValueError(f"value_range must be 'signed' or 'pixel', got {value_range!r}")
         self.run, self.static_size, self.value_range, self.name = run, static_size, value_range, name
         self.contract = getattr(run, "contract", InputContract())
+        self.outputs = getattr(run, "outputs", OutputContract())
 
-    def __call__(self, image: torch.Tensor, focus=None, aperture=None) -> torch.Tensor:
+    def _input(self, image: torch.Tensor, focus, aperture) -> tuple[np.ndarray, dict]:
+        """``image`` as a float32 array in the value range, and the controls given."""
         self.contract.check(focus, aperture)  # a control the model does not take: refused, never ignored
         x = image.detach().float().cpu().numpy()
         if self.value_range == "pixel":
             x = (x + 1.0) * 127.5
-        controls = {k: v for k, v in (("focus", focus), ("aperture", aperture)) if v is not None}
-        y = np.asarray(self.run(np.ascontiguousarray(x, np.float32), **controls), np.float32)
+        return np.ascontiguousarray(x, np.float32), {k: v for k, v in (("focus", focus), ("aperture", aperture)) if v is not None}
+
+    def _signed(self, y: np.ndarray, shape: tuple[int, ...], what: str = "") -> torch.Tensor:
+        """An image-like output back to [-1, 1], its shape checked against ``shape``."""
+        y = np.asarray(y, np.float32)
         if self.value_range == "pixel":
             y = y / 127.5 - 1.0
-        if y.shape != x.shape:
-            raise RuntimeError(f"{self.name} returned shape {y.shape} for an input of {x.shape}")
+        if y.shape != shape:
+            raise RuntimeError(f"{self.name} returned {what}shape {y.shape} for an input of {shape}")
         return torch.from_numpy(y)
+
+    def __call__(self, image: torch.Tensor, focus=None, aperture=None) -> torch.Tensor:
+        x, controls = self._input(image, focus, aperture)
+        return self._signed(self.run(x, **controls), x.shape)
+
+    def layers(self, image: torch.Tensor, focus=None, aperture=None) -> dict[str, torch.Tensor]:
+        """Every output of the model (``run.run_layers``): image and background in [-1, 1], the matte in [0, 1]."""
+        x, controls = self._input(image, focus, aperture)
+        outputs = self.run.run_layers(x, **controls)
+        layers = {"image": self._signed(outputs["image"], x.shape)}
+        if "matte" in outputs:
+            layers["background"] = self._signed(outputs["background"], x.shape, "a background of ")
+            matte = np.asarray(outputs["matte"], np.float32)
+            if matte.shape != (x.shape[0], 1, *x.shape[2:]):
+                raise RuntimeError(f"{self.name} returned a matte of shape {matte.shape} for an input of {x.shape}")
+            layers["matte"] = torch.from_numpy(matte)
+        return layers
 
 
 class TorchBackend:
@@ -104,9 +131,13 @@ class TorchBackend:
         self.name = name
         self.short_side = short_side  # the scale it was trained at, if known: short_side="auto" renders there
         self.contract = self.runtime.contract
+        self.outputs = self.runtime.outputs
 
     def __call__(self, image: torch.Tensor, focus=None, aperture=None) -> torch.Tensor:
         return self.runtime.run_tensor(image, focus, aperture)
+
+    def layers(self, image: torch.Tensor, focus=None, aperture=None) -> dict[str, torch.Tensor]:
+        return self.runtime.run_tensor_layers(image, focus, aperture)
 
 
 def exported_value_range(model_path: Path) -> str:

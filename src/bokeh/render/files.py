@@ -11,6 +11,9 @@
   at ``quality`` (95) without chroma subsampling; an 8-bit RGB image always (a grayscale photo
   comes back as RGB, a 16-bit one as 8-bit). Pixels are stored upright (EXIF orientation applied
   on reading), so the output looks the way the photo is shown.
+* With ``matte=True`` each photo's matte goes beside its output as ``<out>/<stem>.matte.png``:
+  8-bit gray, the photo's size and orientation, 255 = the photo's own pixel (:func:`matte_path`),
+  under the same rules as the outputs below.
 * Never overwrites an input: ``out`` may not be the input folder, and no output path may be an
   input file; ``out`` must be a folder this process can write; an existing file under an output's
   name is never replaced unless ``overwrite=True`` (all checked before anything runs).
@@ -36,9 +39,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs
-from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, is_known_image_type, not_a_file_reason, read_rgb,
+from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, from_tensor, is_known_image_type, not_a_file_reason, read_rgb,
                           srgb_profile, unsupported_reason, write_image)
-from bokeh.render.fit import render_to_uint8
+from bokeh.render.fit import has_matte, matte_to_uint8, render_layers
 
 
 class RenderError(ValueError):
@@ -106,6 +109,27 @@ def output_path(source: Path, out: Path) -> Path:
     return out / source.name
 
 
+MATTE_SUFFIX = ".matte.png"
+
+
+def matte_path(source: Path, out: Path) -> Path:
+    """Where the matte of ``source`` goes with ``matte=true``: ``out`` / ``<stem>.matte.png``."""
+    return out / (source.stem + MATTE_SUFFIX)
+
+
+def output_paths(source: Path, out: Path, matte: bool = False) -> list[Path]:
+    """Every file the rendering of ``source`` writes: the output, and its matte with ``matte``."""
+    return [output_path(source, out)] + ([matte_path(source, out)] if matte else [])
+
+
+def check_matte(backend, label: str) -> None:
+    """``matte=true`` needs a model with a matte: :class:`RenderError` in one sentence otherwise
+    (``label`` names the model, e.g. ``ckpt=model.onnx``)."""
+    if not has_matte(backend):
+        raise RenderError(f"matte=true: {label} has no matte output (a model trained without model.blend=true, or "
+                          f"exported before the matte); leave matte= out, or use a model with one, e.g. ckpt=reference")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         if a.resolve() == b.resolve():
@@ -118,26 +142,29 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.PathLike, overwrite: bool = False) -> Path:
+def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.PathLike, overwrite: bool = False,
+                matte: bool = False) -> Path:
     """Refuse settings that would overwrite an input or cannot be written; returns ``out`` as a ``Path``.
 
     ``out`` is proven writable with a probe file (:func:`bokeh.cli.check_output_folder`); a folder
     created for the probe is removed again, so a run refused later leaves nothing behind.
 
     Raises:
-        RenderError: ``out`` is a file, ``out`` is the input folder, an output path is an input,
-            an output path holds a file already (unless ``overwrite``), or ``out`` cannot be
-            written (read-only, no permission).
+        RenderError: ``out`` is a file, ``out`` is the input folder, an output path (a matte's too,
+            with ``matte``) is an input, an output path holds a file already (unless ``overwrite``),
+            or ``out`` cannot be written (read-only, no permission).
     """
     source, out = Path(source), Path(out)
     if out.exists() and not out.is_dir():
         raise RenderError(f"out={out} is a file; pass a folder for the rendered images")
     if source.is_dir() and _same_file(source, out):
         raise RenderError(f"out={out} is the input folder: the renders would replace the photos; pass another folder")
+    written = [target for path in inputs for target in output_paths(path, out, matte)]
     for path in inputs:
-        if _same_file(path, output_path(path, out)):
-            raise RenderError(f"out={out}: the rendering of {path} would overwrite it; pass another folder")
-    refused = None if overwrite else existing_outputs([output_path(path, out) for path in inputs])
+        for target in written:
+            if _same_file(path, target):
+                raise RenderError(f"out={out}: writing {target.name} would overwrite the input {path}; pass another folder")
+    refused = None if overwrite else existing_outputs(written)
     if refused:
         raise RenderError(refused)
     try:
@@ -158,6 +185,7 @@ def render_files(
     summary: Summary | None = None,
     focus=None,
     aperture: float | None = None,
+    matte: bool = False,
 ) -> Summary:
     """Render every file in ``inputs`` into ``out`` (see the module doc for the rules).
 
@@ -172,13 +200,18 @@ def render_files(
         focus, aperture: the controls of every photo (:func:`bokeh.render.fit.render_image`):
             fractions of each photo's width and height or a :class:`~bokeh.render.fit.PixelPoint`,
             and an f-number; None: auto focus, f/1.8.
+        matte: also write each photo's matte (:func:`matte_path`); the backend's model must have one
+            (:func:`check_matte`).
 
     Raises:
         OSError: an output could not be written (disk full, permissions changed); the files
             before it are complete, and no partial file is left.
 
     Call :func:`check_paths` first; this function trusts that no output path is an input.
+    Raises :class:`RenderError` for ``matte`` with a backend without a matte (:func:`check_matte`), before any work.
     """
+    if matte:
+        check_matte(backend, getattr(backend, "name", "the model"))  # RenderError, a ValueError
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
@@ -196,8 +229,11 @@ def render_files(
                     raise ImageError(path, *problem)
                 image = read_rgb(path)  # (H, W, 3) uint8, upright, sRGB
                 check_writable_size(output_path(path, out), (image.shape[0], image.shape[1] * (2 if side_by_side else 1)))
-                rendered = render_to_uint8(image, backend, short_side, focus=focus, aperture=aperture)
+                bokeh, kept = render_layers(image, backend, short_side, focus=focus, aperture=aperture)
+                rendered = from_tensor(bokeh)
                 picture = np.concatenate([image, rendered], axis=1) if side_by_side else rendered  # (H, W or 2W, 3)
+                if matte:  # the matte first: an output on disk always has its matte beside it
+                    write_image(matte_path(path, out), matte_to_uint8(kept))
                 summary.rendered.append(write_image(output_path(path, out), picture, quality, icc_profile=profile))
             except OSError:
                 raise  # the output folder failed (disk full, permissions): every later file would too

@@ -19,8 +19,12 @@ network has learned how large the blur is in pixels at that scale (at 4032 x 302
 would blur about a quarter as much of the picture), and the memory and time of a full-resolution
 pass grow with the pixel count (``benchmarks/bench_render.py``; numbers in the README). The
 authors ran their model this way too: at about 1024 on the short side, the result upsampled.
-The upsampling alone would soften the in-focus subject's fine detail; :func:`restore_detail` puts
-the photo's own detail back wherever the model left its input unchanged (``detail=False`` skips it).
+The upsampling alone would soften the in-focus subject's fine detail. A model with a matte
+(``OutputContract.matte``) gives its keep weight ``m`` and defocus layer ``B`` at the working size,
+and the full-size photo comes through the matte (:mod:`bokeh.composite`): ``B`` upsampled, ``m``
+upsampled along the photo's own edges, ``m * photo + (1 - m) * up(B)``, in every runtime's path. For
+a model without one (older checkpoints and exports), :func:`restore_detail` puts the photo's own
+detail back wherever the model left its input unchanged. ``detail=False`` skips either.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bokeh import composite
 from bokeh.data.transforms import unpad
 from bokeh.images import from_tensor, to_tensor
-from bokeh.models.controls import ControlError, InputContract
+from bokeh.models.controls import ControlError, InputContract, OutputContract
 from bokeh.models.glassnet import DOWNSAMPLE, MIN_SIDE
 
 DEFAULT_SHORT_SIDE = 1024  # EBB!'s scale: the short side of its ~1024 x 1536 photos
@@ -210,19 +215,30 @@ def restore_detail(output: torch.Tensor, photo: torch.Tensor, work_input: torch.
     return output + kept * (photo - resize(work_input, size))
 
 
-def render_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True, focus=None, aperture=None) -> torch.Tensor:
-    """Run ``model`` on ``image`` following ``plan``; the result has the image's size and orientation.
+def has_matte(backend) -> bool:
+    """Whether ``backend``'s model gives a matte (its ``outputs``; stand-ins without one give none)."""
+    return getattr(backend, "outputs", OutputContract()).matte
+
+
+def render_layers_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True, focus=None,
+                         aperture=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run ``model`` on ``image`` following ``plan``: the bokeh image and, for a model with a matte, the
+    matte, both with the image's size and orientation.
 
     Args:
-        model: maps ``(1, 3, *plan.canvas)`` in [-1, 1] to the same shape (a :class:`~bokeh.render.Backend`).
-        detail: where the photo is larger than the working size, give the in-focus parts their
-            full-resolution detail back (:func:`restore_detail`).
+        model: maps ``(1, 3, *plan.canvas)`` in [-1, 1] to the same shape (a :class:`~bokeh.render.Backend`);
+            a model with a matte (``outputs.matte``) gives its layers (``model.layers``).
+        detail: give the photo's own detail back at full size: for a model with a matte, the photo
+            through the matte (:func:`bokeh.composite.full_size`, at every size); without one, where
+            the photo is larger than the working size, the in-focus parts' detail
+            (:func:`restore_detail`). ``False``: the model's own image, resized.
         focus: ``(x, y)`` fractions of the image's width and height (mapped to the canvas with
             :meth:`Plan.map_point`), or None (auto); aperture: an f-number, or None (f/1.8). Only
             for a model that takes them (checked by the model's runtime).
 
     Shape:
-        image: ``(1, 3, H, W)`` in [-1, 1], ``(H, W) == plan.size``; returns ``(1, 3, H, W)`` in [-1, 1].
+        image: ``(1, 3, H, W)`` in [-1, 1], ``(H, W) == plan.size``; returns ``(1, 3, H, W)`` in
+        [-1, 1] and the matte ``(1, 1, H, W)`` in [0, 1] (1 = the photo's own pixel), or None.
     """
     if tuple(image.shape[-2:]) != plan.size:
         raise ValueError(f"plan is for a {plan.size} image, got {tuple(image.shape[-2:])}")
@@ -233,13 +249,26 @@ def render_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True, f
         controls["focus"] = plan.map_point(focus)
     if aperture is not None:
         controls["aperture"] = aperture
-    y_work = unpad(model(pad_to(work, plan.canvas), **controls), plan.work)  # (1, 3, *work)
-    y = resize(y_work, plan.turned)  # (1, 3, *turned)
-    if detail and plan.work[0] * plan.work[1] < plan.turned[0] * plan.turned[1]:
-        y = restore_detail(y, turned, work, y_work)
+    matte = None
+    if has_matte(model):
+        layers = {k: unpad(v, plan.work) for k, v in model.layers(pad_to(work, plan.canvas), **controls).items()}
+        y, matte = composite.full_size(turned, layers["matte"], layers["background"])  # (1, 3 | 1, *turned)
+        if not detail:
+            y = resize(layers["image"], plan.turned)
+    else:
+        y_work = unpad(model(pad_to(work, plan.canvas), **controls), plan.work)  # (1, 3, *work)
+        y = resize(y_work, plan.turned)  # (1, 3, *turned)
+        if detail and plan.work[0] * plan.work[1] < plan.turned[0] * plan.turned[1]:
+            y = restore_detail(y, turned, work, y_work)
     if plan.rotate:
         y = torch.rot90(y, -1, dims=(2, 3))  # (1, 3, H, W)
-    return y.clamp(-1.0, 1.0)
+        matte = None if matte is None else torch.rot90(matte, -1, dims=(2, 3))
+    return y.clamp(-1.0, 1.0), matte
+
+
+def render_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True, focus=None, aperture=None) -> torch.Tensor:
+    """The bokeh image of :func:`render_layers_tensor` (arguments and shapes as there)."""
+    return render_layers_tensor(image, model, plan, detail, focus, aperture)[0]
 
 
 def working_short_side(backend, short_side: int | str | None = "auto") -> int | None:
@@ -251,24 +280,24 @@ def working_short_side(backend, short_side: int | str | None = "auto") -> int | 
     return short_side
 
 
-def render_image(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True,
-                 focus=None, aperture=None) -> torch.Tensor:
-    """The bokeh rendering of one photo, as floats (before rounding to 8 bits).
+def render_layers(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True,
+                  focus=None, aperture=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The bokeh rendering of one photo and, for a model with a matte, its matte, as floats.
 
     Args:
         image: the photo, e.g. from :func:`bokeh.images.read_rgb` (EXIF orientation applied).
         backend: a :class:`~bokeh.render.Backend` (its ``static_size`` picks the plan).
         short_side: working resolution for models that take any size (see :func:`plan_dynamic`);
             ``None``: full resolution; ``"auto"``: :func:`working_short_side`. Ignored for fixed-size models.
-        detail: restore the in-focus detail lost to a working size below the photo's
-            (:func:`restore_detail`).
+        detail: bring the photo's own detail back at full size (:func:`render_layers_tensor`).
         focus: the point to focus on, ``(x, y)`` fractions of the photo's width and height (0 = left
             or top edge, 1 = right or bottom edge), or a :class:`PixelPoint`; None: the model decides (auto).
         aperture: the f-number to render (e.g. 2.8; larger = less blur); None: f/1.8, the lens of
             the training targets.
 
     Shape:
-        image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1].
+        image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1], and the matte
+        ``(1, H, W)`` in [0, 1] (1 = the photo's own pixel) or None for a model without one.
 
     Raises:
         ControlError: (before any work) a control the backend's model does not take, a point outside
@@ -280,10 +309,30 @@ def render_image(image: np.ndarray, backend, short_side: int | str | None = "aut
         focus = focus.fractions(image.shape[:2])
     focus, aperture = contract.check(focus, aperture)
     plan = plan_for(image.shape[:2], backend.static_size, working_short_side(backend, short_side))
-    return render_tensor(to_tensor(image)[None], backend, plan, detail, focus, aperture)[0]
+    bokeh, matte = render_layers_tensor(to_tensor(image)[None], backend, plan, detail, focus, aperture)
+    return bokeh[0], None if matte is None else matte[0]
+
+
+def render_image(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True,
+                 focus=None, aperture=None) -> torch.Tensor:
+    """The bokeh rendering of one photo, as floats (before rounding to 8 bits); arguments and errors
+    as :func:`render_layers`.
+
+    Shape:
+        image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1].
+    """
+    return render_layers(image, backend, short_side, detail, focus, aperture)[0]
 
 
 def render_to_uint8(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True,
                     focus=None, aperture=None) -> np.ndarray:
     """:func:`render_image` rounded to an image. Shape: ``(H, W, 3)`` ``uint8`` -> the same."""
     return from_tensor(render_image(image, backend, short_side, detail, focus, aperture))
+
+
+def matte_to_uint8(matte: torch.Tensor) -> np.ndarray:
+    """A matte in [0, 1] as an 8-bit gray image (255 = the photo's own pixel).
+
+    Shape: ``(1, H, W)`` -> ``(H, W)`` ``uint8``.
+    """
+    return (matte[0].clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).numpy()

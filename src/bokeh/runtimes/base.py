@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bokeh.models.controls import CONTROL_NAMES, NO_FOCUS, REFERENCE_F_NUMBER, ControlError, InputContract
+from bokeh.models.controls import CONTROL_NAMES, NO_FOCUS, REFERENCE_F_NUMBER, ControlError, InputContract, OutputContract
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -73,6 +73,20 @@ def contract_from_names(names: list[str] | tuple[str, ...], path: str | Path) ->
     return InputContract(focus="focus" in names, aperture="aperture" in names)
 
 
+def outputs_from_names(names: list[str] | tuple[str, ...], path: str | Path) -> OutputContract:
+    """The :class:`~bokeh.models.controls.OutputContract` of an exported model from its output names
+    (ONNX or TFLite): one output is an image-only model, three are ``bokeh`` (the image), ``matte``
+    and ``background`` (:meth:`OutputContract.from_names`).
+
+    Raises:
+        ModelFileError: several outputs that are not those three.
+    """
+    try:
+        return OutputContract.from_names(names)
+    except ValueError as error:
+        raise ModelFileError(f"{path}: {error}; export it again with python -m bokeh.export") from None
+
+
 def _rows(value, batch: int, width: int, name: str) -> np.ndarray | None:
     """``value`` as ``(batch, width)`` float64 rows: one row for the whole batch, or one per sample."""
     if value is None:
@@ -133,12 +147,15 @@ class Runtime(abc.ABC):
     Every runtime maps an NCHW float32 batch to the output batch of the same shape, in the value
     range the model was built for ([-1, 1] for checkpoints and ``export.value_range=signed``,
     [0, 255] for ``pixel`` exports), with the controls its model takes (:attr:`contract`: read from
-    the generator for torch, from the file's input names for ONNX and TFLite). Building fails with
+    the generator for torch, from the file's input names for ONNX and TFLite). :meth:`run` gives the
+    image; :meth:`run_layers` every output the model has (:attr:`outputs`: read from the generator
+    for torch, from the file's output names for ONNX and TFLite): ``image``, and for a model with a
+    matte ``matte`` (in [0, 1] whatever the value range) and ``background``. Building fails with
     :class:`RuntimeUnavailable` (naming the command that provides it) when the library or device is
     missing, so a runtime that exists runs.
 
-    Subclasses set :attr:`kind` and :attr:`contract`, and implement :meth:`from_file`,
-    :meth:`run_one` (or :meth:`run`) and :meth:`describe`; :attr:`input_size` is the static
+    Subclasses set :attr:`kind`, :attr:`contract` and :attr:`outputs`, and implement :meth:`from_file`,
+    :meth:`run_one` (or :meth:`run_layers`) and :meth:`describe`; :attr:`input_size` is the static
     ``(H, W)`` the model takes, or None. Controls reach :meth:`run_one` checked and complete
     (:func:`control_inputs`): no runtime interprets them itself.
     """
@@ -146,6 +163,7 @@ class Runtime(abc.ABC):
     kind: ClassVar[str]  # short name in reports: "torch", "onnxruntime", "litert_cpu", "litert_gpu"
     input_size: tuple[int, int] | None = None
     contract: InputContract = InputContract()
+    outputs: OutputContract = OutputContract()
 
     @classmethod
     @abc.abstractmethod
@@ -156,8 +174,10 @@ class Runtime(abc.ABC):
     def describe(self) -> Description:
         """Library, device, precision and threads of this runtime."""
 
-    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> np.ndarray:
-        """One ``(1, 3, H, W)`` image -> ``(1, 3, H, W)``; runtimes with a batch-1 model implement this.
+    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One ``(1, 3, H, W)`` image -> its outputs by :attr:`outputs` name, NCHW (``image``
+        ``(1, 3, H, W)``, ``matte`` ``(1, 1, H, W)``, ``background`` ``(1, 3, H, W)``); runtimes with a
+        batch-1 model implement this.
 
         ``controls``: exactly the model's control inputs (:func:`control_inputs`), ``(1, 2)`` / ``(1, 1)``.
         """
@@ -173,8 +193,25 @@ class Runtime(abc.ABC):
                              f"got {batch.shape[2]} x {batch.shape[3]}")
         return np.ascontiguousarray(batch, np.float32)
 
+    def run_layers(self, batch: np.ndarray, focus=None, aperture=None) -> dict[str, np.ndarray]:
+        """Every output of the model for ``batch``, by name (:attr:`outputs`).
+
+        Arguments and errors as :meth:`run`.
+
+        Shape:
+            ``(B, 3, H, W)`` float32 (NCHW) in the model's value range -> ``{"image": (B, 3, H, W)}``
+            in that range, and for a model with a matte ``"matte": (B, 1, H, W)`` in [0, 1] (1 = the
+            input's own pixel) and ``"background": (B, 3, H, W)`` in the image's range, so that
+            ``image = matte * input + (1 - matte) * background``.
+        """
+        batch = self.check_batch(batch)
+        controls = control_inputs(self.contract, batch.shape[0], focus, aperture)
+        results = [self.run_one(batch[i:i + 1], {k: v[i:i + 1] for k, v in controls.items()}) for i in range(batch.shape[0])]
+        return {name: np.concatenate([result[name] for result in results]) for name in self.outputs.names}
+
     def run(self, batch: np.ndarray, focus=None, aperture=None) -> np.ndarray:
-        """Run ``batch`` through the model with the controls it takes.
+        """Run ``batch`` through the model with the controls it takes; the image (:meth:`run_layers`
+        gives the matte and the background too).
 
         Args:
             focus, aperture: see :func:`control_inputs` (fractions of the model input's width and
@@ -188,10 +225,7 @@ class Runtime(abc.ABC):
             ValueError: a batch that is not 4-D with 3 channels, or of the wrong static size.
             ControlError: a control the model does not take, or a bad value (one sentence).
         """
-        batch = self.check_batch(batch)
-        controls = control_inputs(self.contract, batch.shape[0], focus, aperture)
-        return np.concatenate([self.run_one(batch[i:i + 1], {k: v[i:i + 1] for k, v in controls.items()})
-                               for i in range(batch.shape[0])])
+        return self.run_layers(batch, focus, aperture)["image"]
 
     def __call__(self, batch: np.ndarray, focus=None, aperture=None) -> np.ndarray:
         return self.run(batch, focus, aperture)

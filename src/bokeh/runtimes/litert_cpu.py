@@ -10,7 +10,7 @@ import numpy as np
 from bokeh.cpu import cpu_name
 from bokeh.runtimes.base import (
     Description, ModelFileError, Runtime, RuntimeUnavailable, contract_from_names, control_inputs, library_version, model_file_error,
-    static_size,
+    outputs_from_names, static_size,
 )
 
 
@@ -43,8 +43,9 @@ class LiteRTCpuRuntime(Runtime):
     Args:
         path: the ``.tflite`` file; an image input (and, for a model with controls, the inputs
             ``focus`` and ``aperture``: :attr:`contract` is read from the signature's input names),
-            one image output, batch 1, static size; run through its signature, or its first input
-            and output if it has none.
+            one image output (or, for a model with a matte, ``bokeh``, ``matte`` and ``background``:
+            :attr:`outputs`, from the signature's output names), batch 1, static size; run through
+            its signature, or its first input and output if it has none.
         threads: XNNPACK threads; 0 = LiteRT's default.
 
     Raises:
@@ -74,14 +75,18 @@ class LiteRTCpuRuntime(Runtime):
             self.input_name = "image" if len(inputs) > 1 else next(iter(inputs))
             self.input_details = inputs[self.input_name]
             self.control_details = {name: inputs[name] for name in self.contract.controls}
-            (self.output_name, self.output_details), = self.runner.get_output_details().items()
+            self.output_details_by_name = self.runner.get_output_details()
+            self.outputs = outputs_from_names(list(self.output_details_by_name), self.path)
         else:  # a model converted without a signature: its first input and output
             self.runner = None
             self.interpreter.allocate_tensors()
             if len(self.interpreter.get_input_details()) > 1:
                 raise ModelFileError(f"{self.path}: a model with several inputs but no signature naming them; "
                                      f"export it again with python -m bokeh.export")
-            self.input_details, self.output_details = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+            self.input_details = self.interpreter.get_input_details()[0]
+            self.output_details_by_name = {"": self.interpreter.get_output_details()[0]}
+        # the image output (the file's only output, or the one named bokeh)
+        self.output_details = next(d for name, d in self.output_details_by_name.items() if self.outputs.name_of(name) == "image")
         self.input_shape = tuple(int(d) for d in self.input_details["shape"])  # (1, H, W, 3)
         self.output_shape = tuple(int(d) for d in self.output_details["shape"])
         self.input_size = static_size(self.input_shape[1:3])
@@ -90,8 +95,9 @@ class LiteRTCpuRuntime(Runtime):
     def from_file(cls, path: str | Path, threads: int = 0) -> LiteRTCpuRuntime:
         return cls(path, threads)
 
-    def run_nhwc(self, image_nhwc: np.ndarray, controls: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """One ``(1, H, W, 3)`` float image -> ``(1, H, W, 3)`` float32 (NHWC, as the model).
+    def run_nhwc_layers(self, image_nhwc: np.ndarray, controls: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """One ``(1, H, W, 3)`` float image -> every output by :attr:`outputs` name, float32 NHWC as
+        the model gives them (``image`` ``(1, H, W, 3)``; ``matte`` ``(1, H, W, 1)``, ``background``).
 
         ``controls``: the model's control inputs, complete and checked (:func:`~bokeh.runtimes.base.control_inputs`);
         None: the defaults (auto focus, f/1.8) for a model that takes controls.
@@ -100,15 +106,19 @@ class LiteRTCpuRuntime(Runtime):
         if self.runner is None:
             self.interpreter.set_tensor(self.input_details["index"], image)
             self.interpreter.invoke()
-            return dequantize(self.interpreter.get_tensor(self.output_details["index"]), self.output_details)
+            return {"image": dequantize(self.interpreter.get_tensor(self.output_details["index"]), self.output_details)}
         controls = control_inputs(self.contract, 1) if controls is None else controls
         feeds = {name: quantize(np.reshape(value, self.control_details[name]["shape"]), self.control_details[name])
                  for name, value in controls.items()}
         out = self.runner(**{self.input_name: image}, **feeds)
-        return dequantize(out[self.output_name], self.output_details)
+        return {self.outputs.name_of(name): dequantize(out[name], details) for name, details in self.output_details_by_name.items()}
 
-    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> np.ndarray:
-        return self.run_nhwc(image.transpose(0, 2, 3, 1), controls).transpose(0, 3, 1, 2)
+    def run_nhwc(self, image_nhwc: np.ndarray, controls: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """One ``(1, H, W, 3)`` float image -> the image output ``(1, H, W, 3)`` float32 (NHWC, as the model)."""
+        return self.run_nhwc_layers(image_nhwc, controls)["image"]
+
+    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: value.transpose(0, 3, 1, 2) for name, value in self.run_nhwc_layers(image.transpose(0, 2, 3, 1), controls).items()}
 
     def precision(self) -> str:
         """``float32``, ``fp16 weights, float32 arithmetic`` or ``int8 (quantized)``, from the tensor types."""

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from bokeh.runtimes.base import (
-    Description, Runtime, RuntimeUnavailable, contract_from_names, control_inputs, library_version, static_size,
+    Description, Runtime, RuntimeUnavailable, contract_from_names, control_inputs, library_version, outputs_from_names,
+    static_size,
 )
 
 ACCELERATOR_LIBRARY = "libLiteRtWebGpuAccelerator.so"
@@ -156,9 +157,10 @@ class LiteRTGpuRuntime(Runtime):
     """A ``.tflite`` file compiled by LiteRT's ``CompiledModel`` for its GPU accelerator.
 
     Args:
-        path: the ``.tflite`` file: float32 inputs and output (fp16 weights are fine), one signature;
+        path: the ``.tflite`` file: float32 inputs and outputs (fp16 weights are fine), one signature;
             an image input and, for a model with controls, ``focus`` and ``aperture`` (:attr:`contract`
-            is read from the signature's input names).
+            is read from the signature's input names); one image output, or ``bokeh``, ``matte`` and
+            ``background`` for a model with a matte (:attr:`outputs`, from the output names).
         enforce_f32: compute in float32 (``GpuOptions(enforce_f32=True)``); by default the GPU
             computes in float16, as phone GPUs do.
         cpu_fallback: compile for GPU and CPU, so ops the GPU does not run go to the CPU
@@ -208,15 +210,20 @@ class LiteRTGpuRuntime(Runtime):
         signature = self.model.get_signature_list()
         key = "serving_default" if "serving_default" in signature else next(iter(signature))
         names = signature[key]
-        self.input_names, (output_name, *_) = list(names["inputs"]), names["outputs"]
+        self.input_names, self.output_names = list(names["inputs"]), list(names["outputs"])
         self.contract = contract_from_names(self.input_names, self.path)
+        self.outputs = outputs_from_names(self.output_names, self.path)
         self.image_name = "image" if len(self.input_names) > 1 else self.input_names[0]
         details = self.model.get_input_tensor_details(key)
         self.input_details = details[self.image_name]
         self.input_shapes = {name: tuple(int(d) for d in detail["shape"]) for name, detail in details.items()}
         self.control_details = {name: details[name] for name in self.contract.controls}
-        self.output_details = self.model.get_output_tensor_details(key)[output_name]
-        checked = [(f"input {name!r}", d) for name, d in details.items()] + [("output", self.output_details)]
+        output_details = self.model.get_output_tensor_details(key)
+        self.output_shapes = {name: tuple(int(d) for d in output_details[name]["shape"]) for name in self.output_names}
+        image_output = next(name for name in self.output_names if self.outputs.name_of(name) == "image")
+        self.output_details = output_details[image_output]
+        checked = ([(f"input {name!r}", d) for name, d in details.items()]
+                   + [(f"output {name!r}", output_details[name]) for name in self.output_names])
         for label, detail in checked:
             if np.dtype(detail["dtype"]) != np.float32:
                 raise ValueError(f"{self.path}: the GPU runtime takes float32 inputs and output; the {label} is "
@@ -225,8 +232,8 @@ class LiteRTGpuRuntime(Runtime):
         self.output_shape = tuple(int(d) for d in self.output_details["shape"])
         self.input_size = static_size(self.input_shape[1:3]) if len(self.input_shape) == 4 else None
         self.signature_index = self.model.get_signature_index(key)
-        self.inputs = self.model.create_input_buffers(self.signature_index)
-        self.outputs = self.model.create_output_buffers(self.signature_index)
+        self.input_buffers = self.model.create_input_buffers(self.signature_index)
+        self.output_buffers = self.model.create_output_buffers(self.signature_index)
 
     def _raise_for(self, error: RuntimeError, adapter: Adapter | None) -> None:
         log = self.compile_log
@@ -243,8 +250,9 @@ class LiteRTGpuRuntime(Runtime):
     def from_file(cls, path: str | Path, enforce_f32: bool = False, cpu_fallback: bool = False) -> LiteRTGpuRuntime:
         return cls(path, enforce_f32, cpu_fallback)
 
-    def run_nhwc(self, image_nhwc: np.ndarray, controls: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """One ``(1, H, W, 3)`` float32 image -> the output, shaped as the model's (NHWC).
+    def run_nhwc_layers(self, image_nhwc: np.ndarray, controls: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """One ``(1, H, W, 3)`` float32 image -> every output by :attr:`outputs` name, shaped as the
+        model's (NHWC: ``image`` ``(1, H, W, 3)``, ``matte`` ``(1, H, W, 1)``, ``background``).
 
         ``controls``: the model's control inputs, complete and checked (:func:`~bokeh.runtimes.base.control_inputs`);
         None: the defaults (auto focus, f/1.8) for a model that takes controls.
@@ -258,11 +266,12 @@ class LiteRTGpuRuntime(Runtime):
         controls = control_inputs(self.contract, 1) if controls is None else controls
         feeds = {self.image_name: image_nhwc, **controls}
         start = time.perf_counter()
-        for buffer, name in zip(self.inputs, self.input_names):  # the buffers follow the signature's input order
+        for buffer, name in zip(self.input_buffers, self.input_names):  # the buffers follow the signature's input order
             buffer.write(np.ascontiguousarray(np.reshape(feeds[name], self.input_shapes[name]), np.float32))
-        self.model.run_by_index(self.signature_index, self.inputs, self.outputs)
-        try:
-            return self.outputs[0].read(int(np.prod(self.output_shape)), np.float32).reshape(self.output_shape)
+        self.model.run_by_index(self.signature_index, self.input_buffers, self.output_buffers)
+        try:  # the buffers follow the signature's output order
+            return {self.outputs.name_of(name): buffer.read(int(np.prod(self.output_shapes[name])), np.float32).reshape(self.output_shapes[name])
+                    for buffer, name in zip(self.output_buffers, self.output_names)}
         except RuntimeError as error:
             if "Failed to lock" not in str(error):
                 raise
@@ -274,15 +283,19 @@ class LiteRTGpuRuntime(Runtime):
                    f"or more cores, or export a smaller size" if self.adapter and self.adapter.software else "")
             ) from error
 
-    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> np.ndarray:
-        return self.run_nhwc(image.transpose(0, 2, 3, 1), controls).transpose(0, 3, 1, 2)
+    def run_nhwc(self, image_nhwc: np.ndarray, controls: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """One ``(1, H, W, 3)`` float32 image -> the image output, shaped as the model's (NHWC)."""
+        return self.run_nhwc_layers(image_nhwc, controls)["image"]
+
+    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: value.transpose(0, 3, 1, 2) for name, value in self.run_nhwc_layers(image.transpose(0, 2, 3, 1), controls).items()}
 
     def close(self) -> None:
         """Release the GPU buffers, then the compiled model (large at 1024 x 1536); idempotent."""
-        for buffer in getattr(self, "inputs", []) + getattr(self, "outputs", []):
+        for buffer in getattr(self, "input_buffers", []) + getattr(self, "output_buffers", []):
             if buffer.capsule is not None:
                 buffer.destroy()
-        self.inputs, self.outputs = [], []
+        self.input_buffers, self.output_buffers = [], []
         if getattr(self, "model", None) is not None:
             self.model.close()
             self.model = None

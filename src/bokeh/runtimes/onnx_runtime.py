@@ -9,17 +9,20 @@ import numpy as np
 
 from bokeh.cpu import cpu_name
 from bokeh.runtimes.base import (
-    Description, Runtime, RuntimeUnavailable, contract_from_names, library_version, model_file_error, static_size,
+    Description, Runtime, RuntimeUnavailable, contract_from_names, library_version, model_file_error, outputs_from_names,
+    static_size,
 )
 
 
 class OnnxRuntime(Runtime):
-    """ONNX Runtime CPU session with a fixed thread count; the model's inputs by name, its first output.
+    """ONNX Runtime CPU session with a fixed thread count; the model's inputs and outputs by name.
 
     Args:
         path: an ``.onnx`` file with an NCHW float32 image input and, for a model with controls, the
             inputs ``focus`` ``(1, 2)`` and ``aperture`` ``(1, 1)`` (``python -m bokeh.export`` writes
-            them; :attr:`contract` is read from the input names).
+            them; :attr:`contract` is read from the input names); one image output, or for a model
+            with a matte ``bokeh``, ``matte`` and ``background`` (:attr:`outputs`, read from the
+            output names).
         threads: intra-op threads; 0 = one per core (``os.cpu_count()``).
 
     Raises:
@@ -49,15 +52,18 @@ class OnnxRuntime(Runtime):
         inputs = self.session.get_inputs()
         self.contract = contract_from_names([i.name for i in inputs], self.path)
         first = next(i for i in inputs if i.name == "image") if len(inputs) > 1 else inputs[0]
-        self.input_name, self.output_name = first.name, self.session.get_outputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.outputs = outputs_from_names(self.output_names, self.path)
+        self.input_name = first.name
         self.input_size = static_size(first.shape[2:])  # (1, 3, H, W)
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int = 0) -> OnnxRuntime:
         return cls(path, threads)
 
-    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: image, **controls})[0]
+    def run_one(self, image: np.ndarray, controls: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self.session.run(self.output_names, {self.input_name: image, **controls})
+        return {self.outputs.name_of(name): result for name, result in zip(self.output_names, results)}
 
     def describe(self) -> Description:
         return Description(

@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from bokeh.cpu import cpu_name
-from bokeh.inference import compile_for_inference, describe_precision, prepare_for_inference, resolve_precision, run_generator
-from bokeh.models.controls import InputContract
+from bokeh.inference import (
+    compile_for_inference, describe_precision, prepare_for_inference, resolve_precision, run_generator, run_generator_layers,
+)
+from bokeh.models.controls import InputContract, OutputContract
 from bokeh.runtimes.base import Description, Runtime, control_inputs, library_version
 
 
@@ -33,7 +35,9 @@ class TorchRuntime(Runtime):
             the first run at each input size compiles for minutes.
 
     Shape:
-        :meth:`run`: ``(B, 3, H, W)`` float32 in [-1, 1] -> ``(B, 3, H, W)`` float32 in [-1, 1].
+        :meth:`run`: ``(B, 3, H, W)`` float32 in [-1, 1] -> ``(B, 3, H, W)`` float32 in [-1, 1];
+        :meth:`run_layers` adds the matte and the background of a generator built with ``blend``
+        (:attr:`outputs`, ``GlassNet.outputs``).
     """
 
     kind = "torch"
@@ -47,6 +51,7 @@ class TorchRuntime(Runtime):
             self.model = compile_for_inference(self.model)
         self.input_size = None
         self.contract = getattr(generator, "contract", InputContract())
+        self.outputs = getattr(generator, "outputs", OutputContract())
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int = 0, precision: str = "fp32", compiled: bool = False) -> TorchRuntime:
@@ -61,8 +66,17 @@ class TorchRuntime(Runtime):
         controls = control_inputs(self.contract, batch.shape[0], focus, aperture)
         return run_generator(self.model, batch, **{k: torch.from_numpy(v) for k, v in controls.items()})
 
+    def run_tensor_layers(self, batch: torch.Tensor, focus=None, aperture=None) -> dict[str, torch.Tensor]:
+        """:meth:`run_layers` on a torch tensor (inference tensors come back)."""
+        controls = control_inputs(self.contract, batch.shape[0], focus, aperture)
+        return run_generator_layers(self.model, batch, **{k: torch.from_numpy(v) for k, v in controls.items()})
+
     def run(self, batch: np.ndarray, focus=None, aperture=None) -> np.ndarray:
         return self.run_tensor(torch.from_numpy(self.check_batch(batch)), focus, aperture).numpy()
+
+    def run_layers(self, batch: np.ndarray, focus=None, aperture=None) -> dict[str, np.ndarray]:
+        layers = self.run_tensor_layers(torch.from_numpy(self.check_batch(batch)), focus, aperture)
+        return {name: value.numpy() for name, value in layers.items()}
 
     def describe(self) -> Description:
         how = "channels-last, inference mode" + (", torch.compile" if self.compiled else "")
