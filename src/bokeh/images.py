@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import os
 import re
@@ -272,9 +273,23 @@ def srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
-def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
-    description = (profile.profile.profile_description or "").lower().replace(" ", "")
-    return description.startswith("srgb")
+#: Colours that test what an RGB profile does: every mix of 9 levels a channel (0, 32, ..., 255).
+_PROBE_LEVELS = np.array([0, 32, 64, 96, 128, 160, 192, 224, 255], np.uint8)
+
+
+@functools.lru_cache(maxsize=32)
+def _is_srgb(data: bytes) -> bool:
+    """True if the RGB profile ``data`` maps colours to sRGB as sRGB itself does (every probe colour
+    within one level): its primaries, white point and tone curves are sRGB's, whatever its name
+    says (Elle Stone's linear ``sRGB-elle-V2-g10`` has sRGB's primaries but not its curve)."""
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
+    if profile.profile.xcolor_space.strip() != "RGB":
+        return False
+    grid = np.stack(np.meshgrid(_PROBE_LEVELS, _PROBE_LEVELS, _PROBE_LEVELS, indexing="ij"), -1).reshape(1, -1, 3)
+    probe = Image.fromarray(np.ascontiguousarray(grid))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    mapped = ImageCms.profileToProfile(probe, profile, srgb, outputMode="RGB")
+    return int(np.abs(np.asarray(mapped, np.int16) - grid).max()) <= 1
 
 
 def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Image:
@@ -282,7 +297,7 @@ def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Im
 
     RGB profiles (Adobe RGB, Display P3, ProPhoto, ...), CMYK and gray profiles are converted
     (perceptual intent), the result is ``RGB`` without a profile; an image without a profile, or
-    with an sRGB one, is returned unchanged (untagged images are taken to be sRGB). Other modes
+    with one that acts as sRGB (same primaries, white point and curves, whatever its name), is returned unchanged (untagged images are taken to be sRGB). Other modes
     with an RGB profile (RGBA, palette, 16-bit) are converted to 8-bit RGB first.
 
     Raises:
@@ -294,7 +309,7 @@ def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Im
     path = Path(path)
     with _cms_errors(path):
         profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
-        if _is_srgb(profile):
+        if _is_srgb(bytes(data)):
             return image
         space = profile.profile.xcolor_space.strip()
         if space == "RGB" and image.mode not in ("RGB", "CMYK"):
