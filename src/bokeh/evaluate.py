@@ -35,6 +35,7 @@ import kornia
 import torch
 
 from bokeh import metrics
+from bokeh.metrics import gaussian_blur
 from bokeh.data.transforms import unpad
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
@@ -96,12 +97,6 @@ def score(predict: Predict | Oracle, samples: Iterable[dict], sees_target: bool 
             results[f"psnr_{name}"] = sum(values) / len(values) if values else float("nan")
             results[f"images_{name}"] = len(values)
     return results
-
-
-def gaussian_blur(sigma: float) -> Predict:
-    """The input blurred with a Gaussian of ``sigma`` pixels (kernel 2 * ceil(3 sigma) + 1)."""
-    size = 2 * math.ceil(3 * sigma) + 1
-    return lambda image: kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="reflect")
 
 
 def blur_bank(image: torch.Tensor, sigmas: Iterable[float] = ORACLE_SIGMAS) -> torch.Tensor:

@@ -30,6 +30,7 @@ challenge tables average over a test set).
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import kornia
@@ -405,3 +406,11 @@ def real_pair_scores(output: torch.Tensor, image: torch.Tensor, target: torch.Te
             scores[f"detail{suffix}"] = median_masked(ratio, pixels & textured)
             scores[f"fraction{suffix}"] = pixels.float().mean((1, 2, 3))
     return scores
+
+
+def gaussian_blur(sigma: float):
+    """A function blurring ``(B, C, H, W)`` images with a Gaussian of ``sigma`` pixels (kernel
+    2 * ceil(3 sigma) + 1, reflected borders): the blur baselines of :mod:`bokeh.evaluate` and the
+    detail measure of :mod:`bokeh.evaluate_real`."""
+    size = 2 * math.ceil(3 * sigma) + 1
+    return lambda image: kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="reflect")
