@@ -52,3 +52,25 @@ def test_a_linear_profile_named_srgb_is_converted_by_what_it_does(tiny_ckpt, tmp
     assert np.abs(expected - raw).max() > 40, "the test colours must change when converted"
     assert np.abs(left - expected).max() <= 2.5, "the unchanged half shows the colours the profile means"
 
+
+
+# ----------------------------------------------------------------------------- 7. still failing from round three
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 123456\n"
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".onnx", ".tflite"])
+def test_a_git_lfs_pointer_as_ckpt_is_called_one(tmp_path, suffix):
+    Image.fromarray(gradient_photo(16, 16)).save(tmp_path / "p.png")
+    (tmp_path / f"model{suffix}").write_text(LFS_POINTER)
+    result = cli("bokeh.render", f"input={tmp_path / 'p.png'}", f"ckpt={tmp_path / f'model{suffix}'}", f"out={tmp_path / 'out'}", cwd=tmp_path)
+    err = one_line(result)
+    assert "is a Git LFS pointer, not a model file" in err and "git lfs pull" in err and "weights_only" not in err
+
+
+def test_a_git_lfs_pointer_is_one_sentence_in_train_and_evaluate(tmp_path):
+    pointer = tmp_path / "last.ckpt"
+    pointer.write_text(LFS_POINTER)
+    evaluated = cli("bokeh.evaluate", f"ckpt={pointer}", f"out={tmp_path / 'r.json'}", cwd=tmp_path)
+    assert "is a Git LFS pointer" in one_line(evaluated)
+    trained = cli("bokeh.train", "experiment=demo", f"init_from={pointer}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert "is a Git LFS pointer" in one_line(trained)
