@@ -54,6 +54,137 @@ def test_a_linear_profile_named_srgb_is_converted_by_what_it_does(tiny_ckpt, tmp
 
 
 
+
+# ----------------------------------------------------------------------------- 2. sets that know they are finished
+def bsds_source(root: Path) -> Path:
+    """The BSDS500-like folder of the photo-pair tests (two photos with subjects, one without)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("photo_pair_tests", Path(__file__).parent / "data" / "test_photo_pairs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_source(root)
+
+
+def photo_pairs(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return cli("bokeh.data.photo_pairs", *args, cwd=cwd, timeout=300)
+
+
+def names_in(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.iterdir())
+
+
+def test_photo_pairs_overwrite_removes_the_older_sets_pairs(tmp_path):
+    src, out = bsds_source(tmp_path / "src"), tmp_path / "set"
+    for sub in ("original", "bokeh", "coc", "focal"):  # an older set: other pairs, other names
+        (out / sub).mkdir(parents=True)
+        Image.fromarray(gradient_photo(32, 48)).save(out / sub / ("bsds-old-9" + (".png" if sub in ("coc", "focal") else ".jpg")))
+    (out / "meta.json").write_text(json.dumps({"generator": "bokeh.data.photo_pairs", "pairs": 1}))
+    result = photo_pairs(f"src={src}", f"out={out}", "overwrite=true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = sorted(json.loads((out / "f_numbers.json").read_text()))
+    for sub in ("original", "bokeh", "coc", "focal"):
+        assert names_in(out / sub) == written, sub
+
+
+def interrupted_set(tmp_path: Path) -> Path:
+    """A finished photo-pair set, then the marks of an interruption: meta.json gone."""
+    src, out = bsds_source(tmp_path / "src"), tmp_path / "set"
+    assert photo_pairs(f"src={src}", f"out={out}", cwd=tmp_path).returncode == 0
+    return out
+
+
+def train_on(photo_set: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return cli("bokeh.train", "experiment=demo", "trainer.max_steps=1", f"data.photo_pairs={photo_set}",
+               f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+
+
+def test_an_interrupted_photo_pair_set_is_refused_by_train_and_evaluate(tiny_ckpt, tmp_path):
+    out = interrupted_set(tmp_path)
+    (out / "meta.json").unlink()
+    err = one_line(train_on(out, tmp_path))
+    assert "unfinished generated set" in err and "overwrite=true" in err
+    assert not (tmp_path / "run").exists()
+    evaluated = cli("bokeh.evaluate", f"ckpt={tiny_ckpt}", f"real={out}", f"out={tmp_path / 'r.json'}", cwd=tmp_path)
+    assert "unfinished generated set" in one_line(evaluated)
+
+
+def test_a_set_whose_files_disagree_with_its_metadata_is_refused(tmp_path):
+    out = interrupted_set(tmp_path)
+    stale = "bsds-old-9"
+    for sub, suffix in (("original", ".jpg"), ("bokeh", ".jpg")):
+        Image.fromarray(gradient_photo(128, 192)).save(out / sub / f"{stale}{suffix}")
+    assert "says 2" in one_line(train_on(out, tmp_path))
+    for sub in ("original", "bokeh"):
+        (out / sub / f"{stale}.jpg").unlink()
+    f_numbers = json.loads((out / "f_numbers.json").read_text())
+    (out / "f_numbers.json").write_text(json.dumps({**dict(list(f_numbers.items())[:1]), stale: 1.8}))
+    assert "disagree" in one_line(train_on(out, tmp_path))
+
+
+def test_synthesize_overwrite_with_fewer_pairs_leaves_none_of_the_older(tmp_path):
+    out = tmp_path / "set"
+    common = ("size=32x48", f"out={out}", "workers=1")
+    assert cli("bokeh.data.synthesize", "n=3", *common, cwd=tmp_path).returncode == 0
+    result = cli("bokeh.data.synthesize", "n=1", *common, "overwrite=true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for sub in ("original", "bokeh", "coc"):
+        assert names_in(out / sub) == ["0"], sub
+
+
+
+# ----------------------------------------------------------------------------- 3. a refused run touches no run folder
+def tiny_train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    from test_reliability_cli import DATA, QUIET, TINY
+
+    return cli("bokeh.train", *TINY, *DATA, *QUIET, *overrides, cwd=cwd, timeout=300)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_refused_run_leaves_the_run_folder_it_was_pointed_at_as_it_was(tmp_path):
+    run = tmp_path / "run"
+    first = tiny_train(tmp_path, "trainer.max_steps=2", f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
+    before = snapshot(run)
+    refused = tiny_train(tmp_path, "trainer.max_steps=2", f"init_from={tmp_path / 'typo.ckpt'}", f"hydra.run.dir={run}")
+    assert "typo.ckpt does not exist" in one_line(refused)
+    assert snapshot(run) == before, "the .hydra files and train.log of the earlier run are untouched"
+
+
+def test_a_refused_run_leaves_no_folder_of_its_own(tmp_path):
+    refused = tiny_train(tmp_path, f"init_from={tmp_path / 'typo.ckpt'}", f"hydra.run.dir={tmp_path / 'runs' / 'new'}")
+    one_line(refused)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_resumed_run_appends_to_metrics_csv(tmp_path):
+    run = tmp_path / "run"
+    first = tiny_train(tmp_path, "trainer.max_steps=4", "trainer.log_every_n_steps=1", f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    metrics = run / "logs" / "metrics.csv"
+    rows = metrics.read_text().splitlines()
+    resumed = tiny_train(tmp_path, "trainer.max_steps=8", "trainer.log_every_n_steps=1", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+                         f"hydra.run.dir={run}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    import csv
+
+    after = list(csv.DictReader(metrics.open()))
+    steps = [int(row["step"]) for row in after]
+    assert len(after) > len(rows) - 1 and min(steps) < 4 <= max(steps), "the earlier rows are kept, the new ones follow"
+
+
+def test_fast_dev_run_writes_nothing_outside_its_run_folder(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = tiny_train(work, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(work.iterdir()) == [], "the validation strip (and everything else) goes under the run folder"
+
+
 # ----------------------------------------------------------------------------- 7. still failing from round three
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 123456\n"
 

@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bokeh.data.coc import read_coc
+from bokeh.data.folders import unfinished_set_reason
 from bokeh.data.focus import in_focus_region, interior_point, sample_point
 from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, LAYOUT, TARGET_DIR
 from bokeh.data.transforms import FitMode, fit_for_eval, fit_map, fits, paired_train_crop, to_pair_tensors
@@ -89,6 +90,9 @@ def resolve_root(root: str | Path) -> Path:
         raise DataLayoutError(f"data folder {root} does not exist; {LAYOUT}")
     for candidate in (root, root / "Training"):
         if (candidate / INPUT_DIR).is_dir() and (candidate / TARGET_DIR).is_dir():
+            unfinished = unfinished_set_reason(candidate)  # a generated set is what its meta.json says, or refused
+            if unfinished:
+                raise DataLayoutError(unfinished)
             return candidate
     found = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:8]
     raise DataLayoutError(f"{root} has no {INPUT_DIR}/ and {TARGET_DIR}/ folders (it holds: {', '.join(found) or 'nothing'}); {LAYOUT}")
