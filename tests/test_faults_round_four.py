@@ -185,6 +185,96 @@ def test_fast_dev_run_writes_nothing_outside_its_run_folder(tmp_path):
     assert list(work.iterdir()) == [], "the validation strip (and everything else) goes under the run folder"
 
 
+
+# ----------------------------------------------------------------------------- 4. values the model never learned
+def real_set(root: Path, targets: tuple[str, ...] = ("bokeh",), side: int = 48, mask: Image.Image | None = None) -> Path:
+    for folder in ("original", *targets):
+        (root / folder).mkdir(parents=True)
+        Image.fromarray(gradient_photo(side, side + 16)).save(root / folder / "a.png")
+    if mask is not None:
+        (root / "focal").mkdir()
+        mask.save(root / "focal" / "a.png")
+    return root
+
+
+def test_an_aperture_wider_than_trained_is_refused_in_one_sentence(tmp_path):
+    Image.fromarray(gradient_photo(32, 48)).save(tmp_path / "p.png")
+    result = cli("bokeh.render", f"input={tmp_path / 'p.png'}", "ckpt=reference", "aperture=1.2", f"out={tmp_path / 'out'}", cwd=tmp_path)
+    assert "wider than the model was trained for (f/1.8 to f/11)" in one_line(result)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("entry, targets, extra", [
+    ("bokeh.evaluate", ("f100",), ()), ("bokeh.evaluate", ("f0.4",), ()), ("bokeh.evaluate", ("bokeh",), ("bokeh_aperture=100",)),
+    ("bokeh.demo", ("f100",), ()), ("bokeh.demo", ("f0.4",), ()),  # the demo takes no bokeh_aperture=
+], ids=["evaluate-f100", "evaluate-f0.4", "evaluate-bokeh_aperture=100", "demo-f100", "demo-f0.4"])
+def test_real_pair_f_numbers_out_of_range_are_refused_before_any_work(entry, targets, extra, tmp_path):
+    folder = real_set(tmp_path / "real", targets)
+    args = ["ckpt=reference", f"real={folder}", *extra] if entry == "bokeh.evaluate" else [f"real={folder}", f"out={tmp_path / 'demo'}"]
+    err = one_line(cli(entry, *args, cwd=tmp_path, timeout=120))
+    assert "f-number" in err or "wider than the model" in err
+    assert "rendered as bokeh.render renders" not in err + "" and not (tmp_path / "demo").exists()
+
+
+# ----------------------------------------------------------------------------- 5. one sentence, not a traceback
+def test_an_rgba_cut_out_subject_mask_is_read_by_its_alpha(tmp_path):
+    cut_out = np.zeros((48, 64, 4), np.uint8)
+    cut_out[..., :3] = 40  # a dark subject: its brightness alone would say "background"
+    cut_out[12:36, 16:48, 3] = 255
+    folder = real_set(tmp_path / "real", mask=Image.fromarray(cut_out, "RGBA"))
+    result = cli("bokeh.evaluate", "ckpt=reference", f"real={folder}", "tap=true", f"out={tmp_path / 'm.json'}", cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    from bokeh.images import read_mask
+
+    assert read_mask(folder / "focal" / "a.png").sum() == 24 * 32
+
+
+def test_real_pairs_too_small_to_score_are_refused_in_one_sentence(tmp_path):
+    folder = real_set(tmp_path / "real", side=24)
+    err = one_line(cli("bokeh.evaluate", "ckpt=reference", f"real={folder}", cwd=tmp_path))
+    assert "too small to score" in err
+
+
+def test_pretrained_show_an_unknown_name_is_one_sentence_listing_the_known(tmp_path):
+    err = one_line(cli("bokeh.pretrained", "show", "name=foo", cwd=tmp_path))
+    assert "no shipped model named 'foo'; shipped: reference" in err
+
+
+def test_pretrained_show_a_positional_name_shows_that_model_or_refuses(tmp_path):
+    shown = cli("bokeh.pretrained", "show", "reference", cwd=tmp_path)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["name"] == "reference", shown.stderr
+    refused = cli("bokeh.pretrained", "show", "reference_v1", cwd=tmp_path)  # not shipped: refused, not v2 shown
+    assert "no shipped model named 'reference_v1'" in one_line(refused) and refused.stdout == ""
+
+
+def test_a_truncated_png_is_called_truncated_not_malformed_exif(tiny_ckpt, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "full.png")
+    (folder / "cut.png").write_bytes((tmp_path / "full.png").read_bytes()[:3000])
+    Image.fromarray(gradient_photo(16, 24)).save(folder / "good.png")
+    result = cli("bokeh.render", f"input={folder}", f"ckpt={tiny_ckpt}", f"out={tmp_path / 'out'}", cwd=tmp_path)
+    err = one_line(result, code=1)
+    assert "cut.png: corrupt or truncated image" in err and "EXIF" not in err
+
+
+@pytest.mark.parametrize("module, args", [
+    ("bokeh.data.photo_pairs", ("src=nowhere", "overwrite=true")),
+    ("bokeh.data.synthesize", ("n=1", "size=32x48", "overwrite=true")),
+    ("bokeh.render", ("input=p.png", "ckpt=reference", "overwrite=true")),
+    ("bokeh.evaluate", ("ckpt=reference", "real=nowhere")),
+    ("bokeh.demo", ("overwrite=true",)),
+    ("bokeh.export", ("ckpt=reference", "overwrite=true")),
+])
+def test_an_empty_out_is_refused_everywhere(module, args, tmp_path):
+    Image.fromarray(gradient_photo(16, 16)).save(tmp_path / "p.png")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    err = one_line(cli(module, *args, "out=", cwd=tmp_path, timeout=120))
+    assert "out=" in err and ("empty" in err or "required" in err or "missing" in err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing was written into the current folder"
+
+
 # ----------------------------------------------------------------------------- 7. still failing from round three
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 123456\n"
 

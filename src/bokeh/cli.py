@@ -15,7 +15,9 @@ an interrupt reads the same everywhere:
   ``SIGHUP`` (a closed terminal or SSH session) are handled the same way (exit 143 and 129).
   Temporary files are removed by the code that made them (``try``/``except BaseException``),
   before this line is printed.
-* :func:`parse_bool`: ``true``/``false`` options are checked, not guessed (``tflite=maybe`` is refused).
+* :func:`parse_bool`: ``true``/``false`` options are checked, not guessed (``tflite=maybe`` is refused);
+  :func:`given_path`: an empty path (``out=`` of an unset shell variable) is refused, not taken as
+  the current folder.
 * :func:`existing_outputs`: no writer replaces an existing file unless ``overwrite=true`` is given
   (render, export, demo, synthesize), checked before any work, in the same words.
 * :func:`write_text_atomic`: small result files (``report.json``, ``metrics.json``) are written to a
@@ -203,6 +205,14 @@ def quote_path_overrides(overrides: Iterable[str], keys: Iterable[str]) -> list[
             override = f"{key}={hydra_quote(value)}"
         quoted.append(override)
     return quoted
+
+
+def given_path(key: str, value: str | os.PathLike | None) -> Path:
+    """``value`` of path option ``key`` as a ``Path``; ``ValueError`` (one sentence) when it is empty:
+    ``out=$UNSET`` would otherwise be ``Path("")``, the current folder, and be written into."""
+    if value is None or not str(value).strip():
+        raise ValueError(f"{key}= is empty (an unset shell variable?): give a path, e.g. {key}=outputs/{key}")
+    return Path(value)
 
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")

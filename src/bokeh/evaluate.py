@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hydra import compose, initialize_config_dir
 
     from bokeh.checkpoint import CheckpointError, load_generator
-    from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, interruptible, quote_path_overrides,
+    from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, quote_path_overrides,
                            unquote, write_text_atomic)
     from hydra.errors import HydraException
 
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 cfg = compose("train", overrides=overrides + ["output_dir=."])
             check_data_paths(cfg.data)
-            report = check_output_file(out[0], "out") if out else None
+            report = check_output_file(given_path("out", out[0]), "out") if out else None
             generator = load_generator(ckpt[0])
             samples = validation_samples(hydra.utils.instantiate(cfg.data))
         except (OutputFolderError, CheckpointError, DataLayoutError, BadPairError, HydraException, ValueError) as error:
@@ -268,7 +268,7 @@ def main_real(args: list[str]) -> dict:
     rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, interruptible, unquote, write_text_atomic
+    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, unquote, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
     from bokeh.evaluate_real import SPLITS, evaluate_real, format_real_table
@@ -310,7 +310,7 @@ def main_real(args: list[str]) -> dict:
         raise refuse(f"{error} (or auto: on when the model takes it)") from None
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            report = check_output_file(settings["out"], "out") if settings.get("out") else None
+            report = check_output_file(given_path("out", settings["out"]), "out") if "out" in settings else None
             pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
         except (OutputFolderError, CheckpointError, DataLayoutError, FileNotFoundError, ValueError,

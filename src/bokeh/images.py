@@ -194,7 +194,7 @@ def _decode_errors(path: Path) -> Iterator[None]:
         if error.errno is not None:  # the system refused the read (I/O error, ...): not the file's content
             raise ImageError(path, f"cannot be read ({error.strerror or error})", "check the disk or copy the file again") from error
         raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
-    except (SyntaxError, ValueError) as error:
+    except (SyntaxError, ValueError, EOFError) as error:
         raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
     except Exception as error:  # noqa: BLE001  a decoder's own failure: this file's problem
         raise ImageError(path, f"could not be decoded ({type(error).__name__}: {error})", "re-save it (e.g. from an image editor) or remove it") from error
@@ -236,20 +236,47 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     with _decode_errors(path), Image.open(path) as image:
-        image.load()
-        _orientation(image, path)  # a malformed EXIF block: said as such
-        try:
-            image = ImageOps.exif_transpose(image)
-        except Exception as error:  # noqa: BLE001  struct.error, AttributeError, ...: Pillow re-encoding a bad tag
-            raise _exif_error(path, error) from error
-        image = to_srgb(image, path)
+        image = to_srgb(_upright(image, path), path)
     return _to_rgb8(image, path)
+
+
+def _upright(image: Image.Image, path: Path) -> Image.Image:
+    """``image`` decoded and turned by its EXIF orientation (a malformed EXIF block: said as such)."""
+    image.load()
+    _orientation(image, path)
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as error:  # noqa: BLE001  struct.error, AttributeError, ...: Pillow re-encoding a bad tag
+        raise _exif_error(path, error) from error
+
+
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """A subject mask as booleans, upright. A cut-out with transparent pixels (what background
+    removers export: the subject on a transparent background) is read by its alpha (opaque =
+    subject); any other image by its brightness (white = subject: above half).
+
+    Shape:
+        returns ``(H, W)`` ``bool``. Raises :class:`ImageError` as :func:`read_rgb` does.
+    """
+    path = Path(path)
+    with _decode_errors(path), Image.open(path) as image:
+        image = _upright(image, path)
+        if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
+            alpha = np.asarray(image.convert("RGBA"))[..., 3]
+            if alpha.min() < 255:
+                return alpha > 127
+    return read_rgb(path).astype(np.uint16).sum(2) > 3 * 127
 
 
 def _orientation(image: Image.Image, path: Path) -> int:
     """The EXIF orientation (1-8; 1 when absent); :class:`ImageError` when the EXIF block is malformed."""
     try:
         return int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except (OSError, EOFError):  # the file ends before its metadata (a PNG's eXIf chunk is looked for at the end): truncated, said by _decode_errors
+        raise
     except Exception as error:  # noqa: BLE001  struct.error, TypeError, ... from Pillow's EXIF parser
         raise _exif_error(path, error) from error
 
@@ -334,7 +361,7 @@ def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
             raise ImageError(path, f"{mode} image with values outside 0-65535", "save it as an 8- or 16-bit RGB image")
         gray = np.round(values / 257.0).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         if np.asarray(rgba)[..., 3].min() < 255:
             raise ImageError(path, "has transparent pixels (alpha < 255)", "flatten it onto a background and save as RGB")

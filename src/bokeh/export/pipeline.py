@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from bokeh.checkpoint import load_generator
-from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs, ignoring_interrupts
+from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs, given_path, ignoring_interrupts
 from bokeh.export import onnx as onnx_export
 from bokeh.export import quantize, tflite, verify
 from bokeh.inference import resolve_precision
@@ -213,7 +213,10 @@ def settings_from(cfg: Any) -> Settings:
     int8_count = int(int8.get("calibration_count", quantize.CALIBRATION_COUNT))
     if int8_count < 1:
         raise ExportConfigError(f"export.int8.calibration_count={int8_count}: at least 1 image is needed")
-    out = variant_dir(Path(cfg.out), instance_norm, value_range)
+    try:
+        out = variant_dir(given_path("out", cfg.out), instance_norm, value_range)
+    except ValueError as error:
+        raise ExportConfigError(str(error)) from None
     if out.exists() and not out.is_dir():
         raise ExportConfigError(f"out={cfg.out}: {out} exists and is not a folder; pass another out=")
     try:
