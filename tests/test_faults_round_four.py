@@ -295,3 +295,115 @@ def test_a_git_lfs_pointer_is_one_sentence_in_train_and_evaluate(tmp_path):
     assert "is a Git LFS pointer" in one_line(evaluated)
     trained = cli("bokeh.train", "experiment=demo", f"init_from={pointer}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert "is a Git LFS pointer" in one_line(trained)
+
+
+def compose_export(*overrides: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf" / "export"), version_base="1.3"):
+        return compose("tflite", overrides=list(overrides))
+
+
+def quick_steps(names: tuple[str, ...]):
+    """The export's steps replaced by writing ``names`` (the conversion takes minutes): the rest of
+    the pipeline (temporary folder, report, moving files into out=) runs as it is."""
+    def steps(report, s, generator, work, interrupts):
+        for name in names:
+            (work / name).write_bytes(b"model")
+    return steps
+
+
+def test_a_re_export_without_int8_removes_the_earlier_int8_file(tiny_ckpt, tmp_path, monkeypatch):
+    from bokeh.export import pipeline
+
+    out = tmp_path / "tflite"
+    out.mkdir()
+    (out / "bokeh_int8.tflite").write_bytes(b"an earlier int8 export")
+    monkeypatch.setattr(pipeline, "_steps", quick_steps(("bokeh.onnx", "bokeh_float32.tflite")))
+    report = pipeline.run(compose_export(f"ckpt={tiny_ckpt}", f"out={out}", "overwrite=true")).to_json()
+    assert report["passed"]
+    assert sorted(p.name for p in out.iterdir()) == ["bokeh.onnx", "bokeh_float32.tflite", "report.json"]
+
+
+def test_a_full_disk_during_export_is_one_sentence_and_keeps_the_earlier_export(tiny_ckpt, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from bokeh.export import __main__ as export_main
+    from bokeh.export import pipeline
+
+    out = tmp_path / "tflite"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    monkeypatch.setattr(pipeline, "_steps", quick_steps(("bokeh.onnx",)))
+    write_text = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name == "report.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(SystemExit) as exited:  # the CLI's body, on the config its Hydra decorator composes
+        export_main.main.__wrapped__(compose_export(f"ckpt={tiny_ckpt}", f"out={out}", "overwrite=true"))
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and "Traceback" not in err
+    assert "No space left on device" in err and "free some space" in err
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"] and (out / "report.json").read_text() == "{}"
+
+
+def test_a_full_disk_leaves_no_write_probe_behind(tmp_path, monkeypatch):
+    import errno
+
+    from bokeh.cli import OutputFolderError, check_output_folder
+
+    def full(self, data):
+        self.touch()  # the file is created, then the write fails: what a full disk does
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OutputFolderError, match="No space left on device"):
+        check_output_folder(tmp_path / "out", "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_unreadable_input_folder_is_one_sentence_and_exit_2(tiny_ckpt, tmp_path, monkeypatch, capsys):
+    from bokeh.render import __main__ as render_main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(gradient_photo(16, 16)).save(folder / "p.png")
+    iterdir = Path.iterdir
+
+    def refuse(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))  # root reads chmod 000 folders: refuse as the OS would
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    code = render_main.main([f"input={folder}", f"ckpt={tiny_ckpt}", f"out={tmp_path / 'out'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the folder cannot be read (Permission denied)" in err and "Traceback" not in err
+
+
+def test_an_animated_gif_in_a_folder_is_reported_not_silently_skipped(tiny_ckpt, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(gradient_photo(16, 24)).save(folder / "a.png")
+    frames = [Image.fromarray(gradient_photo(16, 24, seed=k)) for k in range(3)]
+    frames[0].save(folder / "b.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    result = cli("bokeh.render", f"input={folder}", f"ckpt={tiny_ckpt}", f"out={tmp_path / 'out'}", cwd=tmp_path)
+    err = one_line(result, code=1)
+    assert any("b.gif" in line and "GIF" in line for line in err.splitlines()), err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_evaluate_writes_nothing_into_the_working_folder(tiny_ckpt, tmp_path, monkeypatch, capsys):
+    from bokeh import evaluate
+
+    work = tmp_path / "read-only"
+    work.mkdir()
+    monkeypatch.chdir(work)  # root ignores chmod: prove instead that nothing is written here
+    evaluate.main([f"ckpt={tiny_ckpt}", "experiment=demo", "data.n=6", "data.val_count=2", "data.size=[32,48]", "data.crop_size=[24,24]", f"out={tmp_path / 'r.json'}"])
+    assert list(work.iterdir()) == [] and json.loads((tmp_path / "r.json").read_text())["model"]

@@ -49,8 +49,11 @@ class OutputFolderError(OSError):
 def _probe(folder: Path) -> None:
     """Write and remove a small file in ``folder`` (raises ``OSError`` when that is not possible)."""
     probe = folder / f".bokeh-write-probe-{os.getpid()}"  # one per process: DDP ranks probe at once
-    probe.write_bytes(b"ok")
-    probe.unlink()
+    try:
+        probe.write_bytes(b"ok")
+    finally:  # a full disk creates the file, then fails the write: the probe goes either way
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def check_output_folder(path: str | os.PathLike, setting: str, keep: bool = True) -> Path:

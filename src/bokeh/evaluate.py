@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
         try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 cfg = compose("train", overrides=overrides + ["output_dir=."])
+            if "on_the_fly" in cfg.data and not cfg.data.get("photo_pairs") and not any(a.startswith(("data.on_the_fly=", "data.cache_dir=")) for a in overrides):
+                cfg.data.on_the_fly = True  # the validation pairs rendered in memory: nothing is written but out=
             check_data_paths(cfg.data)
             report = check_output_file(given_path("out", out[0]), "out") if out else None
             generator = load_generator(ckpt[0])

@@ -48,9 +48,11 @@ IMAGE_SUFFIXES = (*JPEG_SUFFIXES, ".png", ".bmp", ".tif", ".tiff", ".webp") + ((
 _HEIF_REASON = ("HEIC/HEIF photo, which cannot be decoded here (Pillow has no HEIF codec)",
                 "convert it to JPEG first (iPhone: Settings > Camera > Formats > Most Compatible)")
 _RAW_REASON = ("camera raw file, which cannot be decoded here", "develop it to JPEG, PNG or TIFF first")
+_GIF_REASON = ("GIF image (often animated, 256 colours), which is not read as a photo here", "save the frame you want as PNG first")
 UNREADABLE_IMAGE_SUFFIXES = {
     **dict.fromkeys((".heic", ".heif", ".hif", ".heics"), _HEIF_REASON),
     **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf", ".srw", ".pef"), _RAW_REASON),
+    ".gif": _GIF_REASON,
 }
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 _JPEG_END = b"\xff\xd9"
