@@ -311,7 +311,7 @@ def quick_steps(names: tuple[str, ...]):
     the pipeline (temporary folder, report, moving files into out=) runs as it is."""
     def steps(report, s, generator, work, interrupts):
         for name in names:
-            (work / name).write_bytes(b"model")
+            doubling_model(work / name)
     return steps
 
 
@@ -325,6 +325,10 @@ def test_a_re_export_without_int8_removes_the_earlier_int8_file(tiny_ckpt, tmp_p
     report = pipeline.run(compose_export(f"ckpt={tiny_ckpt}", f"out={out}", "overwrite=true")).to_json()
     assert report["passed"]
     assert sorted(p.name for p in out.iterdir()) == ["bokeh.onnx", "bokeh_float32.tflite", "report.json"]
+    from bokeh.model_files import read_metadata
+
+    for name in ("bokeh.onnx", "bokeh_float32.tflite"):  # each file says how to feed it (item 6)
+        assert read_metadata(out / name) == {"value_range": "signed", "inputs": ["image"], "layout": "NCHW" if name.endswith(".onnx") else "NHWC"}
 
 
 def test_a_full_disk_during_export_is_one_sentence_and_keeps_the_earlier_export(tiny_ckpt, tmp_path, monkeypatch, capsys):
@@ -407,3 +411,38 @@ def test_evaluate_writes_nothing_into_the_working_folder(tiny_ckpt, tmp_path, mo
     monkeypatch.chdir(work)  # root ignores chmod: prove instead that nothing is written here
     evaluate.main([f"ckpt={tiny_ckpt}", "experiment=demo", "data.n=6", "data.val_count=2", "data.size=[32,48]", "data.crop_size=[24,24]", f"out={tmp_path / 'r.json'}"])
     assert list(work.iterdir()) == [] and json.loads((tmp_path / "r.json").read_text())["model"]
+
+
+# ----------------------------------------------------------------------------- 6. a model file says how to feed it
+def doubling_model(path: Path) -> Path:
+    """``image + image`` as a .tflite (NHWC) or .onnx (NCHW) of 8 x 8: what an export of any range looks like to a runtime."""
+    if path.suffix == ".tflite":
+        from bokeh.runtimes import tiny_tflite
+
+        return tiny_tflite.add_model(path)
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])  # ONNX exports take NCHW
+    output = helper.make_tensor_value_info("bokeh", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Add", ["image", "image"], ["bokeh"])], "double", [image], [output])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".tflite", ".onnx"])
+def test_a_lone_exported_file_renders_by_what_it_says_or_is_refused(suffix, tmp_path):
+    from bokeh.model_files import embed_metadata, read_metadata
+
+    Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(tmp_path / "gray.png")
+    model = doubling_model(tmp_path / f"model{suffix}")  # copied without its report.json
+    args = (f"input={tmp_path / 'gray.png'}", f"ckpt={model}")
+    refused = cli("bokeh.render", *args, f"out={tmp_path / 'refused'}", cwd=tmp_path)
+    assert "does not say which value range it takes" in one_line(refused) and not (tmp_path / "refused").exists()
+    embed_metadata(model, {"value_range": "pixel", "inputs": ["image"]})
+    assert read_metadata(model)["value_range"] == "pixel"
+    rendered = cli("bokeh.render", *args, f"out={tmp_path / 'out'}", cwd=tmp_path)
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    from bokeh.images import read_rgb
+
+    assert abs(float(read_rgb(tmp_path / "out" / "gray.png").mean()) - 200) <= 2, "fed 0-255 as the file says: 100 + 100"

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from bokeh.checkpoint import load_generator
+from bokeh.model_files import embed_metadata
 from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs, given_path, ignoring_interrupts
 from bokeh.export import onnx as onnx_export
 from bokeh.export import quantize, tflite, verify
@@ -288,6 +289,10 @@ def run(cfg: Any) -> Report:
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=s.out))
     try:
         _run_steps(report, s, generator, work)
+        for name in OUTPUT_NAMES:  # each model file says how to feed it, also when copied without report.json
+            if name.endswith((".onnx", ".tflite")) and (work / name).is_file():
+                embed_metadata(work / name, {"value_range": s.value_range, "inputs": list(contract.names),
+                                             "layout": "NCHW" if name.endswith(".onnx") else "NHWC"})
         report.files = {name: (work / name).stat().st_size for name in OUTPUT_NAMES[:-1] if (work / name).exists()}
         _finish(report, work, s.out)
     except BaseException as error:  # Ctrl-C (or a crash outside the steps): leave no temporary folder behind
