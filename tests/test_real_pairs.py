@@ -13,7 +13,7 @@ import torch
 from bokeh import metrics
 from bokeh.data.pairs import DataLayoutError
 from bokeh.data.real_pairs import interior_point, list_real_pairs
-from bokeh.evaluate import gaussian_blur
+from bokeh.metrics import gaussian_blur
 from bokeh.evaluate_real import evaluate_real, score_real_pairs
 from bokeh.images import write_image
 

@@ -19,13 +19,10 @@ from typing import Any, Mapping
 
 import torch
 
+from bokeh.model_files import CheckpointError, lfs_pointer_reason
 from bokeh.models.glassnet import GlassNet
 
 GENERATOR_PREFIX = "generator."
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, not a bokeh training checkpoint, or does not fit."""
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -33,6 +30,9 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist: pass the .ckpt written by `python -m bokeh.train`")
+    pointer = lfs_pointer_reason(path)
+    if pointer:
+        raise CheckpointError(pointer)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files

@@ -15,7 +15,9 @@ an interrupt reads the same everywhere:
   ``SIGHUP`` (a closed terminal or SSH session) are handled the same way (exit 143 and 129).
   Temporary files are removed by the code that made them (``try``/``except BaseException``),
   before this line is printed.
-* :func:`parse_bool`: ``true``/``false`` options are checked, not guessed (``tflite=maybe`` is refused).
+* :func:`parse_bool`: ``true``/``false`` options are checked, not guessed (``tflite=maybe`` is refused);
+  :func:`given_path`: an empty path (``out=`` of an unset shell variable) is refused, not taken as
+  the current folder.
 * :func:`existing_outputs`: no writer replaces an existing file unless ``overwrite=true`` is given
   (render, export, demo, synthesize), checked before any work, in the same words.
 * :func:`write_text_atomic`: small result files (``report.json``, ``metrics.json``) are written to a
@@ -47,8 +49,11 @@ class OutputFolderError(OSError):
 def _probe(folder: Path) -> None:
     """Write and remove a small file in ``folder`` (raises ``OSError`` when that is not possible)."""
     probe = folder / f".bokeh-write-probe-{os.getpid()}"  # one per process: DDP ranks probe at once
-    probe.write_bytes(b"ok")
-    probe.unlink()
+    try:
+        probe.write_bytes(b"ok")
+    finally:  # a full disk creates the file, then fails the write: the probe goes either way
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def check_output_folder(path: str | os.PathLike, setting: str, keep: bool = True) -> Path:
@@ -205,6 +210,14 @@ def quote_path_overrides(overrides: Iterable[str], keys: Iterable[str]) -> list[
             override = f"{key}={hydra_quote(value)}"
         quoted.append(override)
     return quoted
+
+
+def given_path(key: str, value: str | os.PathLike | None) -> Path:
+    """``value`` of path option ``key`` as a ``Path``; ``ValueError`` (one sentence) when it is empty:
+    ``out=$UNSET`` would otherwise be ``Path("")``, the current folder, and be written into."""
+    if value is None or not str(value).strip():
+        raise ValueError(f"{key}= is empty (an unset shell variable?): give a path, e.g. {key}=outputs/{key}")
+    return Path(value)
 
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")

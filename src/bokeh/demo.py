@@ -36,7 +36,7 @@ from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
 from bokeh.checkpoint_io import CheckpointWriteError
-from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_folder, existing_outputs, hydra_quote, interruptible, parse_bool,
+from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_folder, existing_outputs, given_path, hydra_quote, interruptible, parse_bool,
                        quote_path_overrides, run_child, write_text_atomic)
 from bokeh.evaluate import baselines, evaluate_generator, format_table, score, validation_samples
 from bokeh.data.pairs import DataLayoutError
@@ -70,7 +70,7 @@ def check_options(options: dict[str, str]) -> dict:
 
         real = Path(options["real"]).expanduser()
         list_real_pairs(real)  # a folder not in the layout: one sentence now, before any work
-    return checked | {"minutes": minutes, "photos": photos, "out": Path(options["out"]).resolve(), "real": real}
+    return checked | {"minutes": minutes, "photos": photos, "out": given_path("out", options["out"]).resolve(), "real": real}
 
 
 def planned_outputs(out: Path, photos: list[str], reference: bool, tflite: bool) -> list[Path]:

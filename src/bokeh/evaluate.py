@@ -35,6 +35,7 @@ import kornia
 import torch
 
 from bokeh import metrics
+from bokeh.metrics import gaussian_blur
 from bokeh.data.transforms import unpad
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
@@ -96,12 +97,6 @@ def score(predict: Predict | Oracle, samples: Iterable[dict], sees_target: bool 
             results[f"psnr_{name}"] = sum(values) / len(values) if values else float("nan")
             results[f"images_{name}"] = len(values)
     return results
-
-
-def gaussian_blur(sigma: float) -> Predict:
-    """The input blurred with a Gaussian of ``sigma`` pixels (kernel 2 * ceil(3 sigma) + 1)."""
-    size = 2 * math.ceil(3 * sigma) + 1
-    return lambda image: kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="reflect")
 
 
 def blur_bank(image: torch.Tensor, sigmas: Iterable[float] = ORACLE_SIGMAS) -> torch.Tensor:
@@ -220,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hydra import compose, initialize_config_dir
 
     from bokeh.checkpoint import CheckpointError, load_generator
-    from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, interruptible, quote_path_overrides,
+    from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, quote_path_overrides,
                            unquote, write_text_atomic)
     from hydra.errors import HydraException
 
@@ -242,8 +237,10 @@ def main(argv: list[str] | None = None) -> dict:
         try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 cfg = compose("train", overrides=overrides + ["output_dir=."])
+            if "on_the_fly" in cfg.data and not cfg.data.get("photo_pairs") and not any(a.startswith(("data.on_the_fly=", "data.cache_dir=")) for a in overrides):
+                cfg.data.on_the_fly = True  # the validation pairs rendered in memory: nothing is written but out=
             check_data_paths(cfg.data)
-            report = check_output_file(out[0], "out") if out else None
+            report = check_output_file(given_path("out", out[0]), "out") if out else None
             generator = load_generator(ckpt[0])
             samples = validation_samples(hydra.utils.instantiate(cfg.data))
         except (OutputFolderError, CheckpointError, DataLayoutError, BadPairError, HydraException, ValueError) as error:
@@ -299,7 +296,7 @@ def main_real(args: list[str]) -> dict:
     rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import OutputFolderError, check_output_file, interruptible, write_text_atomic
+    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, unquote, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
     from bokeh.evaluate_real import SPLITS, evaluate_real, format_real_table
@@ -330,7 +327,7 @@ def main_real(args: list[str]) -> dict:
         raise refuse(f"{error} (or auto: on when the model takes it)") from None
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            report = check_output_file(settings["out"], "out") if settings.get("out") else None
+            report = check_output_file(given_path("out", settings["out"]), "out") if "out" in settings else None
             pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
         except (OutputFolderError, CheckpointError, DataLayoutError, FileNotFoundError, ValueError,

@@ -83,13 +83,11 @@ def best_blur(image: torch.Tensor, target: torch.Tensor, sigmas: Sequence[float]
     Shape:
         image, target: ``(1, 3, H, W)`` in [0, 1]; returns ``(sigma, (1, 3, H, W) in [0, 1])``.
     """
-    from bokeh.evaluate import gaussian_blur
-
     best = (-math.inf, 0.0, image)
     for sigma in sigmas:
         if math.ceil(3 * sigma) >= min(image.shape[-2:]):
             continue
-        blurred = gaussian_blur(sigma)(image).clamp(0, 1)
+        blurred = metrics.gaussian_blur(sigma)(image).clamp(0, 1)
         value = metrics.psnr(metrics.tone_match(blurred, target), target).item()
         if value > best[0]:
             best = (value, sigma, blurred)

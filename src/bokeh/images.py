@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import os
 import re
@@ -47,9 +48,11 @@ IMAGE_SUFFIXES = (*JPEG_SUFFIXES, ".png", ".bmp", ".tif", ".tiff", ".webp") + ((
 _HEIF_REASON = ("HEIC/HEIF photo, which cannot be decoded here (Pillow has no HEIF codec)",
                 "convert it to JPEG first (iPhone: Settings > Camera > Formats > Most Compatible)")
 _RAW_REASON = ("camera raw file, which cannot be decoded here", "develop it to JPEG, PNG or TIFF first")
+_GIF_REASON = ("GIF image (often animated, 256 colours), which is not read as a photo here", "save the frame you want as PNG first")
 UNREADABLE_IMAGE_SUFFIXES = {
     **dict.fromkeys((".heic", ".heif", ".hif", ".heics"), _HEIF_REASON),
     **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf", ".srw", ".pef"), _RAW_REASON),
+    ".gif": _GIF_REASON,
 }
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 _JPEG_END = b"\xff\xd9"
@@ -193,7 +196,7 @@ def _decode_errors(path: Path) -> Iterator[None]:
         if error.errno is not None:  # the system refused the read (I/O error, ...): not the file's content
             raise ImageError(path, f"cannot be read ({error.strerror or error})", "check the disk or copy the file again") from error
         raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
-    except (SyntaxError, ValueError) as error:
+    except (SyntaxError, ValueError, EOFError) as error:
         raise ImageError(path, f"corrupt or truncated image ({error})", "re-copy the file from its source or remove the pair") from error
     except Exception as error:  # noqa: BLE001  a decoder's own failure: this file's problem
         raise ImageError(path, f"could not be decoded ({type(error).__name__}: {error})", "re-save it (e.g. from an image editor) or remove it") from error
@@ -235,20 +238,47 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     with _decode_errors(path), Image.open(path) as image:
-        image.load()
-        _orientation(image, path)  # a malformed EXIF block: said as such
-        try:
-            image = ImageOps.exif_transpose(image)
-        except Exception as error:  # noqa: BLE001  struct.error, AttributeError, ...: Pillow re-encoding a bad tag
-            raise _exif_error(path, error) from error
-        image = to_srgb(image, path)
+        image = to_srgb(_upright(image, path), path)
     return _to_rgb8(image, path)
+
+
+def _upright(image: Image.Image, path: Path) -> Image.Image:
+    """``image`` decoded and turned by its EXIF orientation (a malformed EXIF block: said as such)."""
+    image.load()
+    _orientation(image, path)
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as error:  # noqa: BLE001  struct.error, AttributeError, ...: Pillow re-encoding a bad tag
+        raise _exif_error(path, error) from error
+
+
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """A subject mask as booleans, upright. A cut-out with transparent pixels (what background
+    removers export: the subject on a transparent background) is read by its alpha (opaque =
+    subject); any other image by its brightness (white = subject: above half).
+
+    Shape:
+        returns ``(H, W)`` ``bool``. Raises :class:`ImageError` as :func:`read_rgb` does.
+    """
+    path = Path(path)
+    with _decode_errors(path), Image.open(path) as image:
+        image = _upright(image, path)
+        if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
+            alpha = np.asarray(image.convert("RGBA"))[..., 3]
+            if alpha.min() < 255:
+                return alpha > 127
+    return read_rgb(path).astype(np.uint16).sum(2) > 3 * 127
 
 
 def _orientation(image: Image.Image, path: Path) -> int:
     """The EXIF orientation (1-8; 1 when absent); :class:`ImageError` when the EXIF block is malformed."""
     try:
         return int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except (OSError, EOFError):  # the file ends before its metadata (a PNG's eXIf chunk is looked for at the end): truncated, said by _decode_errors
+        raise
     except Exception as error:  # noqa: BLE001  struct.error, TypeError, ... from Pillow's EXIF parser
         raise _exif_error(path, error) from error
 
@@ -272,9 +302,23 @@ def srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
-def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
-    description = (profile.profile.profile_description or "").lower().replace(" ", "")
-    return description.startswith("srgb")
+#: Colours that test what an RGB profile does: every mix of 9 levels a channel (0, 32, ..., 255).
+_PROBE_LEVELS = np.array([0, 32, 64, 96, 128, 160, 192, 224, 255], np.uint8)
+
+
+@functools.lru_cache(maxsize=32)
+def _is_srgb(data: bytes) -> bool:
+    """True if the RGB profile ``data`` maps colours to sRGB as sRGB itself does (every probe colour
+    within one level): its primaries, white point and tone curves are sRGB's, whatever its name
+    says (Elle Stone's linear ``sRGB-elle-V2-g10`` has sRGB's primaries but not its curve)."""
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
+    if profile.profile.xcolor_space.strip() != "RGB":
+        return False
+    grid = np.stack(np.meshgrid(_PROBE_LEVELS, _PROBE_LEVELS, _PROBE_LEVELS, indexing="ij"), -1).reshape(1, -1, 3)
+    probe = Image.fromarray(np.ascontiguousarray(grid))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    mapped = ImageCms.profileToProfile(probe, profile, srgb, outputMode="RGB")
+    return int(np.abs(np.asarray(mapped, np.int16) - grid).max()) <= 1
 
 
 def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Image:
@@ -282,7 +326,7 @@ def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Im
 
     RGB profiles (Adobe RGB, Display P3, ProPhoto, ...), CMYK and gray profiles are converted
     (perceptual intent), the result is ``RGB`` without a profile; an image without a profile, or
-    with an sRGB one, is returned unchanged (untagged images are taken to be sRGB). Other modes
+    with one that acts as sRGB (same primaries, white point and curves, whatever its name), is returned unchanged (untagged images are taken to be sRGB). Other modes
     with an RGB profile (RGBA, palette, 16-bit) are converted to 8-bit RGB first.
 
     Raises:
@@ -294,7 +338,7 @@ def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Im
     path = Path(path)
     with _cms_errors(path):
         profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
-        if _is_srgb(profile):
+        if _is_srgb(bytes(data)):
             return image
         space = profile.profile.xcolor_space.strip()
         if space == "RGB" and image.mode not in ("RGB", "CMYK"):
@@ -319,7 +363,7 @@ def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
             raise ImageError(path, f"{mode} image with values outside 0-65535", "save it as an 8- or 16-bit RGB image")
         gray = np.round(values / 257.0).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         if np.asarray(rgba)[..., 3].min() < 255:
             raise ImageError(path, "has transparent pixels (alpha < 255)", "flatten it onto a background and save as RGB")

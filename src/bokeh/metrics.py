@@ -30,6 +30,7 @@ challenge tables average over a test set).
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import kornia
@@ -525,3 +526,11 @@ def matte_iou(matte: torch.Tensor, target: torch.Tensor, threshold: float = 0.5)
             continue
         scores.append(binary_jaccard_index(kept, labels, threshold=threshold, ignore_index=-1).float().cpu())
     return torch.stack(scores).to(matte.device)
+
+
+def gaussian_blur(sigma: float):
+    """A function blurring ``(B, C, H, W)`` images with a Gaussian of ``sigma`` pixels (kernel
+    2 * ceil(3 sigma) + 1, reflected borders): the blur baselines of :mod:`bokeh.evaluate` and the
+    detail measure of :mod:`bokeh.evaluate_real`."""
+    size = 2 * math.ceil(3 * sigma) + 1
+    return lambda image: kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="reflect")

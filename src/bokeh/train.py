@@ -170,9 +170,57 @@ def check_output_dir(path: str | Path, min_free_mib: int = 200) -> Path:
     return path
 
 
+#: The run folder as it was before this process (:class:`CheckRunDir`): whether it existed and the
+#: size of each log file in it, so that a refused run can leave it as it found it.
+RUN_DIR_BEFORE: dict[str, Any] = {}
+RUN_CONFIG_DIR = ".hydra"  # written by record_run_config once the run is accepted (conf: hydra.output_subdir=null)
+
+
+def leave_run_dir_as_found() -> None:
+    """Undo what Hydra did to the run folder for a run refused before training: a folder this run
+    created is removed, and in an existing one each log file is cut back to its earlier length (the
+    ``.hydra`` files are only written for an accepted run: :func:`record_run_config`)."""
+    import logging
+
+    from bokeh.train import RUN_DIR_BEFORE as before  # Hydra's callback filled the imported module's, not __main__'s
+
+    folder = before.get("path")
+    if folder is None or os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    for handler in list(logging.getLogger().handlers):  # Hydra's train.log handler holds the file open
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder:
+            handler.close()
+            logging.getLogger().removeHandler(handler)
+    if not before["existed"]:
+        shutil.rmtree(before["created"], ignore_errors=True)  # the outermost folder Hydra made for it
+        return
+    for log in folder.glob("*.log"):
+        size = before["logs"].get(log.name)
+        if size is None:
+            log.unlink(missing_ok=True)
+        elif log.stat().st_size > size:
+            os.truncate(log, size)
+
+
+def record_run_config(cfg: DictConfig) -> None:
+    """Write ``.hydra/`` (``config.yaml``, ``hydra.yaml``, ``overrides.yaml``, as Hydra does) once
+    the run has passed its checks: Hydra writes them before any check, so a refused retry replaced
+    the files of the run in that folder. Nothing outside a Hydra job, nor on DDP's other ranks."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    hydra_cfg = HydraConfig.instance().cfg
+    folder = Path(hydra_cfg.hydra.runtime.output_dir) / RUN_CONFIG_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg), ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
+        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+
+
 class CheckRunDir(HydraCallback):
     """Hydra callback (``conf/train.yaml``): refuse an unwritable ``hydra.run.dir`` (or sweep dir)
-    in one line, exit status 2, before Hydra itself creates it and fails with a traceback."""
+    in one line, exit status 2, before Hydra itself creates it and fails with a traceback; and note
+    what the run folder held, so that a refused run leaves it as it was (:func:`leave_run_dir_as_found`)."""
 
     def _check(self, folder: str, setting: str) -> None:
         try:
@@ -182,6 +230,10 @@ class CheckRunDir(HydraCallback):
             sys.exit(EXIT_SETTINGS)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(config.hydra.run.dir).absolute()
+        missing = [f for f in (folder, *folder.parents) if not f.exists()]
+        RUN_DIR_BEFORE.update(path=folder, existed=folder.exists(), created=missing[-1] if missing else None,
+                              logs={log.name: log.stat().st_size for log in folder.glob("*.log")} if folder.is_dir() else {})
         self._check(config.hydra.run.dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -267,7 +319,10 @@ def build_trainer(cfg: DictConfig, callbacks: list, logger, plugins: list | None
     if announce and str(cfg.trainer.get("precision")) == "auto":
         why = "this CPU computes bf16 natively" if precision == "bf16-mixed" else "no native bf16 here"
         print(f"trainer.precision=auto -> {precision} ({why})")
-    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=plugins or [], precision=precision)
+    # everything a run writes goes under its run folder: fast_dev_run drops the logger, and the
+    # sample strips would otherwise go to Lightning's default, the working folder
+    root = {} if cfg.trainer.get("default_root_dir") or not cfg.get("output_dir") else {"default_root_dir": cfg.output_dir}
+    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=plugins or [], precision=precision, **root)
 
 
 def resume_note(trainer: pl.Trainer) -> str:
@@ -305,6 +360,7 @@ def run(cfg: DictConfig) -> pl.Trainer:
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
     # checkpoints are written atomically and never with non-finite weights (bokeh.checkpoint_io)
     trainer = build_trainer(cfg, callbacks, logger, plugins=[AtomicCheckpointIO()])
+    record_run_config(cfg)  # accepted: now the run folder says what ran
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SystemExit:  # Lightning's answer to Ctrl-C: its own teardown, then sys.exit(1)
@@ -320,6 +376,7 @@ def main(cfg: DictConfig) -> None:
         with interruptible("bokeh.train", lambda: ""):
             trainer = run(cfg)
     except (OutputFolderError, CheckpointError, ResumeLimitError, DataLayoutError) as error:
+        leave_run_dir_as_found()
         print(f"bokeh.train: {error}", file=sys.stderr)
         sys.exit(EXIT_SETTINGS)
     except CheckpointWriteError as error:  # disk full mid-run: the previous checkpoint is intact

@@ -3,7 +3,9 @@
 * :func:`parse_settings`: ``key=value`` command-line arguments into typed settings, one clear
   sentence for an unknown key or a bad value.
 * :func:`prepare_folder`: a non-empty folder is never written into without ``overwrite``; the old
-  ``meta.json`` goes first, so a folder being (re)written never looks finished.
+  ``meta.json`` goes first, so a folder being (re)written never looks finished, then the old pairs.
+* :func:`unfinished_set_reason`: what every reader asks first: is a generated set what its
+  ``meta.json`` says (finished, holding exactly its own pairs)?
 * :func:`run_jobs`: one job per pair, in this process or a pool of worker processes; Ctrl-C lets
   the running jobs finish (complete files) and cancels the rest, with no worker traceback.
 * :func:`write_meta`: ``meta.json`` written last and atomically: its presence marks a finished set.
@@ -24,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from bokeh.cli import ignoring_interrupts, write_text_atomic
+from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR
 
 META = "meta.json"
 
@@ -49,7 +52,10 @@ def parse_settings(argv: list[str], defaults: dict, parsers: dict[str, Callable[
 
 
 def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str]) -> Path:
-    """Make ``out`` and its ``subfolders`` ready to write into; remove an old ``meta.json``.
+    """Make ``out`` and its ``subfolders`` ready to write into. Over an earlier set
+    (``overwrite``), its ``meta.json`` goes first (the folder never looks finished), then its
+    ``f_numbers.json`` and every file in ``subfolders``: no stale pair of the old set is left to be
+    read as one of the new.
 
     Raises:
         FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
@@ -57,10 +63,63 @@ def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str]) 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty: choose a new folder, or pass overwrite=true to write into it")
-    for name in subfolders:
-        (out / name).mkdir(parents=True, exist_ok=True)
     (out / META).unlink(missing_ok=True)
+    (out / F_NUMBERS).unlink(missing_ok=True)
+    for name in subfolders:
+        folder = out / name
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
     return out
+
+
+#: The sets this project writes: ``meta.json``'s ``generator`` -> the command that writes them.
+GENERATORS = {"bokeh.data.photo_pairs": "python -m bokeh.data.photo_pairs", "bokeh.data.synthetic": "python -m bokeh.data.synthesize"}
+
+
+def unfinished_set_reason(root: str | Path) -> str | None:
+    """``None`` unless ``root`` is a generated set (:data:`GENERATORS`) that is not what its
+    metadata says: then the sentence saying so. Every reader of pairs asks this first.
+
+    A set with a ``coc/`` folder (only generators write one) but no ``meta.json`` was interrupted
+    (or is being written); a finished one must hold exactly the pairs its ``meta.json`` counts, and
+    its ``f_numbers.json`` must name exactly those pairs (a photo-pair set always has one).
+    """
+    root = Path(root)
+    if not (root / META).is_file():
+        if (root / COC_DIR).is_dir():
+            return (f"{root} is an unfinished generated set (a {COC_DIR}/ folder but no {META}: it was interrupted or is "
+                    f"still being written): write it again with overwrite=true")
+        return None
+    try:
+        meta = json.loads((root / META).read_text())
+        generator = meta.get("generator")
+    except (OSError, ValueError, AttributeError) as error:
+        return f"{root / META} cannot be read ({error}): write the set again with overwrite=true"
+    if generator not in GENERATORS:
+        return None
+    again = f"write it again with {GENERATORS[generator]} ... overwrite=true"
+    names = {p.stem for p in (root / INPUT_DIR).iterdir() if p.is_file() and not p.name.startswith(".")} if (root / INPUT_DIR).is_dir() else set()
+    if generator == "bokeh.data.synthetic":
+        start, n = int(meta.get("start", 0)), int(meta.get("n", -1))
+        wanted = {str(i) for i in range(start, start + n)}
+    else:
+        wanted = None
+    count = len(wanted) if wanted is not None else meta.get("pairs")
+    if len(names) != count or (wanted is not None and names != wanted):
+        return f"{root} holds {len(names)} pairs but its {META} says {count}: pairs of another set are mixed in or missing; {again}"
+    f_numbers = root / F_NUMBERS
+    if f_numbers.is_file() or generator == "bokeh.data.photo_pairs":
+        try:
+            listed = set(json.loads(f_numbers.read_text()))
+        except (OSError, ValueError, TypeError) as error:
+            return f"{f_numbers} cannot be read ({error}): {again}"
+        if listed != names:
+            odd = sorted(listed ^ names)[0]
+            return f"{f_numbers} and the pairs in {root / INPUT_DIR} disagree (e.g. {odd}): {again}"
+    return None
 
 
 def _ignore_interrupts_in_worker() -> None:

@@ -31,9 +31,11 @@ import torch
 from torch.utils.data import Dataset
 
 from bokeh.data.coc import read_coc
+from bokeh.data.folders import unfinished_set_reason
 from bokeh.data.focus import UNKNOWN, in_focus_region, interior_point, matte_target, sample_point
 from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, LAYOUT, TARGET_DIR
 from bokeh.data.transforms import FitMode, fit_for_eval, fit_map, fits, paired_train_crop, to_pair_tensors
+from bokeh import images
 from bokeh.images import ImageError, is_known_image_type, read_rgb, read_size, unsupported_reason
 from bokeh.models.controls import NO_FOCUS, REFERENCE_F_NUMBER
 from bokeh.models.glassnet import MIN_SIDE
@@ -89,6 +91,9 @@ def resolve_root(root: str | Path) -> Path:
         raise DataLayoutError(f"data folder {root} does not exist; {LAYOUT}")
     for candidate in (root, root / "Training"):
         if (candidate / INPUT_DIR).is_dir() and (candidate / TARGET_DIR).is_dir():
+            unfinished = unfinished_set_reason(candidate)  # a generated set is what its meta.json says, or refused
+            if unfinished:
+                raise DataLayoutError(unfinished)
             return candidate
     found = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:8]
     raise DataLayoutError(f"{root} has no {INPUT_DIR}/ and {TARGET_DIR}/ folders (it holds: {', '.join(found) or 'nothing'}); {LAYOUT}")
@@ -367,12 +372,13 @@ class PairDataset(Dataset):
 
 
 def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """A subject mask as ``(H, W)`` ``uint8`` (any image mode; white = in focus) of the pair's ``size``.
+    """A subject mask as ``(H, W)`` ``uint8`` 0/255 of the pair's ``size``: white = in focus, or the
+    alpha of a cut-out (:func:`bokeh.images.read_mask`).
 
     Raises:
         ValueError: a mask whose size differs from its pair's (names the file).
     """
-    mask = read_rgb(path).max(-1)
+    mask = np.where(images.read_mask(path), 255, 0).astype(np.uint8)
     if mask.shape != tuple(size):
         raise ValueError(f"{path}: subject mask of {_hw(mask.shape)} does not match its image's {_hw(size)}")
     return mask

@@ -685,10 +685,10 @@ DEFAULTS = {"src": None, "out": None, "masks": None, "short_side": None, "seed":
 
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments into typed settings; a clear ``ValueError`` for anything wrong."""
-    from bokeh.cli import parse_bool
+    from bokeh.cli import given_path, parse_bool
     from bokeh.data.folders import parse_settings
 
-    parsers = {"src": Path, "out": Path, "masks": Path, "n": lambda v: None if v.lower() == "all" else int(v), "overwrite": lambda value: parse_bool("overwrite", value)}
+    parsers = {"src": lambda value: given_path("src", value), "out": lambda value: given_path("out", value), "masks": lambda value: given_path("masks", value), "n": lambda v: None if v.lower() == "all" else int(v), "overwrite": lambda value: parse_bool("overwrite", value)}
     settings = parse_settings(argv, DEFAULTS, parsers)
     for key, what in (("src", "the photos: a BSDS500 folder with images/ and groundTruth/"), ("out", "the folder to write the pairs into")):
         if settings[key] is None or str(settings[key]) == "":

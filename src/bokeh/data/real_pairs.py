@@ -8,7 +8,7 @@ target folders, paired with ``original/`` by file name without extension:
 * ``f<number>/`` (``f8/``, ``f2.8/``, ``f1.8/``): the multi-aperture layout (VABD): one input,
   one target per f-number, read from the folder's name;
 * ``focal/`` (optional): a subject mask per photo, white = the subject the target keeps in focus
-  (any image type; gray values are thresholded at half).
+  (any image type; gray values are thresholded at half), or a cut-out whose alpha marks the subject.
 
 The root given to :func:`list_real_pairs` is a set or a folder whose subfolders are sets (such as
 a folder holding ``ebb/`` and ``vabd/``). Every pair is a :class:`RealPair`; a folder that is not
@@ -24,13 +24,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bokeh.data.focus import interior_point  # noqa: F401  (the tap of a real pair; re-exported)
 from bokeh.data.layout import FOCAL_DIR, INPUT_DIR, TARGET_DIR
+from bokeh.data.folders import unfinished_set_reason
 from bokeh.data.pairs import DataLayoutError, name_key
-from bokeh.images import ImageError, is_known_image_type, read_rgb, read_size
+from bokeh.images import ImageError, is_known_image_type, read_mask, read_size  # noqa: F401  (read_mask: re-exported)
+from bokeh.models.controls import ControlError, check_aperture
 
 MASK_DIR = FOCAL_DIR  # optional subject masks, white = in focus
 EBB_APERTURE = 1.8  # f-number of EBB!'s wide-aperture shots (Canon 7D, 50 mm f/1.8)
@@ -99,6 +100,9 @@ def _target_folders(folder: Path, bokeh_aperture: float) -> list[tuple[Path, flo
 
 
 def _list_set(folder: Path, prefix: str, bokeh_aperture: float) -> list[RealPair]:
+    unfinished = unfinished_set_reason(folder)
+    if unfinished:
+        raise DataLayoutError(unfinished)
     inputs = _images(folder / INPUT_DIR)
     if not inputs:
         raise DataLayoutError(f"no images in {folder / INPUT_DIR}; {REAL_LAYOUT}")
@@ -126,8 +130,13 @@ def _list_set(folder: Path, prefix: str, bokeh_aperture: float) -> list[RealPair
 
 
 def _check_sizes(pair: RealPair) -> None:
+    from bokeh.metrics import DETAIL_WINDOW
+
     try:
         size = read_size(pair.input)
+        if min(size) < DETAIL_WINDOW:
+            raise DataLayoutError(f"{pair.input} is {size[1]} x {size[0]} px: too small to score (the detail measure's window is "
+                                  f"{DETAIL_WINDOW} px): use photos of at least {DETAIL_WINDOW} px a side, or remove the pair")
         for other in (pair.target, pair.mask):
             if other is not None and read_size(other) != size:
                 h, w = read_size(other)
@@ -155,8 +164,10 @@ def list_real_pairs(root: str | Path, bokeh_aperture: float = EBB_APERTURE,
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataLayoutError(f"real-pair folder {root} does not exist; {REAL_LAYOUT}")
-    if not bokeh_aperture > 0 or math.isinf(bokeh_aperture):
-        raise ValueError(f"bokeh_aperture={bokeh_aperture}: an f-number above 0, e.g. 1.8")
+    try:
+        check_aperture(bokeh_aperture)
+    except ControlError as error:
+        raise ValueError(f"bokeh_aperture: {error}") from None
     if _is_set(root):
         pairs = _list_set(root, "", bokeh_aperture)
     else:
@@ -170,17 +181,16 @@ def list_real_pairs(root: str | Path, bokeh_aperture: float = EBB_APERTURE,
         pairs = [p for p in pairs if any(math.isclose(p.aperture, a, rel_tol=1e-6) for a in apertures)]
         if not pairs:
             raise DataLayoutError(f"{root} has no pair with a target at f/{' or f/'.join(f'{a:g}' for a in apertures)}")
+    for target_dir in sorted({pair.target.parent for pair in pairs}):  # every f-number, before any work
+        aperture = next(pair.aperture for pair in pairs if pair.target.parent == target_dir)
+        try:
+            check_aperture(aperture)
+        except ControlError as error:
+            raise DataLayoutError(f"{target_dir}: targets at f/{aperture:g}: {error}") from None
     for pair in pairs:
         _check_sizes(pair)
     return pairs
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """A subject mask as booleans: true where the file is brighter than half (white = in focus).
-
-    Shape:
-        returns ``(H, W)`` ``bool``. Raises :class:`~bokeh.images.ImageError` for an unreadable file.
-    """
-    return read_rgb(path).astype(np.uint16).sum(2) > 3 * 127
 
 

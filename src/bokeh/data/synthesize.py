@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, interruptible, parse_bool, write_text_atomic
+from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, given_path, interruptible, parse_bool, write_text_atomic
 from bokeh.data.coc import write_coc
 from bokeh.data.folders import ensure_folder, parse_settings, plain, prepare_folder, run_jobs, write_meta
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR, TARGET_DIR
@@ -46,7 +46,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments into typed settings; a clear ``ValueError`` for anything wrong."""
-    parsers = {"out": Path, "size": parse_size, "noise": float, "overwrite": lambda value: parse_bool("overwrite", value)}
+    parsers = {"out": lambda value: given_path("out", value), "size": parse_size, "noise": float, "overwrite": lambda value: parse_bool("overwrite", value)}
     settings = parse_settings(argv, DEFAULTS, parsers)
     if settings["out"] is None or str(settings["out"]) == "":
         raise ValueError("out=DIR is required (the folder to write original/ and bokeh/ into)")

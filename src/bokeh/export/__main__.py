@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from bokeh.checkpoint import CheckpointError
 from bokeh.cli import EXIT_SETTINGS, interruptible, quote_path_overrides
-from bokeh.export.pipeline import ExportConfigError, run
+from bokeh.export.pipeline import ExportConfigError, ExportWriteError, run
 from bokeh.export.table import print_summary
 
 PATH_KEYS = ("ckpt", "out")
@@ -32,6 +32,9 @@ def main(cfg: DictConfig) -> None:
     except (ExportConfigError, CheckpointError) as error:
         print(f"bokeh.export: {error}", file=sys.stderr)
         sys.exit(EXIT_SETTINGS)
+    except ExportWriteError as error:
+        print(f"bokeh.export: stopped: {error.strerror}", file=sys.stderr)
+        sys.exit(1)
     print_summary(report)
     if not report["passed"]:
         print(f"bokeh.export: FAILED checks: {', '.join(report['failed_checks'])} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch._dynamo  # noqa: F401, I001  (import order: before TensorFlow, see bokeh.export.tflite)
 
+import errno
 import json
 import os
 import shutil
@@ -26,7 +27,8 @@ import numpy as np
 import torch
 
 from bokeh.checkpoint import load_generator
-from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs, ignoring_interrupts
+from bokeh.model_files import embed_metadata
+from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs, given_path, ignoring_interrupts
 from bokeh.export import onnx as onnx_export
 from bokeh.export import quantize, tflite, verify
 from bokeh.inference import resolve_precision
@@ -213,6 +215,17 @@ class Settings:
     out: Path
 
 
+#: Every file an export may write into ``out``, report.json last (a re-export removes the ones it did not write again)
+OUTPUT_NAMES = ("bokeh.onnx", *(f"bokeh_{kind}.tflite" for kind in tflite.KINDS), "onnx2tf_replacements.json", "report.json")
+#: errno values of a full disk or quota: an export that meets one stops with one sentence
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class ExportWriteError(OSError):
+    """The export's files could not be written (disk full, quota): one sentence; the files of an
+    earlier export in ``out`` are untouched and no temporary folder is left."""
+
+
 def settings_from(cfg: Any) -> Settings:
     """Check a composed ``conf/export/tflite.yaml``; ``ExportConfigError`` says what is wrong."""
     from omegaconf import OmegaConf
@@ -234,7 +247,10 @@ def settings_from(cfg: Any) -> Settings:
     int8_count = int(int8.get("calibration_count", quantize.CALIBRATION_COUNT))
     if int8_count < 1:
         raise ExportConfigError(f"export.int8.calibration_count={int8_count}: at least 1 image is needed")
-    out = variant_dir(Path(cfg.out), instance_norm, value_range)
+    try:
+        out = variant_dir(given_path("out", cfg.out), instance_norm, value_range)
+    except ValueError as error:
+        raise ExportConfigError(str(error)) from None
     if out.exists() and not out.is_dir():
         raise ExportConfigError(f"out={cfg.out}: {out} exists and is not a folder; pass another out=")
     try:
@@ -244,8 +260,7 @@ def settings_from(cfg: Any) -> Settings:
     overwrite = cfg.get("overwrite", False)
     if not isinstance(overwrite, bool):
         raise ExportConfigError(f"overwrite={overwrite!r}: use true or false")
-    written = ["bokeh.onnx", *(f"bokeh_{kind}.tflite" for kind in tflite.KINDS), "onnx2tf_replacements.json", "report.json"]
-    refused = None if overwrite else existing_outputs([out / name for name in written])
+    refused = None if overwrite else existing_outputs([out / name for name in OUTPUT_NAMES])
     if refused:
         raise ExportConfigError(refused)
     return Settings(
@@ -295,12 +310,18 @@ def run(cfg: Any) -> Report:
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=s.out))
     try:
         _run_steps(report, s, generator, work)
-        names = ("bokeh.onnx", *(f"bokeh_{kind}.tflite" for kind in tflite.KINDS), "onnx2tf_replacements.json")
-        report.files = {name: (work / name).stat().st_size for name in names if (work / name).exists()}
+        for name in OUTPUT_NAMES:  # each model file says how to feed it, also when copied without report.json
+            if name.endswith((".onnx", ".tflite")) and (work / name).is_file():
+                embed_metadata(work / name, {"value_range": s.value_range, "inputs": list(contract.names),
+                                             "layout": "NCHW" if name.endswith(".onnx") else "NHWC"})
+        report.files = {name: (work / name).stat().st_size for name in OUTPUT_NAMES[:-1] if (work / name).exists()}
         _finish(report, work, s.out)
-    except BaseException:  # Ctrl-C (or a crash outside the steps): leave no temporary folder behind
+    except BaseException as error:  # Ctrl-C (or a crash outside the steps): leave no temporary folder behind
         with ignoring_interrupts():
             shutil.rmtree(work, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            raise ExportWriteError(error.errno, f"could not write the export into out={s.out} ({error.strerror or 'no space left on device'}): "
+                                   f"free some space and export again; the files of an earlier export there are untouched") from None
         raise
     return report
 
@@ -346,6 +367,8 @@ def _steps(report: Report, s: Settings, generator, work: Path, interrupts: list[
     except Exception as error:  # any crash is a failed check named after its step
         if interrupts:
             raise KeyboardInterrupt from error
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            raise  # a full disk is no failed check: run() says it in one sentence
         report.check(step, False, f"{type(error).__name__}: {error}")
         report.settings["traceback"] = traceback.format_exc()
     finally:
@@ -563,5 +586,8 @@ def _finish(report: Report, work: Path, out: Path) -> None:
         if path.is_file() and path.name != "report.json":
             os.replace(path, out / path.name)  # atomic per file, same filesystem
     os.replace(work / "report.json", out / "report.json")
+    for name in OUTPUT_NAMES:  # an earlier export's files this one did not write (bokeh_int8.tflite without int8)
+        if name not in report.files and name != "report.json":
+            (out / name).unlink(missing_ok=True)
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(out / "failed", ignore_errors=True)  # an earlier failure, now superseded

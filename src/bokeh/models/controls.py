@@ -31,9 +31,11 @@ from dataclasses import dataclass
 import torch
 
 REFERENCE_F_NUMBER = 1.8  # EBB!'s f/1.8 targets; the synthetic scenes' default lens
-MIN_F_NUMBER = 0.5  # below any real lens (f/0.95 is the fastest made): a smaller value is a mistake
-MAX_F_NUMBER = 64.0
 TRAINED_F_NUMBERS = (1.8, 11.0)  # the range the shipped data renders (bokeh.data: SceneConfig.f_number)
+#: The widest aperture taken: the model never saw a wider one (f/1.4 blurred no more than f/1.8 and
+#: brightened the photo), so a wider one is refused rather than rendered wrong.
+MIN_F_NUMBER = TRAINED_F_NUMBERS[0]
+MAX_F_NUMBER = 64.0  # narrower than f/11 is less blur, which the model does render
 FOCUS_SIGMA = 0.08  # Gaussian tap plane: standard deviation as a fraction of the image's short side
 NO_FOCUS = (-1.0, -1.0)  # the "auto" point: far enough outside the frame that its plane is 0 everywhere
 CONTROL_NAMES = ("focus", "aperture")
@@ -224,11 +226,17 @@ def check_focus(focus) -> tuple[float, float]:
 
 
 def check_aperture(aperture) -> float:
-    """``aperture`` as a float f-number; raises :class:`ControlError` for f/0, negatives, NaN, text."""
+    """``aperture`` as a float f-number; raises :class:`ControlError` for f/0, negatives, NaN, text,
+    and f-numbers wider than the model was trained with (below :data:`MIN_F_NUMBER`)."""
     try:
         value = float(aperture)
     except (TypeError, ValueError):
         raise ControlError(f"aperture={aperture!r} is not an f-number: give a number such as aperture=2.8") from None
+    if math.isfinite(value) and 0 < value < MIN_F_NUMBER:
+        raise ControlError(
+            f"aperture={aperture!r} is wider than the model was trained for (f/{TRAINED_F_NUMBERS[0]:g} to f/{TRAINED_F_NUMBERS[1]:g}) "
+            f"and would blur no more than f/{MIN_F_NUMBER:g}: give {MIN_F_NUMBER:g} or more"
+        )
     if not math.isfinite(value) or not MIN_F_NUMBER <= value <= MAX_F_NUMBER:
         raise ControlError(
             f"aperture={aperture!r} is not a usable f-number: give a finite number from {MIN_F_NUMBER:g} to {MAX_F_NUMBER:g}, "

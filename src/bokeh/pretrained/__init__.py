@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from bokeh.checkpoint import CheckpointError
+from bokeh.model_files import CheckpointError, lfs_pointer_reason
 from bokeh.models.glassnet import GlassNet
 
 FOLDER = Path(__file__).resolve().parent
@@ -31,7 +31,7 @@ FOLDER = Path(__file__).resolve().parent
 
 class PretrainedError(CheckpointError):
     """A shipped model's files are missing, damaged or do not match their description (a
-    :class:`~bokeh.checkpoint.CheckpointError`: every entry point reports it as a bad ``ckpt=``)."""
+    :class:`~bokeh.model_files.CheckpointError`: every entry point reports it as a bad ``ckpt=``)."""
 
 
 def names() -> list[str]:
@@ -83,6 +83,9 @@ def generator_state(name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]
             f"the weights of the shipped model {name!r} are missing ({path}): reinstall the package from a complete "
             f"clone of the repository"
         )
+    pointer = lfs_pointer_reason(path)
+    if pointer:
+        raise PretrainedError(pointer)
     if path.stat().st_size != description["bytes"] or sha256(path) != description["sha256"]:
         raise PretrainedError(f"{path} does not match its description in {name}.json (size or SHA-256 differs): restore it with git checkout")
     state = torch.load(path, map_location="cpu", weights_only=True)

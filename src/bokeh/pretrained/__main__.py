@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bokeh import pretrained
 
-USAGE = "usage: python -m bokeh.pretrained ship ckpt=PATH [name=reference] [real=FOLDER] | show [name=reference]"
+USAGE = "usage: python -m bokeh.pretrained ship ckpt=PATH [name=reference] [real=FOLDER] | show [[name=]reference]"
 #: What a model trained on pairs made from BSDS500 photos may be used for (its data's terms)
 PHOTO_PAIRS_LICENCE = ("non-commercial research and education: trained on pairs made from the Berkeley Segmentation Data Set 500 "
                        "(Arbelaez et al., TPAMI 2011; Corel photos, non-commercial research and education) and on synthetic scenes; "
@@ -147,10 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     options = dict(a.split("=", 1) for a in args[1:] if "=" in a)
-    name = options.get("name", "reference")
+    positional = [a for a in args[1:] if "=" not in a]
+    unknown = sorted(set(options) - ({"name"} if args[0] == "show" else {"name", "ckpt", "real"}))
+    if unknown or len(positional) > (args[0] == "show") or (positional and "name" in options):
+        print(f"bokeh.pretrained: {', '.join(unknown + positional)}: not understood; {USAGE}", file=sys.stderr)
+        return 2
+    name = options.get("name", positional[0] if positional else "reference")
     if args[0] == "show":
         try:
-            print(json.dumps(pretrained.meta(name), indent=2))
+            description = pretrained.meta(name)
+        except pretrained.PretrainedError as error:
+            print(f"bokeh.pretrained: {error}", file=sys.stderr)
+            return 2
+        try:
+            print(json.dumps(description, indent=2))
             sys.stdout.flush()
         except BrokenPipeError:  # `show | head`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,7 +10,8 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
   ``.tflite``) always run at their static export size, whatever this says.
 * ``quality=95``: JPEG quality of the outputs.
 * ``threads=0``: CPU threads (0: every core).
-* ``value_range=auto``: exported models only: ``signed`` / ``pixel`` (auto: from ``report.json``).
+* ``value_range=auto``: exported models only: ``signed`` / ``pixel`` (auto: what the file says, stored
+  at export, else its ``report.json``; a file that says neither is refused).
 * ``precision=auto``: torch checkpoints only: ``bf16`` where the CPU computes bf16 natively (AMX or
   AVX512-BF16), ``fp32`` elsewhere; ``fp32`` / ``bf16`` force one (bf16 is slow where emulated).
   The choice made is printed.

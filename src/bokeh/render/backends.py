@@ -141,15 +141,27 @@ class TorchBackend:
 
 
 def exported_value_range(model_path: Path) -> str:
-    """``settings.value_range`` of the ``report.json`` beside an exported model; ``signed`` without one."""
+    """The value range an exported model takes: what the file itself says (stored at export:
+    :func:`bokeh.model_files.read_metadata`), else ``settings.value_range`` of the ``report.json``
+    beside it.
+
+    Raises:
+        ValueError: neither says it (a file from an older export, copied without its report.json):
+            guessing would render a near-white image from a pixel-range model.
+    """
+    from bokeh.model_files import read_metadata
+
+    value_range = (read_metadata(model_path) or {}).get("value_range")
     report = model_path.parent / "report.json"
-    if not report.is_file():
-        return "signed"
-    try:
-        value_range = json.loads(report.read_text())["settings"]["value_range"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "signed"
-    return value_range if value_range in ("signed", "pixel") else "signed"
+    if value_range is None and report.is_file():
+        try:
+            value_range = json.loads(report.read_text())["settings"]["value_range"]
+        except (OSError, ValueError, KeyError, TypeError):
+            value_range = None
+    if value_range not in ("signed", "pixel"):
+        raise ValueError(f"ckpt={model_path}: the file does not say which value range it takes, and there is no report.json "
+                         f"beside it: pass value_range=signed ([-1, 1]) or value_range=pixel ([0, 255]), or export it again")
+    return value_range
 
 
 def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "auto", accelerator: str = "cpu",

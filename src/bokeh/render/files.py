@@ -77,7 +77,11 @@ def list_inputs(source: str | os.PathLike) -> list[Path]:
             raise RenderError(f"input={source}: {problem[0]}; {problem[1]}")
         return [source]
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if not p.is_dir() and is_known_image_type(p) and not p.name.startswith("."))
+        try:
+            files = sorted(p for p in source.iterdir() if not p.is_dir() and is_known_image_type(p) and not p.name.startswith("."))
+        except OSError as error:  # no permission to list it, an I/O error
+            raise RenderError(f"input={source}: the folder cannot be read ({error.strerror or error}); make it readable "
+                              f"(chmod u+rx) or copy the photos somewhere you can read") from None
         if not any(unsupported_reason(p) is None for p in files):
             found = f" (only {', '.join(sorted({p.suffix for p in files}))} files, which cannot be decoded here)" if files else ""
             raise RenderError(f"input={source}: the folder holds no image files this can read{found}; "

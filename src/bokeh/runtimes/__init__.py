@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bokeh.model_files import lfs_pointer_reason
 from bokeh.runtimes.base import Description, ModelFileError, Runtime, RuntimeUnavailable
 from bokeh.runtimes.litert_cpu import LiteRTCpuRuntime
 from bokeh.runtimes.litert_gpu import (
@@ -55,6 +56,9 @@ def runtime_for(path: str | Path, accelerator: str = "cpu", threads: int = 0, pr
                          f"export it with `make tflite CKPT=...`, or use accelerator=cpu")
     if suffix == ".ckpt":
         return TorchRuntime.from_file(path, threads=threads, precision=precision)
+    pointer = lfs_pointer_reason(path) if suffix in (".onnx", ".tflite") else None
+    if pointer:
+        raise ModelFileError(pointer)
     if suffix == ".onnx":
         return OnnxRuntime.from_file(path, threads=threads)
     if suffix == ".tflite":

@@ -1,0 +1,102 @@
+"""What every reader of a model file shares, below all of them (:mod:`bokeh.checkpoint`,
+:mod:`bokeh.pretrained`, the runtimes): the error a bad model file raises and the check that a
+file is the model itself and not a placeholder for it.
+
+A clone made without Git LFS holds *pointer* files where the large files should be: three lines of
+text (``version https://git-lfs.github.com/spec/v1``, ``oid sha256:...``, ``size ...``). torch,
+ONNX Runtime and LiteRT read them as damaged files and give advice that does not help (torch's
+``weights_only=False``); :func:`lfs_pointer_reason` names them for what they are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LFS_POINTER_START = b"version https://git-lfs.github.com/spec/"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, not a bokeh training checkpoint, or does not fit."""
+
+
+def lfs_pointer_reason(path: str | os.PathLike) -> str | None:
+    """``None`` unless ``path`` is a Git LFS pointer file (or another small text file): then the
+    sentence saying so and what to do."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(1024)
+    except OSError:
+        return None  # the reader that follows says what is wrong with the file
+    if head.startswith(LFS_POINTER_START):
+        return (f"{path} is a Git LFS pointer, not a model file (the clone was made without Git LFS): "
+                f"fetch the file with `git lfs pull`, or download it again")
+    return None
+
+
+# ----------------------------------------------------------------------------- what an exported file says about itself
+#: The key of the JSON an export stores inside each .onnx (``metadata_props``) and .tflite (a
+#: ``metadata`` entry): ``{"value_range": "signed" | "pixel", "inputs": [...], "layout": ...}``, so a
+#: file copied without its report.json still says how to feed it.
+METADATA_KEY = "bokeh"
+
+
+def embed_metadata(path: str | os.PathLike, meta: dict) -> None:
+    """Store ``meta`` (JSON) inside the exported model at ``path`` (``.onnx`` or ``.tflite``), in place."""
+    import json
+
+    path = Path(path)
+    text = json.dumps(meta, sort_keys=True)
+    if path.suffix == ".onnx":
+        import onnx
+
+        model = onnx.load(str(path))
+        kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+        del model.metadata_props[:]
+        model.metadata_props.extend(kept)
+        model.metadata_props.add(key=METADATA_KEY, value=text)
+        onnx.save(model, str(path))
+        return
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = path.read_bytes()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(text.encode(), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA_KEY, len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_KEY, METADATA_KEY.encode())] + [entry]
+    builder = flatbuffers.Builder(len(data) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The JSON :func:`embed_metadata` stored in an exported model, or ``None`` (an older export, or
+    another tool's file)."""
+    import json
+
+    path = Path(path)
+    try:
+        if path.suffix == ".onnx":
+            import onnx
+
+            model = onnx.load(str(path), load_external_data=False)
+            text = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
+        else:
+            from ai_edge_litert import schema_py_generated as schema
+
+            data = bytearray(path.read_bytes())
+            model = schema.Model.GetRootAs(data, 0)
+            text = None
+            for i in range(model.MetadataLength()):
+                entry = model.Metadata(i)
+                if entry.Name() in (METADATA_KEY.encode(), METADATA_KEY):
+                    text = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode()
+        return json.loads(text) if text else None
+    except Exception:  # noqa: BLE001  an unreadable file is reported by its runtime, not here
+        return None
