@@ -252,6 +252,8 @@ class SyntheticDataModule(_PairDataModule):
         self.photo_pairs = photo_folders(photo_pairs)
         self.photo_share, self.focus_auto_share = float(photo_share), float(focus_auto_share)
         weights = [1.0] * len(self.photo_pairs) if photo_weights is None else [float(w) for w in photo_weights]
+        if not self.photo_pairs:  # photo pairs switched off (data.photo_pairs=null): their weights have nothing to share
+            weights = []
         if len(weights) != len(self.photo_pairs) or any(not w > 0 for w in weights):
             raise ValueError(f"photo_weights must give one positive weight per photo_pairs folder ({len(self.photo_pairs)}), got {photo_weights}")
         self.photo_weights = weights
