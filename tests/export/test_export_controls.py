@@ -83,14 +83,19 @@ def test_the_export_passes_with_the_controls_as_named_inputs(controls_export):
                                                             "background": [1, *SIZE, 3]}
 
 
+def exported_runtimes(out):
+    """Each exported file's runtime with the largest difference from torch it may show."""
+    return {"onnx": (OnnxRuntime(out / "bokeh.onnx"), 1e-4),
+            "tflite_float32": (LiteRTCpuRuntime(out / "bokeh_float32.tflite"), 1e-4),
+            "tflite_float16": (LiteRTCpuRuntime(out / "bokeh_float16.tflite"), 2e-2)}
+
+
 @pytest.mark.parametrize("focus, aperture", SETTINGS[:2])
 def test_torch_onnx_runtime_and_tflite_give_the_same_matte_and_background(controls_export, controls_checkpoint, focus, aperture):
     """The names survive onnx2tf and the matte is not transposed: every runtime's layers by name agree."""
     _, out = controls_export
     torch_model = TorchRuntime(load_generator(controls_checkpoint))
-    models = {"onnx": (OnnxRuntime(out / "bokeh.onnx"), 1e-4),
-              "tflite_float32": (LiteRTCpuRuntime(out / "bokeh_float32.tflite"), 1e-4),
-              "tflite_float16": (LiteRTCpuRuntime(out / "bokeh_float16.tflite"), 2e-2)}
+    models = exported_runtimes(out)
     for image_name, image in cases():
         expected = torch_model.run_layers(image, focus, aperture)
         assert float(expected["matte"].std()) > 0.05, "a matte that varies, or the agreement proves nothing"
@@ -107,9 +112,7 @@ def test_torch_onnx_runtime_and_tflite_give_the_same_matte_and_background(contro
 def test_torch_onnx_runtime_and_tflite_agree_with_the_controls_set(controls_export, controls_checkpoint, focus, aperture):
     _, out = controls_export
     torch_model = TorchRuntime(load_generator(controls_checkpoint))
-    models = {"onnx": (OnnxRuntime(out / "bokeh.onnx"), 1e-4),
-              "tflite_float32": (LiteRTCpuRuntime(out / "bokeh_float32.tflite"), 1e-4),
-              "tflite_float16": (LiteRTCpuRuntime(out / "bokeh_float16.tflite"), 2e-2)}
+    models = exported_runtimes(out)
     for name, (model, limit) in models.items():
         assert model.contract == torch_model.contract, name
         for image_name, image in cases():
