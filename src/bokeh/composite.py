@@ -101,9 +101,10 @@ def composite(photo: torch.Tensor, matte: torch.Tensor, background: torch.Tensor
     """``matte * photo + (1 - matte) * background``, all at one size.
 
     Shape:
-        photo, background: ``(B, 3, H, W)``; matte: ``(B, 1, H, W)`` in [0, 1]; returns ``(B, 3, H, W)``.
+        photo, background: ``(B, 3, H, W)`` in [-1, 1]; matte: ``(B, 1, H, W)`` in [0, 1]; returns
+        ``(B, 3, H, W)`` in [-1, 1] (clamped: in bf16 the blend can round past the range).
     """
-    return torch.lerp(background, photo, matte)
+    return torch.lerp(background, photo, matte).clamp(-1.0, 1.0)
 
 
 def full_size(photo: torch.Tensor, matte: torch.Tensor, background: torch.Tensor,

@@ -360,7 +360,9 @@ class GlassNet(nn.Module):
             return GlassLayers(background, rough, background, None)
         logit = head[:, 3:4]  # (B, 1, H, W)
         keep = torch.sigmoid(logit)  # 1 = return the input's pixel
-        bokeh = keep * image + (1.0 - keep) * background  # in [-1, 1] in eval mode: a blend of two such images
+        bokeh = keep * image + (1.0 - keep) * background  # (B, 3, H, W): a blend of two images in [-1, 1]
+        if not self.training:  # bf16 (autocast, bf16 weights) rounds the blend up to 1.004: an image stays in its range
+            bokeh = bokeh.clamp(-1.0, 1.0)
         return GlassLayers(bokeh, rough, background, logit)
 
     def forward(self, image: torch.Tensor, focus: torch.Tensor | None = None,
