@@ -43,6 +43,7 @@ from bokeh.data.pairs import (
     resolve_root,
     select,
 )
+from bokeh.data.mix import Mix, Source, source_names
 from bokeh.data.sampling import ResumableLoader, ResumableSampler
 from bokeh.data.synthesize import ensure_dataset
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
@@ -78,9 +79,11 @@ class _PairDataModule(pl.LightningDataModule):
         self.val_fit, self.on_bad_pair, self.seed = val_fit, on_bad_pair, int(seed)
         self.train_set: PairDataset | None = None
         self.val_set: PairDataset | None = None
+        self.mix: Mix | None = None  # the sources of train_set and their shares, when it mixes several (set in setup)
 
     def _loader(self, dataset: PairDataset | None, train: bool) -> DataLoader:
-        """Training: a resumable seeded shuffle, split over the DDP ranks (:mod:`bokeh.data.sampling`).
+        """Training: a resumable seeded shuffle, split over the DDP ranks (:mod:`bokeh.data.sampling`);
+        for a mix of sources (:attr:`mix`), ``mix.epoch_size`` draws by share instead (:mod:`bokeh.data.mix`).
         Validation: every image in order (Lightning adds its distributed sampler under DDP).
 
         Both loaders own a torch generator, so making their iterators never draws from the global
@@ -93,7 +96,8 @@ class _PairDataModule(pl.LightningDataModule):
             return DataLoader(dataset, batch_size=1, shuffle=False, **options)
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        sampler = ResumableSampler(dataset, seed=self.seed, num_replicas=replicas, rank=rank)
+        by_share = {} if self.mix is None else dict(weights=self.mix.weights(), num_samples=self.mix.epoch_size)
+        sampler = ResumableSampler(dataset, seed=self.seed, num_replicas=replicas, rank=rank, **by_share)
         epoch = (lambda: trainer.current_epoch) if trainer is not None else None
         return ResumableLoader(dataset, sampler, epoch, batch_size=self.batch_size, drop_last=len(sampler) >= self.batch_size, **options)
 
@@ -220,6 +224,14 @@ class SyntheticDataModule(_PairDataModule):
     back through the same code as EBB!; a later run with the same settings reuses it. With
     ``on_the_fly=True`` nothing is written: every item is rendered when it is loaded (the same
     pixels as the cached JPEGs, JPEG artefacts included).
+
+    ``photo_pairs`` (a folder or a list of folders of pairs) are mixed in by sampling: each training
+    sample comes from the photo pairs with probability ``photo_share`` (split between the folders in
+    proportion to ``photo_weights``), else from the synthetic pairs, whatever the folders' sizes
+    (:mod:`bokeh.data.mix`; :attr:`mix` says the sources and shares). An epoch is then ``epoch_size``
+    draws (null: the synthetic training pairs / (1 - photo_share), so each scene is drawn about once
+    per epoch). Without photo pairs an epoch is every training pair once, shuffled, and
+    ``photo_share``, ``photo_weights`` and ``epoch_size`` do nothing.
     """
 
     def __init__(
@@ -243,8 +255,12 @@ class SyntheticDataModule(_PairDataModule):
         photo_share: float = 0.5,
         photo_weights: Sequence[float] | None = None,
         focus_auto_share: float = 0.3,
+        epoch_size: int | None = None,
     ) -> None:
         super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
+        if epoch_size is not None and (isinstance(epoch_size, bool) or not float(epoch_size).is_integer() or int(epoch_size) < 1):
+            raise ValueError(f"data.epoch_size must be a whole number of samples >= 1 (or null), got {epoch_size}")
+        self.epoch_size = None if epoch_size is None else int(epoch_size)
         if not 0.0 <= float(photo_share) < 1.0:
             raise ValueError(f"photo_share must be in [0, 1), got {photo_share}")
         if not 0.0 <= float(focus_auto_share) <= 1.0:
@@ -296,26 +312,29 @@ class SyntheticDataModule(_PairDataModule):
         if self.photo_pairs:
             if reader is not None:
                 raise ValueError("data.photo_pairs needs the cached synthetic set: set data.on_the_fly=false")
-            train = train + self._photo_training_pairs(len(train))
+            self.mix, photos = self._photo_mix(train)
+            train = train + photos
         self.train_set = PairDataset(train, self.crop_size, self.flip, on_bad_pair=self.on_bad_pair, reader=reader, focus_auto_share=self.focus_auto_share)
         self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, reader=reader)
 
-    def _photo_training_pairs(self, synthetic_count: int) -> list[Pair]:
-        """The pairs under the ``photo_pairs`` folders (e.g. made by :mod:`bokeh.data.photo_pairs`),
-        each repeated so that together they are about ``photo_share`` of the training samples,
-        shared between the folders by ``photo_weights``."""
-        wanted = self.photo_share / (1.0 - self.photo_share) * synthetic_count
-        chosen = []
-        for folder, weight in zip(self.photo_pairs, self.photo_weights):
+    def _photo_mix(self, synthetic: list[Pair]) -> tuple[Mix, list[Pair]]:
+        """The pairs under the ``photo_pairs`` folders (e.g. made by :mod:`bokeh.data.photo_pairs`), each
+        once, and the mix that draws ``photo_share`` of the samples from them, shared between the
+        folders by ``photo_weights``, the rest from the synthetic pairs (:mod:`bokeh.data.mix`)."""
+        sources = [Source("synthetic", str(self.folder), len(synthetic), 1.0 - self.photo_share)]
+        names = source_names(self.photo_pairs)
+        photos: list[Pair] = []
+        for folder, name, weight in zip(self.photo_pairs, names, self.photo_weights):
             root = resolve_root(folder)
-            photos, problems = list_pairs(root)
-            apply_policy(problems, self.on_bad_pair, f"photo pairs under {root}", len(photos) + len(problems))
-            photos = check_pairs(photos, self.crop_size, True, self.on_bad_pair, f"photo pairs under {root}")
-            if not photos:
+            found, problems = list_pairs(root)
+            apply_policy(problems, self.on_bad_pair, f"photo pairs under {root}", len(found) + len(problems))
+            found = check_pairs(found, self.crop_size, True, self.on_bad_pair, f"photo pairs under {root}")
+            if not found:
                 raise DataLayoutError(f"no usable photo pairs under {root} (data.photo_pairs): make them with python -m bokeh.data.photo_pairs")
-            share = weight / sum(self.photo_weights)
-            chosen += photos * max(1, round(wanted * share / len(photos)))
-        return chosen
+            sources.append(Source(name, str(folder), len(found), self.photo_share * weight / sum(self.photo_weights)))
+            photos += found
+        epoch_size = self.epoch_size if self.epoch_size is not None else round(len(synthetic) / (1.0 - self.photo_share))
+        return Mix(tuple(sources), epoch_size), photos
 
 
 def photo_folders(photo_pairs: str | Sequence[str] | None) -> list[str]:
