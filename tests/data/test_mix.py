@@ -178,3 +178,16 @@ def test_a_single_source_logs_no_mix(tmp_path, caplog):
         LogDataMix().on_train_start(trainer, None)
         LogDataMix().on_train_epoch_start(trainer, None)
     assert "data mix" not in caplog.text
+
+
+@pytest.mark.parametrize("weights", [None, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]])
+@pytest.mark.parametrize("replicas", [1, 2, 3])
+def test_epoch_indices_are_what_the_ranks_serve(weights, replicas):
+    options = {} if weights is None else {"weights": weights, "num_samples": 20}
+    ranks = [ResumableSampler(range(7), seed=9, num_replicas=replicas, rank=r, **options) for r in range(replicas)]
+    for sampler in ranks:
+        sampler.set_epoch(2)
+    served = [[i for i, _ in sampler] for sampler in ranks]
+    everything = ranks[0].epoch_indices()
+    assert everything == ranks[0].epoch_indices(2) != ranks[0].epoch_indices(3)
+    assert [everything[r::replicas] for r in range(replicas)] == served
