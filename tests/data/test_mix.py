@@ -65,7 +65,7 @@ def test_the_epoch_is_stated_and_the_default_draws_each_scene_about_once(tmp_pat
     assert len(given.train_dataloader().sampler) == 30
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "abc", float("inf")])
 def test_a_bad_epoch_size_is_refused_by_name(tmp_path, bad):
     with pytest.raises(ValueError, match="data.epoch_size must be a whole number"):
         SyntheticDataModule(n=6, size=(48, 64), val_count=2, crop_size=(16, 24), cache_dir=str(tmp_path), epoch_size=bad)

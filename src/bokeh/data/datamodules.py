@@ -52,6 +52,19 @@ from bokeh.images import jpeg_roundtrip
 from bokeh.models.glassnet import MIN_SIDE
 
 
+def _whole_number(value, what: str, unit: str) -> int | None:
+    """``value`` as an int >= 1, or None; anything else (0, 2.5, "abc", true) is a ValueError naming ``what``."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (number.is_integer() and number >= 1):
+        raise ValueError(f"{what} must be a whole number {unit} >= 1 (or null), got {value!r}")
+    return int(number)
+
+
 def _pair_of_ints(value, what: str) -> tuple[int, int] | None:
     if value is None:
         return None
@@ -258,9 +271,7 @@ class SyntheticDataModule(_PairDataModule):
         epoch_size: int | None = None,
     ) -> None:
         super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
-        if epoch_size is not None and (isinstance(epoch_size, bool) or not float(epoch_size).is_integer() or int(epoch_size) < 1):
-            raise ValueError(f"data.epoch_size must be a whole number of samples >= 1 (or null), got {epoch_size}")
-        self.epoch_size = None if epoch_size is None else int(epoch_size)
+        self.epoch_size = _whole_number(epoch_size, "data.epoch_size", "of samples")
         if not 0.0 <= float(photo_share) < 1.0:
             raise ValueError(f"photo_share must be in [0, 1), got {photo_share}")
         if not 0.0 <= float(focus_auto_share) <= 1.0:
