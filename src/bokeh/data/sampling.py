@@ -230,5 +230,5 @@ class LogDataMix(pl.Callback):
         if trainer.is_global_zero:
             log.info(mix.describe_counts(counts, trainer.current_epoch))
         total = max(1, sum(counts.values()))
-        for name, count in counts.items():  # the same numbers on every rank: no sync needed
-            pl_module.log(f"data/mix/{name}", count / total, on_step=False, on_epoch=True)
+        for name, count in counts.items():  # the same numbers on every rank (synced only to keep DDP's epoch logging uniform)
+            pl_module.log(f"data/mix/{name}", count / total, on_step=False, on_epoch=True, sync_dist=True)
