@@ -33,7 +33,7 @@ from bokeh.models.glassnet import GROWABLE, GlassNet, grow_state
 from bokeh.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from bokeh.cli import EXIT_SETTINGS, Interrupted, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides
 from bokeh.data.pairs import DataLayoutError
-from bokeh.data.sampling import LogDataMix, ResumeStoppedEpoch
+from bokeh.data.sampling import ResumeStoppedEpoch
 from bokeh.lit import BokehGAN
 
 # Lightning 2.6 warns at every step-based checkpoint of a manually optimized module that it holds the
@@ -355,9 +355,8 @@ def run(cfg: DictConfig) -> pl.Trainer:
         check_resume(cfg.ckpt_path, module, cfg.trainer)
     elif cfg.get("init_from"):
         init_generator_from(module, cfg.init_from)
-    # a run stopped mid-epoch by a limit resumes that epoch (bokeh.data.sampling.ResumeStoppedEpoch);
-    # a mixed training set says what it draws (LogDataMix)
-    callbacks = [*build_callbacks(cfg), ResumeStoppedEpoch(), LogDataMix()]
+    # a run stopped mid-epoch by a limit resumes that epoch (bokeh.data.sampling.ResumeStoppedEpoch)
+    callbacks = [*build_callbacks(cfg), ResumeStoppedEpoch()]
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
     # checkpoints are written atomically and never with non-finite weights (bokeh.checkpoint_io)
     trainer = build_trainer(cfg, callbacks, logger, plugins=[AtomicCheckpointIO()])

@@ -191,3 +191,25 @@ def test_epoch_indices_are_what_the_ranks_serve(weights, replicas):
     everything = ranks[0].epoch_indices()
     assert everything == ranks[0].epoch_indices(2) != ranks[0].epoch_indices(3)
     assert [everything[r::replicas] for r in range(replicas)] == served
+
+
+@pytest.mark.parametrize("experiment", [None, "reference", "reference_v2", "demo"])
+def test_every_training_recipe_logs_its_mix(tmp_path, experiment):
+    """bokeh.train's callbacks (conf/callbacks/default.yaml) include LogDataMix in every experiment."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from bokeh.config import CONF_DIR
+    from bokeh.train import build_callbacks
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[f"hydra.run.dir={tmp_path}"] + ([f"experiment={experiment}"] if experiment else []),
+                          return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(tmp_path)
+    assert sum(isinstance(c, LogDataMix) for c in build_callbacks(cfg)) == 1

@@ -231,13 +231,6 @@ class SyntheticReader:
 class SyntheticDataModule(_PairDataModule):
     """The embedded default data: ``n`` synthetic pairs of ``size`` (:mod:`bokeh.data.synthetic`).
 
-    Ids ``0 .. n - 1``; the last ``val_count`` are validation. By default the set is written
-    once (in ``prepare_data``) as JPEGs in the EBB! layout under
-    ``cache_dir/synthetic-v<version>-n<n>-<H>x<W>-seed<seed>-noise<noise>-q<quality>`` and read
-    back through the same code as EBB!; a later run with the same settings reuses it. With
-    ``on_the_fly=True`` nothing is written: every item is rendered when it is loaded (the same
-    pixels as the cached JPEGs, JPEG artefacts included).
-
     ``photo_pairs`` (a folder or a list of folders of pairs) are mixed in by sampling: each training
     sample comes from the photo pairs with probability ``photo_share`` (split between the folders in
     proportion to ``photo_weights``), else from the synthetic pairs, whatever the folders' sizes
@@ -245,6 +238,13 @@ class SyntheticDataModule(_PairDataModule):
     draws (null: the synthetic training pairs / (1 - photo_share), so each scene is drawn about once
     per epoch). Without photo pairs an epoch is every training pair once, shuffled, and
     ``photo_share``, ``photo_weights`` and ``epoch_size`` do nothing.
+
+    Ids ``0 .. n - 1``; the last ``val_count`` are validation. By default the set is written
+    once (in ``prepare_data``) as JPEGs in the EBB! layout under
+    ``cache_dir/synthetic-v<version>-n<n>-<H>x<W>-seed<seed>-noise<noise>-q<quality>`` and read
+    back through the same code as EBB!; a later run with the same settings reuses it. With
+    ``on_the_fly=True`` nothing is written: every item is rendered when it is loaded (the same
+    pixels as the cached JPEGs, JPEG artefacts included).
     """
 
     def __init__(
@@ -267,11 +267,10 @@ class SyntheticDataModule(_PairDataModule):
         photo_pairs: str | Sequence[str] | None = None,
         photo_share: float = 0.5,
         photo_weights: Sequence[float] | None = None,
-        focus_auto_share: float = 0.3,
         epoch_size: int | None = None,
+        focus_auto_share: float = 0.3,
     ) -> None:
         super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
-        self.epoch_size = _whole_number(epoch_size, "data.epoch_size", "of samples")
         if not 0.0 <= float(photo_share) < 1.0:
             raise ValueError(f"photo_share must be in [0, 1), got {photo_share}")
         if not 0.0 <= float(focus_auto_share) <= 1.0:
@@ -284,6 +283,7 @@ class SyntheticDataModule(_PairDataModule):
         if len(weights) != len(self.photo_pairs) or any(not w > 0 for w in weights):
             raise ValueError(f"photo_weights must give one positive weight per photo_pairs folder ({len(self.photo_pairs)}), got {photo_weights}")
         self.photo_weights = weights
+        self.epoch_size = _whole_number(epoch_size, "data.epoch_size", "of samples")
         # plain values (a Hydra list becomes a list): the set's folder name hashes them as JSON
         self.scene = {str(k): list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in dict(scene or {}).items()}
         scene_config(self.scene)  # unknown keys fail at construction
@@ -323,29 +323,31 @@ class SyntheticDataModule(_PairDataModule):
         if self.photo_pairs:
             if reader is not None:
                 raise ValueError("data.photo_pairs needs the cached synthetic set: set data.on_the_fly=false")
-            self.mix, photos = self._photo_mix(train)
-            train = train + photos
+            train = train + self._photo_training_pairs(len(train))
         self.train_set = PairDataset(train, self.crop_size, self.flip, on_bad_pair=self.on_bad_pair, reader=reader, focus_auto_share=self.focus_auto_share)
         self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, reader=reader)
 
-    def _photo_mix(self, synthetic: list[Pair]) -> tuple[Mix, list[Pair]]:
+    def _photo_training_pairs(self, synthetic_count: int) -> list[Pair]:
         """The pairs under the ``photo_pairs`` folders (e.g. made by :mod:`bokeh.data.photo_pairs`), each
-        once, and the mix that draws ``photo_share`` of the samples from them, shared between the
-        folders by ``photo_weights``, the rest from the synthetic pairs (:mod:`bokeh.data.mix`)."""
-        sources = [Source("synthetic", str(self.folder), len(synthetic), 1.0 - self.photo_share)]
-        names = source_names(self.photo_pairs)
-        photos: list[Pair] = []
-        for folder, name, weight in zip(self.photo_pairs, names, self.photo_weights):
+        once; sets :attr:`mix`, which draws ``photo_share`` of the samples from them, shared between
+        the folders by ``photo_weights``, and the rest from the ``synthetic_count`` synthetic pairs
+        before them (:mod:`bokeh.data.mix`)."""
+        chosen, found = [], []
+        for folder, weight in zip(self.photo_pairs, self.photo_weights):
             root = resolve_root(folder)
-            found, problems = list_pairs(root)
-            apply_policy(problems, self.on_bad_pair, f"photo pairs under {root}", len(found) + len(problems))
-            found = check_pairs(found, self.crop_size, True, self.on_bad_pair, f"photo pairs under {root}")
-            if not found:
+            photos, problems = list_pairs(root)
+            apply_policy(problems, self.on_bad_pair, f"photo pairs under {root}", len(photos) + len(problems))
+            photos = check_pairs(photos, self.crop_size, True, self.on_bad_pair, f"photo pairs under {root}")
+            if not photos:
                 raise DataLayoutError(f"no usable photo pairs under {root} (data.photo_pairs): make them with python -m bokeh.data.photo_pairs")
-            sources.append(Source(name, str(folder), len(found), self.photo_share * weight / sum(self.photo_weights)))
-            photos += found
-        epoch_size = self.epoch_size if self.epoch_size is not None else round(len(synthetic) / (1.0 - self.photo_share))
-        return Mix(tuple(sources), epoch_size), photos
+            share = weight / sum(self.photo_weights)
+            chosen += photos
+            found.append((len(photos), self.photo_share * share))
+        sources = [Source("synthetic", str(self.folder), synthetic_count, 1.0 - self.photo_share)]
+        sources += [Source(name, folder, pairs, share) for name, folder, (pairs, share) in zip(source_names(self.photo_pairs), self.photo_pairs, found)]
+        epoch_size = self.epoch_size if self.epoch_size is not None else round(synthetic_count / (1.0 - self.photo_share))
+        self.mix = Mix(tuple(sources), epoch_size)
+        return chosen
 
 
 def photo_folders(photo_pairs: str | Sequence[str] | None) -> list[str]:
