@@ -236,7 +236,7 @@ def test_resume_keeps_the_cosine_schedule(tmp_path):
     assert resumed.rates[0][0] < whole.rates[0][0]
 
 
-def test_loss_defaults_come_from_the_conf_file_alone(tmp_path, monkeypatch):
+def test_loss_optim_and_critic_defaults_come_from_the_conf_files_alone(tmp_path, monkeypatch):
     """conf/loss/bggan.yaml is the one home of the loss defaults: a module given no loss dict (or part
     of one) takes the rest from it, and a changed file changes the module."""
     import shutil
@@ -247,9 +247,12 @@ def test_loss_defaults_come_from_the_conf_file_alone(tmp_path, monkeypatch):
 
     defaults = yaml.safe_load((bokeh.config.CONF_DIR / "loss" / "bggan.yaml").read_text())
     assert BokehGAN(generator=TINY).hparams.loss == defaults
+    hparams = BokehGAN(generator=TINY).hparams  # so do the optimizer's and the critics'
+    assert hparams.optim == yaml.safe_load((bokeh.config.CONF_DIR / "optim" / "adam.yaml").read_text())
+    assert hparams.critic == yaml.safe_load((bokeh.config.CONF_DIR / "critic" / "patchgan.yaml").read_text())
     assert BokehGAN(generator=TINY, loss={"gradient": 0.25}).hparams.loss == {**defaults, "gradient": 0.25}
     conf = tmp_path / "conf"
-    shutil.copytree(bokeh.config.CONF_DIR / "loss", conf / "loss")
+    shutil.copytree(bokeh.config.CONF_DIR, conf)
     (conf / "loss" / "bggan.yaml").write_text((conf / "loss" / "bggan.yaml").read_text().replace("l1: 0.5", "l1: 0.7"))
     monkeypatch.setattr(bokeh.config, "CONF_DIR", conf)
     assert BokehGAN(generator=TINY).hparams.loss["l1"] == 0.7

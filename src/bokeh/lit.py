@@ -7,9 +7,9 @@ Both stages share one code path (manual optimization):
 * ``finetune``: adds vgg * L_VGG(relu5_4) + adv * (-mean D(G(I))), and a WGAN-GP critic step
   before every ``n_critic``-th generator step (keyed on ``batch_idx``).
 
-The loss weights and options have their defaults in ``conf/loss/bggan.yaml`` alone: keys the
-``loss`` dict leaves out (a test's partial dict, a checkpoint of a run older than a term) are
-taken from there.
+The loss weights and options, the optimizer and critic settings have their defaults in ``conf/``
+alone (``loss/bggan.yaml``, ``optim/adam.yaml``, ``critic/patchgan.yaml``): keys a dict leaves out
+(a test's partial dict, a checkpoint of a run older than a key) are taken from there.
 
 Checkpoints also hold the torch/numpy/Python random states (restored when training starts), so a
 run resumed from a mid-epoch checkpoint repeats the uninterrupted run's losses (with the resumable
@@ -40,9 +40,7 @@ from bokeh.models.glassnet import GlassNet
 STAGES = ("pretrain", "finetune")
 RESUME_KEY = "bokeh_resume"  # checkpoint entry: random states and skip counters (tensors and primitives)
 
-DEFAULT_OPTIM: dict[str, Any] = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9], "n_critic": 1, "schedule": "constant"}
 SCHEDULES = ("constant", "cosine")
-DEFAULT_CRITIC: dict[str, Any] = {"depths": [3, 5], "ndf": 64, "norm": "instance"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -79,6 +77,8 @@ class BokehGAN(pl.LightningModule):
             ``cosine``: both learning rates fall to 0 along a half cosine over the run's batches,
             which needs ``trainer.max_steps`` or ``trainer.max_epochs``).
         critic: ``depths`` (strided layers per critic), ``ndf``, ``norm``; used by ``finetune``.
+            Keys left out of ``optim`` and ``critic`` take their defaults from ``conf/optim/adam.yaml``
+            and ``conf/critic/patchgan.yaml``.
         max_bad_steps: consecutive non-finite losses or gradients tolerated (each step skipped with
             a warning and counted in ``train/skipped_steps``) before training stops with
             :class:`NonFiniteLossError`; skipped steps leave the weights untouched.
@@ -100,8 +100,8 @@ class BokehGAN(pl.LightningModule):
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         loss = _merged(group_defaults("loss", "bggan"), loss, "loss")
         check_loss(loss)
-        optim = _merged(DEFAULT_OPTIM, optim, "optim")
-        critic = _merged(DEFAULT_CRITIC, critic, "critic")
+        optim = _merged(group_defaults("optim", "adam"), optim, "optim")
+        critic = _merged(group_defaults("critic", "patchgan"), critic, "critic")
         if loss["matte"]["weight"] > 0 and not dict(generator or {}).get("blend", False):
             raise ValueError("loss.matte.weight > 0 teaches the matte, which only a generator with model.blend=true has: set model.blend=true or loss.matte.weight=0")
         if optim["schedule"] not in SCHEDULES:
