@@ -28,6 +28,7 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from bokeh.checkpoint import CheckpointError, generator_source, read_checkpoint, settings_difference
+from bokeh.config import CONF_DIR  # re-exported: bokeh.train.CONF_DIR
 from bokeh.models.glassnet import GROWABLE, GlassNet, grow_state
 from bokeh.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from bokeh.cli import EXIT_SETTINGS, Interrupted, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides
@@ -40,7 +41,6 @@ from bokeh.lit import BokehGAN
 # optimizer state), so the warning is noise here.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
-CONF_DIR = Path(os.environ.get("BOKEH_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
 #: Settings that hold paths: quoted for Hydra on the command line, so any file name works
 PATH_KEYS = ("ckpt_path", "init_from", "output_dir", "data.root", "data.include_list", "data.cache_dir", "data.photo_pairs",
              "loss.vgg.weights", "callbacks.real_pairs.folder", "callbacks.portraits.folder", "hydra.run.dir", "hydra.sweep.dir")

@@ -117,7 +117,7 @@ def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
                   "trained_at": [int(v) for v in data.get("crop_size") or size], "short_side": min(size)},
         "training": record | {"cpu": cpu.describe(), "torch": torch.__version__},
         "data": {key: data[key] for key in ("_target_", "root", "n", "size", "seed", "val_count", "crop_size", "batch_size", "scene",
-                                            "photo_pairs", "photo_share", "focus_auto_share") if key in data},
+                                            "photo_pairs", "photo_share", "photo_weights", "epoch_size", "focus_auto_share") if key in data},
         "controls": {"inputs": list(GlassNet(**settings).contract.names), "reference_f_number": REFERENCE_F_NUMBER},
     }
     if data.get("photo_pairs"):
