@@ -69,6 +69,7 @@ class SubjectSegmenter:
             (:func:`segmenter_model_path`).
         device: ``cpu`` (LiteRT's interpreter) or ``gpu`` (LiteRT's GPU accelerator alone, fp16
             arithmetic: fully accelerated or it raises).
+        enforce_f32: ``gpu`` only: compute in float32 (for comparisons; phones compute in fp16).
 
     Attributes:
         size: the model's input ``(H, W)``, (256, 256) for the square model.
@@ -80,13 +81,13 @@ class SubjectSegmenter:
         NotFullyAccelerated: (``gpu``) the model has ops the accelerator does not run.
     """
 
-    def __init__(self, path: str | Path | None = None, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path | None = None, device: str = "cpu", *, enforce_f32: bool = False) -> None:
         self.path = segmenter_model_path() if path is None else Path(path)
         if path is not None and not self.path.is_file():
             raise SegmenterMissing(f"segmenter model {self.path} does not exist: export it again with `make tflite` "
                                    f"(it is copied from the installed {PACKAGE}), or pass no path to use that one")
         self.device = device
-        self.model = TfliteTensors(self.path, device)
+        self.model = TfliteTensors(self.path, device, enforce_f32=enforce_f32)
         shapes = list(self.model.input_shapes.values()), list(self.model.output_shapes.values())
         if len(shapes[0]) != 1 or len(shapes[1]) != 1 or len(shapes[0][0]) != 4 or shapes[0][0][0] != 1 \
                 or shapes[0][0][3] != 3 or shapes[1][0] != (*shapes[0][0][:3], 1):
