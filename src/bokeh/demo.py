@@ -36,8 +36,8 @@ from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
 from bokeh.checkpoint_io import CheckpointWriteError
-from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_folder, existing_outputs, given_path, hydra_quote, interruptible, parse_bool,
-                       quote_path_overrides, run_child, write_text_atomic)
+from bokeh.cli import EXIT_SETTINGS, given_path, hydra_quote, interruptible, parse_bool, quote_path_overrides, run_child
+from bokeh.files import OutputFolderError, OutputPlanError, check_output_folder, check_planned, write_text_atomic
 from bokeh.evaluate import baselines, evaluate_generator, format_table, score, validation_samples
 from bokeh.data.pairs import DataLayoutError
 from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths, run

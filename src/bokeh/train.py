@@ -30,7 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from bokeh.checkpoint import CheckpointError, generator_source, read_checkpoint, settings_difference
 from bokeh.models.glassnet import GROWABLE, GlassNet, grow_state
 from bokeh.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
-from bokeh.cli import EXIT_SETTINGS, Interrupted, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides
+from bokeh.cli import EXIT_SETTINGS, Interrupted, hydra_quote, interruptible, quote_path_overrides
+from bokeh.files import OutputFolderError, check_output_folder
 from bokeh.data.pairs import DataLayoutError
 from bokeh.data.sampling import ResumeStoppedEpoch
 from bokeh.lit import BokehGAN

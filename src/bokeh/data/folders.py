@@ -25,8 +25,9 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bokeh.cli import ignoring_interrupts, write_text_atomic
+from bokeh.cli import ignoring_interrupts
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR
+from bokeh.files import write_text_atomic
 
 META = "meta.json"
 

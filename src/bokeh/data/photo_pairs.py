@@ -631,7 +631,7 @@ def write_photo_pairs(
     """
     from bokeh.data.folders import plain, prepare_folder, run_jobs, write_meta
     from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, TARGET_DIR
-    from bokeh.cli import write_text_atomic
+    from bokeh.files import write_text_atomic
 
     photos = find_photos(src, masks)[:n]
     config = dict(config or {})
@@ -704,7 +704,8 @@ def parse_args(argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, interruptible
+    from bokeh.cli import EXIT_SETTINGS, interruptible
+    from bokeh.files import OutputFolderError, check_output_folder
 
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help", "help") for a in argv):

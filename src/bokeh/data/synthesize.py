@@ -20,11 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, given_path, interruptible, parse_bool, write_text_atomic
+from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, parse_bool
 from bokeh.data.coc import write_coc
 from bokeh.data.folders import ensure_folder, parse_settings, plain, prepare_folder, run_jobs, write_meta
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR, TARGET_DIR
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
+from bokeh.files import OutputFolderError, check_output_folder, write_text_atomic
 from bokeh.images import write_image
 
 USAGE = "usage: python -m bokeh.data.synthesize out=DIR [n=200] [size=512x768] [seed=0] [start=0] [noise=0.01] [quality=95] [workers=2] [overwrite=false]"

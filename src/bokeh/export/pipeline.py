@@ -28,7 +28,8 @@ import torch
 
 from bokeh.checkpoint import load_generator
 from bokeh.model_files import embed_metadata
-from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs, given_path, ignoring_interrupts
+from bokeh.cli import given_path, ignoring_interrupts
+from bokeh.files import OutputFolderError, check_output_folder, existing_outputs
 from bokeh.export import onnx as onnx_export
 from bokeh.export import quantize, tflite, verify
 from bokeh.inference import resolve_precision
