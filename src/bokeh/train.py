@@ -31,7 +31,7 @@ from bokeh.checkpoint import CheckpointError, generator_source, read_checkpoint,
 from bokeh.models.glassnet import GROWABLE, GlassNet, grow_state
 from bokeh.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from bokeh.cli import EXIT_SETTINGS, Interrupted, hydra_quote, interruptible, quote_path_overrides
-from bokeh.files import OutputFolderError, check_output_folder
+from bokeh.files import OutputFolderError, check_output_folder, write_text_atomic
 from bokeh.data.pairs import DataLayoutError
 from bokeh.data.sampling import ResumeStoppedEpoch
 from bokeh.lit import BokehGAN
@@ -215,7 +215,7 @@ def record_run_config(cfg: DictConfig) -> None:
     folder = Path(hydra_cfg.hydra.runtime.output_dir) / RUN_CONFIG_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg), ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
-        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+        write_text_atomic(folder / name, OmegaConf.to_yaml(node))
 
 
 class CheckRunDir(HydraCallback):
