@@ -120,3 +120,13 @@ def test_render_refuses_a_name_too_long_for_its_matte_before_any_work(matte_ckpt
     done = cli("bokeh.render", f"input={folder}", f"ckpt={matte_ckpt}", f"out={out}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == sorted([long, "b.jpg"])
+
+
+# ----------------------------------------------------------------------------- bokeh.export: out/failed/ is an export's own
+def test_export_never_removes_a_users_folder_named_failed(matte_ckpt, tmp_path):
+    out = tmp_path / "out"
+    (out / "failed").mkdir(parents=True)
+    (out / "failed" / "notes.txt").write_text("mine")  # a good export removes out/failed: only an earlier export's own
+    err = refused(cli("bokeh.export", f"ckpt={matte_ckpt}", f"out={out}", "size=16x24", cwd=tmp_path))
+    assert "failed" in err and "not an earlier failed export" in err
+    assert (out / "failed" / "notes.txt").read_text() == "mine"
