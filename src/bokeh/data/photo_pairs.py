@@ -45,7 +45,10 @@ The writer lays the pairs out as EBB! does (:mod:`bokeh.data.layout`): ``origina
 ``bokeh/<name>.jpg``, ``coc/<name>.png`` (the blur radius rendered in the target),
 ``focal/<name>.png`` (the subject mask, 0/255) and ``f_numbers.json`` (name -> target f-number),
 then ``meta.json`` last (its presence marks a finished set). Names are ``bsds-<split>-<id>``.
-Other keys: ``quality=95`` (JPEG), ``overwrite=false``. Pair ``i`` (the ``i``-th photo of the
+Other keys: ``quality=95`` (JPEG), ``overwrite=false`` (``true`` replaces an earlier set of ours:
+exactly the files its ``meta.json`` lists; a folder holding other files where the pairs go is
+refused). Every value and input (``seed``, the masks' sizes, pair names that would collide or be too
+long) is checked before the first file is touched. Pair ``i`` (the ``i``-th photo of the
 sorted list) of set ``seed`` is the same on every machine: its random stream is
 ``SeedSequence([seed, i])``.
 """

@@ -6,7 +6,8 @@ writes ``DIR/original/<i>.jpg`` (sharp), ``DIR/bokeh/<i>.jpg`` (wide aperture) a
 ``DIR/coc/<i>.png`` (the blur radius rendered at each pixel, :mod:`bokeh.data.coc`) for
 ``i = start .. start + n - 1``, and ``DIR/meta.json`` last (its presence marks a finished set).
 Other keys: ``start=0``, ``noise=0.01`` (largest noise std, in [0, 1] units), ``quality=95``
-(JPEG), ``workers=2`` (processes), ``overwrite=false`` (allow writing into a non-empty folder).
+(JPEG), ``workers=2`` (processes), ``overwrite=false`` (allow writing into a non-empty folder: only
+an earlier set of ours is replaced, exactly the files its ``meta.json`` lists).
 An existing non-empty folder is never written into unless ``overwrite=true``; an unwritable one is
 refused before anything is rendered (exit status 2). Ctrl-C stops with one line saying how many
 pairs were written (exit status 130); every file in the folder is complete, and ``meta.json`` is
