@@ -87,6 +87,25 @@ def test_the_plan_refuses_collisions_long_names_and_existing_files(tmp_path):
     assert check_planned([(tmp_path / "b.png", "the render of b.png")]) == [tmp_path / "b.png"]
 
 
+def test_names_that_differ_in_case_collide_where_the_file_system_folds_case(tmp_path, monkeypatch):
+    import bokeh.files
+
+    planned = [(tmp_path / "IMG.jpg", "the render of IMG.jpg"), (tmp_path / "img.jpg", "the render of img.jpg")]
+    monkeypatch.setattr(bokeh.files, "case_insensitive", lambda folder: False)  # Linux: two files
+    assert len(check_planned(planned)) == 2
+    monkeypatch.setattr(bokeh.files, "case_insensitive", lambda folder: True)  # macOS, Windows: one file
+    with pytest.raises(OutputPlanError, match="would both be written"):
+        check_planned(planned)
+
+
+def test_the_case_probe_tells_this_file_system_and_leaves_nothing(tmp_path):
+    from bokeh.files import case_insensitive
+
+    (tmp_path / "a").write_bytes(b"")
+    assert case_insensitive(tmp_path / "not" / "yet") == (tmp_path / "A").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]
+
+
 # ----------------------------------------------------------------------------- bokeh.render (issue 32, item 3)
 def test_render_refuses_two_photos_that_would_share_one_matte(matte_ckpt, tmp_path):
     folder, out = tmp_path / "in", tmp_path / "out"

@@ -201,6 +201,24 @@ def _shortened(name: str, keep: int = 40) -> str:
     return name if len(name) <= 2 * keep else f"{name[:keep]}...{name[-keep:]}"
 
 
+def case_insensitive(folder: str | os.PathLike) -> bool:
+    """True if the file system holding ``folder`` (or its nearest existing parent) takes ``A.png``
+    and ``a.png`` for one file (macOS and Windows by default); False where that cannot be probed."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        handle, name = tempfile.mkstemp(prefix=".bokeh-case-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    try:
+        probe = Path(name)
+        return os.path.exists(probe.with_name(probe.name.upper()))
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
 def check_planned(targets: Iterable[tuple[str | os.PathLike, str]], setting: str = "out", overwrite: bool = True,
                   remedy: str = "rename one of the inputs") -> list[Path]:
     """Check every file one run will write, before the first write; return their paths in order.
@@ -213,11 +231,13 @@ def check_planned(targets: Iterable[tuple[str | os.PathLike, str]], setting: str
         remedy: what to do about two targets with one name (the end of the sentence).
 
     Raises:
-        OutputPlanError: two targets with the same path (one would replace the other), a file name
+        OutputPlanError: two targets with the same path (one would replace the other; names that
+            differ in case only, where the file system folds case: :func:`case_insensitive`), a file name
             longer than :data:`NAME_MAX` bytes, or (without ``overwrite``) an existing file.
     """
     seen: dict[str, str] = {}
     paths = []
+    folding: dict[Path, bool] = {}  # per folder: does its file system fold case (a.JPG and a.jpg are one file)?
     for path, what in targets:
         path = Path(path)
         size = len(os.fsencode(path.name))
@@ -225,6 +245,8 @@ def check_planned(targets: Iterable[tuple[str | os.PathLike, str]], setting: str
             raise OutputPlanError(f"{setting}: {what} would be named {_shortened(path.name)!r}, {size} bytes, and file names may "
                                   f"have at most {NAME_MAX}: give the input a shorter name")
         key = os.path.normcase(os.path.abspath(path))
+        if folding.setdefault(path.parent, case_insensitive(path.parent)):
+            key = key.casefold()
         if key in seen:
             raise OutputPlanError(f"{setting}: {seen[key]} and {what} would both be written to {path} (one would replace the "
                                   f"other): {remedy}")
