@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         # every file the demo writes, known now: none twice, none too long, none replaced without overwrite=true
         check_planned(planned_outputs(out, checked["photos"], checked["reference"], checked["tflite"], checked["real"]), "out",
                       overwrite=checked["overwrite"], remedy="give the real pairs distinct names")
-        check_run_folder(cfg)
+        check_run_folder(cfg, "out")
         check_output_folder(out, "out")
     except (ValueError, OutputFolderError, DataLayoutError, HydraException) as error:
         print(f"bokeh.demo: {str(error).splitlines()[0]}", file=sys.stderr)

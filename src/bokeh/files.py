@@ -242,13 +242,13 @@ def check_planned(targets: Iterable[tuple[str | os.PathLike, str]], setting: str
         path = Path(path)
         size = len(os.fsencode(path.name))
         if size > NAME_MAX:
-            raise OutputPlanError(f"{setting}: {what} would be named {_shortened(path.name)!r}, {size} bytes, and file names may "
+            raise OutputPlanError(f"{setting}: {_shortened(what, 60)} would be named {_shortened(path.name)!r}, {size} bytes, and file names may "
                                   f"have at most {NAME_MAX}: give the input a shorter name")
         key = os.path.normcase(os.path.abspath(path))
         if folding.setdefault(path.parent, case_insensitive(path.parent)):
             key = key.casefold()
         if key in seen:
-            raise OutputPlanError(f"{setting}: {seen[key]} and {what} would both be written to {path} (one would replace the "
+            raise OutputPlanError(f"{setting}: {_shortened(seen[key], 60)} and {_shortened(what, 60)} would both be written to {path} (one would replace the "
                                   f"other): {remedy}")
         seen[key] = what
         paths.append(path)

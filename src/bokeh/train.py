@@ -195,13 +195,14 @@ def earlier_run(cfg: DictConfig) -> list[Path]:
     return found
 
 
-def check_run_folder(cfg: DictConfig) -> None:
+def check_run_folder(cfg: DictConfig, setting: str = "hydra.run.dir") -> None:
     """Refuse a run folder that holds an earlier run (:func:`earlier_run`), unless this run resumes
     one (``ckpt_path=``) or says ``overwrite=true``: a second ``experiment=demo`` would otherwise
     replace the first one's ``last.ckpt``, ``best-*.ckpt`` and ``.hydra/`` without a word.
 
     Raises:
-        RunFolderInUse: one sentence naming the folder and the three ways on.
+        RunFolderInUse: one sentence naming the folder and the three ways on (``setting``: the
+            option that chose the folder, ``hydra.run.dir``; ``out`` for the demo).
     """
     from bokeh.cli import parse_bool
 
@@ -216,7 +217,7 @@ def check_run_folder(cfg: DictConfig) -> None:
         last = next((p for p in found if p.name == "last.ckpt"), found[-1])
         resume = f"resume it with ckpt_path={hydra_quote(str(last))}, " if last.suffix == ".ckpt" else ""
         raise RunFolderInUse(f"the run folder {cfg.output_dir} holds an earlier run ({last}): {resume}replace it with "
-                             f"overwrite=true, or choose another hydra.run.dir=")
+                             f"overwrite=true, or choose another {setting}=")
 
 
 def clear_earlier_run(cfg: DictConfig) -> None:

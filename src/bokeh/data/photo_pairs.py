@@ -630,7 +630,8 @@ def check_not_inside(out: str | Path, src: str | Path, masks: str | Path | None)
             continue
         folder = Path(folder).expanduser().resolve()
         if target == folder or folder in target.parents and target.relative_to(folder).parts[0] in ("images", "masks", "groundTruth"):
-            raise ValueError(f"out={out} is inside {setting}={folder}: the pairs would be written among the photos; choose another out= folder")
+            where = "" if target == folder else "inside "
+            raise ValueError(f"out={out} is {where}{setting}={folder}: the pairs would be written among the photos; choose another out= folder")
 
 
 def _write_one(out: Path, index: int, source: PhotoSource, seed: int, quality: int, config: dict) -> tuple[float | None, str]:
