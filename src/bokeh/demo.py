@@ -74,8 +74,10 @@ def check_options(options: dict[str, str]) -> dict:
 
 
 def real_strip_name(name: str, aperture: float) -> str:
-    """The file name of a real pair's ``input | output | target`` strip (:func:`render_real_pairs`)."""
-    return f"reference_real_{name}_f{aperture:g}.png"
+    """The file name of a real pair's ``input | output | target`` strip (:func:`render_real_pairs`); a
+    pair name with a slash (``p1 f/1.8``, a photo with targets at several f-numbers) stays one file name."""
+    safe = name.replace("/", "").replace("\\", "").replace(" ", "_")
+    return f"reference_real_{safe}_f{aperture:g}.png"
 
 
 def planned_outputs(out: Path, photos: list[str], reference: bool, tflite: bool, real: Path | None = None) -> list[tuple[Path, str]]:
