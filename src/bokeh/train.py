@@ -210,8 +210,8 @@ def check_run_folder(cfg: DictConfig, setting: str = "hydra.run.dir") -> None:
         overwrite = parse_bool("overwrite", cfg.get("overwrite", False))
     except ValueError as error:
         raise OutputFolderError(str(error)) from None
-    if overwrite or cfg.get("ckpt_path"):
-        return
+    if overwrite or cfg.get("ckpt_path") or os.environ.get("LOCAL_RANK", "0") != "0":
+        return  # DDP's other ranks start once rank 0 has accepted the run and written its .hydra/
     found = earlier_run(cfg)
     if found:
         last = next((p for p in found if p.name == "last.ckpt"), found[-1])
