@@ -77,6 +77,8 @@ def test_overwrite_replaces_exactly_the_files_of_our_earlier_set(finished, tmp_p
     src, out = finished
     meta = json.loads((out / "meta.json").read_text())
     assert "original/portraits-a.jpg" in meta["files"] and "f_numbers.json" in meta["files"], "meta.json lists the set's files"
+    image_mode = (out / "original" / "portraits-a.jpg").stat().st_mode
+    assert (out / "meta.json").stat().st_mode == (out / "f_numbers.json").stat().st_mode == image_mode, "one writer, one file mode"
     (out / "notes.txt").write_text("mine")  # beside the set: not in its places, kept
     done = photo_pairs(f"src={src}", f"out={out}", "seed=3", "overwrite=true", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -143,3 +145,17 @@ def test_synthesize_checks_its_seed_before_touching_a_finished_set(tmp_path):
     (out / "original" / "mine.jpg").write_bytes(before["original/0.jpg"])
     assert "original/mine.jpg" in refused(cli("bokeh.data.synthesize", *common, "overwrite=true", cwd=tmp_path))
     assert (out / "original" / "mine.jpg").is_file()
+
+
+def test_a_truncated_or_empty_photo_is_refused_before_any_pair_is_written(finished, tmp_path):
+    _, out = finished
+    src = masked_source(tmp_path / "cut", names=("a", "b", "c"))
+    data = (src / "images" / "c.jpg").read_bytes()
+    (src / "images" / "c.jpg").write_bytes(data[: len(data) // 2])  # truncated, the last photo of the sorted list
+    before = tree(out)
+    err = refused(photo_pairs(f"src={src}", f"out={out}", "overwrite=true", cwd=tmp_path))
+    assert "c.jpg" in err and "src=" in err and "nothing was written" in err
+    assert tree(out) == before, "the finished set is untouched: no half-made set"
+    (src / "images" / "c.jpg").write_bytes(b"")
+    assert "empty (0 bytes)" in refused(photo_pairs(f"src={src}", f"out={tmp_path / 'new'}", cwd=tmp_path))
+    assert not (tmp_path / "new").exists()

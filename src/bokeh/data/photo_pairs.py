@@ -597,26 +597,31 @@ def pair_config(overrides: dict | None = None) -> PhotoPairConfig:
 PAIR_FILES = ((FOCAL_DIR, ".png"), (COC_DIR, ".png"), (TARGET_DIR, ".jpg"), (INPUT_DIR, ".jpg"))
 
 
-def check_masks(photos: list[PhotoSource], setting: str = "masks") -> None:
-    """Each subject mask has its photo's size (or the size turned a quarter, as :func:`upright`
-    accepts), read from the files' headers before any pair is written.
+def check_sources(photos: list[PhotoSource], setting: str = "masks") -> None:
+    """Every photo decodes (a truncated or empty file is found now, not half-way through the set),
+    and each subject mask decodes and has its photo's size (or the size turned a quarter, as
+    :func:`upright` accepts), before any pair is written. Decoding is a few milliseconds a photo, a
+    small part of rendering its pair.
 
     Raises:
-        ValueError: a mask of another size, or a photo or mask whose header cannot be read, naming
-            the files and ``setting`` (the option that chose the masks).
+        ValueError: a photo or mask that cannot be read (saying so: empty, truncated, ...) or a mask
+            of another size, naming the file and the option that chose it (``src=``; ``setting``
+            for the masks).
     """
+    from bokeh.images import read_rgb
+
+    def shape(path: Path, option: str) -> tuple[int, int]:
+        try:
+            return read_rgb(path).shape[:2]
+        except (OSError, ValueError) as error:  # ImageError names the file
+            reason = f"{path} is empty (0 bytes)" if path.is_file() and path.stat().st_size == 0 else str(error)
+            raise ValueError(f"{option}=: {reason}; replace or remove it (nothing was written)") from None
+
     for source in photos:
+        ih, iw = shape(source.image, "src")
         if not source.is_mask:
             continue
-        sizes = []
-        for path in (source.image, source.segmentations):
-            try:
-                with Image.open(path) as opened:
-                    sizes.append(opened.size)  # (width, height), header only
-            except (OSError, ValueError) as error:
-                what = "empty (0 bytes)" if path.is_file() and path.stat().st_size == 0 else f"not a readable image ({error})"
-                raise ValueError(f"{setting}=: {path} is {what}; replace or remove it") from None
-        (iw, ih), (mw, mh) = sizes
+        mh, mw = shape(source.segmentations, setting)
         if (mw, mh) not in ((iw, ih), (ih, iw)):
             raise ValueError(f"{setting}=: the mask {source.segmentations} is {mw} x {mh} px but its photo {source.image} is "
                              f"{iw} x {ih} px: a subject mask must be its photo's size; fix or remove it")
@@ -683,7 +688,7 @@ def write_photo_pairs(
     photos = find_photos(src, masks)[:n]
     config = dict(config or {})
     pair_config(config)  # unknown keys fail now, not in a worker
-    check_masks(photos, "masks" if masks is not None else "src")
+    check_sources(photos, "masks" if masks is not None else "src")
     check_not_inside(out, src, masks)
     planned = {source.name: [f"{folder}/{source.name}{suffix}" for folder, suffix in PAIR_FILES] for source in photos}
     check_planned(((Path(out) / name, f"the pair of {source.image}") for source in photos for name in planned[source.name]), "out",
