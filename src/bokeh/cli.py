@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 # the file part lives in bokeh.files; these names stay importable from here for older code
-from bokeh.files import (NAME_MAX, OutputFolderError, _probe, check_output_file, check_output_folder,  # noqa: F401
-                         existing_outputs, temporary_prefix, write_text_atomic)
+from bokeh.files import (NAME_MAX, OutputFolderError, check_output_file, check_output_folder, existing_outputs,  # noqa: F401
+                         temporary_prefix, write_text_atomic)
 
 EXIT_OK = 0
 EXIT_SKIPPED = 1  # bokeh.render: some inputs were skipped (each named with the reason)

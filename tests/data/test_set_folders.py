@@ -159,3 +159,17 @@ def test_a_truncated_or_empty_photo_is_refused_before_any_pair_is_written(finish
     (src / "images" / "c.jpg").write_bytes(b"")
     assert "empty (0 bytes)" in refused(photo_pairs(f"src={src}", f"out={tmp_path / 'new'}", cwd=tmp_path))
     assert not (tmp_path / "new").exists()
+
+
+def test_a_meta_json_listing_files_outside_the_set_removes_none_of_them(finished, tmp_path):
+    src, out = finished
+    outside = tmp_path / "precious.txt"
+    outside.write_text("mine")
+    meta = json.loads((out / "meta.json").read_text())
+    (out / "meta.json").write_text(json.dumps({**meta, "files": [*meta["files"], "../precious.txt", "notes.txt"]}))
+    (out / "notes.txt").write_text("mine too")
+    (out / "original" / ".portraits-a.jpg.k2j4h5g3").write_bytes(b"half")  # a killed write's temporary file
+    done = photo_pairs(f"src={src}", f"out={out}", "overwrite=true", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert outside.read_text() == "mine" and (out / "notes.txt").read_text() == "mine too"
+    assert not (out / "original" / ".portraits-a.jpg.k2j4h5g3").exists(), "a stale temporary of the set is removed"

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import multiprocessing
 import os
@@ -132,24 +131,36 @@ def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str], 
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / MANIFEST, json.dumps(sorted(owned | set(planned)), indent=0) + "\n")
     (out / META).unlink(missing_ok=True)
-    for name in sorted(owned - {META}):
-        path = out / name
+    removed = [out / name for name in sorted(owned - {META}) if _in_set(name, subfolders)]
+    for path in removed:
         if path.is_file() or path.is_symlink():
             path.unlink()
-        _remove_temporaries(path)
+    _remove_temporaries(out, subfolders, removed)
     for name in subfolders:
         (out / name).mkdir(parents=True, exist_ok=True)
     return out
 
 
-def _remove_temporaries(path: Path) -> None:
-    """Hidden temporary files a killed write of ``path`` left beside it (:func:`bokeh.files.atomic_file`)."""
+def _in_set(name: str, subfolders: tuple[str, ...]) -> bool:
+    """True for a set's own places: ``meta.json``, ``f_numbers.json``, or ``<subfolder>/<file>``
+    (a listed name anywhere else, ``../x`` say, is never removed)."""
+    parts = Path(name).parts
+    return name in (META, F_NUMBERS) or (len(parts) == 2 and parts[0] in subfolders and parts[1] not in ("..", "."))
+
+
+def _remove_temporaries(out: Path, subfolders: tuple[str, ...], removed: list[Path]) -> None:
+    """Hidden temporary files that a killed write of one of ``removed`` left beside it
+    (:func:`bokeh.files.atomic_file`: ``.<name>.XXXXXXXX``)."""
     from bokeh.files import temporary_prefix
 
-    prefix = temporary_prefix(path, 8)
-    if path.parent.is_dir():
-        for stale in path.parent.glob(f"{glob.escape(prefix)}*"):
-            stale.unlink(missing_ok=True)
+    prefixes = {(path.parent, temporary_prefix(path, 8)) for path in removed}
+    for folder in [out, *(out / name for name in subfolders)]:
+        if not folder.is_dir():
+            continue
+        mine = [prefix for parent, prefix in prefixes if parent == folder]
+        for stale in folder.iterdir():
+            if stale.name.startswith(".") and any(stale.name.startswith(prefix) for prefix in mine):
+                stale.unlink(missing_ok=True)
 
 
 def finish_folder(out: str | Path, meta: dict, files: Iterable[str]) -> Path:
