@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> dict:
     from hydra import compose, initialize_config_dir
 
     from bokeh.checkpoint import CheckpointError, load_generator
-    from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, quote_path_overrides,
-                           unquote, write_text_atomic)
+    from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, quote_path_overrides, unquote
+    from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from hydra.errors import HydraException
 
     from bokeh.data.pairs import BadPairError, DataLayoutError
@@ -296,7 +296,8 @@ def main_real(args: list[str]) -> dict:
     rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, unquote, write_text_atomic
+    from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, unquote
+    from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
     from bokeh.evaluate_real import SPLITS, evaluate_real, format_real_table
@@ -376,7 +377,8 @@ def main_portraits(args: list[str]) -> dict:
     the layout or a mask whose size differs from its photo's: one line, exit status 2, before any rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import OutputFolderError, check_output_file, interruptible, parse_bool, write_text_atomic
+    from bokeh.cli import interruptible, parse_bool
+    from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh.data.portraits import check_portraits, list_portraits
     from bokeh.evaluate_portraits import PORTRAIT_APERTURE, backend_render, evaluate_portraits, format_portrait_table

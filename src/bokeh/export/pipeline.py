@@ -28,7 +28,8 @@ import torch
 
 from bokeh.checkpoint import load_generator
 from bokeh.model_files import embed_metadata
-from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs, given_path, ignoring_interrupts
+from bokeh.cli import given_path, ignoring_interrupts
+from bokeh.files import OutputFolderError, check_output_folder, existing_outputs
 from bokeh.export import onnx as onnx_export
 from bokeh.export import pair, quantize, tflite, verify
 from bokeh.inference import resolve_precision
@@ -265,6 +266,10 @@ def settings_from(cfg: Any) -> Settings:
     refused = None if overwrite else existing_outputs([out / name for name in OUTPUT_NAMES])
     if refused:
         raise ExportConfigError(refused)
+    failed = out / "failed"  # replaced by a failed export, removed by a good one: only ever an earlier export's own
+    if os.path.lexists(failed) and not (failed.is_dir() and (failed / "report.json").is_file()):
+        raise ExportConfigError(f"out={cfg.out}: {failed} exists and is not an earlier failed export (no report.json in it); "
+                                f"an export writes its failed files there: move it, or choose another out=")
     return Settings(
         ckpt=str(cfg.ckpt), height=height, width=width, instance_norm=instance_norm, value_range=value_range,
         opset=int(cfg.export.opset), float16=bool(cfg.export.float16), int8=bool(int8.get("enabled", False)),
