@@ -317,7 +317,7 @@ def user_matte(matte, size: tuple[int, int]) -> torch.Tensor:
     Raises:
         ValueError: not a 2-D plane, or float values outside [0, 1] (one sentence).
     """
-    plane = torch.as_tensor(np.asarray(matte) if not isinstance(matte, torch.Tensor) else matte)
+    plane = matte if isinstance(matte, torch.Tensor) else torch.from_numpy(np.array(matte))  # a copy: the caller's array stays theirs
     while plane.ndim > 2 and plane.shape[0] == 1:
         plane = plane[0]
     if plane.ndim != 2:
