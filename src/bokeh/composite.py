@@ -3,7 +3,7 @@
 A model with a matte (Glass-Net's ``blend``; :class:`~bokeh.models.controls.OutputContract`) gives,
 at its working size, the keep weight ``m`` in [0, 1] (1 = the photo's own pixel) and the rendered
 defocus layer ``B``. The photo itself is usually larger. Every render path (torch, ONNX Runtime,
-LiteRT on the CPU and the GPU: :func:`bokeh.render.fit.render_tensor`) brings both to the photo's
+LiteRT on the CPU and the GPU: :func:`bokeh.render.fit.render_photo`) brings both to the photo's
 size here:
 
 * ``B`` is blurred already: bilinear upsampling loses nothing it has (:func:`upsample_background`).

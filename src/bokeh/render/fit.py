@@ -25,6 +25,12 @@ and the full-size photo comes through the matte (:mod:`bokeh.composite`): ``B`` 
 upsampled along the photo's own edges, ``m * photo + (1 - m) * up(B)``, in every runtime's path. For
 a model without one (older checkpoints and exports), :func:`restore_detail` puts the photo's own
 detail back wherever the model left its input unchanged. ``detail=False`` skips either.
+
+:func:`render_photo` is the one function that runs a model on a photo (every caller: the renderer,
+the benchmarks, the training callbacks through :class:`~bokeh.render.backends.GeneratorBackend`,
+``pretrained ship``, the demo), and the one place that decides what stays sharp: the subject matte
+(``subject="auto"``: MediaPipe's selfie segmenter, :mod:`bokeh.runtimes.segmenter`) with the model's
+own matte, the subject under a tap, a user's matte, or the model alone (``subject="off"``).
 """
 
 from __future__ import annotations
