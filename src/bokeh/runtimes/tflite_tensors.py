@@ -21,8 +21,7 @@ import numpy as np
 from bokeh.cpu import cpu_name
 from bokeh.runtimes.base import Description, RuntimeUnavailable, library_version, model_file_error
 from bokeh.runtimes.litert_gpu import (
-    Adapter, LiteRTGpuRuntime, NotFullyAccelerated, accelerator_library, compile_error, native_stderr, parse_adapter,
-    unsupported_ops,
+    Adapter, NotFullyAccelerated, close_compiled, compile_for_gpu, gpu_description, unsupported_ops,
 )
 
 DEVICES = ("cpu", "gpu")
@@ -86,24 +85,7 @@ class TfliteTensors:
                 {d["name"]: d for d in self.interpreter.get_output_details()})
 
     def _open_gpu(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        accelerator_library()
-        from ai_edge_litert.compiled_model import CompiledModel
-        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
-        from ai_edge_litert.options import GpuOptions, Options
-
-        options = Options(HardwareAccelerator.GPU, gpu_options=GpuOptions(enforce_f32=self.enforce_f32))
-        with native_stderr() as captured:
-            try:
-                self.model = CompiledModel.from_file(str(self.path), options=options)
-                error = None
-            except RuntimeError as raised:
-                error = raised
-        log = captured[0]
-        adapter = parse_adapter(log)
-        if error is not None:
-            raise compile_error(self.path, error, log, adapter) from error
-        self.adapter = adapter or LiteRTGpuRuntime._last_adapter  # LiteRT logs the adapter once per environment
-        LiteRTGpuRuntime._last_adapter = self.adapter
+        self.model, log, self.adapter = compile_for_gpu(self.path, self.enforce_f32)
         self.fully_accelerated = self.model.is_fully_accelerated()
         if not self.fully_accelerated:
             raise NotFullyAccelerated(self.path, unsupported_ops(log))
@@ -158,22 +140,11 @@ class TfliteTensors:
 
     def close(self) -> None:
         """Release the GPU buffers and the compiled model (nothing to do on the CPU); idempotent."""
-        for buffer in getattr(self, "input_buffers", []) + getattr(self, "output_buffers", []):
-            if buffer.capsule is not None:
-                buffer.destroy()
-        self.input_buffers, self.output_buffers = [], []
-        if getattr(self, "model", None) is not None:
-            self.model.close()
-            self.model = None
+        close_compiled(self)
 
     def describe(self) -> Description:
         """Library, device and precision of this run (as the Glass-Net runtimes describe themselves)."""
         if self.device == "gpu":
-            return Description(
-                runtime=f"LiteRT {library_version('ai-edge-litert')} GPU accelerator (ML Drift, WebGPU)",
-                device=str(self.adapter) if self.adapter else "unknown adapter (LiteRT logged none)",
-                precision="float32 (enforce_f32)" if self.enforce_f32 else "float16 arithmetic (the GPU default)",
-                software_adapter=self.adapter.software if self.adapter else None,
-                extra={"file": self.path.name, "fully_accelerated": self.fully_accelerated})
+            return gpu_description(self.adapter, self.enforce_f32, self.path, self.fully_accelerated)
         return Description(runtime=f"LiteRT {library_version('ai-edge-litert')} interpreter (XNNPACK)", device=cpu_name(),
                            precision="float32", threads=self.threads or None, extra={"file": self.path.name})
