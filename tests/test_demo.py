@@ -47,6 +47,15 @@ def test_the_demo_shows_the_reference_model_then_trains_and_scores_its_own(tmp_p
 
     # tapped on her face she stays sharper than when the shuttle is tapped (same aperture, f/1.8)
     assert detail(tile(0, 1)) > detail(tile(1, 1)), (detail(tile(0, 1)), detail(tile(1, 1)))
+    # the subject picture: Grace Hopper (matplotlib's sample portrait), then a photo without a person, as
+    # input | matte | render with subject=auto, then matte | render with subject=off
+    for prefix in ("reference", "demo"):
+        subject = np.asarray(Image.open(out / f"{prefix}_subject.png")).astype(float)
+        assert subject.shape[1] == 5 * 512 and subject.shape[0] > 600, subject.shape
+        portrait = [subject[:600, 512 * k: 512 * (k + 1)] for k in range(5)]  # (600, 512, 3) tiles
+        her_face = (slice(120, 300), slice(180, 330))
+        assert portrait[1][her_face].mean() > 240, prefix  # the matte used keeps her face
+        assert np.abs(portrait[2][her_face] - portrait[0][her_face]).mean() < 2, prefix  # her face is the photo's own
 
 
 def test_unknown_demo_options_are_refused_with_the_list_of_options():

@@ -138,7 +138,7 @@ def test_cli_says_a_model_has_no_matte_and_leaves_iou_out(tmp_path, capsys):
     from test_render import write_tiny_checkpoint
 
     checkpoint = write_tiny_checkpoint(tmp_path / "plain.ckpt")
-    results = evaluate.main([f"ckpt={checkpoint}", f"portraits={write_portraits(tmp_path / 'p', names=('a',))}"])
+    results = evaluate.main([f"ckpt={checkpoint}", f"portraits={write_portraits(tmp_path / 'p', names=('a',))}", "subject=off"])
     out, err = capsys.readouterr()
     assert "has no matte output: matte IoU is left out" in err and "auto only" in err
     assert "none, this model has no matte" in out and list(results["summary"]) == ["auto"]

@@ -71,8 +71,9 @@ def test_the_portrait_callback_logs_the_matte_iou_auto_and_tapped(tmp_path):
     PortraitMatteScores(str(folder), short_side=48, count=None).on_validation_epoch_end(trainer, module)
     masks = [read_portrait(p, 48)[1] for p in list_portraits(folder)]
     expected = sum(m.mean() for m in masks) / len(masks)
-    assert set(logged) == {"portraits/matte_iou", "portraits/tapped/matte_iou"}
+    assert set(logged) == {f"portraits{tap}/{which}matte_iou" for tap in ("", "/tapped") for which in ("", "model/")}
     assert logged["portraits/matte_iou"] == pytest.approx(expected, abs=1e-6) and generator.training
+    assert logged["portraits/model/matte_iou"] == pytest.approx(expected, abs=1e-6)
     logged.clear()
     PortraitMatteScores(str(folder), short_side=48).on_validation_epoch_end(trainer, SimpleNamespace(**{**vars(module), "generator": GlassNet(4, 4, 1)}))
     assert not logged, "a model without a matte logs no matte score"

@@ -60,9 +60,9 @@ def photo(height: int, width: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("static_size, short_side", [(None, 64), ((64, 96), "auto")])
 def test_a_matte_of_one_renders_the_photo_itself_and_of_zero_the_background(static_size, short_side):
     image = photo(150, 110)  # portrait: turned for the landscape fixed-size model; 2x above the working size
-    kept, matte = render_layers(image, Layered(1.0, static_size), short_side)
+    kept, matte = render_layers(image, Layered(1.0, static_size), short_side, subject="off")  # the model's own matte
     assert torch.equal(kept, to_tensor(image)) and torch.equal(matte, torch.ones(1, 150, 110))
-    blurred, matte = render_layers(image, Layered(0.0, static_size), short_side)
+    blurred, matte = render_layers(image, Layered(0.0, static_size), short_side, subject="off")
     assert torch.equal(blurred, torch.zeros(3, 150, 110)) and torch.equal(matte, torch.zeros(1, 150, 110))
 
 
@@ -114,7 +114,7 @@ def test_cli_matte_true_is_refused_for_a_model_without_one(checkpoints, tmp_path
     source = tmp_path / "photo.png"
     Image.fromarray(photo(30, 40)).save(source)
     out = tmp_path / "out"
-    assert render(f"input={source}", f"ckpt={checkpoints['paper']}", f"out={out}", "matte=true") == 2
+    assert render(f"input={source}", f"ckpt={checkpoints['paper']}", f"out={out}", "matte=true", "subject=off") == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "matte=true" in lines[0] and "has no matte output" in lines[0]
     assert not out.exists() or not any(out.iterdir())

@@ -3,7 +3,7 @@
 A model with a matte (Glass-Net's ``blend``; :class:`~bokeh.models.controls.OutputContract`) gives,
 at its working size, the keep weight ``m`` in [0, 1] (1 = the photo's own pixel) and the rendered
 defocus layer ``B``. The photo itself is usually larger. Every render path (torch, ONNX Runtime,
-LiteRT on the CPU and the GPU: :func:`bokeh.render.fit.render_tensor`) brings both to the photo's
+LiteRT on the CPU and the GPU: :func:`bokeh.render.fit.render_photo`) brings both to the photo's
 size here:
 
 * ``B`` is blurred already: bilinear upsampling loses nothing it has (:func:`upsample_background`).
@@ -88,10 +88,10 @@ def upsample_matte(matte: torch.Tensor, photo: torch.Tensor, radius: float = RAD
     size = tuple(photo.shape[-2:])
     factor = max(size[0] / matte.shape[-2], size[1] / matte.shape[-1])
     up = upsample_background(matte, size)
-    if factor > 1.0:
+    window = 2 * max(1, round(radius * factor)) + 1
+    if factor > 1.0 and min(size) >= 2 * window:  # a photo thinner than two windows (a 1-px strip) stays bilinear
         weights = torch.tensor(LUMA, dtype=up.dtype, device=up.device).view(1, 3, 1, 1) * 0.5
         guidance = (photo.to(up.dtype) * weights).sum(1, keepdim=True) + 0.5  # (B, 1, H, W) luma in [0, 1]
-        window = 2 * max(1, round(radius * factor)) + 1
         up = guided_blur(guidance, up, window, eps, border_type="reflect", subsample=max(1, math.floor(factor)))
     up = up.clamp(0.0, 1.0)
     return torch.where(up > 1.0 - SNAP, 1.0, torch.where(up < SNAP, 0.0, up))

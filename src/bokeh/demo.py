@@ -2,14 +2,16 @@
 
 1. renders photos that ship with scikit-image (astronaut, coffee, chelsea) with the reference model
    shipped in the package (:mod:`bokeh.pretrained`), as ``input | output``, the astronaut at three
-   apertures and with two taps (:func:`render_controls`), and scores it on the held-out synthetic
-   pairs: real bokeh within a minute;
+   apertures and with two taps (:func:`render_controls`), a portrait that ships with matplotlib
+   (Grace Hopper) and a photo without a person as ``input | matte | render`` on the model's own
+   guess (``subject=auto``) and with ``subject=off`` (:func:`render_subject`), and scores it on the
+   held-out synthetic pairs: real bokeh within a minute;
 2. writes the synthetic pair set (if not cached) and pretrains the demo Glass-Net
    (``experiment=demo``, stopped at ``minutes`` at the latest);
 3. scores the demo model's best checkpoint on the same pairs, next to the identity, best global
    blur and oracle blur baselines (:mod:`bokeh.evaluate`): PSNR on all pixels, the in-focus ones
    and the strongly defocused ones;
-4. renders the same photos with the demo model;
+4. renders the same photos (and the subject picture) with the demo model;
 5. converts the demo checkpoint to TFLite (float32 / float16) at a small size and verifies it.
 
 Everything lands under ``outputs/demo/`` (git-ignored); the last lines printed say where.
@@ -84,9 +86,11 @@ def planned_outputs(out: Path, photos: list[str], reference: bool, tflite: bool,
     """``(path, what)`` of the files a demo run writes into ``out`` (:func:`bokeh.files.check_planned`:
     those an earlier run left are not replaced unless overwrite=true)."""
     planned = [(out / "metrics.json", "the scores"), *((out / f"demo_{p}.png", f"the demo model's {p}") for p in photos)]
+    planned += [(out / "demo_subject.png", "the demo model's subject picture")]
     if reference:
         planned += [(out / f"reference_{p}.png", f"the reference model's {p}") for p in photos]
         planned += [(out / f"reference_controls_{CONTROLS_PHOTO}.png", "the controls picture")]
+        planned += [(out / "reference_subject.png", "the reference model's subject picture")]
         if real is not None:
             from bokeh.data.real_pairs import list_real_pairs
 
@@ -143,15 +147,15 @@ def render_photos(generator, photos: list[str], out: Path, prefix: str, short_si
     import numpy as np
     import skimage.data
 
-    from bokeh.images import write_image
-    from bokeh.render import TorchBackend, render_to_uint8
+    from bokeh.images import from_tensor, write_image
+    from bokeh.render import TorchBackend, render_photo
 
     backend = TorchBackend(generator)
     written = []
     for photo in photos:
         image = getattr(skimage.data, photo)()
         image = np.ascontiguousarray(np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3])  # (H, W, 3)
-        output = render_to_uint8(image, backend, short_side)
+        output = from_tensor(render_photo(image, backend, short_side=short_side).image)
         written.append(write_image(out / f"{prefix}_{photo}.png", np.concatenate([image, output], axis=1)))
     return written
 
@@ -170,18 +174,76 @@ def render_controls(generator, out: Path, short_side: int) -> Path | None:
     import numpy as np
     import skimage.data
 
+    from bokeh.evaluate_real import backend_render
     from bokeh.images import write_image
-    from bokeh.render import TorchBackend, render_to_uint8
+    from bokeh.render import TorchBackend
 
     backend = TorchBackend(generator)
     if backend.contract.controls != ("focus", "aperture"):
         return None
+    render = backend_render(backend, short_side=short_side)
     image = np.ascontiguousarray(getattr(skimage.data, CONTROLS_PHOTO)()[..., :3])
     rows = []
-    for first, tap in ((image, CONTROL_TAPS["face"]), (render_to_uint8(image, backend, short_side), CONTROL_TAPS["shuttle"])):
-        rendered = [render_to_uint8(image, backend, short_side, focus=tap, aperture=f) for f in CONTROL_APERTURES]
+    for first, tap in ((image, CONTROL_TAPS["face"]), (render(image, None, None), CONTROL_TAPS["shuttle"])):
+        rendered = [render(image, tap, f) for f in CONTROL_APERTURES]
         rows.append(np.concatenate([first, *rendered], axis=1))
     return write_image(out / f"reference_controls_{CONTROLS_PHOTO}.png", np.concatenate(rows, axis=0))
+
+
+#: The subject picture: a portrait that ships with an installed package (matplotlib's sample data) and a
+#: photo without a person (scikit-image's coffee cup)
+SUBJECT_PHOTOS = ("grace_hopper", "coffee")
+
+
+def subject_photo(name: str):
+    """``(H, W, 3)`` uint8: matplotlib's ``grace_hopper.jpg`` (its sample data) or a scikit-image photo."""
+    import numpy as np
+    import skimage.data
+
+    if name == "grace_hopper":
+        from matplotlib.cbook import get_sample_data
+
+        from bokeh.images import read_rgb
+
+        return read_rgb(get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return np.ascontiguousarray(getattr(skimage.data, name)()[..., :3])
+
+
+def subject_rows(backend, short_side: int | str | None = "auto", photos=SUBJECT_PHOTOS):
+    """One row per photo of :data:`SUBJECT_PHOTOS`: ``input | matte | render`` with ``subject=auto``
+    (the subject matte and the model's decide), then ``matte | render`` with ``subject=off`` (the
+    model alone; a black matte where the model has none). Shape: a list of ``(H, 5W, 3)`` uint8."""
+    import numpy as np
+
+    from bokeh.images import from_tensor
+    from bokeh.render import render_photo
+    from bokeh.render.fit import matte_to_uint8
+
+    rows = []
+    for name in photos:
+        image = subject_photo(name)
+        tiles = [image]
+        for subject in ("auto", "off"):
+            rendered = render_photo(image, backend, subject=subject, short_side=short_side)
+            gray = matte_to_uint8(rendered.matte) if rendered.matte is not None else np.zeros(image.shape[:2], np.uint8)
+            tiles += [np.repeat(gray[..., None], 3, axis=2), from_tensor(rendered.image)]
+        rows.append(np.concatenate(tiles, axis=1))
+    return rows
+
+
+def render_subject(generator, out: Path, prefix: str, short_side: int) -> Path:
+    """The subject picture ``<prefix>_subject.png`` (:func:`subject_rows`, rows scaled to one width)."""
+    import numpy as np
+    from PIL import Image
+
+    from bokeh.images import write_image
+    from bokeh.render import TorchBackend
+
+    rows = subject_rows(TorchBackend(generator), short_side)
+    width = min(row.shape[1] for row in rows)
+    rows = [row if row.shape[1] == width else np.asarray(Image.fromarray(row).resize(
+        (width, round(row.shape[0] * width / row.shape[1])), Image.LANCZOS)) for row in rows]
+    return write_image(out / f"{prefix}_subject.png", np.concatenate(rows, axis=0))
 
 
 def render_real_pairs(generator, folder: Path, out: Path, short_side: int) -> tuple[list[Path], dict]:
@@ -194,16 +256,14 @@ def render_real_pairs(generator, folder: Path, out: Path, short_side: int) -> tu
 
     from bokeh.data.focus import interior_point
     from bokeh.data.real_pairs import list_real_pairs, read_mask
-    from bokeh.evaluate_real import evaluate_real
+    from bokeh.evaluate_real import backend_render, evaluate_real
     from bokeh.images import read_rgb, write_image
-    from bokeh.render import TorchBackend, render_to_uint8
+    from bokeh.render import TorchBackend
 
     backend = TorchBackend(generator)
     contract = backend.contract
     pairs = list_real_pairs(folder)
-
-    def render(image, focus, aperture):
-        return render_to_uint8(image, backend, short_side, focus=focus, aperture=aperture)
+    render = backend_render(backend, short_side=short_side)
 
     written = []
     for pair in pairs:
@@ -264,6 +324,7 @@ def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
         pictures += render_photos(reference, photos, out, "reference", short_side)
         controls = render_controls(reference, out, short_side)
         pictures += [controls] if controls else []
+        pictures.append(render_subject(reference, out, "reference", short_side))
         if options["real"] is not None:
             from bokeh.evaluate_real import format_real_table
 
@@ -286,6 +347,7 @@ def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
     write_text_atomic(out / "metrics.json", json.dumps(results, indent=2))
     finished.append(f"scores ({out / 'metrics.json'})")
     pictures += render_photos(load_generator(checkpoint), photos, out, "demo", min(cfg.data.size))
+    pictures.append(render_subject(load_generator(checkpoint), out, "demo", min(cfg.data.size)))
     finished.append("demo model photos")
 
     exported = None

@@ -278,8 +278,20 @@ def cli_settings(args: list[str], keys: tuple[str, ...], mode: str, usage: str) 
 
 
 REAL_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> real=<folder of real pairs> [out=metrics.json] "
-              "[bokeh_aperture=1.8] [apertures=1.8,2.8] [split=auto|detail] [tap=auto|true|false] [aperture=auto|true|false]")
-REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split", "tap", "aperture")
+              "[bokeh_aperture=1.8] [apertures=1.8,2.8] [split=auto|detail] [tap=auto|true|false] [aperture=auto|true|false] "
+              "[subject=auto|off]")
+REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split", "tap", "aperture", "subject")
+
+
+def cli_subject(settings: dict[str, str]) -> str:
+    """``subject=`` of the ``real=`` / ``portraits=`` benchmarks (as ``bokeh.render``'s): ``auto`` or ``off``."""
+    from bokeh.render.fit import SUBJECT_MODES
+
+    subject = settings.get("subject", "auto").lower()
+    if subject not in SUBJECT_MODES:
+        raise refuse(f"subject={settings['subject']!r}: auto (a subject matte and the model decide what stays sharp, the "
+                     f"default) or off (the model alone)")
+    return subject
 
 
 def main_real(args: list[str]) -> dict:
@@ -292,19 +304,21 @@ def main_real(args: list[str]) -> dict:
     (f-number of ``bokeh/`` targets, default 1.8), ``split=detail`` (ignore the subject masks),
     ``tap=true`` (tap each pair at its subject mask's interior point; pairs without a mask stay auto),
     ``aperture=true`` (render each target's f-number); ``auto`` (the default for both): on when the
-    model takes that control. Bad arguments, a bad model or a folder not in the layout: one line, exit status 2, before any
-    rendering.
+    model takes that control; ``subject=auto|off`` (the focus decision, as ``bokeh.render``'s). Bad arguments, a bad model,
+    a folder not in the layout or a missing subject segmenter: one line, exit status 2, before any rendering.
     """
     from bokeh.checkpoint import CheckpointError
     from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, unquote
     from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
-    from bokeh.evaluate_real import SPLITS, evaluate_real, format_real_table
-    from bokeh.render import load_backend, render_to_uint8
+    from bokeh.evaluate_real import SPLITS, backend_render, evaluate_real, format_real_table
+    from bokeh.render import load_backend
+    from bokeh.render.fit import subject_segmenter
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
     settings = cli_settings(args, REAL_KEYS, "real", REAL_USAGE)
+    subject = cli_subject(settings)
     split = settings.get("split", "auto")
     if split not in SPLITS:
         raise refuse(f"split={split!r}: one of {', '.join(SPLITS)}")
@@ -331,6 +345,8 @@ def main_real(args: list[str]) -> dict:
             report = check_output_file(given_path("out", settings["out"]), "out") if "out" in settings else None
             pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
+            if subject == "auto":
+                subject_segmenter(backend)  # missing: one sentence now, before any rendering
         except (OutputFolderError, CheckpointError, DataLayoutError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:
             raise refuse(str(error)) from None
@@ -343,10 +359,8 @@ def main_real(args: list[str]) -> dict:
                              f"(its inputs: {', '.join(contract.names)}): leave {key} out")
         use = {key: taken[key] if value is None else value for key, value in wanted.items()}
 
-        def render(image, focus, aperture):  # as bokeh.render renders, with the controls chosen above
-            return render_to_uint8(image, backend, focus=focus, aperture=aperture)
-
-        controls = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in use.items())
+        render = backend_render(backend, subject=subject)  # as bokeh.render renders, with the controls chosen above
+        controls = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in use.items()) + f", subject={subject}"
         print(f"{backend.name}: {len(pairs)} real pair(s) from {settings['real']}, rendered as bokeh.render renders "
               f"them (its default size and detail restore) with {controls} (tap: each subject mask's interior point; "
               f"aperture: each target's f-number)", file=sys.stderr)
@@ -355,14 +369,14 @@ def main_real(args: list[str]) -> dict:
                                                            file=sys.stderr))
         print(format_real_table(results))
         if report is not None:
-            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "split": split, **use, **results}, indent=2))
+            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "split": split, **use, "subject": subject, **results}, indent=2))
     return results
 
 
 
 PORTRAIT_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> portraits=<folder with images/ and masks/> [out=metrics.json] "
-                  "[aperture=1.8] [tap=auto|true|false]")
-PORTRAIT_KEYS = ("ckpt", "portraits", "out", "aperture", "tap")
+                  "[aperture=1.8] [tap=auto|true|false] [subject=auto|off]")
+PORTRAIT_KEYS = ("ckpt", "portraits", "out", "aperture", "tap", "subject")
 
 
 def main_portraits(args: list[str]) -> dict:
@@ -371,7 +385,7 @@ def main_portraits(args: list[str]) -> dict:
     Each photo is rendered at its full size exactly as ``python -m bokeh.render ckpt=...`` renders it
     by default, at ``aperture=`` (f-number, default 1.8; for a model with an aperture input), on the
     model's own guess and, with ``tap=`` (``auto``, the default: when the model takes a focus point),
-    tapped at the point deepest inside the mask. The table (mean and median of matte IoU and detail
+    tapped at the point deepest inside the mask; ``subject=auto|off``: the focus decision, as ``bokeh.render``'s. The table (mean and median of matte IoU and detail
     kept, auto and tapped) is printed and, with ``out=``, the per-photo rows and the summary are
     written as JSON (replacing the file, as ``real=`` does). Bad arguments, a bad model, a folder not in
     the layout or a mask whose size differs from its photo's: one line, exit status 2, before any rendering.
@@ -386,9 +400,11 @@ def main_portraits(args: list[str]) -> dict:
     from bokeh.models.controls import ControlError
     from bokeh.render import load_backend
     from bokeh.render.__main__ import parse_aperture
+    from bokeh.render.fit import subject_segmenter
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
     settings = cli_settings(args, PORTRAIT_KEYS, "portraits", PORTRAIT_USAGE)
+    subject = cli_subject(settings)
     try:
         aperture = parse_aperture(settings["aperture"]) if "aperture" in settings else None
     except ControlError as error:
@@ -402,6 +418,8 @@ def main_portraits(args: list[str]) -> dict:
             report = check_output_file(settings["out"], "out") if settings.get("out") else None
             portraits = check_portraits(list_portraits(settings.get("portraits", "")))
             backend = load_backend(settings["ckpt"], precision="auto")
+            if subject == "auto":
+                subject_segmenter(backend)  # missing: one sentence now, before any rendering
         except (OutputFolderError, CheckpointError, DataLayoutError, ImageError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:
             raise refuse(str(error)) from None
@@ -413,11 +431,11 @@ def main_portraits(args: list[str]) -> dict:
                          f"{', '.join(contract.names)}): leave aperture out")
         tapped = contract.focus if tap is None else tap
         aperture = (PORTRAIT_APERTURE if aperture is None else aperture) if contract.aperture else None
-        render, has_matte = backend_render(backend)
+        render, has_matte = backend_render(backend, subject=subject)
         f_number = f"f/{aperture:g}" if aperture is not None else "its own lens (no aperture input)"
         print(f"{backend.name}: {len(portraits)} portrait(s) from {settings['portraits']}, rendered at full size as bokeh.render "
               f"renders them, at {f_number}, {'auto and tapped' if tapped else 'auto only'}"
-              + ("" if has_matte else "; this model has no matte output: matte IoU is left out"), file=sys.stderr)
+              + f", subject={subject}" + ("" if has_matte else "; this model has no matte output: matte IoU is left out"), file=sys.stderr)
 
         def progress(row: dict) -> None:
             shown = ", ".join(f"{run} {row[run]['detail_subject']:.2f} / {row[run]['detail_background']:.2f}"
@@ -431,7 +449,8 @@ def main_portraits(args: list[str]) -> dict:
         print(format_portrait_table(results, has_matte))
         if report is not None:
             write_text_atomic(report, json.dumps({"model": settings["ckpt"], "portraits": settings["portraits"],
-                                                  "aperture": aperture, "tapped": tapped, "matte": has_matte, **results}, indent=2))
+                                                  "aperture": aperture, "tapped": tapped, "matte": has_matte,
+                                                  "subject": subject, **results}, indent=2))
     return results
 
 

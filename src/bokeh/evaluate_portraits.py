@@ -5,9 +5,11 @@ Each photo is rendered by the model at f/1.8 (``aperture=``, for a model with an
 twice: on its own guess (auto) and, for a model with a focus input, tapped at the point deepest
 inside the mask (:func:`bokeh.data.focus.interior_point`). Per photo and run:
 
-* ``matte_iou``: the model's matte ``m > 0.5`` against the mask (:func:`bokeh.metrics.matte_iou`),
-  at the size the matte comes at (today the working size: the mask is area-reduced to it and
-  thresholded at half). A model without a matte has none: said once, and left out.
+* ``matte_iou``: the matte the render used ``m > 0.5`` (:attr:`bokeh.render.Rendered.matte`: with
+  ``subject=auto``, the default, the subject matte and the model's together; with ``subject=off``
+  the model's own) against the mask (:func:`bokeh.metrics.matte_iou`), at the size the matte comes
+  at (the photo's; a smaller matte is scored against the mask area-reduced to it and thresholded at
+  half). A model without a matte rendered with ``subject=off`` has none: said once, and left out.
 * ``detail_subject``, ``detail_background``: at the photo's full size, as ``bokeh.render`` renders
   it, how much of the photo's local detail the render keeps (:func:`bokeh.metrics.portrait_detail`:
   the output's local gradient energy over the photo's, median over the set): inside the person
@@ -48,53 +50,19 @@ def _unit(image: np.ndarray) -> torch.Tensor:
     return metrics.to_unit_range(to_tensor(image))[None]
 
 
-def full_size(image: np.ndarray, backend, focus: Focus, aperture: float | None) -> np.ndarray:
-    """The photo rendered at its own size, exactly as ``python -m bokeh.render`` renders it by default.
-
-    The one line to change when the full-size compositor of the matte replaces
-    :func:`bokeh.render.fit.restore_detail` in the render path.
-    """
-    from bokeh.render import render_to_uint8
-
-    return render_to_uint8(image, backend, focus=focus, aperture=aperture)
-
-
-def working_matte(backend) -> Callable[[np.ndarray, Focus, float | None], torch.Tensor] | None:
-    """A function giving ``backend``'s matte ``(h, w)`` in [0, 1] at the working size ``bokeh.render``
-    runs the photo at (same resize, padding, focus mapping and network, in the runtime's precision),
-    or None for a model without one: a torch Glass-Net without ``blend``, or an exported model (until
-    the runtimes return their ``matte`` output)."""
-    from bokeh.data.transforms import unpad
-    from bokeh.inference import DTYPES, model_precision
-    from bokeh.render.fit import pad_to, plan_for, resize, working_short_side
-    from bokeh.runtimes.base import control_inputs
-
-    model = getattr(getattr(backend, "runtime", None), "model", None)
-    if not getattr(model, "blend", False) or not hasattr(model, "layers"):
-        return None
-
-    def matte(image: np.ndarray, focus: Focus, aperture: float | None) -> torch.Tensor:
-        plan = plan_for(image.shape[:2], backend.static_size, working_short_side(backend, "auto"))
-        work = resize(to_tensor(image)[None], plan.work)  # (1, 3, *work)
-        x = pad_to(work, plan.canvas).to(DTYPES[model_precision(model)]).contiguous(memory_format=torch.channels_last)
-        controls = control_inputs(backend.contract, 1, plan.map_point(focus) if focus is not None else None, aperture)
-        with torch.inference_mode():
-            layers = model.layers(x, **{k: torch.from_numpy(v).to(x.dtype) for k, v in controls.items()})
-        return unpad(layers.matte.float(), plan.work)[0, 0]  # (h, w)
-
-    return matte
-
-
-def backend_render(backend) -> tuple[PortraitRender, bool]:
-    """A :data:`PortraitRender` for a ``bokeh.render`` backend (:func:`full_size` and
-    :func:`working_matte`), and whether it gives a matte."""
-    matte_of = working_matte(backend)
+def backend_render(backend, *, subject: str = "auto") -> tuple[PortraitRender, bool]:
+    """A :data:`PortraitRender` for a ``bokeh.render`` backend: each photo rendered at its own size
+    exactly as ``python -m bokeh.render`` renders it (:func:`bokeh.render.render_photo`, one pass),
+    with the matte that render used ``(H, W)`` at the photo's size; and whether there is one (a
+    model with a matte, or ``subject="auto"``: the subject matte)."""
+    from bokeh.images import from_tensor
+    from bokeh.render.fit import has_matte, render_photo
 
     def render(image: np.ndarray, focus: Focus, aperture: float | None) -> tuple[np.ndarray, torch.Tensor | None]:
-        output = full_size(image, backend, focus, aperture)
-        return output, matte_of(image, focus, aperture) if matte_of is not None else None
+        rendered = render_photo(image, backend, focus=focus, aperture=aperture, subject=subject)
+        return from_tensor(rendered.image), None if rendered.matte is None else rendered.matte[0]
 
-    return render, matte_of is not None
+    return render, has_matte(backend) or subject != "off"
 
 
 def mask_at(mask: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
@@ -178,8 +146,8 @@ def format_portrait_table(results: dict, matte: bool = True) -> str:
         lines.append(f"{run:<7} " + " ".join(f"{_cell(summary[k]['mean']):>10} {_cell(summary[k]['median']):>10}" for k in KEYS))
     count = len(results["photos"])
     band = f"{metrics.PORTRAIT_BAND:.0%}"
-    lines.append(f"({count} photo(s); matte IoU: the model's matte > 0.5 against the mask at the matte's size (the working size)"
-                 + ("" if matte else ": none, this model has no matte") + "; detail kept: local gradient energy of the full-size "
+    lines.append(f"({count} photo(s); matte IoU: the matte the render used > 0.5 against the mask at the matte's size (the photo's)"
+                 + ("" if matte else ": none, this model has no matte and subject=off") + "; detail kept: local gradient energy of the full-size "
                  f"render over the photo's, median over the person (mask shrunk by {band} of the short side) and over the textured "
                  f"background (beyond the mask grown by {band}, local RMS gradient >= {metrics.FLAT_GRADIENT * 255:g}/255 per px); "
                  f"tapped: at the point deepest inside the mask; see bokeh.metrics)")

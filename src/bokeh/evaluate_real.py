@@ -179,48 +179,29 @@ def evaluate_real(pairs: Sequence[RealPair], render: Render | None, *, tap: bool
     return {"pairs": rows, "means": means}
 
 
-def generator_render(generator: torch.nn.Module) -> Render:
-    """A :data:`Render` that runs a Glass-Net (``generator(x, focus, aperture)[0]``, x ``(1, 3, H, W)``
-    in [-1, 1]) on the photo as it is (edge-padded to a multiple of 8, the padding cut off), on the
-    generator's device and in eval mode (its mode is restored afterwards). ``focus`` (fractions of
-    the photo) and ``aperture`` reach a generator that takes them; one that does not raises
-    :class:`~bokeh.models.controls.ControlError`."""
-    from bokeh.data.transforms import unpad
-    from bokeh.models.controls import ControlError
-    from bokeh.render.fit import pad_to, plan_dynamic
+def backend_render(backend, *, subject: str = "auto", short_side: int | str | None = "auto") -> Render:
+    """A :data:`Render` that renders each photo as ``bokeh.render`` does (:func:`bokeh.render.render_photo`,
+    with ``subject`` and ``short_side``), for any backend: a loaded model or a generator in training
+    (:class:`bokeh.render.GeneratorBackend`)."""
+    from bokeh.render.fit import render_photo
 
     def render(image: np.ndarray, focus: Focus, aperture: float | None) -> np.ndarray:
-        contract = getattr(generator, "contract", None)
-        if contract is None and (focus is not None or aperture is not None):
-            raise ControlError("this generator takes no focus or aperture control: score it with tap=False, aperture=False")
-        parameter = next(generator.parameters())
-        plan = plan_dynamic(image.shape[:2], None)
-        x = pad_to(to_tensor(image)[None], plan.canvas).to(parameter.device, parameter.dtype)
-        controls = {}
-        if focus is not None:  # fractions of the photo -> of the padded canvas
-            controls["focus"] = x.new_tensor([[focus[0] * plan.size[1] / plan.canvas[1], focus[1] * plan.size[0] / plan.canvas[0]]])
-        if aperture is not None:
-            controls["aperture"] = x.new_tensor([[float(aperture)]])
-        was_training = generator.training
-        generator.eval()
-        try:
-            with torch.inference_mode():
-                y = generator(x, **controls)[0]
-        finally:
-            generator.train(was_training)
-        return from_tensor(unpad(y.float().cpu(), plan.size))
+        rendered = render_photo(image, backend, focus=focus, aperture=aperture, subject=subject, short_side=short_side)
+        return from_tensor(rendered.image)
 
     return render
 
 
 def score_real_pairs(generator: torch.nn.Module, folder: str | Path, short_side: int | None = 256, *,
                      apertures: tuple[float, ...] | None = (EBB_APERTURE,), bokeh_aperture: float = EBB_APERTURE,
-                     baselines: bool = False, tap: bool = False, aperture: bool = False) -> dict[str, float]:
+                     baselines: bool = False, tap: bool = False, aperture: bool = False, subject: str = "auto") -> dict[str, float]:
     """Mean real-pair scores of a torch Glass-Net at a reduced size, for logging during training.
 
     The photos (and masks) are scaled so their short side is ``short_side`` pixels (None: full
-    size), the generator runs on them directly (:func:`generator_render`: no further resize, no
-    detail restore), and each is scored as :func:`score_pair` scores it (split ``auto``).
+    size), each is rendered at that size on the one road of ``bokeh.render``
+    (:func:`bokeh.render.render_photo` through :class:`bokeh.render.GeneratorBackend`: the same
+    render, focus decision and composite as ``python -m bokeh.evaluate real=``), and scored as
+    :func:`score_pair` scores it (split ``auto``).
 
     Args:
         generator: maps ``(1, 3, H, W)`` in [-1, 1] (H, W multiples of 8) to ``(bokeh, ...)``.
@@ -229,6 +210,8 @@ def score_real_pairs(generator: torch.nn.Module, folder: str | Path, short_side:
         baselines: also return ``identity/...`` and ``gaussian blur/...`` keys.
         tap, aperture: give the generator each pair's subject-mask interior point and target f-number
             (for a generator with those inputs).
+        subject: the focus decision (:data:`bokeh.render.SUBJECT_MODES`): ``auto`` as ``bokeh.render``
+            renders by default, ``off`` the model alone.
 
     Returns:
         ``{key: mean}`` with :data:`SCORE_KEYS` (the model's) and ``pairs``; with ``baselines`` also
@@ -238,8 +221,10 @@ def score_real_pairs(generator: torch.nn.Module, folder: str | Path, short_side:
         bokeh.data.pairs.DataLayoutError: the folder is missing or not in the layout.
     """
     pairs = list_real_pairs(folder, bokeh_aperture, apertures)
-    rows = [score_pair(pair, generator_render(generator), baselines=baselines, short_side=short_side, tap=tap, aperture=aperture)
-            for pair in pairs]
+    from bokeh.render.backends import GeneratorBackend
+
+    render = backend_render(GeneratorBackend(generator), subject=subject)
+    rows = [score_pair(pair, render, baselines=baselines, short_side=short_side, tap=tap, aperture=aperture) for pair in pairs]
     means = mean_rows(rows)
     flat = {key: means["model"][key] for key in SCORE_KEYS} | {"pairs": float(len(rows))}
     if baselines:

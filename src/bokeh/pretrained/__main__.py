@@ -43,16 +43,14 @@ def score_real_folder(generator, folder: Path, short_side: int | None = None) ->
     ``short_side``), scored by the real-pair benchmark (:mod:`bokeh.evaluate_real`): untapped, and (for a
     model with the controls) tapped at each subject mask's interior point at each target's f-number;
     means per f-number, with the identity and best-blur baselines."""
-    from bokeh.evaluate_real import evaluate_real
+    from bokeh.evaluate_real import backend_render, evaluate_real
     from bokeh.data.real_pairs import list_real_pairs
-    from bokeh.render import TorchBackend, render_to_uint8
+    from bokeh.render import TorchBackend
     from bokeh.runtimes import TorchRuntime
 
     backend = TorchBackend(TorchRuntime(generator, 0, "auto"), name="torch (the model being shipped)", short_side=short_side)
     contract = backend.contract
-
-    def render(image, focus, aperture):
-        return render_to_uint8(image, backend, focus=focus, aperture=aperture)
+    render = backend_render(backend)  # as bokeh.render renders by default
 
     pairs = list_real_pairs(folder)
     runs = {"auto": dict(tap=False, aperture=contract.aperture)}

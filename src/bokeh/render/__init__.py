@@ -13,8 +13,9 @@
 
 In Python::
 
-    from bokeh.render import load_backend, render_image
+    from bokeh.render import load_backend, render_photo, render_image
     backend = load_backend("best.ckpt")            # or .onnx / .tflite
+    rendered = render_photo(photo, backend)        # the one road: .image, .matte (used), .layers, .plan
     bokeh = render_image(photo, backend)           # (H, W, 3) uint8 -> (3, H, W) float in [-1, 1]
     # a model that takes the controls: tap at 40 % of the width and 60 % of the height, render f/4
     bokeh = render_image(photo, backend, focus=(0.4, 0.6), aperture=4.0)
@@ -22,17 +23,21 @@ In Python::
     bokeh, matte = render_layers(photo, backend)
 """
 
-from bokeh.render.backends import Backend, ExportedBackend, TorchBackend, load_backend
-from bokeh.render.fit import DEFAULT_SHORT_SIDE, PixelPoint, Plan, plan_for, render_image, render_layers, render_to_uint8
+from bokeh.render.backends import Backend, ExportedBackend, GeneratorBackend, TorchBackend, load_backend
+from bokeh.render.fit import (DEFAULT_SHORT_SIDE, SUBJECT_MODES, PixelPoint, Plan, Rendered, plan_for, render_image, render_layers,
+                              render_photo, render_to_uint8)
 from bokeh.render.files import RenderError, Summary, render_files
 
 __all__ = [
     "Backend",
     "DEFAULT_SHORT_SIDE",
     "ExportedBackend",
+    "GeneratorBackend",
     "PixelPoint",
     "Plan",
+    "Rendered",
     "RenderError",
+    "SUBJECT_MODES",
     "Summary",
     "TorchBackend",
     "load_backend",
@@ -40,5 +45,6 @@ __all__ = [
     "render_files",
     "render_image",
     "render_layers",
+    "render_photo",
     "render_to_uint8",
 ]

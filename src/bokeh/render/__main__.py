@@ -20,14 +20,23 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
 * ``overwrite=false``: an existing file under an output's name (``out/<input name>``, and
   ``out/<stem>.matte.png`` with ``matte=true``) is not replaced: the run is refused before any
   work, naming it; ``overwrite=true`` replaces it.
-* ``matte=false``: ``true`` also writes each photo's matte beside its output, ``out/<stem>.matte.png``:
-  8-bit gray at the photo's size and orientation, 255 where the output is the photo's own pixel (in
-  focus), 0 where it is the rendered blur. Models with a matte only (``ckpt=reference``, or a model
-  trained with ``model.blend=true``, and its exports); refused for others before any work.
+* ``subject=auto``: what stays sharp. ``auto``: a subject matte (MediaPipe's selfie segmenter, which
+  ships in the ``mediapipe`` package) and the model's own matte decide together, composited at the
+  photo's size; ``off``: the model alone (the paper's prior-free BGGAN, as before the subject matte).
+* ``matte=false``: ``true`` also writes the matte each render used beside its output,
+  ``out/<stem>.matte.png``: 8-bit gray at the photo's size and orientation, 255 where the output is
+  the photo's own pixel (in focus), 0 where it is the rendered blur. With ``subject=off``, models
+  with a matte only (``ckpt=reference``, or a model trained with ``model.blend=true``, and its
+  exports); refused for others before any work.
 * ``focus=X,Y``: the point to focus on ("tap to focus"), as fractions of each photo's width and
   height (``focus=0.5,0.4``: the middle, a little above the centre), or in pixels from the photo's
-  top-left corner (``focus=640px,480px``); default: the model decides (auto). Models trained with a
-  focus input only (``ckpt=`` with ``model.focus_input=true``, or an export of one).
+  top-left corner (``focus=640px,480px``); default: the model decides (auto). With ``subject=auto``
+  the subject under the tap stays sharp (where the tap is outside every subject, the model's tapped
+  matte decides). Models trained with a focus input only (``ckpt=`` with ``model.focus_input=true``,
+  or an export of one).
+* ``focus=path/to/matte.png``: your own matte for one photo (``input=`` a file): a gray image (or
+  the alpha channel of one with transparency) of the photo's shape, white = keep sharp, black = the
+  rendered blur; any model.
 * ``aperture=F``: the f-number to render (``aperture=2.8``, ``f/2.8`` too): larger = less blur;
   default f/1.8, the lens of the training targets. Models trained with an aperture input only.
   A bad value (a point outside a photo, f/0, a negative or NaN f-number, ``focus=abc``) or a control
@@ -56,10 +65,11 @@ from rich.console import Console
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
          "[side_by_side=false] [short_side=auto|N|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
          "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16] [overwrite=false] "
-         "[focus=X,Y|Xpx,Ypx] [aperture=F] [matte=false]")
+         "[focus=X,Y|Xpx,Ypx|matte.png] [aperture=F] [matte=false] [subject=auto|off]")
 DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "auto",
             "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu",
-            "precision": "auto", "overwrite": "false", "focus": None, "aperture": None, "matte": "false"}
+            "precision": "auto", "overwrite": "false", "focus": None, "aperture": None, "matte": "false",
+            "subject": "auto"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -102,6 +112,12 @@ def parse_args(argv: list[str]) -> dict:
     if matte not in TRUE + FALSE:
         raise UsageError(f"matte={raw['matte']!r}: use true or false")
     settings["matte"] = matte in TRUE
+    from bokeh.render.fit import SUBJECT_MODES
+
+    settings["subject"] = raw["subject"].lower()
+    if settings["subject"] not in SUBJECT_MODES:
+        raise UsageError(f"subject={raw['subject']!r}: auto (a subject matte and the model decide what stays sharp, the "
+                         f"default) or off (the model alone)")
     short = raw["short_side"].lower()
     if short == "auto":
         settings["short_side"] = "auto"
@@ -131,7 +147,8 @@ def parse_args(argv: list[str]) -> dict:
 
 def parse_focus(text: str):
     """``"0.5,0.4"`` -> fractions ``(0.5, 0.4)`` (checked: in [0, 1]); ``"640px,480px"`` -> a
-    :class:`~bokeh.render.fit.PixelPoint` (checked against each photo's size later, before any work).
+    :class:`~bokeh.render.fit.PixelPoint` (checked against each photo's size later, before any work);
+    a file name (no comma, an image suffix, or an existing file) -> its ``Path``: a user's matte.
 
     Raises:
         ControlError: not two numbers, mixed units, or a fraction outside [0, 1].
@@ -141,6 +158,10 @@ def parse_focus(text: str):
     from bokeh.models.controls import ControlError, check_focus
     from bokeh.render.fit import PixelPoint
 
+    from bokeh.images import is_known_image_type
+
+    if "," not in str(text) and (is_known_image_type(Path(text)) or Path(text).is_file()):
+        return Path(text)
     parts = [part.strip().lower() for part in str(text).split(",")]
     pixels = [part.endswith("px") for part in parts]
     if len(parts) == 2 and all(pixels):
@@ -219,6 +240,11 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
         h, w = backend.static_size
         console.print(f"{backend.name}: static input {h} x {w}; each photo is fitted to it "
                       f"(turned if its orientation differs) and the result resized back", highlight=False)
+    if settings["user_matte"] is not None:
+        console.print("focus: your matte decides what stays sharp", highlight=False)
+    elif settings["subject"] == "auto":
+        console.print("subject=auto: a subject matte (MediaPipe's selfie segmenter) and the model's own decide what stays sharp",
+                      highlight=False)
     if backend.contract.controls:
         focus, aperture = settings["focus"], settings["aperture"]
         where = "auto (the model decides)" if focus is None else (
@@ -233,7 +259,8 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
     try:
         with interruptible("bokeh.render", finished):
             render_files(inputs, out, backend, settings["short_side"], settings["side_by_side"],
-                         settings["quality"], console, summary, settings["focus"], settings["aperture"], settings["matte"])
+                         settings["quality"], console, summary, settings["focus"], settings["aperture"], settings["matte"],
+                         settings["subject"], settings["user_matte"])
     except OSError as error:  # writing an output failed: every later file would too
         print(f"bokeh.render: stopped: could not write into out={out} ({error.strerror or error}); {finished()}", file=sys.stderr)
         return EXIT_SKIPPED
@@ -258,7 +285,9 @@ def _prepare(argv: list[str]):
     from bokeh.images import set_max_pixels
     from bokeh.models.controls import ControlError, InputContract
     from bokeh.render.backends import load_backend
-    from bokeh.render.files import RenderError, check_matte, check_paths, ignored_files, list_inputs
+    from bokeh.images import ImageError, read_size
+    from bokeh.render.files import RenderError, check_matte, check_paths, ignored_files, list_inputs, read_matte
+    from bokeh.render.fit import subject_segmenter
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
     try:
@@ -269,15 +298,24 @@ def _prepare(argv: list[str]):
         out = check_paths(settings["input"], inputs, settings["out"], settings["overwrite"], settings["matte"])
         backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"],
                                precision=settings["precision"])
+        settings["user_matte"] = None
+        if isinstance(settings["focus"], Path):  # focus=matte.png: the user's own matte, for one photo
+            if len(inputs) != 1 or settings["input"].is_dir():
+                raise RenderError(f"focus={settings['focus']}: a matte belongs to one photo; pass input= a single photo")
+            settings["user_matte"] = read_matte(settings["focus"], read_size(inputs[0]))
+            settings["focus"] = None
         if settings["matte"]:
-            check_matte(backend, f"ckpt={settings['ckpt']}")
+            check_matte(backend, f"ckpt={settings['ckpt']}", "auto" if settings["user_matte"] is not None else settings["subject"])
         given = [name for name in ("focus", "aperture") if settings[name] is not None]
         getattr(backend, "contract", InputContract()).check_taken(*given)
         check_focus_pixels(settings["focus"], inputs)
+        if settings["subject"] == "auto" and settings["user_matte"] is None:
+            subject_segmenter(backend)  # missing: one sentence now (SegmenterMissing), before any work
     except UsageError as error:
         print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
         return EXIT_SETTINGS
-    except (ControlError, RenderError, CheckpointError, FileNotFoundError, ValueError, RuntimeUnavailable, NotFullyAccelerated) as error:
+    except (ControlError, RenderError, CheckpointError, FileNotFoundError, ImageError, ValueError, RuntimeUnavailable,
+            NotFullyAccelerated) as error:
         print(f"bokeh.render: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     return settings, inputs, ignored_files(settings["input"]), out, backend

@@ -182,6 +182,58 @@ class TorchBackend(SubjectMatte):
         return self.runtime.run_tensor_layers(image, focus, aperture)
 
 
+class GeneratorBackend:
+    """A bare generator, as it is in training, as a backend: the same road as a loaded model
+    (:func:`bokeh.render.fit.render_photo`) without copying or preparing it.
+
+    The generator runs on its own device and in its own dtype, in eval mode and without gradients
+    (its mode is given back after each call); outputs come back as float32 on the CPU.
+
+    Args:
+        generator: a :class:`~bokeh.models.glassnet.GlassNet` (its ``contract`` and ``outputs``).
+        short_side: the photos' short side to run at for ``short_side="auto"`` (None: 1024).
+        segmenter: the subject segmenter to use (None: the package's, when a render asks for it).
+
+    Shape:
+        ``(1, 3, h, w)`` in [-1, 1], h and w multiples of 8 -> ``(1, 3, h, w)`` in [-1, 1]
+        (:meth:`layers`: and the matte and background of a model with a matte).
+    """
+
+    static_size = None
+
+    def __init__(self, generator: nn.Module, name: str = "generator", short_side: int | None = None, segmenter=None) -> None:
+        self.generator, self.name, self.short_side = generator, name, short_side
+        self.contract = getattr(generator, "contract", InputContract())
+        self.outputs = getattr(generator, "outputs", OutputContract())
+        if segmenter is not None:
+            self.segmenter = segmenter
+
+    def layers(self, image: torch.Tensor, focus=None, aperture=None, subject: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        from bokeh.runtimes.base import control_inputs
+
+        parameter = next(self.generator.parameters())
+        device, dtype = parameter.device, parameter.dtype
+        controls = {k: torch.from_numpy(v).to(device, dtype) for k, v in control_inputs(self.contract, image.shape[0], focus, aperture).items()}
+        if subject is not None:  # the subject plane of a model that takes one
+            controls["subject"] = subject.to(device, dtype)
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            with torch.inference_mode():
+                x = image.to(device, dtype)
+                if self.outputs.matte:
+                    out = self.generator.layers(x, **controls)
+                    values = {"image": out.image, "matte": out.matte, "background": out.background}
+                else:
+                    values = {"image": self.generator(x, **controls)[0]}
+        finally:
+            self.generator.train(was_training)
+        return {k: v.float().cpu() for k, v in values.items()}
+
+    def __call__(self, image: torch.Tensor, focus=None, aperture=None, subject: torch.Tensor | None = None) -> torch.Tensor:
+        return self.layers(image, focus, aperture, subject)["image"]
+
+
 def exported_value_range(model_path: Path) -> str:
     """The value range an exported model takes: what the file itself says (stored at export:
     :func:`bokeh.model_files.read_metadata`), else ``settings.value_range`` of the ``report.json``

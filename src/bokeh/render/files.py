@@ -42,7 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bokeh.files import OutputFolderError, OutputPlanError, check_output_folder, check_planned, existing_outputs
 from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, from_tensor, is_known_image_type, not_a_file_reason, read_rgb,
                           srgb_profile, unsupported_reason, write_image)
-from bokeh.render.fit import has_matte, matte_to_uint8, render_layers
+from bokeh.render.fit import has_matte, matte_to_uint8, render_photo
 
 
 class RenderError(ValueError):
@@ -137,12 +137,51 @@ def planned_outputs(inputs: list[Path], out: Path, matte: bool = False) -> list[
     return planned
 
 
-def check_matte(backend, label: str) -> None:
-    """``matte=true`` needs a model with a matte: :class:`RenderError` in one sentence otherwise
-    (``label`` names the model, e.g. ``ckpt=model.onnx``)."""
-    if not has_matte(backend):
+def check_matte(backend, label: str, subject: str = "off") -> None:
+    """``matte=true`` needs a matte to write: a model with one, or ``subject="auto"`` (the subject matte,
+    or the user's): :class:`RenderError` in one sentence otherwise (``label`` names the model, e.g.
+    ``ckpt=model.onnx``)."""
+    if subject == "off" and not has_matte(backend):
         raise RenderError(f"matte=true: {label} has no matte output (a model trained without model.blend=true, or "
-                          f"exported before the matte); leave matte= out, or use a model with one, e.g. ckpt=reference")
+                          f"exported before the matte) and subject=off; leave matte= out, use subject=auto, or a model "
+                          f"with a matte, e.g. ckpt=reference")
+
+
+def read_matte(path: str | os.PathLike, photo_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A user's matte from an image file (``focus=path/to/matte.png``): ``(H, W)`` ``uint8``, 255 = keep
+    the photo sharp, 0 = the rendered blur.
+
+    The alpha channel where the file has one that is not fully opaque, else the gray value (colour
+    files are converted to gray); the EXIF orientation is applied. ``photo_size`` ``(H, W)``: the
+    matte must have the photo's shape (its aspect ratio within 2 %); it is resized to the photo
+    when rendered.
+
+    Raises:
+        RenderError: a missing or unreadable file, or a matte whose shape is not the photo's (one sentence).
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    hint = "give a point (focus=0.5,0.4) or a matte image the photo's shape (gray or alpha, white = sharp)"
+    if not path.is_file():
+        raise RenderError(f"focus={path}: no such file; {hint}")
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                alpha = np.asarray(image.convert("RGBA"))[..., 3]
+                if alpha.min() < 255:
+                    return np.ascontiguousarray(alpha)
+            gray = np.asarray(image.convert("L"))
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
+        raise RenderError(f"focus={path}: not a readable matte image ({type(error).__name__}: "
+                          f"{(str(error).splitlines() or [''])[0][:120]}); {hint}") from None
+    if photo_size is not None:
+        (h, w), (ph, pw) = gray.shape, photo_size
+        if abs((w / h) / (pw / ph) - 1.0) > 0.02:
+            raise RenderError(f"focus={path}: the matte is {w} x {h} px but the photo is {pw} x {ph} px; a matte must "
+                              f"have the photo's shape (any size of it)")
+    return np.ascontiguousarray(gray)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -207,6 +246,8 @@ def render_files(
     focus=None,
     aperture: float | None = None,
     matte: bool = False,
+    subject: str = "auto",
+    user_matte: np.ndarray | None = None,
 ) -> Summary:
     """Render every file in ``inputs`` into ``out`` (see the module doc for the rules).
 
@@ -221,8 +262,11 @@ def render_files(
         focus, aperture: the controls of every photo (:func:`bokeh.render.fit.render_image`):
             fractions of each photo's width and height or a :class:`~bokeh.render.fit.PixelPoint`,
             and an f-number; None: auto focus, f/1.8.
-        matte: also write each photo's matte (:func:`matte_path`); the backend's model must have one
+        matte: also write the matte each render used (:func:`matte_path`); there must be one
             (:func:`check_matte`).
+        subject: the focus decision (:func:`bokeh.render.render_photo`): ``auto`` or ``off``.
+        user_matte: the user's matte (:func:`read_matte`) for the one photo in ``inputs``, used
+            instead of a point or the subject matte.
 
     Raises:
         OSError: an output could not be written (disk full, permissions changed); the files
@@ -232,7 +276,7 @@ def render_files(
     Raises :class:`RenderError` for ``matte`` with a backend without a matte (:func:`check_matte`), before any work.
     """
     if matte:
-        check_matte(backend, getattr(backend, "name", "the model"))  # RenderError, a ValueError
+        check_matte(backend, getattr(backend, "name", "the model"), "auto" if user_matte is not None else subject)  # RenderError
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
@@ -250,11 +294,12 @@ def render_files(
                     raise ImageError(path, *problem)
                 image = read_rgb(path)  # (H, W, 3) uint8, upright, sRGB
                 check_writable_size(output_path(path, out), (image.shape[0], image.shape[1] * (2 if side_by_side else 1)))
-                bokeh, kept = render_layers(image, backend, short_side, focus=focus, aperture=aperture)
-                rendered = from_tensor(bokeh)
+                done = render_photo(image, backend, focus=focus, aperture=aperture, subject=subject, matte=user_matte,
+                                    short_side=short_side)
+                rendered = from_tensor(done.image)
                 picture = np.concatenate([image, rendered], axis=1) if side_by_side else rendered  # (H, W or 2W, 3)
                 if matte:  # the matte first: an output on disk always has its matte beside it
-                    write_image(matte_path(path, out), matte_to_uint8(kept))
+                    write_image(matte_path(path, out), matte_to_uint8(done.matte))
                 summary.rendered.append(write_image(output_path(path, out), picture, quality, icc_profile=profile))
             except OSError:
                 raise  # the output folder failed (disk full, permissions): every later file would too

@@ -25,6 +25,12 @@ and the full-size photo comes through the matte (:mod:`bokeh.composite`): ``B`` 
 upsampled along the photo's own edges, ``m * photo + (1 - m) * up(B)``, in every runtime's path. For
 a model without one (older checkpoints and exports), :func:`restore_detail` puts the photo's own
 detail back wherever the model left its input unchanged. ``detail=False`` skips either.
+
+:func:`render_photo` is the one function that runs a model on a photo (every caller: the renderer,
+the benchmarks, the training callbacks through :class:`~bokeh.render.backends.GeneratorBackend`,
+``pretrained ship``, the demo), and the one place that decides what stays sharp: the subject matte
+(``subject="auto"``: MediaPipe's selfie segmenter, :mod:`bokeh.runtimes.segmenter`) with the model's
+own matte, the subject under a tap, a user's matte, or the model alone (``subject="off"``).
 """
 
 from __future__ import annotations
@@ -88,6 +94,14 @@ class Plan:
         if self.rotate:
             x, y = y, 1.0 - x
         return x * self.work[1] / self.canvas[1], y * self.work[0] / self.canvas[0]
+
+    def work_pixel(self, point: tuple[float, float]) -> tuple[int, int]:
+        """A point of the photo (``(x, y)`` fractions) -> its ``(row, column)`` pixel in the working-size
+        image the model sees (turned as :meth:`map_point` turns it; padding excluded)."""
+        x, y = (float(v) for v in point)
+        if self.rotate:
+            x, y = y, 1.0 - x
+        return min(self.work[0] - 1, int(y * self.work[0])), min(self.work[1] - 1, int(x * self.work[1]))
 
 
 @dataclass(frozen=True)
@@ -220,55 +234,262 @@ def has_matte(backend) -> bool:
     return getattr(backend, "outputs", OutputContract()).matte
 
 
-def render_layers_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True, focus=None,
-                         aperture=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run ``model`` on ``image`` following ``plan``: the bokeh image and, for a model with a matte, the
-    matte, both with the image's size and orientation.
+SUBJECT_MODES = ("auto", "off")
+#: How the focus decision's working-size matte reaches the photo's size: ``guided``
+#: (:func:`bokeh.composite.upsample_matte`, along the photo's own edges) or ``bilinear``.
+SUBJECT_UPSAMPLE = "guided"
+TAP_REACH = 0.02  # a tap this close to a subject (fraction of the working short side) selects it
 
-    Args:
-        model: maps ``(1, 3, *plan.canvas)`` in [-1, 1] to the same shape (a :class:`~bokeh.render.Backend`);
-            a model with a matte (``outputs.matte``) gives its layers (``model.layers``).
-        detail: give the photo's own detail back at full size: for a model with a matte, the photo
-            through the matte (:func:`bokeh.composite.full_size`, at every size); without one, where
-            the photo is larger than the working size, the in-focus parts' detail
-            (:func:`restore_detail`). ``False``: the model's own image, resized.
-        focus: ``(x, y)`` fractions of the image's width and height (mapped to the canvas with
-            :meth:`Plan.map_point`), or None (auto); aperture: an f-number, or None (f/1.8). Only
-            for a model that takes them (checked by the model's runtime).
+
+@dataclass(frozen=True)
+class Rendered:
+    """What one pass of a model over a photo gives (:func:`render_photo`).
+
+    Attributes:
+        image: the rendered photo, ``(3, H, W)`` float32 in [-1, 1], the photo's size and orientation.
+        matte: the matte that was used, ``(1, H, W)`` float32 in [0, 1] (1 = the photo's own pixel),
+            or None where none was (``subject="off"`` and a model without a matte).
+        layers: the model's outputs at the working size as the model saw the photo (turned where
+            ``plan.rotate``; padding cut off): ``image`` ``(1, 3, *plan.work)``, for a model with a
+            matte ``matte`` ``(1, 1, *work)`` and ``background`` ``(1, 3, *work)``, and where a subject
+            matte was made ``subject`` ``(1, 1, *work)`` (the segmenter's, or the user's matte).
+        plan: the geometry of the pass (:class:`Plan`).
+        decision: what decided the focus, in words (:data:`DECISIONS`).
+    """
+
+    image: torch.Tensor
+    matte: torch.Tensor | None
+    layers: dict[str, torch.Tensor]
+    plan: Plan
+    decision: str
+
+
+DECISIONS = {
+    "model": "the model alone (subject=off)",
+    "subject": "the subject matte and the model's own matte",
+    "tapped subject": "the subject under the tap",
+    "tapped model": "the model's tapped matte (the tap is outside every subject)",
+    "user": "the matte given",
+}
+
+
+def subject_segmenter(backend):
+    """The subject segmenter a render uses: ``backend.segmenter`` where it has one, else the
+    package's (:func:`bokeh.runtimes.segmenter.default_segmenter`).
+
+    Raises:
+        bokeh.runtimes.segmenter.SegmenterMissing: mediapipe's model is not installed (one sentence,
+            with the command that installs it).
+    """
+    found = getattr(backend, "segmenter", None)
+    if found is not None:
+        return found
+    from bokeh.runtimes.segmenter import default_segmenter
+
+    return default_segmenter()
+
+
+def subject_region(subject: torch.Tensor, pixel: tuple[int, int], reach: float = TAP_REACH) -> torch.Tensor | None:
+    """The connected subject under a tap: the subject matte kept only on the region (``subject >
+    0.5``, 8-connected) that holds ``pixel`` or lies within ``reach`` of the short side of it, its soft
+    fringe included (each pixel belongs to its nearest region); None where the tap is outside every
+    subject.
 
     Shape:
-        image: ``(1, 3, H, W)`` in [-1, 1], ``(H, W) == plan.size``; returns ``(1, 3, H, W)`` in
-        [-1, 1] and the matte ``(1, 1, H, W)`` in [0, 1] (1 = the photo's own pixel), or None.
+        subject: ``(1, 1, h, w)`` in [0, 1]; pixel: ``(row, column)``; returns ``(1, 1, h, w)`` in [0, 1].
     """
-    if tuple(image.shape[-2:]) != plan.size:
-        raise ValueError(f"plan is for a {plan.size} image, got {tuple(image.shape[-2:])}")
-    turned = torch.rot90(image, 1, dims=(2, 3)) if plan.rotate else image  # (1, 3, *turned)
-    work = resize(turned, plan.work)  # (1, 3, *work)
+    from scipy import ndimage
+
+    values = subject[0, 0].float().cpu().numpy()
+    labels, count = ndimage.label(values > 0.5, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return None
+    distance, (rows, cols) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    nearest = labels[rows, cols]  # (h, w): the region each pixel is nearest to
+    row, col = pixel
+    if distance[row, col] > max(1.0, reach * min(values.shape)):
+        return None
+    region = np.where(nearest == nearest[row, col], values, 0.0).astype(np.float32)
+    return torch.from_numpy(region)[None, None]
+
+
+def user_matte(matte, size: tuple[int, int]) -> torch.Tensor:
+    """A matte given by the user as a ``(1, 1, *size)`` float tensor in [0, 1] (1 = keep the photo).
+
+    Args:
+        matte: ``(H, W)`` (or ``(1, H, W)``, ``(1, 1, H, W)``) values: ``uint8`` (255 = keep) or floats
+            in [0, 1]; another size than ``size`` is resized (bilinear).
+
+    Raises:
+        ValueError: not a 2-D plane, or float values outside [0, 1] (one sentence).
+    """
+    plane = matte if isinstance(matte, torch.Tensor) else torch.from_numpy(np.array(matte))  # a copy: the caller's array stays theirs
+    while plane.ndim > 2 and plane.shape[0] == 1:
+        plane = plane[0]
+    if plane.ndim != 2:
+        raise ValueError(f"a matte is one gray plane (H, W); got shape {tuple(plane.shape)}")
+    plane = plane.float() / 255.0 if plane.dtype == torch.uint8 else plane.float()
+    if not bool(torch.isfinite(plane).all()) or float(plane.min()) < 0.0 or float(plane.max()) > 1.0:
+        raise ValueError("a matte's values must lie in [0, 1] (or 0-255 as 8-bit gray)")
+    plane = plane[None, None]
+    if tuple(plane.shape[-2:]) != tuple(size):
+        plane = F.interpolate(plane, size=tuple(size), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+    return plane
+
+
+def _upsample_keep(keep: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """A working-size keep weight at the photo's size (:data:`SUBJECT_UPSAMPLE`). Shape: ``(1, 1, h, w)`` -> ``(1, 1, H, W)``."""
+    if SUBJECT_UPSAMPLE == "guided":
+        return composite.upsample_matte(keep, photo)
+    return composite.upsample_background(keep, tuple(photo.shape[-2:])).clamp(0.0, 1.0)
+
+
+def _run_model(backend, work: torch.Tensor, plan: Plan, focus, aperture, subject: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The model's outputs for the working-size photo ``work``, padding cut off (``subject``: its
+    subject plane, given only to a model whose contract takes one)."""
     controls = {}
     if focus is not None:
         controls["focus"] = plan.map_point(focus)
     if aperture is not None:
         controls["aperture"] = aperture
+    if subject is not None:
+        controls["subject"] = pad_to(subject, plan.canvas)
+    canvas = pad_to(work, plan.canvas)  # (1, 3, *canvas)
+    if has_matte(backend):
+        return {k: unpad(v, plan.work) for k, v in backend.layers(canvas, **controls).items()}
+    return {"image": unpad(backend(canvas, **controls), plan.work)}  # (1, 3, *work)
+
+
+def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subject: str = "auto", matte=None,
+                 short_side: int | str | None = "auto", detail: bool = True) -> Rendered:
+    """Run ``backend``'s model on one photo: the one road every caller takes (``bokeh.render``, the
+    real-pair and portrait benchmarks, the training callbacks, ``pretrained ship``, the demo).
+
+    Plan (resize, turn, pad), map the tap, run the model once at the working size, decide what
+    stays sharp, and bring the result to the photo's size through the matte.
+
+    The focus decision:
+
+    * ``subject="off"``: the model alone, the paper's prior-free BGGAN (exactly as before the subject
+      matte): a model with a matte composites ``m * photo + (1 - m) * up(B)`` with its own ``m``
+      upsampled along the photo's edges; one without restores the in-focus detail.
+    * ``subject="auto"`` (default), no tap: the subject segmenter's matte of the working-size photo
+      (:func:`subject_segmenter`) and the model's own matte decide together: ``max(subject, model)``;
+      composited at full size over ``up(B)`` (``B``: the model's background layer; for a model
+      without a matte, its own full-size render).
+    * a tap (``focus``): the connected subject under it (:func:`subject_region`), or, where it is
+      outside every subject, the model's tapped matte. The model runs tapped either way.
+    * ``matte``: the user's own matte (:func:`user_matte`), used as it is over ``B`` (the model runs
+      on auto focus); no segmenter runs.
+
+    A model whose contract takes a subject plane (``contract.subject``) gets the subject matte at
+    the working size as that input (zeros with ``subject="off"``).
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8``, e.g. from :func:`bokeh.images.read_rgb` (EXIF orientation applied).
+        backend: a :class:`~bokeh.render.Backend` (its ``static_size`` picks the plan).
+        focus: ``(x, y)`` fractions of the photo's width and height, or a :class:`PixelPoint`; None: auto.
+        aperture: the f-number to render; None: f/1.8. Only for a model that takes it.
+        subject: ``auto`` or ``off`` (:data:`SUBJECT_MODES`).
+        matte: the user's matte (``(H, W)`` uint8 or floats in [0, 1]); not with ``focus``.
+        short_side: working resolution for models that take any size (:func:`plan_dynamic`);
+            ``None``: full resolution; ``"auto"``: :func:`working_short_side`.
+        detail: bring the photo's own detail back at full size (through the matte, or
+            :func:`restore_detail`); ``False``: the working-size result, resized.
+
+    Returns:
+        :class:`Rendered`: the image, the matte used, the working-size layers, the plan, the decision.
+
+    Raises:
+        ControlError: (before any work) a control the model does not take, a point outside the
+            photo, a bad f-number, or both a tap and a matte.
+        ValueError: an unknown ``subject``, a bad ``matte``.
+        bokeh.runtimes.segmenter.SegmenterMissing: ``subject="auto"`` without the segmenter's model.
+    """
+    if subject not in SUBJECT_MODES:
+        raise ValueError(f"subject={subject!r}: auto (a subject matte and the model decide what stays sharp) or off (the model alone)")
+    contract = getattr(backend, "contract", InputContract())
+    contract.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture)) if value is not None))
+    if matte is not None and focus is not None:
+        raise ControlError("give either a point to focus on or a matte, not both")
+    if isinstance(focus, PixelPoint):
+        focus = focus.fractions(image.shape[:2])
+    focus, aperture = contract.check(focus, aperture)
+    plan = plan_for(image.shape[:2], backend.static_size, working_short_side(backend, short_side))
+    photo = to_tensor(image)[None]  # (1, 3, H, W)
+    turned = torch.rot90(photo, 1, dims=(2, 3)) if plan.rotate else photo  # (1, 3, *turned)
+    work = resize(turned, plan.work)  # (1, 3, *work)
+    given = None
+    if matte is not None:
+        given = user_matte(matte, plan.size)  # (1, 1, H, W)
+        given = torch.rot90(given, 1, dims=(2, 3)) if plan.rotate else given  # (1, 1, *turned)
+        subject_work = F.interpolate(given, size=plan.work, mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
+    elif subject == "auto":
+        subject_work = subject_segmenter(backend).matte(work).float().clamp(0.0, 1.0)  # (1, 1, *work)
+    else:
+        subject_work = None
+    plane = None
+    if getattr(contract, "subject", False):  # a model that takes the subject matte as an input plane
+        plane = subject_work if subject_work is not None else work.new_zeros(1, 1, *plan.work)
+    layers = _run_model(backend, work, plan, focus, aperture, plane)
+    if subject_work is not None:
+        layers["subject"] = subject_work
+
+    keep = None  # the working-size keep weight the decision chose (None: the model alone)
+    if given is not None:
+        decision = "user"
+    elif subject_work is None:
+        decision = "model"
+    elif focus is None:
+        decision = "subject"
+        keep = subject_work if "matte" not in layers else torch.maximum(subject_work, layers["matte"])
+    else:
+        keep = subject_region(subject_work, plan.work_pixel(focus))
+        decision = "tapped subject" if keep is not None else "tapped model"
+        if keep is None:
+            keep = layers.get("matte")
+            if keep is None:  # a model without a matte: its own render, everywhere
+                keep = work.new_zeros(1, 1, *plan.work)
+
+    if decision == "model":
+        y, matte_used = _model_alone(turned, work, layers, plan, detail)
+    else:
+        if "background" in layers:  # the model's defocus layer at the photo's size
+            background = composite.upsample_background(layers["background"], plan.turned) if detail else None
+        else:  # a model without a matte: its own render is the background
+            background = _model_alone(turned, work, layers, plan, detail)[0] if detail else None
+        if detail:
+            matte_used = given if given is not None else _upsample_keep(keep, turned)  # (1, 1, *turned)
+            y = composite.composite(turned, matte_used, background)
+        else:
+            keep_work = keep if keep is not None else subject_work
+            back_work = layers.get("background", layers["image"])
+            y = resize(composite.composite(work, keep_work, back_work), plan.turned)
+            matte_used = given if given is not None else _upsample_keep(keep_work, turned)
+    if plan.rotate:
+        y = torch.rot90(y, -1, dims=(2, 3))  # (1, 3, H, W)
+        matte_used = None if matte_used is None else torch.rot90(matte_used, -1, dims=(2, 3))
+    return Rendered(y[0].clamp(-1.0, 1.0), None if matte_used is None else matte_used[0].clamp(0.0, 1.0), layers, plan, decision)
+
+
+def _model_alone(turned: torch.Tensor, work: torch.Tensor, layers: dict[str, torch.Tensor], plan: Plan,
+                 detail: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The model's own render at the turned photo's size (``subject="off"``) and its matte there (or None).
+
+    Shape:
+        turned: ``(1, 3, *plan.turned)``; work: ``(1, 3, *plan.work)``; returns ``(1, 3, *turned)`` and
+        ``(1, 1, *turned)`` or None.
+    """
     matte = None
-    if has_matte(model):
-        layers = {k: unpad(v, plan.work) for k, v in model.layers(pad_to(work, plan.canvas), **controls).items()}
+    if "matte" in layers:
         y, matte = composite.full_size(turned, layers["matte"], layers["background"])  # (1, 3 | 1, *turned)
         if not detail:
             y = resize(layers["image"], plan.turned)
     else:
-        y_work = unpad(model(pad_to(work, plan.canvas), **controls), plan.work)  # (1, 3, *work)
-        y = resize(y_work, plan.turned)  # (1, 3, *turned)
+        y = resize(layers["image"], plan.turned)  # (1, 3, *turned)
         if detail and plan.work[0] * plan.work[1] < plan.turned[0] * plan.turned[1]:
-            y = restore_detail(y, turned, work, y_work)
-    if plan.rotate:
-        y = torch.rot90(y, -1, dims=(2, 3))  # (1, 3, H, W)
-        matte = None if matte is None else torch.rot90(matte, -1, dims=(2, 3))
-    return y.clamp(-1.0, 1.0), matte
-
-
-def render_tensor(image: torch.Tensor, model, plan: Plan, detail: bool = True, focus=None, aperture=None) -> torch.Tensor:
-    """The bokeh image of :func:`render_layers_tensor` (arguments and shapes as there)."""
-    return render_layers_tensor(image, model, plan, detail, focus, aperture)[0]
+            y = restore_detail(y, turned, work, layers["image"])
+    return y, matte
 
 
 def working_short_side(backend, short_side: int | str | None = "auto") -> int | None:
@@ -281,53 +502,27 @@ def working_short_side(backend, short_side: int | str | None = "auto") -> int | 
 
 
 def render_layers(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True,
-                  focus=None, aperture=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The bokeh rendering of one photo and, for a model with a matte, its matte, as floats.
-
-    Args:
-        image: the photo, e.g. from :func:`bokeh.images.read_rgb` (EXIF orientation applied).
-        backend: a :class:`~bokeh.render.Backend` (its ``static_size`` picks the plan).
-        short_side: working resolution for models that take any size (see :func:`plan_dynamic`);
-            ``None``: full resolution; ``"auto"``: :func:`working_short_side`. Ignored for fixed-size models.
-        detail: bring the photo's own detail back at full size (:func:`render_layers_tensor`).
-        focus: the point to focus on, ``(x, y)`` fractions of the photo's width and height (0 = left
-            or top edge, 1 = right or bottom edge), or a :class:`PixelPoint`; None: the model decides (auto).
-        aperture: the f-number to render (e.g. 2.8; larger = less blur); None: f/1.8, the lens of
-            the training targets.
-
-    Shape:
-        image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1], and the matte
-        ``(1, H, W)`` in [0, 1] (1 = the photo's own pixel) or None for a model without one.
-
-    Raises:
-        ControlError: (before any work) a control the backend's model does not take, a point outside
-            the photo, an f-number that is not a finite number from 0.5 to 64.
-    """
-    contract = getattr(backend, "contract", InputContract())
-    contract.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture)) if value is not None))
-    if isinstance(focus, PixelPoint):
-        focus = focus.fractions(image.shape[:2])
-    focus, aperture = contract.check(focus, aperture)
-    plan = plan_for(image.shape[:2], backend.static_size, working_short_side(backend, short_side))
-    bokeh, matte = render_layers_tensor(to_tensor(image)[None], backend, plan, detail, focus, aperture)
-    return bokeh[0], None if matte is None else matte[0]
+                  focus=None, aperture=None, subject: str = "auto") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`render_photo`'s image ``(3, H, W)`` in [-1, 1] and the matte used ``(1, H, W)`` in [0, 1]
+    (or None); arguments and errors as there."""
+    rendered = render_photo(image, backend, focus=focus, aperture=aperture, subject=subject, short_side=short_side, detail=detail)
+    return rendered.image, rendered.matte
 
 
 def render_image(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True,
-                 focus=None, aperture=None) -> torch.Tensor:
-    """The bokeh rendering of one photo, as floats (before rounding to 8 bits); arguments and errors
-    as :func:`render_layers`.
+                 focus=None, aperture=None, subject: str = "auto") -> torch.Tensor:
+    """:func:`render_photo`'s image, as floats (before rounding to 8 bits); arguments and errors as there.
 
     Shape:
         image: ``(H, W, 3)`` ``uint8``; returns ``(3, H, W)`` ``float32`` in [-1, 1].
     """
-    return render_layers(image, backend, short_side, detail, focus, aperture)[0]
+    return render_layers(image, backend, short_side, detail, focus, aperture, subject)[0]
 
 
 def render_to_uint8(image: np.ndarray, backend, short_side: int | str | None = "auto", detail: bool = True,
-                    focus=None, aperture=None) -> np.ndarray:
+                    focus=None, aperture=None, subject: str = "auto") -> np.ndarray:
     """:func:`render_image` rounded to an image. Shape: ``(H, W, 3)`` ``uint8`` -> the same."""
-    return from_tensor(render_image(image, backend, short_side, detail, focus, aperture))
+    return from_tensor(render_image(image, backend, short_side, detail, focus, aperture, subject))
 
 
 def matte_to_uint8(matte: torch.Tensor) -> np.ndarray:
