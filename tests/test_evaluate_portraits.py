@@ -164,8 +164,8 @@ def test_a_bad_folder_or_argument_is_one_sentence_and_exit_2(tmp_path, capsys):
     (tmp_path / "empty" / "masks").mkdir()
     assert "no photo in images/ has a mask" in _refused(["ckpt=reference", f"portraits={tmp_path / 'empty'}"], capsys)
     folder = write_portraits(tmp_path / "p", names=("a",))
-    assert "aperture='0'" in _refused(["ckpt=reference", f"portraits={folder}", "aperture=0"], capsys)
-    assert "tap='maybe'" in _refused(["ckpt=reference", f"portraits={folder}", "tap=maybe"], capsys)
+    assert "aperture=0 " in _refused(["ckpt=reference", f"portraits={folder}", "aperture=0"], capsys)
+    assert "tap=maybe:" in _refused(["ckpt=reference", f"portraits={folder}", "tap=maybe"], capsys)
     assert "no such file" in _refused([f"ckpt={tmp_path / 'missing.ckpt'}", f"portraits={folder}"], capsys)
 
 

@@ -212,7 +212,7 @@ def test_cli_taps_and_sets_the_aperture_for_a_model_with_controls_and_refuses_th
     assert exit_.value.code == 2 and "takes no tap-to-focus point" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         evaluate.main([f"ckpt={plain_model}", f"real={tmp_path / 'real'}", "tap=maybe"])
-    assert exit_.value.code == 2 and "tap='maybe'" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "tap=maybe:" in capsys.readouterr().err
 
 
 def test_cli_refuses_bad_arguments_before_any_work(tmp_path, capsys):

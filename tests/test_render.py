@@ -330,7 +330,7 @@ def test_inputs_are_never_overwritten(tmp_path):
     (["input=x", "ckpt=a.ckpt", "out=o", "short_side=7"], "short_side"),
     (["input=x", "ckpt=a.ckpt", "out=o", "sideways=true"], "unknown argument"),
     (["input=x", "ckpt=a.ckpt", "out=o", "side_by_side=maybe"], "side_by_side"),
-    (["input=x", "ckpt=a.ckpt", "out=o", "precision=fp16"], "precision='fp16': one of auto, fp32, bf16"),
+    (["input=x", "ckpt=a.ckpt", "out=o", "precision=fp16"], "precision=fp16: one of auto, fp32, bf16"),
 ])
 def test_cli_says_what_is_wrong(args, message, capsys):
     assert main(args) == 2

@@ -220,18 +220,7 @@ def given_path(key: str, value: str | os.PathLike | None) -> Path:
     return Path(value)
 
 
-TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-
-def parse_bool(key: str, value: str | bool) -> bool:
-    """``value`` of option ``key`` as a bool; ``ValueError`` (one sentence) for anything but
-    true/false, 1/0, yes/no, on/off (any case)."""
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS or word in FALSE_WORDS:
-        return word in TRUE_WORDS
-    raise ValueError(f"{key}={value!r}: use true or false")
+from bokeh.options import FALSE_WORDS, TRUE_WORDS, parse_bool  # noqa: E402, F401  (the true/false words live there, once)
 
 
 # ----------------------------------------------------------------------------- Ctrl-C and signals

@@ -222,7 +222,13 @@ def main(argv: list[str] | None = None) -> dict:
     from bokeh.data.pairs import BadPairError, DataLayoutError
     from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths
 
+    from bokeh.options import help_text, wants_help
+
     args = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(args):
+        print(__doc__.strip() + "\n\n" + SYNTHETIC_USAGE + "\n\n" + help_text(REAL_USAGE, real_options())
+              + "\n\n" + help_text(PORTRAIT_USAGE, portrait_options()))
+        raise SystemExit(0)
     if any(a.startswith("real=") for a in args):
         return main_real(args)
     if any(a.startswith("portraits=") for a in args):
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("out=")]
     overrides = quote_path_overrides([a for a in args if not a.startswith(("ckpt=", "out="))], PATH_KEYS)
     if len(ckpt) != 1:
-        print("bokeh.evaluate: usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...] | ckpt=PATH real=FOLDER [out=metrics.json] | ckpt=PATH portraits=FOLDER [out=metrics.json]", file=sys.stderr)
+        print(f"bokeh.evaluate: {'ckpt= is given twice: give it once' if ckpt else 'missing ckpt='}\n{SYNTHETIC_USAGE}", file=sys.stderr)
         raise SystemExit(EXIT_SETTINGS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
@@ -253,6 +259,10 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
+SYNTHETIC_USAGE = ("usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...] | ckpt=PATH real=FOLDER "
+                   "[out=metrics.json] | ckpt=PATH portraits=FOLDER [out=metrics.json]")
+
+
 def refuse(message: str) -> SystemExit:
     """Print ``bokeh.evaluate: <message>`` to stderr; the ``SystemExit`` (bad settings, 2) to raise."""
     from bokeh.cli import EXIT_SETTINGS
@@ -261,24 +271,46 @@ def refuse(message: str) -> SystemExit:
     return SystemExit(EXIT_SETTINGS)
 
 
-def cli_settings(args: list[str], keys: tuple[str, ...], mode: str, usage: str) -> dict[str, str]:
-    """``key=value`` arguments of the ``real=`` / ``portraits=`` benchmarks (unquoted); anything
-    else, or no ``ckpt=``, is refused (exit 2) with ``usage``."""
+def cli_settings(args: list[str], options, mode: str, usage: str) -> dict:
+    """The checked ``key=value`` settings of the ``real=`` / ``portraits=`` benchmarks
+    (:mod:`bokeh.options`); anything else, a bad value or no ``ckpt=`` is refused (exit 2) in one
+    sentence naming the option as typed."""
     from bokeh.cli import unquote
+    from bokeh.options import OptionError, parse
 
-    settings = {}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in keys:
-            raise refuse(f"unknown argument {arg!r} with {mode}= (the data overrides are for the synthetic and EBB! sets)\n{usage}")
-        settings[key] = unquote(value)
-    if not settings.get("ckpt"):
-        raise refuse(f"missing ckpt=\n{usage}")
+    try:
+        settings, _ = parse([f"{k}={unquote(v)}" if sep else arg for arg in args for k, sep, v in [arg.partition("=")]],
+                            options, usage)
+    except OptionError as error:
+        hint = (f" with {mode}= (the data overrides are for the synthetic and EBB! sets)"
+                if str(error).startswith("unknown argument") else "")
+        raise refuse(f"{error}{hint}") from None
     return settings
 
 
 REAL_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> real=<folder of real pairs> [out=metrics.json] "
               "[bokeh_aperture=1.8] [apertures=1.8,2.8] [split=auto|detail] [tap=auto|true|false] [aperture=auto|true|false]")
+
+
+def real_options():
+    """The options of ``bokeh.evaluate real=``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.data.real_pairs import EBB_APERTURE
+    from bokeh.evaluate_real import SPLITS
+    from bokeh.options import REQUIRED, Option, auto_or_bool, choice, model, number, numbers, path
+
+    return (
+        Option("ckpt", model, REQUIRED, "the model"),
+        Option("real", path, REQUIRED, "a folder of real pairs (original/ and bokeh/ or f<N>/)"),
+        Option("out", path, None, "write the per-pair rows and means as JSON"),
+        Option("bokeh_aperture", number(0, low_open=True, what="an f-number"), EBB_APERTURE, "the f-number of the bokeh/ targets"),
+        Option("apertures", numbers(number(0, low_open=True, what="an f-number"), "target f-numbers separated by commas"), None,
+               "score only these f<N>/ folders"),
+        Option("split", choice(*SPLITS), "auto", "detail: ignore the subject masks"),
+        Option("tap", auto_or_bool, None, "tap each pair at its subject mask (auto: when the model takes a focus point)"),
+        Option("aperture", auto_or_bool, None, "render each target's f-number (auto: when the model takes one)"),
+    )
+
+
 REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split", "tap", "aperture")
 
 
@@ -303,31 +335,12 @@ def main_real(args: list[str]) -> dict:
     from bokeh.render import load_backend, render_to_uint8
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
-    settings = cli_settings(args, REAL_KEYS, "real", REAL_USAGE)
-    split = settings.get("split", "auto")
-    if split not in SPLITS:
-        raise refuse(f"split={split!r}: one of {', '.join(SPLITS)}")
-    try:
-        bokeh_aperture = float(settings.get("bokeh_aperture", EBB_APERTURE))
-        if not 0 < bokeh_aperture < math.inf:
-            raise ValueError
-    except ValueError:
-        raise refuse(f"bokeh_aperture={settings['bokeh_aperture']!r}: the f-number of the bokeh/ targets, above 0 (e.g. 1.8)") from None
-    try:
-        apertures = tuple(float(a) for a in settings["apertures"].split(",")) if settings.get("apertures") else None
-        if apertures is not None and not all(0 < a < math.inf for a in apertures):
-            raise ValueError
-    except ValueError:
-        raise refuse(f"apertures={settings['apertures']!r}: target f-numbers separated by commas, e.g. 1.8,2.8") from None
-    from bokeh.cli import parse_bool
-
-    try:
-        wanted = {key: None if settings.get(key, "auto") == "auto" else parse_bool(key, settings[key]) for key in ("tap", "aperture")}
-    except ValueError as error:
-        raise refuse(f"{error} (or auto: on when the model takes it)") from None
+    settings = cli_settings(args, real_options(), "real", REAL_USAGE)
+    split, bokeh_aperture, apertures = settings["split"], settings["bokeh_aperture"], settings["apertures"]
+    wanted = {key: settings[key] for key in ("tap", "aperture")}
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            report = check_output_file(given_path("out", settings["out"]), "out") if "out" in settings else None
+            report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
             pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
         except (OutputFolderError, CheckpointError, DataLayoutError, FileNotFoundError, ValueError,
@@ -364,6 +377,20 @@ PORTRAIT_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> portraits=<folde
 PORTRAIT_KEYS = ("ckpt", "portraits", "out", "aperture", "tap")
 
 
+def portrait_options():
+    """The options of ``bokeh.evaluate portraits=``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.models.controls import parse_aperture
+    from bokeh.options import REQUIRED, Option, auto_or_bool, model, path
+
+    return (
+        Option("ckpt", model, REQUIRED, "the model"),
+        Option("portraits", path, REQUIRED, "a folder with images/ and masks/"),
+        Option("out", path, None, "write the per-photo rows and the summary as JSON"),
+        Option("aperture", parse_aperture, None, "the f-number to render (default 1.8; models with an aperture input)"),
+        Option("tap", auto_or_bool, None, "also tap each photo inside its mask (auto: when the model takes a focus point)"),
+    )
+
+
 def main_portraits(args: list[str]) -> dict:
     """CLI with ``portraits=FOLDER``: the portrait benchmark (:mod:`bokeh.evaluate_portraits`).
 
@@ -381,24 +408,15 @@ def main_portraits(args: list[str]) -> dict:
     from bokeh.data.portraits import check_portraits, list_portraits
     from bokeh.evaluate_portraits import PORTRAIT_APERTURE, backend_render, evaluate_portraits, format_portrait_table
     from bokeh.images import ImageError
-    from bokeh.models.controls import ControlError
     from bokeh.render import load_backend
-    from bokeh.render.__main__ import parse_aperture
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
-    settings = cli_settings(args, PORTRAIT_KEYS, "portraits", PORTRAIT_USAGE)
-    try:
-        aperture = parse_aperture(settings["aperture"]) if "aperture" in settings else None
-    except ControlError as error:
-        raise refuse(f"aperture={settings['aperture']!r}: {error}") from None
-    try:
-        tap = None if settings.get("tap", "auto") == "auto" else parse_bool("tap", settings["tap"])
-    except ValueError as error:
-        raise refuse(f"{error} (or auto: on when the model takes a focus point)") from None
+    settings = cli_settings(args, portrait_options(), "portraits", PORTRAIT_USAGE)
+    aperture, tap = settings["aperture"], settings["tap"]
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            report = check_output_file(settings["out"], "out") if settings.get("out") else None
-            portraits = check_portraits(list_portraits(settings.get("portraits", "")))
+            report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
+            portraits = check_portraits(list_portraits(settings["portraits"]))
             backend = load_backend(settings["ckpt"], precision="auto")
         except (OutputFolderError, CheckpointError, DataLayoutError, ImageError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:
@@ -407,7 +425,7 @@ def main_portraits(args: list[str]) -> dict:
         if tap and not contract.focus:
             raise refuse(f"tap=true, but {settings['ckpt']} takes no tap-to-focus point (its inputs: {', '.join(contract.names)}): leave tap out")
         if aperture is not None and not contract.aperture:
-            raise refuse(f"aperture={settings['aperture']}, but {settings['ckpt']} takes no f-number (its inputs: "
+            raise refuse(f"aperture={aperture:g}, but {settings['ckpt']} takes no f-number (its inputs: "
                          f"{', '.join(contract.names)}): leave aperture out")
         tapped = contract.focus if tap is None else tap
         aperture = (PORTRAIT_APERTURE if aperture is None else aperture) if contract.aperture else None
@@ -428,7 +446,7 @@ def main_portraits(args: list[str]) -> dict:
             raise refuse(str(error)) from None
         print(format_portrait_table(results, has_matte))
         if report is not None:
-            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "portraits": settings["portraits"],
+            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "portraits": str(settings["portraits"]),
                                                   "aperture": aperture, "tapped": tapped, "matte": has_matte, **results}, indent=2))
     return results
 

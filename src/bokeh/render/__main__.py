@@ -46,7 +46,6 @@ written so far are complete, and no temporary file is left).
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -57,11 +56,43 @@ USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .on
          "[side_by_side=false] [short_side=auto|N|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
          "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16] [overwrite=false] "
          "[focus=X,Y|Xpx,Ypx] [aperture=F] [matte=false]")
-DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "auto",
-            "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu",
-            "precision": "auto", "overwrite": "false", "focus": None, "aperture": None, "matte": "false"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
-TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _max_pixels(text: str):
+    """``max_pixels=``: a pixel count (``_`` and ``,`` allowed between digits), ``none``, or ``default``."""
+    from bokeh.options import integer
+
+    return integer(1, words={"none": None, "default": "default"})(text.replace(",", ""))
+
+
+_max_pixels.describe = "a number of pixels (width x height), none (no limit) or default (Pillow's)"
+
+
+def options():
+    """The options of ``bokeh.render``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.inference import PRECISIONS
+    from bokeh.models.controls import parse_aperture, parse_focus
+    from bokeh.options import REQUIRED, Option, boolean, choice, integer, path
+
+    return (
+        Option("input", path, REQUIRED, "a photo, or a folder of photos (subfolders are not searched)"),
+        Option("ckpt", path, REQUIRED, "the model: a .ckpt, .onnx or .tflite file, or a shipped name (reference)"),
+        Option("out", path, REQUIRED, "the folder to write into"),
+        Option("side_by_side", boolean, False, "write input | output side by side"),
+        Option("short_side", integer(8, words={"auto": "auto", "full": None, "none": None, "0": None}), "auto",
+               "torch models: the short side the photo is run at (auto: the model's training scale)"),
+        Option("quality", integer(1, 100), 95, "JPEG quality"),
+        Option("threads", integer(0, 1024), 0, "CPU threads (0: every core)"),
+        Option("value_range", choice("auto", "signed", "pixel"), "auto", "exported models only"),
+        Option("max_pixels", _max_pixels, "default", "larger images are skipped as possible decompression bombs"),
+        Option("accelerator", choice("cpu", "gpu"), "cpu", "gpu: a .tflite model on LiteRT's GPU accelerator"),
+        Option("precision", choice(*PRECISIONS), "auto", "torch checkpoints only"),
+        Option("overwrite", boolean, False, "replace existing outputs"),
+        Option("focus", parse_focus, None, "the point to focus on (models with a focus input)"),
+        Option("aperture", parse_aperture, None, "the f-number to render (models with an aperture input)"),
+        Option("matte", boolean, False, "also write each photo's matte (models with a matte)"),
+    )
 
 
 class UsageError(ValueError):
@@ -69,101 +100,20 @@ class UsageError(ValueError):
 
 
 def parse_args(argv: list[str]) -> dict:
-    """``key=value`` arguments (``--key=value`` too, and the flag ``--side-by-side``) into typed settings."""
-    raw = dict(DEFAULTS)
-    for arg in argv:
-        if arg in FLAGS:
-            key, value = FLAGS[arg]
-        else:
-            key, sep, value = arg.lstrip("-").partition("=")
-            key = key.replace("-", "_")
-            if not sep or key not in DEFAULTS:
-                raise UsageError(f"unknown argument {arg!r}")
-        raw[key] = value
-    missing = [key for key in ("input", "ckpt", "out") if not raw[key]]
-    if missing:
-        raise UsageError(f"missing {', '.join(k + '=' for k in missing)}")
-    settings = {"input": Path(raw["input"]), "ckpt": Path(raw["ckpt"]), "out": Path(raw["out"]),
-                "value_range": raw["value_range"], "accelerator": raw["accelerator"].lower(),
-                "precision": raw["precision"].lower()}
-    from bokeh.inference import PRECISIONS
-
-    if settings["precision"] not in PRECISIONS:
-        raise UsageError(f"precision={raw['precision']!r}: one of {', '.join(PRECISIONS)} (default auto)")
-    side = raw["side_by_side"].lower()
-    if side not in TRUE + FALSE:
-        raise UsageError(f"side_by_side={raw['side_by_side']!r}: use true or false")
-    settings["side_by_side"] = side in TRUE
-    overwrite = raw["overwrite"].lower()
-    if overwrite not in TRUE + FALSE:
-        raise UsageError(f"overwrite={raw['overwrite']!r}: use true or false")
-    settings["overwrite"] = overwrite in TRUE
-    matte = raw["matte"].lower()
-    if matte not in TRUE + FALSE:
-        raise UsageError(f"matte={raw['matte']!r}: use true or false")
-    settings["matte"] = matte in TRUE
-    short = raw["short_side"].lower()
-    if short == "auto":
-        settings["short_side"] = "auto"
-    elif short in ("full", "none", "0"):
-        settings["short_side"] = None
-    elif short.isdigit() and int(short) >= 8:
-        settings["short_side"] = int(short)
-    else:
-        raise UsageError(f"short_side={raw['short_side']!r}: a number of pixels >= 8, 'auto' (default) or 'full'")
-    for key, low, high in (("quality", 1, 100), ("threads", 0, 1024)):
-        if not raw[key].isdigit() or not low <= int(raw[key]) <= high:
-            raise UsageError(f"{key}={raw[key]!r}: a whole number from {low} to {high}")
-        settings[key] = int(raw[key])
-    limit = raw["max_pixels"].lower().replace("_", "").replace(",", "")
-    if limit == "default":
-        settings["max_pixels"] = "default"
-    elif limit == "none":
-        settings["max_pixels"] = None
-    elif limit.isdigit() and int(limit) > 0:
-        settings["max_pixels"] = int(limit)
-    else:
-        raise UsageError(f"max_pixels={raw['max_pixels']!r}: a number of pixels (width x height), or 'none' for no limit")
-    settings["focus"] = None if raw["focus"] is None else parse_focus(raw["focus"])
-    settings["aperture"] = None if raw["aperture"] is None else parse_aperture(raw["aperture"])
-    return settings
-
-
-def parse_focus(text: str):
-    """``"0.5,0.4"`` -> fractions ``(0.5, 0.4)`` (checked: in [0, 1]); ``"640px,480px"`` -> a
-    :class:`~bokeh.render.fit.PixelPoint` (checked against each photo's size later, before any work).
+    """``key=value`` arguments (``--key=value`` too, and the flag ``--side-by-side``) into typed
+    settings, every value checked (:mod:`bokeh.options`).
 
     Raises:
-        ControlError: not two numbers, mixed units, or a fraction outside [0, 1].
+        UsageError: an unknown or missing argument, or a bad value (one sentence naming it).
+        bokeh.options.HelpRequested: ``--help``.
     """
-    import math
+    from bokeh.options import OptionError, parse
 
-    from bokeh.models.controls import ControlError, check_focus
-    from bokeh.render.fit import PixelPoint
-
-    parts = [part.strip().lower() for part in str(text).split(",")]
-    pixels = [part.endswith("px") for part in parts]
-    if len(parts) == 2 and all(pixels):
-        try:
-            x, y = (float(part[:-2]) for part in parts)
-        except ValueError:
-            x = y = math.nan
-        if math.isfinite(x) and math.isfinite(y):
-            return PixelPoint(x, y)
-    elif len(parts) == 2 and not any(pixels):
-        return check_focus(parts)
-    raise ControlError(f"focus={text!r} is not a point: give x,y as fractions of the photo's width and height "
-                       f"(focus=0.5,0.4) or as pixels from its top-left corner (focus=640px,480px)")
-
-
-def parse_aperture(text: str) -> float:
-    """``"2.8"`` or ``"f/2.8"`` -> 2.8 (:func:`bokeh.models.controls.check_aperture`: ``ControlError`` for
-    f/0, negatives, NaN, text)."""
-    from bokeh.models.controls import check_aperture
-
-    value = str(text).strip()
-    match = re.fullmatch(r"[fF]/?(\d.*)", value)
-    return check_aperture(match.group(1) if match else value)
+    try:
+        settings, _ = parse(argv, options(), USAGE, flags=FLAGS, dashes=True)
+    except OptionError as error:
+        raise UsageError(str(error)) from None
+    return settings
 
 
 def check_focus_pixels(focus, inputs: list[Path]) -> None:
@@ -171,8 +121,7 @@ def check_focus_pixels(focus, inputs: list[Path]) -> None:
     orientation applied): ``ControlError`` naming the first photo it misses. Files whose header
     cannot be read are left to the render, which reports and skips them."""
     from bokeh.images import ImageError, read_size
-    from bokeh.models.controls import ControlError
-    from bokeh.render.fit import PixelPoint
+    from bokeh.models.controls import ControlError, PixelPoint
 
     if not isinstance(focus, PixelPoint):
         return
@@ -191,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 all rendered, 1 some skipped, 2 bad settings, 130 Ctrl-C)."""
     from bokeh.cli import EXIT_OK, interruptible
 
+    from bokeh.options import help_text, wants_help
+
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(__doc__)
+    if wants_help(argv):
+        print(__doc__ + "\n" + help_text(USAGE, options()))
         return EXIT_OK
     try:  # Ctrl-C: one line saying what was finished (bokeh.cli.interruptible), exit status 130
         with interruptible("bokeh.render", lambda: "nothing was rendered"):
@@ -274,8 +225,8 @@ def _prepare(argv: list[str]):
         given = [name for name in ("focus", "aperture") if settings[name] is not None]
         getattr(backend, "contract", InputContract()).check_taken(*given)
         check_focus_pixels(settings["focus"], inputs)
-    except UsageError as error:
-        print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
+    except UsageError as error:  # one sentence; --help shows the usage
+        print(f"bokeh.render: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     except (ControlError, RenderError, CheckpointError, FileNotFoundError, ValueError, RuntimeUnavailable, NotFullyAccelerated) as error:
         print(f"bokeh.render: {error}", file=sys.stderr)
