@@ -1,7 +1,5 @@
 """Writing a generated data set folder, shared by the synthetic and the photo-pair writers.
 
-* :func:`parse_settings`: ``key=value`` command-line arguments into typed settings, one clear
-  sentence for an unknown key or a bad value.
 * :func:`prepare_folder`: a non-empty folder is never written into without ``overwrite``; the old
   ``meta.json`` goes first, so a folder being (re)written never looks finished, then the old pairs.
 * :func:`unfinished_set_reason`: what every reader asks first: is a generated set what its
@@ -29,26 +27,6 @@ from bokeh.cli import ignoring_interrupts, write_text_atomic
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR
 
 META = "meta.json"
-
-
-def parse_settings(argv: list[str], defaults: dict, parsers: dict[str, Callable[[str], object]]) -> dict:
-    """``key=value`` arguments over ``defaults``; each value converted by ``parsers[key]`` (``int``
-    for keys without one).
-
-    Raises:
-        ValueError: an unknown key (naming the valid ones) or a value its parser refuses
-            (``bad value for KEY: 'VALUE'``, with the parser's own reason when it gives one).
-    """
-    settings = dict(defaults)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in defaults:
-            raise ValueError(f"unknown argument {arg!r}; valid keys: {', '.join(defaults)}")
-        try:
-            settings[key] = parsers.get(key, int)(value)
-        except ValueError as error:
-            raise ValueError(f"bad value for {key}: {value!r}" + (f" ({error})" if str(error) else "")) from None
-    return settings
 
 
 def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str]) -> Path:

@@ -680,25 +680,33 @@ def ensure_photo_pairs(folder: str | Path, **settings) -> Path:
 
 USAGE = ("usage: python -m bokeh.data.photo_pairs src=PHOTOS out=DIR [masks=DIR] [short_side=256] [seed=0] [n=all] [quality=95] "
          "[workers=1] [overwrite=false]")
-DEFAULTS = {"src": None, "out": None, "masks": None, "short_side": None, "seed": 0, "n": None, "quality": 95, "workers": 1, "overwrite": False}
+
+
+def options():
+    """The options of ``bokeh.data.photo_pairs``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.options import REQUIRED, Option, boolean, integer, path
+
+    return (
+        Option("src", path, REQUIRED, "the photos: a BSDS500 folder with images/ and groundTruth/, or a folder of photos with masks="),
+        Option("out", path, REQUIRED, "the folder to write the pairs into"),
+        Option("masks", path, None, "a folder of subject masks, one per photo"),
+        Option("short_side", integer(16, 4096), None, "scale each photo to this short side (px)"),
+        Option("seed", integer(0, 2**32 - 1), 0, "the set: pair i of set s is the same on every machine"),
+        Option("n", integer(1, words={"all": None}), None, "photos to use (default all)"),
+        Option("quality", integer(1, 100), 95, "JPEG quality"),
+        Option("workers", integer(1, 256), 1, "processes"),
+        Option("overwrite", boolean, False, "write into a non-empty folder"),
+    )
 
 
 def parse_args(argv: list[str]) -> dict:
-    """``key=value`` arguments into typed settings; a clear ``ValueError`` for anything wrong."""
-    from bokeh.cli import given_path, parse_bool
-    from bokeh.data.folders import parse_settings
+    """``key=value`` arguments into typed settings, each checked (:mod:`bokeh.options`); one
+    ``ValueError`` sentence for anything wrong."""
+    from bokeh.options import parse
 
-    parsers = {"src": lambda value: given_path("src", value), "out": lambda value: given_path("out", value), "masks": lambda value: given_path("masks", value), "n": lambda v: None if v.lower() == "all" else int(v), "overwrite": lambda value: parse_bool("overwrite", value)}
-    settings = parse_settings(argv, DEFAULTS, parsers)
-    for key, what in (("src", "the photos: a BSDS500 folder with images/ and groundTruth/"), ("out", "the folder to write the pairs into")):
-        if settings[key] is None or str(settings[key]) == "":
-            raise ValueError(f"{key}=DIR is required ({what})")
-    if (settings["n"] is not None and settings["n"] < 1) or settings["workers"] < 1 or not 1 <= settings["quality"] <= 100:
-        raise ValueError("n (or all) and workers must be >= 1, and quality in 1..100")
+    settings = parse(argv, options(), USAGE)[0]
     short_side = settings.pop("short_side")
     if short_side is not None:
-        if not 16 <= short_side <= 4096:
-            raise ValueError(f"short_side must be in 16..4096 px, got {short_side}")
         settings["config"] = {"short_side": short_side}
     return settings
 
@@ -706,9 +714,11 @@ def parse_args(argv: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, interruptible
 
+    from bokeh.options import help_text, wants_help
+
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(__doc__.strip() + "\n\n" + USAGE)
+    if wants_help(argv):
+        print(__doc__.strip() + "\n\n" + help_text(USAGE, options()))
         return 0
     written: dict = {}
     try:
@@ -721,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"so it is not a finished set: rerun with overwrite=true")):
             out = write_photo_pairs(**settings, written=written)
     except (ValueError, FileExistsError, OutputFolderError) as error:
-        print(f"error: {error}\n{USAGE}", file=sys.stderr)
+        print(f"bokeh.data.photo_pairs: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     except SystemExit as exit_:  # interrupted: the line is printed
         return int(exit_.code)

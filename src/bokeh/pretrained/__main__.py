@@ -141,19 +141,41 @@ def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
     return path
 
 
+def options(command: str):
+    """The options of ``bokeh.pretrained ship`` / ``show``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.options import REQUIRED, Option, model, path, text
+
+    name = Option("name", text, "reference", "the shipped model's name")
+    if command == "show":
+        return (name,)
+    return (Option("ckpt", model, REQUIRED, "the training checkpoint to ship"), name,
+            Option("real", path, None, "a folder of real pairs to score it on too"))
+
+
 def main(argv: list[str] | None = None) -> int:
+    from bokeh.options import OptionError, help_text, parse, wants_help
+
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in ("ship", "show"):
-        print(USAGE, file=sys.stderr)
+        if wants_help(args):
+            print(USAGE)
+            return 0
+        print(f"bokeh.pretrained: {'say ship or show' if not args else repr(args[0]) + ' is not ship or show'}; {USAGE}", file=sys.stderr)
         return 2
-    options = dict(a.split("=", 1) for a in args[1:] if "=" in a)
-    positional = [a for a in args[1:] if "=" not in a]
-    unknown = sorted(set(options) - ({"name"} if args[0] == "show" else {"name", "ckpt", "real"}))
-    if unknown or len(positional) > (args[0] == "show") or (positional and "name" in options):
-        print(f"bokeh.pretrained: {', '.join(unknown + positional)}: not understood; {USAGE}", file=sys.stderr)
+    command, rest = args[0], args[1:]
+    if wants_help(rest):
+        print(help_text(USAGE, options(command)))
+        return 0
+    positional = [a for a in rest if "=" not in a]
+    if command == "show" and len(positional) == 1:  # show reference
+        rest = [f"name={positional[0]}" if a == positional[0] else a for a in rest]
+    try:
+        settings, _ = parse(rest, options(command), USAGE)
+    except OptionError as error:
+        print(f"bokeh.pretrained {command}: {error}", file=sys.stderr)
         return 2
-    name = options.get("name", positional[0] if positional else "reference")
-    if args[0] == "show":
+    name = settings["name"]
+    if command == "show":
         try:
             description = pretrained.meta(name)
         except pretrained.PretrainedError as error:
@@ -165,10 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:  # `show | head`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    if "ckpt" not in options:
-        print(USAGE, file=sys.stderr)
-        return 2
-    ship(Path(options["ckpt"]), name, Path(options["real"]) if options.get("real") else None)
+    ship(Path(settings["ckpt"]), name, settings["real"])
     return 0
 
 
