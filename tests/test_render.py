@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from bokeh.model_files import CheckpointError
 import torch
 from PIL import Image
 from torch import nn
@@ -234,7 +236,7 @@ def test_pixel_range_models_are_scaled_to_and_from_signed():
 def test_load_backend_rejects_unknown_and_missing_files(tmp_path):
     with pytest.raises(ValueError, match=r"\.pt.*\.ckpt.*\.onnx.*\.tflite"):
         load_backend(tmp_path / "model.pt")
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(CheckpointError, match="no such file"):
         load_backend(tmp_path / "missing.onnx")
 
 

@@ -70,7 +70,7 @@ def build_module(cfg: DictConfig) -> BokehGAN:
 def init_generator_from(module: BokehGAN, path: str) -> None:
     """Copy the generator weights (only) from a checkpoint of an earlier stage, or from a shipped
     model by name (``init_from=reference``), strictly."""
-    kwargs, state = generator_source(path)
+    kwargs, state = generator_source(path, "init_from")
     saved_settings, wanted = GlassNet.settings(**kwargs), GlassNet.settings(**module.hparams.generator)
     if saved_settings != wanted:
         try:  # a trained network gains control inputs or the blend channel, zero-initialised
@@ -94,7 +94,7 @@ def check_resume(path: str, module: BokehGAN, trainer_cfg: DictConfig) -> None:
         ResumeLimitError: ``trainer.max_steps``, ``max_epochs`` or ``max_time`` is already
             reached by the checkpoint (Lightning would train nothing and exit 0 without a word).
     """
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, "ckpt_path")
     saved = checkpoint.get("hyper_parameters", {})
     if "generator" not in saved or "state_dict" not in checkpoint:
         raise CheckpointError(f"ckpt_path={path} is not a checkpoint of `python -m bokeh.train`: pass a last.ckpt or best-*.ckpt it wrote")

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from bokeh.model_files import CheckpointError, lfs_pointer_reason
+from bokeh.model_files import MODEL_SUFFIXES, CheckpointError, check_model_file, lfs_pointer_reason
 from bokeh.models.glassnet import GlassNet
 
 FOLDER = Path(__file__).resolve().parent
@@ -43,6 +43,20 @@ def is_name(text: str | Path) -> bool:
     """True if ``text`` is a shipped model's name (and not a path: no folder, no suffix)."""
     text = str(text)
     return "/" not in text and "\\" not in text and "." not in text and text in names()
+
+
+def resolve(value: str | Path, setting: str = "ckpt", suffixes: tuple[str, ...] | None = MODEL_SUFFIXES) -> str | Path:
+    """What a model option names: a shipped model (its name, a ``str``) or a model file (a checked
+    ``Path``: :func:`bokeh.model_files.check_model_file`). A shipped name wins over a file or folder of
+    the same name in the working folder (``ckpt=reference`` beside ``./reference/``): pass
+    ``./reference`` for the folder's file.
+
+    Raises:
+        CheckpointError: not a shipped name and not a model file (one sentence naming ``setting=``).
+    """
+    if is_name(value):
+        return str(value)
+    return check_model_file(value, setting, suffixes)
 
 
 def meta(name: str) -> dict[str, Any]:
