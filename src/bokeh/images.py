@@ -179,6 +179,12 @@ def _decode_errors(path: Path) -> Iterator[None]:
     """
     _check_regular(path)
     try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False  # the open below says what is wrong
+    if empty:
+        raise ImageError(path, "empty file (0 bytes)", "copy the photo again (the copy or download did not finish) or remove it")
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             yield

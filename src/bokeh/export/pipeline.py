@@ -61,9 +61,9 @@ def parse_size(size: str) -> tuple[int, int]:
         raise ExportConfigError(
             f"size={size!r}: height and width must be positive multiples of {DOWNSAMPLE} (Glass-Net downsamples 8x)"
         )
-    if height == width == DOWNSAMPLE:  # a single pixel at 1/8: instance norm has no statistics
-        raise ExportConfigError(f"size={size!r}: Glass-Net's instance norm needs more than one pixel at 1/8 scale: "
-                                f"export at least {DOWNSAMPLE}x{MIN_SIDE}")
+    if min(height, width) < MIN_SIDE:  # 1 px a side at 1/8: instance norm and the checks' resizes fail (after minutes)
+        raise ExportConfigError(f"size={size}: each side must be at least {MIN_SIDE} px (Glass-Net works at 1/8 scale): "
+                                f"export at least {MIN_SIDE}x{MIN_SIDE}, e.g. size=256x384")
     return height, width
 
 

@@ -187,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:  # `show | head`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    ship(Path(settings["ckpt"]), name, settings["real"])
+    try:
+        ship(Path(settings["ckpt"]), name, settings["real"])
+    except pretrained.CheckpointError as error:  # checked before anything is written
+        print(f"bokeh.pretrained ship: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

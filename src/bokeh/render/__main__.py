@@ -181,6 +181,7 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
     def finished() -> str:
         return f"rendered {len(summary.rendered)} of {len(inputs)} image(s) into {out}; each written file is complete"
 
+    created = not out.exists()  # a run that writes nothing (every photo skipped) leaves no empty out/ behind
     try:
         with interruptible("bokeh.render", finished):
             render_files(inputs, out, backend, settings["short_side"], settings["side_by_side"],
@@ -188,6 +189,9 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
     except OSError as error:  # writing an output failed: every later file would too
         print(f"bokeh.render: stopped: could not write into out={out} ({error.strerror or error}); {finished()}", file=sys.stderr)
         return EXIT_SKIPPED
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
     seconds = time.perf_counter() - start
     console.print(f"rendered {len(summary.rendered)} of {len(inputs)} image(s) into {out} in {seconds:.1f} s", highlight=False)
     if ignored:
@@ -206,7 +210,7 @@ def _prepare(argv: list[str]):
     """Settings, inputs, ignored files, out folder and backend; or an exit status after printing why."""
     from bokeh.checkpoint import CheckpointError
     from bokeh.cli import EXIT_SETTINGS
-    from bokeh.images import set_max_pixels
+    from bokeh.images import ImageError, read_size, set_max_pixels
     from bokeh.models.controls import ControlError, InputContract
     from bokeh.render.backends import load_backend
     from bokeh.render.files import RenderError, check_matte, check_paths, ignored_files, list_inputs
@@ -217,6 +221,8 @@ def _prepare(argv: list[str]):
         if settings["max_pixels"] != "default":
             set_max_pixels(settings["max_pixels"])
         inputs = list_inputs(settings["input"])
+        if not settings["input"].is_dir():  # one photo: a file that cannot be read is a bad input= (exit 2), before any work
+            read_size(settings["input"])
         out = check_paths(settings["input"], inputs, settings["out"], settings["overwrite"], settings["matte"])
         backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"],
                                precision=settings["precision"])
@@ -228,7 +234,8 @@ def _prepare(argv: list[str]):
     except UsageError as error:  # one sentence; --help shows the usage
         print(f"bokeh.render: {error}", file=sys.stderr)
         return EXIT_SETTINGS
-    except (ControlError, RenderError, CheckpointError, FileNotFoundError, ValueError, RuntimeUnavailable, NotFullyAccelerated) as error:
+    except (ControlError, RenderError, CheckpointError, FileNotFoundError, ValueError, RuntimeUnavailable, NotFullyAccelerated,
+            ImageError) as error:
         print(f"bokeh.render: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     return settings, inputs, ignored_files(settings["input"]), out, backend
