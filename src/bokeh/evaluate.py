@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
     import hydra
     from hydra import compose, initialize_config_dir
 
+    from bokeh import pretrained
     from bokeh.checkpoint import CheckpointError, load_generator
     from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, quote_path_overrides,
                            unquote, write_text_atomic)
@@ -240,7 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"bokeh.evaluate: {'ckpt= is given twice: give it once' if ckpt else 'missing ckpt='}\n{SYNTHETIC_USAGE}", file=sys.stderr)
         raise SystemExit(EXIT_SETTINGS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
-        try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
+        try:  # every setting before any work: the model file, the data folder (it needs no training pairs), out=, the model
+            pretrained.resolve(ckpt[0], suffixes=None)
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 cfg = compose("train", overrides=overrides + ["output_dir=."])
             if "on_the_fly" in cfg.data and not cfg.data.get("photo_pairs") and not any(a.startswith(("data.on_the_fly=", "data.cache_dir=")) for a in overrides):
@@ -330,6 +332,7 @@ def main_real(args: list[str]) -> dict:
     from bokeh.checkpoint import CheckpointError
     from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, unquote, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
+    from bokeh import pretrained
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
     from bokeh.evaluate_real import SPLITS, evaluate_real, format_real_table
     from bokeh.render import load_backend, render_to_uint8
@@ -340,6 +343,7 @@ def main_real(args: list[str]) -> dict:
     wanted = {key: settings[key] for key in ("tap", "aperture")}
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
+            pretrained.resolve(settings["ckpt"])  # the model file first: one check of what a model file is
             report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
             pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
@@ -405,6 +409,7 @@ def main_portraits(args: list[str]) -> dict:
     from bokeh.checkpoint import CheckpointError
     from bokeh.cli import OutputFolderError, check_output_file, interruptible, parse_bool, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
+    from bokeh import pretrained
     from bokeh.data.portraits import check_portraits, list_portraits
     from bokeh.evaluate_portraits import PORTRAIT_APERTURE, backend_render, evaluate_portraits, format_portrait_table
     from bokeh.images import ImageError
@@ -415,6 +420,7 @@ def main_portraits(args: list[str]) -> dict:
     aperture, tap = settings["aperture"], settings["tap"]
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
+            pretrained.resolve(settings["ckpt"])  # the model file first: one check of what a model file is
             report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
             portraits = check_portraits(list_portraits(settings["portraits"]))
             backend = load_backend(settings["ckpt"], precision="auto")

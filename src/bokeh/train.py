@@ -416,7 +416,7 @@ def run(cfg: DictConfig) -> pl.Trainer:
     check_config_values(cfg)
     check_data_paths(cfg.data)
     check_output_dir(cfg.output_dir, cfg.min_free_mib)
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)  # said once the run is accepted: a refusal is one line
     datamodule = built("data", lambda: hydra.utils.instantiate(cfg.data))
     module = built("model", lambda: build_module(cfg))
     try:
@@ -433,6 +433,7 @@ def run(cfg: DictConfig) -> pl.Trainer:
     # checkpoints are written atomically and never with non-finite weights (bokeh.checkpoint_io)
     trainer = built("trainer", lambda: build_trainer(cfg, callbacks, logger, plugins=[AtomicCheckpointIO()]))
     record_run_config(cfg)  # accepted: now the run folder says what ran
+    pl.utilities.rank_zero_info(f"Seed set to {cfg.seed}")
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SystemExit:  # Lightning's answer to Ctrl-C: its own teardown, then sys.exit(1)
