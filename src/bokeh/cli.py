@@ -127,14 +127,23 @@ def temporary_prefix(path: str | os.PathLike, room: int = 14) -> str:
     return f".{name}."
 
 
+def default_file_mode() -> int:
+    """0o666 less the process umask: the mode ``open()`` would give a new file (``mkstemp`` gives 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it (a reader never sees half)."""
+    """Write ``text`` to a temporary file beside ``path`` and rename it (a reader never sees half);
+    the file gets the mode a plain ``open()`` would give it (:func:`default_file_mode`), as images do."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path, 8), dir=path.parent)
     try:
         with os.fdopen(handle, "w") as stream:
             stream.write(text)
+        os.chmod(temporary, default_file_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -336,3 +345,26 @@ def run_child(command: list[str], grace_s: float = 120.0) -> None:
         raise
     if code != 0:
         raise subprocess.CalledProcessError(code, command)
+
+
+# ----------------------------------------------------------------------------- JSON a reader can parse
+def finite_json(value):
+    """``value`` with every non-finite float (a mean over no image, an empty split) as ``None``, so
+    it is valid JSON (``NaN`` is not): ``json.dumps(finite_json(v), allow_nan=False)``."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def json_text(value, indent: int | None = 2) -> str:
+    """``value`` as strict JSON text (:func:`finite_json`, ``allow_nan=False``): what every result
+    file (``metrics.json``, ``report.json``, a set's ``meta.json``) is written with."""
+    import json
+
+    return json.dumps(finite_json(value), indent=indent, allow_nan=False)

@@ -36,7 +36,7 @@ from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
 from bokeh.checkpoint_io import CheckpointWriteError
-from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_folder, existing_outputs, hydra_quote, interruptible,
+from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_folder, existing_outputs, hydra_quote, interruptible, json_text,
                        quote_path_overrides, run_child, write_text_atomic)
 from bokeh.evaluate import baselines, evaluate_generator, format_table, score, validation_samples
 from bokeh.data.pairs import DataLayoutError
@@ -270,7 +270,7 @@ def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
 
             real_pictures, real_results = render_real_pairs(reference, options["real"], out, short_side)
             pictures += real_pictures
-            write_text_atomic(out / "real_pairs.json", json.dumps(real_results, indent=2))
+            write_text_atomic(out / "real_pairs.json", json_text(real_results, indent=2))
             print(f"\nthe shipped reference model on {len(real_pictures)} real pair(s) from {options['real']}:\n" + format_real_table(real_results))
         results = {"reference model": evaluate_generator(reference, samples, with_baselines=False)["model"]} | results
         finished.append("reference model (" + ", ".join(str(p) for p in pictures) + ")")
@@ -284,7 +284,7 @@ def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
     demo = evaluate_generator(load_generator(checkpoint), samples, with_baselines=False)["model"]
     demo |= {"checkpoint": str(checkpoint), "train_seconds": round(train_seconds, 1)}
     results = {"demo model": demo} | results
-    write_text_atomic(out / "metrics.json", json.dumps(results, indent=2))
+    write_text_atomic(out / "metrics.json", json_text(results))
     finished.append(f"scores ({out / 'metrics.json'})")
     pictures += render_photos(load_generator(checkpoint), photos, out, "demo", min(cfg.data.size))
     finished.append("demo model photos")

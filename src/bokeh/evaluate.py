@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     from bokeh import pretrained
     from bokeh.checkpoint import CheckpointError, load_generator
     from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, quote_path_overrides,
-                           unquote, write_text_atomic)
+                           unquote, write_text_atomic, json_text)
     from hydra.errors import HydraException
 
     from bokeh.data.pairs import BadPairError, DataLayoutError
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("out=")]
     overrides = quote_path_overrides([a for a in args if not a.startswith(("ckpt=", "out="))], PATH_KEYS)
     if len(ckpt) != 1:
-        print(f"bokeh.evaluate: {'ckpt= is given twice: give it once' if ckpt else 'missing ckpt='}\n{SYNTHETIC_USAGE}", file=sys.stderr)
+        print(f"bokeh.evaluate: {'ckpt= is given twice: give it once' if ckpt else 'missing ckpt= (see --help)'}", file=sys.stderr)
         raise SystemExit(EXIT_SETTINGS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:  # every setting before any work: the model file, the data folder (it needs no training pairs), out=, the model
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
         results = evaluate_generator(generator, samples)
         print(format_table(results))
         if report is not None:
-            write_text_atomic(report, json.dumps(results, indent=2))
+            write_text_atomic(report, json_text(results))
     return results
 
 
@@ -330,7 +330,7 @@ def main_real(args: list[str]) -> dict:
     rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, unquote, write_text_atomic
+    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, interruptible, json_text, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh import pretrained
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
@@ -371,7 +371,7 @@ def main_real(args: list[str]) -> dict:
                                                            file=sys.stderr))
         print(format_real_table(results))
         if report is not None:
-            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "split": split, **use, **results}, indent=2))
+            write_text_atomic(report, json_text({"model": settings["ckpt"], "split": split, **use, **results}, indent=2))
     return results
 
 
@@ -407,7 +407,7 @@ def main_portraits(args: list[str]) -> dict:
     the layout or a mask whose size differs from its photo's: one line, exit status 2, before any rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import OutputFolderError, check_output_file, interruptible, parse_bool, write_text_atomic
+    from bokeh.cli import OutputFolderError, check_output_file, interruptible, json_text, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh import pretrained
     from bokeh.data.portraits import check_portraits, list_portraits
@@ -422,7 +422,8 @@ def main_portraits(args: list[str]) -> dict:
         try:
             pretrained.resolve(settings["ckpt"])  # the model file first: one check of what a model file is
             report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
-            portraits = check_portraits(list_portraits(settings["portraits"]))
+            portraits = check_portraits(list_portraits(settings["portraits"]), skipped=lambda portrait, reason: print(
+                f"  {portrait.name}: skipped: {reason}", file=sys.stderr))
             backend = load_backend(settings["ckpt"], precision="auto")
         except (OutputFolderError, CheckpointError, DataLayoutError, ImageError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:
@@ -452,7 +453,7 @@ def main_portraits(args: list[str]) -> dict:
             raise refuse(str(error)) from None
         print(format_portrait_table(results, has_matte))
         if report is not None:
-            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "portraits": str(settings["portraits"]),
+            write_text_atomic(report, json_text({"model": settings["ckpt"], "portraits": str(settings["portraits"]),
                                                   "aperture": aperture, "tapped": tapped, "matte": has_matte, **results}, indent=2))
     return results
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
-from bokeh.cli import temporary_prefix
+from bokeh.cli import default_file_mode, temporary_prefix
 
 if TYPE_CHECKING:
     import torch
@@ -435,14 +435,7 @@ def from_tensor(tensor: "torch.Tensor") -> np.ndarray:
     return float_to_uint8(unit.permute(1, 2, 0).numpy())
 
 
-def _default_file_mode() -> int:
-    """0o666 less the process umask: the mode ``open()`` would give a new file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-_FILE_MODE = _default_file_mode()
+_FILE_MODE = default_file_mode()
 
 
 def check_writable_size(path: str | os.PathLike, shape: tuple[int, ...]) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bokeh.cli import ignoring_interrupts, write_text_atomic
+from bokeh.cli import ignoring_interrupts, json_text, write_text_atomic
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR
 
 META = "meta.json"
@@ -138,7 +138,7 @@ def run_jobs(function: Callable, jobs: dict[Hashable, tuple], workers: int, done
 
 def write_meta(out: str | Path, meta: dict) -> Path:
     """``out/meta.json`` written atomically (last: it marks a finished set)."""
-    return write_text_atomic(Path(out) / META, json.dumps(meta, indent=1) + "\n")
+    return write_text_atomic(Path(out) / META, json_text(meta, indent=1) + "\n")
 
 
 def plain(value: object) -> object:

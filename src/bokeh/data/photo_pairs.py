@@ -631,7 +631,7 @@ def write_photo_pairs(
     """
     from bokeh.data.folders import plain, prepare_folder, run_jobs, write_meta
     from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, TARGET_DIR
-    from bokeh.cli import write_text_atomic
+    from bokeh.cli import json_text, write_text_atomic
 
     photos = find_photos(src, masks)[:n]
     config = dict(config or {})
@@ -649,7 +649,7 @@ def write_photo_pairs(
 
     run_jobs(_write_one, jobs, workers, done)
     f_numbers = {name: written[name] for name in sorted(written) if written[name] is not None}
-    write_text_atomic(out / F_NUMBERS, json.dumps(f_numbers, indent=1) + "\n")
+    write_text_atomic(out / F_NUMBERS, json_text(f_numbers, indent=1) + "\n")
     skipped = {name: reasons[name] for name in sorted(reasons)}
     counts = {reason: sum(r == reason for r in skipped.values()) for reason in sorted(set(skipped.values()))}
     write_meta(out, {"generator": "bokeh.data.photo_pairs", "version": GENERATOR_VERSION, "src": str(Path(src).resolve()),

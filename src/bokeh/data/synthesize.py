@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, interruptible, write_text_atomic
+from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, interruptible, json_text, write_text_atomic
 from bokeh.data.coc import write_coc
 from bokeh.data.folders import ensure_folder, plain, prepare_folder, run_jobs, write_meta
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR, TARGET_DIR
@@ -110,7 +110,7 @@ def write_dataset(
 
     run_jobs(_write_one, jobs, workers, done)
     if len(set(f_numbers.values())) > 1:  # the aperture control's data: each target's f-number
-        write_text_atomic(out / F_NUMBERS, json.dumps(dict(sorted(f_numbers.items(), key=lambda kv: int(kv[0]))), indent=0) + "\n")
+        write_text_atomic(out / F_NUMBERS, json_text(dict(sorted(f_numbers.items(), key=lambda kv: int(kv[0]))), indent=0) + "\n")
     write_meta(out, {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality, "scene": plain(scene)})
     return out
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from bokeh.cli import json_text
 from bokeh.model_files import MODEL_SUFFIXES, CheckpointError, check_model_file, lfs_pointer_reason
 from bokeh.models.glassnet import GlassNet
 
@@ -130,5 +131,5 @@ def save(name: str, generator: GlassNet, settings: dict[str, Any], description: 
     record = {"name": name, "file": weights.name, "bytes": weights.stat().st_size, "sha256": sha256(weights),
               "model": dict(settings), **description}
     path = folder / f"{name}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path.write_text(json_text(record) + "\n")
     return path

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bokeh import pretrained
+from bokeh.cli import json_text
 
 USAGE = "usage: python -m bokeh.pretrained ship ckpt=PATH [name=reference] [real=FOLDER] | show [[name=]reference]"
 #: What a model trained on pairs made from BSDS500 photos may be used for (its data's terms)
@@ -136,7 +137,7 @@ def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
         record["scores"][split] = {"pairs": what, **scores}
     if real is not None:
         record["scores"]["real pairs"] = score_real_folder(name, real)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path.write_text(json_text(record) + "\n")
     print(f"shipped {name}: {path} and {path.with_suffix('.pt')} ({record['bytes'] / 2**20:.1f} MiB); scored in {time.perf_counter() - started:.0f} s")
     return path
 
