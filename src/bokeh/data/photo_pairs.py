@@ -561,7 +561,7 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, list[np.ndarray]]:
     Raises:
         ValueError: an unreadable photo or segmentations file, or sizes that do not match (naming the files).
     """
-    from bokeh.images import read_rgb
+    from bokeh.images import ImageError, read_rgb
 
     if source.is_mask:
         try:
@@ -572,6 +572,8 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, list[np.ndarray]]:
         segmentations = read_segmentations(source.segmentations)
     try:
         return upright(read_rgb(source.image), segmentations), segmentations
+    except ImageError:
+        raise  # a damaged photo: skipped by the writer (one among many), not the whole set stopped
     except ValueError as error:
         raise ValueError(f"{source.image}: {error} ({source.segmentations}); {SOURCE_LAYOUT}") from None
 
@@ -595,10 +597,14 @@ def _write_one(out: Path, index: int, source: PhotoSource, seed: int, quality: i
     from bokeh.data.layout import COC_DIR, FOCAL_DIR, INPUT_DIR, TARGET_DIR
     from bokeh.images import write_image
 
+    from bokeh.images import ImageError
+
     try:
         pair = make_photo_pair(*read_photo(source), index, seed, pair_config(config), subject_given=source.is_mask)
     except PhotoSkipped as skipped:
         return None, skipped.reason
+    except ImageError as error:  # truncated, corrupt, empty: this photo only
+        return None, f"unreadable photo ({error.reason})"
     write_image(out / FOCAL_DIR / f"{source.name}.png", np.where(pair.subject, 255, 0).astype(np.uint8))
     write_coc(out / COC_DIR / f"{source.name}.png", pair.blur_radius)
     write_image(out / TARGET_DIR / f"{source.name}.jpg", pair.bokeh, quality)
@@ -737,6 +743,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code)
     seconds = time.perf_counter() - started
     meta = json.loads((out / "meta.json").read_text())
+    for name, reason in meta["skipped"].items():
+        if reason.startswith("unreadable photo"):  # a damaged file among the sources: named, the others are made
+            print(f"  {name}: skipped: {reason}", file=sys.stderr)
     skipped = ", ".join(f"{count} {reason}" for reason, count in meta["skipped_counts"].items()) or "none"
     print(f"wrote {meta['pairs']} pairs from {photos} photos to {out} in {seconds:.1f} s ({seconds / max(photos, 1):.2f} s a photo, "
           f"{settings['workers']} workers); skipped: {skipped}")
