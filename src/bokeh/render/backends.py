@@ -214,6 +214,13 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
     if suffix != ".ckpt" and precision != "auto":
         raise ValueError(f"precision={precision} applies to torch checkpoints (.ckpt) only; {path.name} runs in the "
                          f"precision it was exported in (pick bokeh_float32 / _float16 / _int8.tflite instead)")
+    if value_range != "auto" and suffix != ".ckpt":  # for a file that says nothing; never against what the file says
+        from bokeh.model_files import read_metadata
+
+        said = (read_metadata(path) or {}).get("value_range")
+        if said is not None and said != value_range:
+            raise ValueError(f"value_range={value_range}, but {path.name} says it takes value_range={said} (stored at export): "
+                             f"leave value_range out (auto)")
     threads = threads if threads > 0 or suffix == ".ckpt" else (os.cpu_count() or 1)
     runtime = runtime_for(path, accelerator, threads, precision)
     if suffix == ".ckpt":
@@ -221,13 +228,6 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
     if runtime.input_size is None and runtime.kind != "onnxruntime":  # ONNX Runtime also runs dynamic sizes
         raise ValueError(f"ckpt={path}: the model's input has no static height and width; "
                          f"export it with `python -m bokeh.export size=HxW`")
-    if value_range != "auto":  # for a file that says nothing; never against what the file says
-        from bokeh.model_files import read_metadata
-
-        said = (read_metadata(path) or {}).get("value_range")
-        if said is not None and said != value_range:
-            raise ValueError(f"value_range={value_range}, but {path.name} says it takes value_range={said} (stored at export): "
-                             f"leave value_range out (auto)")
     value_range = exported_value_range(path) if value_range == "auto" else value_range
     label = {"onnxruntime": "ONNX Runtime", "litert_cpu": "LiteRT", "litert_gpu": "LiteRT GPU accelerator"}[runtime.kind]
     if runtime.kind == "litert_gpu":
