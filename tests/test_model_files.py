@@ -86,3 +86,14 @@ def test_a_value_range_against_what_the_file_says_is_refused_and_used_where_it_s
     assert load_backend(silent, value_range="pixel").value_range == "pixel"
     with pytest.raises(ValueError, match="value_range=pixel applies to exported models"):
         load_backend("reference", value_range="pixel")
+
+
+def test_the_notebooks_loader_makes_the_same_check(tmp_path):
+    from bokeh.lit import BokehGAN
+
+    (tmp_path / "run").mkdir()
+    with pytest.raises(CheckpointError, match="checkpoint_path=.*run is a folder, not a model file"):
+        BokehGAN.load_from_checkpoint(tmp_path / "run", weights_only=True)
+    (tmp_path / "pointer.ckpt").write_bytes(LFS)
+    with pytest.raises(CheckpointError, match="Git LFS pointer"):
+        BokehGAN.load_from_checkpoint(str(tmp_path / "pointer.ckpt"), weights_only=True)
