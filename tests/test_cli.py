@@ -231,3 +231,20 @@ def test_a_child_command_is_interrupted_and_waited_for(tmp_path):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert (tmp_path / "cleaned up").exists()
+
+
+def test_result_json_is_strict_and_small_files_get_the_usual_mode(tmp_path):
+    import json as json_module
+
+    import numpy as np
+
+    from bokeh.cli import json_text, write_text_atomic
+
+    text = json_text({"psnr_in_focus": float("nan"), "rows": [np.float32(1.5), float("inf"), 2, True]})
+    assert json_module.loads(text, parse_constant=lambda name: pytest.fail(name)) == {"psnr_in_focus": None, "rows": [1.5, None, 2, True]}
+    umask = os.umask(0o027)
+    try:
+        written = write_text_atomic(tmp_path / "meta.json", text)
+    finally:
+        os.umask(umask)
+    assert written.stat().st_mode & 0o777 == 0o640, "0o666 less the umask, as open() gives (mkstemp made 0o600)"

@@ -352,9 +352,10 @@ def finite_json(value):
     """``value`` with every non-finite float (a mean over no image, an empty split) as ``None``, so
     it is valid JSON (``NaN`` is not): ``json.dumps(finite_json(v), allow_nan=False)``."""
     import math
+    import numbers
 
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # float, numpy floats
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {key: finite_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

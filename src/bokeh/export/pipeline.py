@@ -145,14 +145,10 @@ class Report:
 
 
 def _json_safe(value: Any) -> Any:
-    """Floats that JSON cannot hold (inf PSNR of identical outputs) become None."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
+    """Floats that JSON cannot hold (inf PSNR of identical outputs) become None (:func:`bokeh.cli.finite_json`)."""
+    from bokeh.cli import finite_json
+
+    return finite_json(value)
 
 
 def _versions() -> dict[str, str]:
