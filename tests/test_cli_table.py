@@ -71,7 +71,7 @@ CASES = [
     ("bokeh.render", ("input={tree}/photo.png", "ckpt={tree}/models", "out={tree}/o"), "is a folder, not a model file"),
     ("bokeh.render", ("input={tree}/photo.png", "ckpt={tree}/empty.ckpt", "out={tree}/o"), "is empty (0 bytes)"),
     ("bokeh.render", ("input={tree}/photo.png", "ckpt={tree}/pointer.ckpt", "out={tree}/o"), "Git LFS pointer"),
-    ("bokeh.render", ("input={tree}/empty.png", "ckpt=reference", "out={tree}/o"), "empty file (0 bytes)"),
+    ("bokeh.render", ("input={tree}/empty.png", "ckpt=reference", "out={tree}/o"), "empty.png: empty file (0 bytes)"),
     ("bokeh.render", ("input={tree}/photos", "ckpt=reference", "out={tree}/done"), "already exist"),
     ("bokeh.render", (*R, "out={tree}/photo.png/o"), "{tree}/photo.png/o is not writable (Not a directory)"),
     # bokeh.evaluate (its real= and portraits= modes, and the synthetic one through Hydra)

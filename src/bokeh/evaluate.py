@@ -242,13 +242,13 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(EXIT_SETTINGS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:  # every setting before any work: the model file, the data folder (it needs no training pairs), out=, the model
+            report = check_output_file(given_path("out", out[0]), "out") if out else None
             pretrained.resolve(ckpt[0], suffixes=None)
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 cfg = compose("train", overrides=overrides + ["output_dir=."])
             if "on_the_fly" in cfg.data and not cfg.data.get("photo_pairs") and not any(a.startswith(("data.on_the_fly=", "data.cache_dir=")) for a in overrides):
                 cfg.data.on_the_fly = True  # the validation pairs rendered in memory: nothing is written but out=
             check_data_paths(cfg.data)
-            report = check_output_file(given_path("out", out[0]), "out") if out else None
             generator = load_generator(ckpt[0])
             samples = validation_samples(hydra.utils.instantiate(cfg.data))
         except (OutputFolderError, CheckpointError, DataLayoutError, BadPairError, HydraException, ValueError) as error:
@@ -343,8 +343,8 @@ def main_real(args: list[str]) -> dict:
     wanted = {key: settings[key] for key in ("tap", "aperture")}
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            pretrained.resolve(settings["ckpt"])  # the model file first: one check of what a model file is
             report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
+            pretrained.resolve(settings["ckpt"])  # the model file before the data: one check of what a model file is
             pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
         except (OutputFolderError, CheckpointError, DataLayoutError, FileNotFoundError, ValueError,
@@ -420,10 +420,11 @@ def main_portraits(args: list[str]) -> dict:
     aperture, tap = settings["aperture"], settings["tap"]
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            pretrained.resolve(settings["ckpt"])  # the model file first: one check of what a model file is
             report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
-            portraits = check_portraits(list_portraits(settings["portraits"]), skipped=lambda portrait, reason: print(
-                f"  {portrait.name}: skipped: {reason}", file=sys.stderr))
+            pretrained.resolve(settings["ckpt"])  # the model file before the data: one check of what a model file is
+            left_out: list[str] = []  # said once the run is accepted: a refusal stays one sentence
+            portraits = check_portraits(list_portraits(settings["portraits"]),
+                                        skipped=lambda portrait, reason: left_out.append(f"  {portrait.name}: skipped: {reason}"))
             backend = load_backend(settings["ckpt"], precision="auto")
         except (OutputFolderError, CheckpointError, DataLayoutError, ImageError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:
@@ -436,6 +437,8 @@ def main_portraits(args: list[str]) -> dict:
                          f"{', '.join(contract.names)}): leave aperture out")
         tapped = contract.focus if tap is None else tap
         aperture = (PORTRAIT_APERTURE if aperture is None else aperture) if contract.aperture else None
+        for line in left_out:
+            print(line, file=sys.stderr)
         render, has_matte = backend_render(backend)
         f_number = f"f/{aperture:g}" if aperture is not None else "its own lens (no aperture input)"
         print(f"{backend.name}: {len(portraits)} portrait(s) from {settings['portraits']}, rendered at full size as bokeh.render "

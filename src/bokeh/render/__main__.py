@@ -210,7 +210,7 @@ def _prepare(argv: list[str]):
     """Settings, inputs, ignored files, out folder and backend; or an exit status after printing why."""
     from bokeh.checkpoint import CheckpointError
     from bokeh.cli import EXIT_SETTINGS
-    from bokeh.images import ImageError, read_size, set_max_pixels
+    from bokeh.images import ImageError, set_max_pixels
     from bokeh.models.controls import ControlError, InputContract
     from bokeh.render.backends import load_backend
     from bokeh.render.files import RenderError, check_matte, check_paths, ignored_files, list_inputs
@@ -221,8 +221,8 @@ def _prepare(argv: list[str]):
         if settings["max_pixels"] != "default":
             set_max_pixels(settings["max_pixels"])
         inputs = list_inputs(settings["input"])
-        if not settings["input"].is_dir():  # one photo: a file that cannot be read is a bad input= (exit 2), before any work
-            read_size(settings["input"])
+        if settings["input"].is_file() and settings["input"].stat().st_size == 0:  # one photo, and it is empty: a bad input=
+            raise ImageError(settings["input"], "empty file (0 bytes)", "copy the photo again (the copy or download did not finish)")
         out = check_paths(settings["input"], inputs, settings["out"], settings["overwrite"], settings["matte"])
         backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"],
                                precision=settings["precision"])
