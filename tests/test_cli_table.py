@@ -90,7 +90,7 @@ CASES = [
     # bokeh.train
     ("bokeh.train", ("experiment=demo", "trainer.max_epochs=abc", "hydra.run.dir={tree}/run"), "trainer.max_epochs=abc: give a whole number"),
     ("bokeh.train", ("experiment=demo", "model.focus_input=maybe", "hydra.run.dir={tree}/run"), "focus_input must be true or false"),
-    ("bokeh.train", ("experiment=demo", "data.photo_share=1.5", "hydra.run.dir={tree}/run"), "photo_share must be in [0, 1)"),
+    ("bokeh.train", ("experiment=demo", "data.photo_share=1.5", "hydra.run.dir={tree}/full"), "photo_share must be in [0, 1)"),
     ("bokeh.train", ("experiment=demo", "init_from={tree}/photo.png", "hydra.run.dir={tree}/run"), "init_from={tree}/photo.png is an image"),
     ("bokeh.train", ("experiment=demo", "hydra.run.dir={tree}/photo.png/run"), "not writable"),
     # bokeh.data.photo_pairs

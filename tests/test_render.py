@@ -651,3 +651,15 @@ def test_tiny_photos_render_through_every_backend(tiny_models, tmp_path):
         assert main([f"input={folder}", f"ckpt={tiny_models[kind]}", f"out={tmp_path / kind}"]) == 0, kind
         for name, size in sizes.items():
             assert read_rgb(tmp_path / kind / name).shape == (*size, 3), (kind, name)
+
+
+def test_a_single_photo_that_fails_leaves_no_empty_out_folder(tiny_checkpoint, tmp_path, capsys):
+    # issue 32: a single-file render that failed left an empty out/
+    Image.fromarray(gradient_photo(24, 40)).save(tmp_path / "photo.png")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((tmp_path / "photo.png").read_bytes()[:60])  # the header, no pixels: skipped when decoded
+    assert main([f"input={broken}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'out'}"]) == 1
+    assert "broken.png" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    (tmp_path / "empty.png").write_bytes(b"")  # an empty photo is a bad input=, refused before any work
+    assert main([f"input={tmp_path / 'empty.png'}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'out'}"]) == 2
+    assert "empty.png: empty file (0 bytes)" in capsys.readouterr().err and not (tmp_path / "out").exists()
