@@ -234,12 +234,17 @@ def main(argv: list[str] | None = None) -> dict:
         return main_real(args)
     if any(a.startswith("portraits=") for a in args):
         return main_portraits(args)
-    ckpt = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("ckpt=")]
-    out = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("out=")]
-    overrides = quote_path_overrides([a for a in args if not a.startswith(("ckpt=", "out="))], PATH_KEYS)
-    if len(ckpt) != 1:
-        print(f"bokeh.evaluate: {'ckpt= is given twice: give it once' if ckpt else 'missing ckpt= (see --help)'}", file=sys.stderr)
-        raise SystemExit(EXIT_SETTINGS)
+    from bokeh.options import REQUIRED, Option, OptionError, model, parse, path
+
+    try:  # ckpt= and out= are this command's; every other key=value goes to the training config (Hydra)
+        own, passed = parse([f"{k}={unquote(v)}" if k in ("ckpt", "out") else a for a in args for k, _, v in [a.partition("=")]],
+                            (Option("ckpt", model, REQUIRED, "the model"), Option("out", path, None, "write the scores as JSON")),
+                            SYNTHETIC_USAGE, passthrough=lambda arg: True)
+    except OptionError as error:
+        print(f"bokeh.evaluate: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_SETTINGS) from None
+    ckpt, out = [own["ckpt"]], ([own["out"]] if own["out"] is not None else [])
+    overrides = quote_path_overrides(passed, PATH_KEYS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:  # every setting before any work: the model file, the data folder (it needs no training pairs), out=, the model
             report = check_output_file(given_path("out", out[0]), "out") if out else None

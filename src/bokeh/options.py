@@ -296,7 +296,7 @@ def parse(argv: Sequence[str], options: Sequence[Option], usage: str, *,
             key, sep, value = arg.partition("=")
             if dashes:
                 key = key.lstrip("-").replace("-", "_")
-            if sep and passthrough is not None and key not in table and passthrough(arg):
+            if passthrough is not None and key not in table and passthrough(arg):
                 passed.append(arg)
                 continue
             if not sep or key not in table:
