@@ -18,7 +18,6 @@ deletes nothing. A new command joins :data:`CASES`.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
