@@ -54,3 +54,35 @@ def test_unknown_demo_options_are_refused_with_the_list_of_options():
 
     with pytest.raises(OptionError, match="unknown argument 'photo_count=3'.*photos="):
         demo.parse(["photo_count=3"])
+
+
+def test_a_second_demo_and_colliding_real_pair_strips_are_refused_before_any_work(tmp_path):
+    """Issue 32, items 3 and 5: the demo's fixed run folder (out/pretrain) holding an earlier run
+    needs overwrite=true; two real pairs that would write one strip are refused up front."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bokeh.images import write_image
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+
+    def run(*args):
+        result = subprocess.run([sys.executable, "-m", "bokeh.demo", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        return result.stderr
+
+    out = tmp_path / "demo"
+    (out / "pretrain" / ".hydra").mkdir(parents=True)
+    (out / "pretrain" / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    err = run(f"out={out}", "tflite=false", "reference=false")
+    assert "holds an earlier run" in err and "overwrite=true" in err and "out=" in err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["pretrain", "pretrain/.hydra", "pretrain/.hydra/config.yaml"]
+    real = tmp_path / "real"
+    photo = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    for folder in ("original", "bokeh", "f1.8"):  # the same pair at f/1.8 twice: one strip name
+        write_image(real / folder / "p1.jpg", photo)
+    err = run(f"out={tmp_path / 'fresh'}", "tflite=false", f"real={real}")
+    assert "would both be written" in err and "reference_real_p1_f1.8_f1.8.png" in err, "one file name, no subfolder"
+    assert not (tmp_path / "fresh").exists()

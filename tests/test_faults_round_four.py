@@ -150,7 +150,8 @@ def test_a_refused_run_leaves_the_run_folder_it_was_pointed_at_as_it_was(tmp_pat
     assert first.returncode == 0, first.stderr[-3000:]
     assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
     before = snapshot(run)
-    refused = tiny_train(tmp_path, "trainer.max_steps=2", f"init_from={tmp_path / 'typo.ckpt'}", f"hydra.run.dir={run}")
+    # overwrite=true: an earlier run is cleared only once this one has passed its checks
+    refused = tiny_train(tmp_path, "trainer.max_steps=2", f"init_from={tmp_path / 'typo.ckpt'}", f"hydra.run.dir={run}", "overwrite=true")
     assert "typo.ckpt does not exist" in one_line(refused)
     assert snapshot(run) == before, "the .hydra files and train.log of the earlier run are untouched"
 

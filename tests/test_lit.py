@@ -234,3 +234,45 @@ def test_resume_keeps_the_cosine_schedule(tmp_path):
     assert len(resumed.rates) == 3
     assert [r[0] for r in resumed.rates] == pytest.approx([r[0] for r in whole.rates[3:]])
     assert resumed.rates[0][0] < whole.rates[0][0]
+
+
+def test_loss_optim_and_critic_defaults_come_from_the_conf_files_alone(tmp_path, monkeypatch):
+    """conf/loss/bggan.yaml is the one home of the loss defaults: a module given no loss dict (or part
+    of one) takes the rest from it, and a changed file changes the module."""
+    import shutil
+
+    import yaml
+
+    import bokeh.config
+
+    defaults = yaml.safe_load((bokeh.config.CONF_DIR / "loss" / "bggan.yaml").read_text())
+    assert BokehGAN(generator=TINY).hparams.loss == defaults
+    hparams = BokehGAN(generator=TINY).hparams  # so do the optimizer's and the critics'
+    assert hparams.optim == yaml.safe_load((bokeh.config.CONF_DIR / "optim" / "adam.yaml").read_text())
+    assert hparams.critic == yaml.safe_load((bokeh.config.CONF_DIR / "critic" / "patchgan.yaml").read_text())
+    assert BokehGAN(generator=TINY, loss={"gradient": 0.25}).hparams.loss == {**defaults, "gradient": 0.25}
+    conf = tmp_path / "conf"
+    shutil.copytree(bokeh.config.CONF_DIR, conf)
+    (conf / "loss" / "bggan.yaml").write_text((conf / "loss" / "bggan.yaml").read_text().replace("l1: 0.5", "l1: 0.7"))
+    monkeypatch.setattr(bokeh.config, "CONF_DIR", conf)
+    assert BokehGAN(generator=TINY).hparams.loss["l1"] == 0.7
+
+
+def test_a_checkpoint_from_before_newer_loss_terms_still_loads(tmp_path):
+    """Runs save their loss dict in hparams; one written before the gradient, matte and focus_weight
+    keys existed loads with torch's weights_only=True loader and gets those terms switched off."""
+    module = BokehGAN(generator=TINY)
+    fit = trainer(tmp_path, max_steps=1, enable_checkpointing=False)
+    fit.fit(module, loader(1))
+    path = tmp_path / "old.ckpt"
+    fit.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["hyper_parameters"]["loss"] = {"l1": 0.5, "ssim": 0.05, "rough_l1": 0.0, "adv": 0.0, "gp": 10.0,
+                                              "vgg": {"weight": 0.0, "weights": "imagenet"}}
+    torch.save(checkpoint, path)
+    loaded = BokehGAN.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    assert loaded.hparams.loss["matte"]["weight"] == 0 and loaded.hparams.loss["gradient"] == 0
+    assert loaded.hparams.loss["focus_weight"] == 0 and loaded.hparams.loss["l1"] == 0.5
+    image = BlurPairs(1)[0]["input"][None]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(image), module.eval()(image), atol=0, rtol=0)

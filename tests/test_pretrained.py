@@ -52,3 +52,66 @@ def test_a_damaged_or_missing_weights_file_is_named(shipped, tmp_path):
         pretrained.load("tiny")
     with pytest.raises(pretrained.PretrainedError, match="no shipped model named 'nope'"):
         pretrained.load("nope")
+
+
+# ----------------------------------------------------------------------------- ship (issue 32, item 5)
+def ship_cli(*args: str, cwd) -> "subprocess.CompletedProcess":
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    return subprocess.run([sys.executable, "-m", "bokeh.pretrained", "ship", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def package_files() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(pretrained.FOLDER.iterdir()) if p.suffix in (".pt", ".json")}
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    from bokeh.checkpoint import save_generator
+
+    torch.manual_seed(0)
+    return save_generator(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt", GlassNet(**SETTINGS), SETTINGS)
+
+
+@pytest.mark.parametrize("bad, said", [("missing.ckpt", "no such file"), ("photo.png", "is an image, not a model"),
+                                       ("run", "is a folder"), ("empty.ckpt", "is empty (0 bytes)"), ("TINY", "shipped already")])
+def test_ship_checks_its_file_and_name_first_in_one_sentence(bad, said, tiny_ckpt, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    before = package_files()
+    result = ship_cli(f"ckpt={tiny_ckpt if bad == 'TINY' else tmp_path / bad}", cwd=tmp_path)  # name defaults to reference
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert said in result.stderr.splitlines()[0]
+    assert package_files() == before, "the shipped reference is untouched"
+
+
+def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_files(tiny_ckpt, shipped, tmp_path, monkeypatch):
+    import bokeh.evaluate
+    from bokeh.pretrained.__main__ import ship
+
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bokeh.evaluate, "validation_samples", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ship(tiny_ckpt, "tiny")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "no new weights without their scores"
+
+
+def test_ship_writes_the_weights_and_their_scores_together(tiny_ckpt, shipped, tmp_path, monkeypatch):
+    from bokeh.pretrained import __main__ as release
+
+    monkeypatch.setattr(release, "SPLITS", {})  # the scoring itself is bokeh.evaluate's (tests/test_evaluate.py)
+    path = release.ship(tiny_ckpt, "fresh")
+    assert path == tmp_path / "fresh.json" and json.loads(path.read_text())["scores"] == {}
+    assert pretrained.load("fresh")(torch.zeros(1, 3, 16, 16))[0].shape == (1, 3, 16, 16), "its size and SHA-256 match"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.json", "fresh.pt", "tiny.json", "tiny.pt"], "no temporary file left"

@@ -127,7 +127,8 @@ def test_init_from_reference_starts_a_run_from_the_shipped_weights(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bokeh.train", *model, "init_from=reference", "data.n=6", "data.val_count=1",
          "data.batch_size=1", "data.size=[64,96]", "data.crop_size=[64,96]", "optim.lr_g=0.0", "trainer.max_steps=1",
-         "trainer.enable_progress_bar=false", "hydra.run.dir=run", "critic.ndf=4"],
+         "trainer.enable_progress_bar=false", "hydra.run.dir=run", "critic.ndf=4",
+         "trainer.precision=bf16-mixed"],  # bf16 on every machine: precision=auto picks it only where native
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     last = sorted((tmp_path / "run").rglob("*.ckpt"))

@@ -28,7 +28,7 @@ from bokeh.render import (
 )
 from bokeh.render.__main__ import main
 from bokeh.render.files import check_paths, list_inputs, RenderError
-import bokeh.cli
+import bokeh.files
 from bokeh.render.fit import plan_dynamic, plan_static, render_tensor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -585,14 +585,14 @@ def read_only(folder: Path, monkeypatch) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o555)
     if os.access(folder, os.W_OK):
-        real_probe = bokeh.cli._probe
+        real_probe = bokeh.files._probe
 
         def denied(path):
             if Path(path) == folder:
                 raise PermissionError(13, "Permission denied", str(path))
             return real_probe(path)
 
-        monkeypatch.setattr(bokeh.cli, "_probe", denied)
+        monkeypatch.setattr(bokeh.files, "_probe", denied)
     return folder
 
 

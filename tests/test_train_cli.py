@@ -131,3 +131,29 @@ def test_ctrl_c_during_training_names_the_checkpoint_to_resume_from(tmp_path):
     assert "Traceback" not in err
     assert not [p for p in last.parent.iterdir() if p.name.endswith(".partial")], "no half-written checkpoint"
     torch.load(last, weights_only=True)  # complete
+
+
+# ----------------------------------------------------------------------------- run folders (issue 32, item 5)
+def fake_earlier_run(run: Path) -> dict[str, bytes]:
+    """A run folder as a finished run leaves it (experiment=demo's is always outputs/demo/pretrain)."""
+    for name, data in ((".hydra/config.yaml", b"seed: 0\n"), ("checkpoints/last.ckpt", b"earlier last"),
+                       ("checkpoints/best-step=2.ckpt", b"earlier best")):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(data)
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def test_a_run_folder_holding_an_earlier_run_is_refused_unless_resumed_or_overwritten(tmp_path):
+    run = tmp_path / "run"
+    before = fake_earlier_run(run)
+    refused = train(tmp_path, "trainer.fast_dev_run=true", "callbacks.progress=null", f"hydra.run.dir={run}")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert "holds an earlier run" in refused.stderr and "ckpt_path=" in refused.stderr and "overwrite=true" in refused.stderr
+    after = {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    assert after == before, "the earlier run's checkpoints and .hydra/ are untouched, no log added"
+    replaced = train(tmp_path, "trainer.max_steps=1", "callbacks.progress=null", "trainer.enable_progress_bar=false",
+                     f"hydra.run.dir={run}", "overwrite=true")
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    assert not (run / "checkpoints" / "best-step=2.ckpt").exists(), "the earlier run's best checkpoint cannot pass for this run's"
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 1
+    assert (run / ".hydra" / "config.yaml").read_bytes() != before[".hydra/config.yaml"]

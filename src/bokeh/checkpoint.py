@@ -137,5 +137,8 @@ def save_generator(path: str | Path, generator: GlassNet, settings: dict) -> Pat
     """
     path = Path(path)
     state = {f"{GENERATOR_PREFIX}{key}": value.detach().cpu() for key, value in generator.state_dict().items()}
-    torch.save({"hyper_parameters": {"generator": dict(settings)}, "state_dict": state}, path)
+    from bokeh.files import atomic_file
+
+    with atomic_file(path) as stream:  # a temporary file beside it, renamed: never half a checkpoint
+        torch.save({"hyper_parameters": {"generator": dict(settings)}, "state_dict": state}, stream)
     return path

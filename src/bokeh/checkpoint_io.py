@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from bokeh.files import atomic_file, temporary_prefix
+
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -41,9 +43,7 @@ class CheckpointWriteError(OSError):
 
 def partial_path(path: str | Path) -> Path:
     """Where the checkpoint for ``path`` is written before it is renamed: ``.<name>.partial``, same
-    folder (the name shortened where a long one would not fit: :func:`bokeh.cli.temporary_prefix`)."""
-    from bokeh.cli import temporary_prefix
-
+    folder (the name shortened where a long one would not fit: :func:`bokeh.files.temporary_prefix`)."""
     path = Path(path)
     return path.with_name(temporary_prefix(path, len(PARTIAL_SUFFIX) - 1) + PARTIAL_SUFFIX[1:])
 
@@ -93,13 +93,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"on disk is kept. Lower the learning rate or check the data, then resume from it."
             )
         partial = partial_path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(partial, "wb") as file:
+        try:  # beside the target, fsync-ed, renamed; the partial file is removed on any error
+            with atomic_file(path, fsync=True, temporary=partial) as file:
                 torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
         except (OSError, RuntimeError) as error:  # RuntimeError: torch's zip writer failing to write
             partial.unlink(missing_ok=True)
             if isinstance(error, RuntimeError) and "inline_container" not in str(error) and "PytorchStreamWriter" not in str(error):
@@ -110,21 +106,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def rng_states() -> dict[str, Any]:

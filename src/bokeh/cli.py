@@ -1,11 +1,12 @@
-"""What the command lines share: exit codes, output folders, paths as Hydra overrides, Ctrl-C.
+"""What the command lines share: exit codes, paths as Hydra overrides, Ctrl-C (files: :mod:`bokeh.files`).
 
 Every entry point (``bokeh.render``, ``bokeh.train``, ``bokeh.evaluate``, ``bokeh.export``,
 ``bokeh.demo``, ``bokeh.data.synthesize``) uses these, so a bad output folder, an awkward path or
 an interrupt reads the same everywhere:
 
-* :func:`check_output_folder`: an output folder is proven writable (a probe file is written and
-  removed) before any work, and the error names the setting (``out=``, ``hydra.run.dir=``).
+* :func:`bokeh.files.check_output_folder` (re-exported here): an output folder is proven writable
+  (a probe file is written and removed) before any work, and the error names the setting
+  (``out=``, ``hydra.run.dir=``).
 * :func:`hydra_quote` / :func:`quote_path_overrides`: a path is passed to Hydra as a quoted
   string, so ``=``, spaces, commas, brackets, quotes and backslashes reach the config unchanged
   (Hydra's override grammar would split or reject them: ``ckpt=runs/epoch=3-step=9/last.ckpt``
@@ -18,10 +19,10 @@ an interrupt reads the same everywhere:
 * :func:`parse_bool`: ``true``/``false`` options are checked, not guessed (``tflite=maybe`` is refused);
   :func:`given_path`: an empty path (``out=`` of an unset shell variable) is refused, not taken as
   the current folder.
-* :func:`existing_outputs`: no writer replaces an existing file unless ``overwrite=true`` is given
-  (render, export, demo, synthesize), checked before any work, in the same words.
-* :func:`write_text_atomic`: small result files (``report.json``, ``metrics.json``) are written to a
-  temporary file and renamed, so an interrupt never leaves half a file under the final name.
+* :func:`bokeh.files.check_planned` / :func:`bokeh.files.existing_outputs`: every name a run
+  writes is known and checked before the first write; no writer replaces an existing file unless
+  ``overwrite=true`` is given. :func:`bokeh.files.atomic_file`: every file is written to a temporary
+  file and renamed, so an interrupt never leaves half a file under the final name.
 """
 
 from __future__ import annotations
@@ -32,123 +33,17 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+# the file part lives in bokeh.files; these names stay importable from here for older code
+from bokeh.files import (NAME_MAX, OutputFolderError, check_output_file, check_output_folder, existing_outputs,  # noqa: F401
+                         temporary_prefix, write_text_atomic)
 
 EXIT_OK = 0
 EXIT_SKIPPED = 1  # bokeh.render: some inputs were skipped (each named with the reason)
 EXIT_SETTINGS = 2  # bad settings or files, refused before any work
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
-
-
-class OutputFolderError(OSError):
-    """An output folder that cannot be written; ``str()`` names the setting and what to do."""
-
-
-def _probe(folder: Path) -> None:
-    """Write and remove a small file in ``folder`` (raises ``OSError`` when that is not possible)."""
-    probe = folder / f".bokeh-write-probe-{os.getpid()}"  # one per process: DDP ranks probe at once
-    try:
-        probe.write_bytes(b"ok")
-    finally:  # a full disk creates the file, then fails the write: the probe goes either way
-        with contextlib.suppress(OSError):
-            probe.unlink()
-
-
-def check_output_folder(path: str | os.PathLike, setting: str, keep: bool = True) -> Path:
-    """Prove that ``path`` is (or can be made) a folder this process can write, before any work.
-
-    Missing folders are created; with ``keep=False`` the ones created here are removed again
-    (empty), so a check that precedes other checks leaves nothing behind.
-
-    Args:
-        setting: the option that named the folder, for the message (``out``, ``hydra.run.dir``).
-
-    Raises:
-        OutputFolderError: ``path`` is a file, or a folder that cannot be created or written
-            (read-only, no permission, read-only file system); the message names ``setting``.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputFolderError(f"{setting}={path} is a file, not a folder: choose a folder for the outputs")
-    created = []
-    for folder in [path, *path.parents]:
-        if folder.exists():
-            break
-        created.append(folder)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        _probe(path)
-    except OSError as error:
-        refused = OutputFolderError(f"output folder {path} is not writable ({error.strerror or error}): choose another with {setting}=...")
-        refused.errno = error.errno
-        raise refused from error
-    finally:
-        if not keep:
-            for folder in created:  # deepest first
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-    return path
-
-
-def existing_outputs(paths: list[Path], setting: str = "out") -> str | None:
-    """The sentence refusing to replace the files among ``paths`` that already exist (``None`` if
-    none does): every writer (render, export, demo, synthesize) says it the same way."""
-    present = [p for p in paths if os.path.lexists(p)]
-    if not present:
-        return None
-    shown = ", ".join(str(p) for p in present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
-    return (f"{setting}: {len(present)} output file(s) already exist ({shown}) and would be replaced: "
-            f"choose another {setting}= folder, or pass overwrite=true to replace them")
-
-
-def check_output_file(path: str | os.PathLike, setting: str) -> Path:
-    """Like :func:`check_output_folder` for a file to be written (``out=report.json``): its folder
-    must be writable and the path must not be a folder. The folder is created only when the file is
-    written."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputFolderError(f"{setting}={path} is a folder: give a file name, e.g. {setting}={path / 'report.json'}")
-    check_output_folder(path.parent, setting, keep=False)
-    return path
-
-
-NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
-
-
-def temporary_prefix(path: str | os.PathLike, room: int = 14) -> str:
-    """``.<name>.`` for a hidden temporary file beside ``path``, the name shortened (at a character
-    boundary) so that the prefix plus ``room`` more bytes (``mkstemp``'s 8 random characters and a
-    suffix) still fit in :data:`NAME_MAX`: a legal 242-255-byte file name can be written atomically too."""
-    name = Path(path).name
-    while name and len(os.fsencode(f".{name}.")) + room > NAME_MAX:
-        name = name[:-1]
-    return f".{name}."
-
-
-def default_file_mode() -> int:
-    """0o666 less the process umask: the mode ``open()`` would give a new file (``mkstemp`` gives 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it (a reader never sees half);
-    the file gets the mode a plain ``open()`` would give it (:func:`default_file_mode`), as images do."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path, 8), dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.chmod(temporary, default_file_mode())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ----------------------------------------------------------------------------- Hydra and paths

@@ -36,11 +36,11 @@ from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
 from bokeh.checkpoint_io import CheckpointWriteError
-from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_folder, existing_outputs, hydra_quote, interruptible, json_text,
-                       quote_path_overrides, run_child, write_text_atomic)
+from bokeh.cli import EXIT_SETTINGS, hydra_quote, interruptible, json_text, quote_path_overrides, run_child
+from bokeh.files import OutputFolderError, check_output_folder, check_planned, write_text_atomic
 from bokeh.evaluate import baselines, evaluate_generator, format_table, score, validation_samples
 from bokeh.data.pairs import DataLayoutError
-from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths, run
+from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths, check_run_folder, run
 
 #: Photos shipped inside scikit-image (no download), by the name of their ``skimage.data`` function
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field", "immunohistochemistry", "camera", "moon",
@@ -90,13 +90,28 @@ def check_options(options: dict) -> dict:
     return checked
 
 
-def planned_outputs(out: Path, photos: list[str], reference: bool, tflite: bool) -> list[Path]:
-    """The files a demo run writes into ``out`` (those an earlier run left are not replaced unless overwrite=true)."""
-    paths = [out / "metrics.json", *(out / f"demo_{p}.png" for p in photos)]
-    paths += [out / f"reference_{p}.png" for p in photos] + [out / f"reference_controls_{CONTROLS_PHOTO}.png"] if reference else []
-    paths += [out / "tflite" / "report.json"] if tflite else []
+def real_strip_name(name: str, aperture: float) -> str:
+    """The file name of a real pair's ``input | output | target`` strip (:func:`render_real_pairs`); a
+    pair name with a slash (``p1 f/1.8``, a photo with targets at several f-numbers) stays one file name."""
+    safe = name.replace("/", "").replace("\\", "").replace(" ", "_")
+    return f"reference_real_{safe}_f{aperture:g}.png"
+
+
+def planned_outputs(out: Path, photos: list[str], reference: bool, tflite: bool, real: Path | None = None) -> list[tuple[Path, str]]:
+    """``(path, what)`` of the files a demo run writes into ``out`` (:func:`bokeh.files.check_planned`:
+    those an earlier run left are not replaced unless overwrite=true)."""
+    planned = [(out / "metrics.json", "the scores"), *((out / f"demo_{p}.png", f"the demo model's {p}") for p in photos)]
+    if reference:
+        planned += [(out / f"reference_{p}.png", f"the reference model's {p}") for p in photos]
+        planned += [(out / f"reference_controls_{CONTROLS_PHOTO}.png", "the controls picture")]
+        if real is not None:
+            from bokeh.data.real_pairs import list_real_pairs
+
+            planned += [(out / real_strip_name(pair.name, pair.aperture), f"the real pair {pair.input}") for pair in list_real_pairs(real)]
+            planned += [(out / "real_pairs.json", "the real-pair scores")]
+    planned += [(out / "tflite" / "report.json", "the export's report")] if tflite else []
     checkpoints = out / "pretrain" / "checkpoints"
-    return paths + (sorted(checkpoints.iterdir()) if checkpoints.is_dir() else [])
+    return planned + [(path, "an earlier demo's checkpoint") for path in (sorted(checkpoints.iterdir()) if checkpoints.is_dir() else [])]
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str]]:
@@ -111,12 +126,13 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
     return parse_options(argv, options(), USAGE, passthrough=lambda arg: "." in arg.partition("=")[0])
 
 
-def demo_config(out: Path, minutes: float, extra: list[str]):
-    """The composed ``experiment=demo`` config, its training capped at ``minutes``."""
+def demo_config(out: Path, minutes: float, extra: list[str], overwrite: bool = False):
+    """The composed ``experiment=demo`` config, its training capped at ``minutes``; with
+    ``overwrite`` its run folder may hold an earlier demo's run (:func:`bokeh.train.check_run_folder`)."""
     days, seconds = divmod(int(round(minutes * 60)), 86400)
     budget = f"{days:02d}:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"  # DD:HH:MM:SS
     overrides = ["experiment=demo", f"output_dir={hydra_quote(str(out / 'pretrain'))}", f"trainer.max_time={budget}",
-                 *quote_path_overrides(extra, PATH_KEYS)]
+                 f"overwrite={str(overwrite).lower()}", *quote_path_overrides(extra, PATH_KEYS)]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
 
@@ -210,7 +226,7 @@ def render_real_pairs(generator, folder: Path, out: Path, short_side: int) -> tu
         scale = min(1.0, 3072 / strip.shape[1])
         if scale < 1.0:
             strip = np.asarray(Image.fromarray(strip).resize((round(strip.shape[1] * scale), round(strip.shape[0] * scale)), Image.LANCZOS))
-        written.append(write_image(out / f"reference_real_{pair.name}_f{pair.aperture:g}.png", strip))
+        written.append(write_image(out / real_strip_name(pair.name, pair.aperture), strip))
     results = evaluate_real(pairs, render, tap=contract.focus, aperture=contract.aperture)
     return written, results
 
@@ -228,11 +244,12 @@ def main(argv: list[str] | None = None) -> None:
         checked, overrides = parse(argv)
         checked = check_options(checked)
         out = checked["out"]
-        cfg = demo_config(out, checked["minutes"], overrides)
+        cfg = demo_config(out, checked["minutes"], overrides, checked["overwrite"])
         check_data_paths(cfg.data)
-        refused = None if checked["overwrite"] else existing_outputs(planned_outputs(out, checked["photos"], checked["reference"], checked["tflite"]))
-        if refused:
-            raise ValueError(refused)
+        # every file the demo writes, known now: none twice, none too long, none replaced without overwrite=true
+        check_planned(planned_outputs(out, checked["photos"], checked["reference"], checked["tflite"], checked["real"]), "out",
+                      overwrite=checked["overwrite"], remedy="give the real pairs distinct names")
+        check_run_folder(cfg, "out")
         check_output_folder(out, "out")
     except (ValueError, OutputFolderError, DataLayoutError, HydraException) as error:
         print(f"bokeh.demo: {str(error).splitlines()[0]}", file=sys.stderr)

@@ -216,8 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bokeh import pretrained
     from bokeh.checkpoint import CheckpointError, load_generator
-    from bokeh.cli import (EXIT_SETTINGS, OutputFolderError, check_output_file, given_path, interruptible, quote_path_overrides,
-                           unquote, write_text_atomic, json_text)
+    from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, json_text, quote_path_overrides, unquote
+    from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from hydra.errors import HydraException
 
     from bokeh.data.pairs import BadPairError, DataLayoutError
@@ -335,7 +335,8 @@ def main_real(args: list[str]) -> dict:
     rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_file, interruptible, json_text, write_text_atomic
+    from bokeh.cli import EXIT_SETTINGS, interruptible, json_text
+    from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh import pretrained
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
@@ -412,7 +413,8 @@ def main_portraits(args: list[str]) -> dict:
     the layout or a mask whose size differs from its photo's: one line, exit status 2, before any rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import OutputFolderError, check_output_file, interruptible, json_text, write_text_atomic
+    from bokeh.cli import interruptible, json_text
+    from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
     from bokeh import pretrained
     from bokeh.data.portraits import check_portraits, list_portraits

@@ -26,7 +26,6 @@ import io
 import os
 import re
 import stat
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
-from bokeh.cli import default_file_mode, temporary_prefix
+from bokeh.files import atomic_file
 
 if TYPE_CHECKING:
     import torch
@@ -449,7 +448,6 @@ def from_tensor(tensor: "torch.Tensor") -> np.ndarray:
     return float_to_uint8(unit.permute(1, 2, 0).numpy())
 
 
-_FILE_MODE = default_file_mode()
 
 
 def check_writable_size(path: str | os.PathLike, shape: tuple[int, ...]) -> None:
@@ -493,13 +491,6 @@ def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95, i
     options = {"quality": int(quality), "subsampling": 0} if suffix in JPEG_SUFFIXES else {}
     if icc_profile and suffix != ".bmp":
         options["icc_profile"] = icc_profile
-    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path, 8 + len(os.fsencode(suffix))), suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            Image.fromarray(image).save(stream, format=Image.registered_extensions()[suffix], **options)
-        os.chmod(temporary, _FILE_MODE)  # mkstemp makes 0600 files; give outputs the usual permissions
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as stream:  # a temporary file beside it, renamed; removed on any error
+        Image.fromarray(image).save(stream, format=Image.registered_extensions()[suffix], **options)
     return path

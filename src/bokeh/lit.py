@@ -2,9 +2,14 @@
 
 Both stages share one code path (manual optimization):
 
-* ``pretrain``: generator loss = l1 * L1 + ssim * (1 - SSIM) [+ rough_l1 * L1 on the stage-1 image].
+* ``pretrain``: generator loss = l1 * L1 + ssim * (1 - SSIM) [+ rough_l1 * L1 on the stage-1 image,
+  gradient, matte terms]: the weighted terms of :mod:`bokeh.losses.table`.
 * ``finetune``: adds vgg * L_VGG(relu5_4) + adv * (-mean D(G(I))), and a WGAN-GP critic step
   before every ``n_critic``-th generator step (keyed on ``batch_idx``).
+
+The loss weights and options, the optimizer and critic settings have their defaults in ``conf/``
+alone (``loss/bggan.yaml``, ``optim/adam.yaml``, ``critic/patchgan.yaml``): keys a dict leaves out
+(a test's partial dict, a checkpoint of a run older than a key) are taken from there.
 
 Checkpoints also hold the torch/numpy/Python random states (restored when training starts), so a
 run resumed from a mid-epoch checkpoint repeats the uninterrupted run's losses (with the resumable
@@ -30,30 +35,14 @@ from bokeh import metrics
 from bokeh.checkpoint import CheckpointError, state_mismatch
 from bokeh.checkpoint_io import rng_states, set_rng_states
 from bokeh.data.transforms import unpad
-from bokeh.losses.matte import MATTE_FORMS, matte_loss
-from bokeh.losses.reconstruction import focus_weighted_l1_loss, gradient_l1_loss, l1_loss, ssim_loss
+from bokeh.config import group_defaults
+from bokeh.losses.table import check_loss, generator_terms
 from bokeh.models.glassnet import GlassNet
 
 STAGES = ("pretrain", "finetune")
 RESUME_KEY = "bokeh_resume"  # checkpoint entry: random states and skip counters (tensors and primitives)
 
-DEFAULT_LOSS: dict[str, Any] = {
-    "l1": 0.5,
-    "focus_weight": 0.0,  # extra L1 weight on in-focus pixels, where the batch carries blur radii (synthetic data)
-    "ssim": 0.05,
-    "rough_l1": 0.0,
-    "gradient": 0.0,  # L1 of the image gradients: charges lost detail (bokeh.losses.reconstruction.gradient_l1_loss)
-    # the matte (the blend channel's keep weight) against each pair's in-focus region (bokeh.losses.matte);
-    # needs model.blend=true; pairs that know no region add nothing
-    "matte": {"weight": 0.0, "form": "bce"},
-    "adv": 0.0,
-    "gp": 10.0,
-    # VGG19 relu5_4 perceptual term: its weight in the loss, and where its ImageNet weights come from
-    "vgg": {"weight": 0.0, "weights": "imagenet"},
-}
-DEFAULT_OPTIM: dict[str, Any] = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9], "n_critic": 1, "schedule": "constant"}
 SCHEDULES = ("constant", "cosine")
-DEFAULT_CRITIC: dict[str, Any] = {"depths": [3, 5], "ndf": 64, "norm": "instance"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -81,13 +70,17 @@ class BokehGAN(pl.LightningModule):
     Args:
         generator: ``GlassNet`` keyword arguments (width1, width2, blocks, norm, dropout).
         stage: ``pretrain`` or ``finetune``.
-        loss: weights ``l1``, ``ssim``, ``rough_l1``, ``gradient``, ``adv``, penalty ``gp``,
-            ``vgg: {weight, weights}`` (weights: ``imagenet``, a file path, or ``random`` for tests) and
-            ``matte: {weight, form}`` (:mod:`bokeh.losses.matte`; batches carry ``"matte"`` targets).
+        loss: the weight of each term of :data:`bokeh.losses.table.TERMS` (``l1``, ``ssim``,
+            ``rough_l1``, ``gradient``, ``adv``; ``vgg: {weight, weights}`` with weights ``imagenet``, a
+            file path, or ``random`` for tests; ``matte: {weight, form}``, batches carry ``"matte"``
+            targets), ``focus_weight`` (of L1) and the critic's penalty ``gp``. Keys left out take
+            their defaults from ``conf/loss/bggan.yaml``.
         optim: ``lr_g``, ``lr_d``, ``betas``, ``n_critic``, ``schedule`` (``constant``, the paper's, or
             ``cosine``: both learning rates fall to 0 along a half cosine over the run's batches,
             which needs ``trainer.max_steps`` or ``trainer.max_epochs``).
         critic: ``depths`` (strided layers per critic), ``ndf``, ``norm``; used by ``finetune``.
+            Keys left out of ``optim`` and ``critic`` take their defaults from ``conf/optim/adam.yaml``
+            and ``conf/critic/patchgan.yaml``.
         max_bad_steps: consecutive non-finite losses or gradients tolerated (each step skipped with
             a warning and counted in ``train/skipped_steps``) before training stops with
             :class:`NonFiniteLossError`; skipped steps leave the weights untouched.
@@ -118,11 +111,10 @@ class BokehGAN(pl.LightningModule):
         super().__init__()
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-        loss = _merged(DEFAULT_LOSS, loss, "loss")
-        optim = _merged(DEFAULT_OPTIM, optim, "optim")
-        critic = _merged(DEFAULT_CRITIC, critic, "critic")
-        if loss["matte"]["form"] not in MATTE_FORMS:
-            raise ValueError(f"loss.matte.form must be one of {MATTE_FORMS}, got {loss['matte']['form']!r}")
+        loss = _merged(group_defaults("loss", "bggan"), loss, "loss")
+        check_loss(loss)
+        optim = _merged(group_defaults("optim", "adam"), optim, "optim")
+        critic = _merged(group_defaults("critic", "patchgan"), critic, "critic")
         if loss["matte"]["weight"] > 0 and not dict(generator or {}).get("blend", False):
             raise ValueError("loss.matte.weight > 0 teaches the matte, which only a generator with model.blend=true has: set model.blend=true or loss.matte.weight=0")
         if optim["schedule"] not in SCHEDULES:
@@ -250,36 +242,17 @@ class BokehGAN(pl.LightningModule):
         self, bokeh: torch.Tensor, rough: torch.Tensor, target: torch.Tensor, radius: torch.Tensor | None = None,
         matte_logit: torch.Tensor | None = None, matte_target: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Weighted generator loss terms (keys as in ``loss``) and their sum under ``total``.
+        """The generator loss terms that apply (:func:`bokeh.losses.table.generator_terms`: keys as in
+        ``loss``, unweighted) and their weighted sum under ``total``.
 
         ``radius`` ``(B, 1, H, W)``: the batch's blur radii (synthetic data), used by ``focus_weight``;
         without it (EBB!) the L1 term is the plain one. ``matte_logit`` and ``matte_target``
         ``(B, 1, H, W)``: the generator's keep-weight logit and the batch's matte targets, used by
         ``matte`` (a batch without targets adds no matte term).
         """
-        weights = self.hparams.loss
-        if weights["focus_weight"] > 0 and radius is not None:
-            l1 = focus_weighted_l1_loss(bokeh, target, radius, weights["focus_weight"], metrics.IN_FOCUS_MAX_RADIUS)
-        else:
-            l1 = l1_loss(bokeh, target)
-        terms = {"l1": l1, "ssim": ssim_loss(bokeh, target)}
-        if weights["rough_l1"] > 0:
-            terms["rough_l1"] = l1_loss(rough, target)
-        if weights["gradient"] > 0:
-            terms["gradient"] = gradient_l1_loss(bokeh, target)
-        if weights["matte"]["weight"] > 0 and matte_logit is not None and matte_target is not None:
-            terms["matte"] = matte_loss(matte_logit, matte_target, weights["matte"]["form"])
-        if weights["vgg"]["weight"] > 0:
-            from bokeh.losses.perceptual import perceptual_loss
-
-            terms["vgg"] = perceptual_loss(self.vgg, bokeh, target)
-        if self.adversarial and weights["adv"] > 0:
-            from bokeh.losses.adversarial import generator_adversarial_loss
-
-            terms["adv"] = generator_adversarial_loss(self.critics, bokeh)
-        scale = {**weights, "vgg": weights["vgg"]["weight"], "matte": weights["matte"]["weight"]}  # focus_weight is inside the l1 term
-        terms["total"] = sum(scale[name] * value for name, value in terms.items())
-        return terms
+        inputs = {"output": bokeh, "rough": rough, "target": target, "radius": radius, "matte_logit": matte_logit,
+                  "matte_target": matte_target, "vgg": self.vgg, "critics": self.critics if self.adversarial else None}
+        return generator_terms(self.hparams.loss, inputs)
 
     def _step(self, optimizer, loss: torch.Tensor, what: str) -> bool:
         """Backward ``loss`` and step ``optimizer`` if the loss and every gradient are finite.

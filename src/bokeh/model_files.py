@@ -97,6 +97,8 @@ def embed_metadata(path: str | os.PathLike, meta: dict) -> None:
     """Store ``meta`` (JSON) inside the exported model at ``path`` (``.onnx`` or ``.tflite``), in place."""
     import json
 
+    from bokeh.files import write_bytes_atomic
+
     path = Path(path)
     text = json.dumps(meta, sort_keys=True)
     if path.suffix == ".onnx":
@@ -107,7 +109,7 @@ def embed_metadata(path: str | os.PathLike, meta: dict) -> None:
         del model.metadata_props[:]
         model.metadata_props.extend(kept)
         model.metadata_props.add(key=METADATA_KEY, value=text)
-        onnx.save(model, str(path))
+        write_bytes_atomic(path, model.SerializeToString())  # one file (no external data), replaced whole
         return
     import flatbuffers
     import numpy as np
@@ -123,7 +125,7 @@ def embed_metadata(path: str | os.PathLike, meta: dict) -> None:
     model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_KEY, METADATA_KEY.encode())] + [entry]
     builder = flatbuffers.Builder(len(data) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    path.write_bytes(bytes(builder.Output()))
+    write_bytes_atomic(path, bytes(builder.Output()))  # a failed write leaves the model file as it was
 
 
 def read_metadata(path: str | os.PathLike) -> dict | None:

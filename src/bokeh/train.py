@@ -4,7 +4,8 @@ Thin entry point: compose the Hydra config (``conf/train.yaml``), build the data
 LightningModule and the trainer, and fit. Works from any working directory.
 
 Checked before training, each failure one sentence and exit status 2: the output folder
-(writable, free space; :class:`CheckRunDir` even before Hydra creates it), ``init_from=`` and
+(writable, free space; :class:`CheckRunDir` even before Hydra creates it), that it holds no
+earlier run unless resumed or ``overwrite=true`` (:func:`check_run_folder`), ``init_from=`` and
 ``ckpt_path=`` (a checkpoint of the same model settings and stage), and, when resuming, that the
 run's limits (``trainer.max_steps``, ``max_epochs``, ``max_time``, which count the whole run,
 resumes included) leave something to train. Path settings (:data:`PATH_KEYS`) may hold ``=``,
@@ -29,9 +30,11 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from bokeh.checkpoint import CheckpointError, generator_source, read_checkpoint, settings_difference
+from bokeh.config import CONF_DIR  # re-exported: bokeh.train.CONF_DIR
 from bokeh.models.glassnet import GROWABLE, GlassNet, grow_state
 from bokeh.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
-from bokeh.cli import EXIT_SETTINGS, Interrupted, OutputFolderError, check_output_folder, hydra_quote, interruptible, quote_path_overrides
+from bokeh.cli import EXIT_SETTINGS, Interrupted, hydra_quote, interruptible, quote_path_overrides
+from bokeh.files import OutputFolderError, check_output_folder, write_text_atomic
 from bokeh.data.pairs import DataLayoutError
 from bokeh.data.sampling import ResumeStoppedEpoch
 from bokeh.lit import BokehGAN
@@ -41,7 +44,6 @@ from bokeh.lit import BokehGAN
 # optimizer state), so the warning is noise here.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
-CONF_DIR = Path(os.environ.get("BOKEH_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
 #: Settings that hold paths: quoted for Hydra on the command line, so any file name works
 PATH_KEYS = ("ckpt_path", "init_from", "output_dir", "data.root", "data.include_list", "data.cache_dir", "data.photo_pairs",
              "loss.vgg.weights", "callbacks.real_pairs.folder", "callbacks.portraits.folder", "hydra.run.dir", "hydra.sweep.dir")
@@ -171,6 +173,66 @@ def check_output_dir(path: str | Path, min_free_mib: int = 200) -> Path:
     return path
 
 
+class RunFolderInUse(OutputFolderError):
+    """The run folder holds an earlier run that this one would replace; ``str()`` says what to do."""
+
+
+def checkpoint_folders(cfg: DictConfig) -> list[Path]:
+    """Where the run's checkpoint callbacks write (their ``dirpath``), and ``<output_dir>/checkpoints``."""
+    folders = [Path(cfg.output_dir) / "checkpoints"]
+    for callback in (cfg.get("callbacks") or {}).values():
+        if callback is not None and callback.get("dirpath"):
+            folders.append(Path(callback.dirpath))
+    return list(dict.fromkeys(folders))
+
+
+def earlier_run(cfg: DictConfig) -> list[Path]:
+    """The files of an earlier run in ``cfg``'s run folder: its ``.hydra/`` (written once a run
+    is accepted: :func:`record_run_config`) and the checkpoints in :func:`checkpoint_folders`."""
+    found = [path for path in [Path(cfg.output_dir) / RUN_CONFIG_DIR] if path.is_dir()]
+    for folder in checkpoint_folders(cfg):
+        if folder.is_dir():
+            found += sorted(folder.glob("*.ckpt"))
+    return found
+
+
+def check_run_folder(cfg: DictConfig, setting: str = "hydra.run.dir") -> None:
+    """Refuse a run folder that holds an earlier run (:func:`earlier_run`), unless this run resumes
+    one (``ckpt_path=``) or says ``overwrite=true``: a second ``experiment=demo`` would otherwise
+    replace the first one's ``last.ckpt``, ``best-*.ckpt`` and ``.hydra/`` without a word.
+
+    Raises:
+        RunFolderInUse: one sentence naming the folder and the three ways on (``setting``: the
+            option that chose the folder, ``hydra.run.dir``; ``out`` for the demo).
+    """
+    from bokeh.cli import parse_bool
+
+    try:
+        overwrite = parse_bool("overwrite", cfg.get("overwrite", False))
+    except ValueError as error:
+        raise OutputFolderError(str(error)) from None
+    if overwrite or cfg.get("ckpt_path") or os.environ.get("LOCAL_RANK", "0") != "0":
+        return  # DDP's other ranks start once rank 0 has accepted the run and written its .hydra/
+    found = earlier_run(cfg)
+    if found:
+        last = next((p for p in found if p.name == "last.ckpt"), found[-1])
+        resume = f"resume it with ckpt_path={hydra_quote(str(last))}, " if last.suffix == ".ckpt" else ""
+        raise RunFolderInUse(f"the run folder {cfg.output_dir} holds an earlier run ({last}): {resume}replace it with "
+                             f"overwrite=true, or choose another {setting}=")
+
+
+def clear_earlier_run(cfg: DictConfig) -> None:
+    """With ``overwrite=true`` (and no ``ckpt_path``): remove the earlier run's checkpoints and
+    ``.hydra/`` (:func:`earlier_run`), so its ``best-*.ckpt`` cannot pass for this run's. Logs stay."""
+    if cfg.get("ckpt_path") or os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    for path in earlier_run(cfg):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 #: The run folder as it was before this process (:class:`CheckRunDir`): whether it existed and the
 #: size of each log file in it, so that a refused run can leave it as it found it.
 RUN_DIR_BEFORE: dict[str, Any] = {}
@@ -218,7 +280,7 @@ def record_run_config(cfg: DictConfig) -> None:
     folder = Path(hydra_cfg.hydra.runtime.output_dir) / RUN_CONFIG_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg), ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
-        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
+        write_text_atomic(folder / name, OmegaConf.to_yaml(node))
 
 
 class CheckRunDir(HydraCallback):
@@ -414,6 +476,7 @@ def run(cfg: DictConfig) -> pl.Trainer:
     """
     require_all_values(cfg)
     check_config_values(cfg)
+    check_run_folder(cfg)
     check_data_paths(cfg.data)
     check_output_dir(cfg.output_dir, cfg.min_free_mib)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # said once the run is accepted: a refusal is one line
@@ -432,6 +495,8 @@ def run(cfg: DictConfig) -> pl.Trainer:
     logger = built("logger", lambda: hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False)
     # checkpoints are written atomically and never with non-finite weights (bokeh.checkpoint_io)
     trainer = built("trainer", lambda: build_trainer(cfg, callbacks, logger, plugins=[AtomicCheckpointIO()]))
+    if cfg.get("overwrite"):
+        clear_earlier_run(cfg)  # accepted: an earlier run's checkpoints go now, not before the checks
     record_run_config(cfg)  # accepted: now the run folder says what ran
     pl.utilities.rank_zero_info(f"Seed set to {cfg.seed}")
     try:

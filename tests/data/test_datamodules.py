@@ -136,20 +136,6 @@ def test_an_ebb_crop_larger_than_every_image_names_the_setting(make_folder, recw
         dm.setup("fit")
 
 
-def test_several_photo_pair_folders_share_the_photo_samples_by_their_weights(tmp_path, make_folder):
-    """data.photo_pairs as a list with photo_weights: each folder's share of the photo samples follows its weight."""
-    first = make_folder(["a0", "a1"], size=(48, 64), root=tmp_path / "first")
-    second = make_folder(["b0", "b1"], size=(48, 64), root=tmp_path / "second")
-    module = small_synthetic(tmp_path, n=42, photo_pairs=[str(first), str(second)], photo_weights=[1, 3], photo_share=0.5)
-    module.setup("fit")
-    names = [pair.name for pair in module.train_set.pairs]
-    synthetic = sum(name.isdigit() for name in names)
-    from_first, from_second = sum(n.startswith("a") for n in names), sum(n.startswith("b") for n in names)
-    assert synthetic == 40
-    assert from_first + from_second == pytest.approx(synthetic, rel=0.15)  # photo_share 0.5: as many photo samples as scenes
-    assert from_second == pytest.approx(3 * from_first, rel=0.15)
-
-
 def test_photo_weights_must_match_the_folders(tmp_path):
     with pytest.raises(ValueError, match="one positive weight per photo_pairs folder"):
         small_synthetic(tmp_path, photo_pairs=["x", "y"], photo_weights=[1])

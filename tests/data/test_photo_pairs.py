@@ -282,22 +282,3 @@ def test_photos_with_a_subject_mask_give_pairs_through_the_cli(tmp_path, separat
     assert np.abs(original - bokeh)[interior].mean() < 4.0, "the subject's pixels unchanged (JPEG and noise)"
     assert np.abs(original - bokeh)[~ndimage.binary_dilation(subject, iterations=8)].mean() > 4 * np.abs(original - bokeh)[interior].mean()
 
-
-def test_a_truncated_photo_among_the_sources_is_skipped_with_a_line_and_the_set_files_get_the_usual_mode(tmp_path):
-    # issue 32: one damaged .jpg stopped the whole command with a half-made set; meta.json and f_numbers.json were 600
-    src, _ = make_masked_source(tmp_path / "portraits")
-    photo = src / "images" / "2.jpg"
-    photo.write_bytes(photo.read_bytes()[: photo.stat().st_size // 2])  # cut in half: a truncated JPEG
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    done = subprocess.run([sys.executable, "-m", "bokeh.data.photo_pairs", f"src={src}", "out=set", "short_side=128"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "portraits-2: skipped: unreadable photo" in done.stderr and "wrote 1 pairs from 3 photos" in done.stdout, done.stdout + done.stderr
-    meta = json.loads((tmp_path / "set" / "meta.json").read_text())
-    assert meta["skipped"]["portraits-2"].startswith("unreadable photo") and meta["pairs"] == 1
-    umask = os.umask(0)
-    os.umask(umask)
-    image_mode = (tmp_path / "set" / INPUT_DIR / "portraits-1.jpg").stat().st_mode & 0o777
-    assert image_mode == 0o666 & ~umask
-    for name in ("meta.json", F_NUMBERS):
-        assert (tmp_path / "set" / name).stat().st_mode & 0o777 == image_mode, f"{name} has another mode than the images"

@@ -43,12 +43,26 @@ from bokeh.data.pairs import (
     resolve_root,
     select,
 )
+from bokeh.data.mix import Mix, Source, source_names
 from bokeh.data.sampling import ResumableLoader, ResumableSampler
 from bokeh.data.synthesize import ensure_dataset
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
 from bokeh.data.transforms import MULTIPLE, FitMode
 from bokeh.images import jpeg_roundtrip
 from bokeh.models.glassnet import MIN_SIDE
+
+
+def _whole_number(value, what: str, unit: str) -> int | None:
+    """``value`` as an int >= 1, or None; anything else (0, 2.5, "abc", true) is a ValueError naming ``what``."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (number.is_integer() and number >= 1):
+        raise ValueError(f"{what} must be a whole number {unit} >= 1 (or null), got {value!r}")
+    return int(number)
 
 
 def _pair_of_ints(value, what: str) -> tuple[int, int] | None:
@@ -78,9 +92,11 @@ class _PairDataModule(pl.LightningDataModule):
         self.val_fit, self.on_bad_pair, self.seed = val_fit, on_bad_pair, int(seed)
         self.train_set: PairDataset | None = None
         self.val_set: PairDataset | None = None
+        self.mix: Mix | None = None  # the sources of train_set and their shares, when it mixes several (set in setup)
 
     def _loader(self, dataset: PairDataset | None, train: bool) -> DataLoader:
-        """Training: a resumable seeded shuffle, split over the DDP ranks (:mod:`bokeh.data.sampling`).
+        """Training: a resumable seeded shuffle, split over the DDP ranks (:mod:`bokeh.data.sampling`);
+        for a mix of sources (:attr:`mix`), ``mix.epoch_size`` draws by share instead (:mod:`bokeh.data.mix`).
         Validation: every image in order (Lightning adds its distributed sampler under DDP).
 
         Both loaders own a torch generator, so making their iterators never draws from the global
@@ -93,7 +109,8 @@ class _PairDataModule(pl.LightningDataModule):
             return DataLoader(dataset, batch_size=1, shuffle=False, **options)
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        sampler = ResumableSampler(dataset, seed=self.seed, num_replicas=replicas, rank=rank)
+        by_share = {} if self.mix is None else dict(weights=self.mix.weights(), num_samples=self.mix.epoch_size)
+        sampler = ResumableSampler(dataset, seed=self.seed, num_replicas=replicas, rank=rank, **by_share)
         epoch = (lambda: trainer.current_epoch) if trainer is not None else None
         return ResumableLoader(dataset, sampler, epoch, batch_size=self.batch_size, drop_last=len(sampler) >= self.batch_size, **options)
 
@@ -214,6 +231,14 @@ class SyntheticReader:
 class SyntheticDataModule(_PairDataModule):
     """The embedded default data: ``n`` synthetic pairs of ``size`` (:mod:`bokeh.data.synthetic`).
 
+    ``photo_pairs`` (a folder or a list of folders of pairs) are mixed in by sampling: each training
+    sample comes from the photo pairs with probability ``photo_share`` (split between the folders in
+    proportion to ``photo_weights``), else from the synthetic pairs, whatever the folders' sizes
+    (:mod:`bokeh.data.mix`; :attr:`mix` says the sources and shares). An epoch is then ``epoch_size``
+    draws (null: the synthetic training pairs / (1 - photo_share), so each scene is drawn about once
+    per epoch). Without photo pairs an epoch is every training pair once, shuffled, and
+    ``photo_share``, ``photo_weights`` and ``epoch_size`` do nothing.
+
     Ids ``0 .. n - 1``; the last ``val_count`` are validation. By default the set is written
     once (in ``prepare_data``) as JPEGs in the EBB! layout under
     ``cache_dir/synthetic-v<version>-n<n>-<H>x<W>-seed<seed>-noise<noise>-q<quality>`` and read
@@ -242,6 +267,7 @@ class SyntheticDataModule(_PairDataModule):
         photo_pairs: str | Sequence[str] | None = None,
         photo_share: float = 0.5,
         photo_weights: Sequence[float] | None = None,
+        epoch_size: int | None = None,
         focus_auto_share: float = 0.3,
     ) -> None:
         super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
@@ -257,6 +283,7 @@ class SyntheticDataModule(_PairDataModule):
         if len(weights) != len(self.photo_pairs) or any(not w > 0 for w in weights):
             raise ValueError(f"photo_weights must give one positive weight per photo_pairs folder ({len(self.photo_pairs)}), got {photo_weights}")
         self.photo_weights = weights
+        self.epoch_size = _whole_number(epoch_size, "data.epoch_size", "of samples")
         # plain values (a Hydra list becomes a list): the set's folder name hashes them as JSON
         self.scene = {str(k): list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in dict(scene or {}).items()}
         scene_config(self.scene)  # unknown keys fail at construction
@@ -301,11 +328,11 @@ class SyntheticDataModule(_PairDataModule):
         self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, reader=reader)
 
     def _photo_training_pairs(self, synthetic_count: int) -> list[Pair]:
-        """The pairs under the ``photo_pairs`` folders (e.g. made by :mod:`bokeh.data.photo_pairs`),
-        each repeated so that together they are about ``photo_share`` of the training samples,
-        shared between the folders by ``photo_weights``."""
-        wanted = self.photo_share / (1.0 - self.photo_share) * synthetic_count
-        chosen = []
+        """The pairs under the ``photo_pairs`` folders (e.g. made by :mod:`bokeh.data.photo_pairs`), each
+        once; sets :attr:`mix`, which draws ``photo_share`` of the samples from them, shared between
+        the folders by ``photo_weights``, and the rest from the ``synthetic_count`` synthetic pairs
+        before them (:mod:`bokeh.data.mix`)."""
+        chosen, found = [], []
         for folder, weight in zip(self.photo_pairs, self.photo_weights):
             root = resolve_root(folder)
             photos, problems = list_pairs(root)
@@ -314,7 +341,12 @@ class SyntheticDataModule(_PairDataModule):
             if not photos:
                 raise DataLayoutError(f"no usable photo pairs under {root} (data.photo_pairs): make them with python -m bokeh.data.photo_pairs")
             share = weight / sum(self.photo_weights)
-            chosen += photos * max(1, round(wanted * share / len(photos)))
+            chosen += photos
+            found.append((len(photos), self.photo_share * share))
+        sources = [Source("synthetic", str(self.folder), synthetic_count, 1.0 - self.photo_share)]
+        sources += [Source(name, folder, pairs, share) for name, folder, (pairs, share) in zip(source_names(self.photo_pairs), self.photo_pairs, found)]
+        epoch_size = self.epoch_size if self.epoch_size is not None else round(synthetic_count / (1.0 - self.photo_share))
+        self.mix = Mix(tuple(sources), epoch_size)
         return chosen
 
 

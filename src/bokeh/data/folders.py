@@ -1,7 +1,9 @@
 """Writing a generated data set folder, shared by the synthetic and the photo-pair writers.
 
-* :func:`prepare_folder`: a non-empty folder is never written into without ``overwrite``; the old
-  ``meta.json`` goes first, so a folder being (re)written never looks finished, then the old pairs.
+* :func:`prepare_folder`: a non-empty folder is never written into without ``overwrite``, and
+  with it only where it holds a set of ours: exactly the files that set's ``meta.json`` lists are
+  removed (``meta.json`` first, so a folder being rewritten never looks finished), never a user's.
+* :func:`finish_folder`: ``meta.json``, listing every file of the set, written last.
 * :func:`unfinished_set_reason`: what every reader asks first: is a generated set what its
   ``meta.json`` says (finished, holding exactly its own pairs)?
 * :func:`run_jobs`: one job per pair, in this process or a pool of worker processes; Ctrl-C lets
@@ -23,34 +25,129 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bokeh.cli import ignoring_interrupts, json_text, write_text_atomic
+from bokeh.cli import ignoring_interrupts, json_text
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR
+from bokeh.files import write_text_atomic
 
 META = "meta.json"
 
 
-def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str]) -> Path:
-    """Make ``out`` and its ``subfolders`` ready to write into. Over an earlier set
-    (``overwrite``), its ``meta.json`` goes first (the folder never looks finished), then its
-    ``f_numbers.json`` and every file in ``subfolders``: no stale pair of the old set is left to be
-    read as one of the new.
+#: Hidden in a set being written: the files it will hold (and an earlier set's, being replaced), so
+#: an interrupted write is known to be ours and ``overwrite=true`` can remove it, and nothing else.
+MANIFEST = ".bokeh-writing.json"
 
-    Raises:
-        FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
-    """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty: choose a new folder, or pass overwrite=true to write into it")
-    (out / META).unlink(missing_ok=True)
-    (out / F_NUMBERS).unlink(missing_ok=True)
+
+def _relative_files(out: Path, subfolders: Iterable[str]) -> list[str]:
+    """The visible files of ``out``'s ``subfolders`` and its ``meta.json`` / ``f_numbers.json``, relative to ``out``."""
+    found = [name for name in (META, F_NUMBERS) if os.path.lexists(out / name)]
     for name in subfolders:
         folder = out / name
         if folder.is_dir():
-            for path in folder.iterdir():
-                if path.is_file() or path.is_symlink():
-                    path.unlink()
-        folder.mkdir(parents=True, exist_ok=True)
+            found += sorted(f"{name}/{p.name}" for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
+    return found
+
+
+def files_of_set(out: str | Path, subfolders: Iterable[str]) -> set[str] | None:
+    """The files (relative to ``out``) that a set this project wrote there holds; ``None`` if ``out``
+    holds no such set. From its ``meta.json`` (``files``), or the :data:`MANIFEST` of a set whose
+    writing was interrupted; a ``meta.json`` of ours from before the list (no ``files``) owns the
+    files of its ``subfolders``."""
+    out = Path(out)
+    owned: set[str] | None = None
+    for marker in (out / MANIFEST, out / META):
+        if not marker.is_file():
+            continue
+        try:
+            record = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            continue
+        if marker.name == MANIFEST and isinstance(record, list):
+            owned = (owned or set()) | {str(f) for f in record}
+        elif isinstance(record, dict) and record.get("generator") in GENERATORS:
+            listed = record.get("files")
+            owned = (owned or set()) | ({str(f) for f in listed} if isinstance(listed, list) else set(_relative_files(out, subfolders)))
+    return None if owned is None else owned | {META, F_NUMBERS}
+
+
+def check_seed(seed: object, setting: str = "seed") -> int:
+    """``seed`` as the seed of a set: a whole number >= 0 (numpy's ``SeedSequence`` takes no
+    negative one); ``ValueError`` naming the option (``seed=-1``) otherwise, before any file is touched."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"{setting}={seed}: the seed of a set is a whole number >= 0, e.g. {setting}=0")
+    return seed
+
+
+def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str], planned: Iterable[str] = ()) -> Path:
+    """Make ``out`` and its ``subfolders`` ready to write a set of ``planned`` files (relative paths).
+
+    A non-empty ``out`` is written into only with ``overwrite``, and only where it holds a set this
+    project wrote (:func:`files_of_set`) and none of the set's places hold files of anyone else (a
+    user's own pairs, or ``out=`` mistyped as an EBB! folder): then exactly that set's files go,
+    ``meta.json`` first (the folder never looks finished). Before anything is removed or written, a
+    hidden :data:`MANIFEST` lists the old set's files and the ``planned`` ones, so an interrupted
+    run is known to be ours. :func:`finish_folder` ends the write.
+
+    Raises:
+        FileExistsError: ``out`` is a file; or exists, is not empty, and ``overwrite`` is false; or
+            holds files no set of ours wrote where the set would go (nothing is touched).
+    """
+    out = Path(out)
+    subfolders = tuple(subfolders)
+    if os.path.lexists(out) and not out.is_dir():
+        raise FileExistsError(f"out={out} is a file: choose a folder for the pairs")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} exists and is not empty: choose a new folder, or pass overwrite=true to write into it")
+        owned = files_of_set(out, subfolders) or set()
+        foreign = [f for f in _relative_files(out, subfolders) if f not in owned]
+        if foreign:
+            raise FileExistsError(
+                f"out={out} holds {len(foreign)} file(s) that no set written by this command lists (e.g. {foreign[0]}): "
+                f"overwrite=true replaces only a set this command wrote, never other files; choose an empty or new out= folder")
+    else:
+        owned = set()
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / MANIFEST, json.dumps(sorted(owned | set(planned)), indent=0) + "\n")
+    (out / META).unlink(missing_ok=True)
+    removed = [out / name for name in sorted(owned - {META}) if _in_set(name, subfolders)]
+    for path in removed:
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+    _remove_temporaries(out, subfolders, removed)
+    for name in subfolders:
+        (out / name).mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _in_set(name: str, subfolders: tuple[str, ...]) -> bool:
+    """True for a set's own places: ``meta.json``, ``f_numbers.json``, or ``<subfolder>/<file>``
+    (a listed name anywhere else, ``../x`` say, is never removed)."""
+    parts = Path(name).parts
+    return name in (META, F_NUMBERS) or (len(parts) == 2 and parts[0] in subfolders and parts[1] not in ("..", "."))
+
+
+def _remove_temporaries(out: Path, subfolders: tuple[str, ...], removed: list[Path]) -> None:
+    """Hidden temporary files that a killed write of one of ``removed`` left beside it
+    (:func:`bokeh.files.atomic_file`: ``.<name>.XXXXXXXX``)."""
+    from bokeh.files import temporary_prefix
+
+    prefixes = {(path.parent, temporary_prefix(path, 8)) for path in removed}
+    for folder in [out, *(out / name for name in subfolders)]:
+        if not folder.is_dir():
+            continue
+        mine = [prefix for parent, prefix in prefixes if parent == folder]
+        for stale in folder.iterdir():
+            if stale.name.startswith(".") and any(stale.name.startswith(prefix) for prefix in mine):
+                stale.unlink(missing_ok=True)
+
+
+def finish_folder(out: str | Path, meta: dict, files: Iterable[str]) -> Path:
+    """End a write begun by :func:`prepare_folder`: ``meta.json`` (with the list of ``files`` the
+    set holds, relative to ``out``) written last and atomically, then the hidden manifest removed."""
+    out = Path(out)
+    path = write_meta(out, {**meta, "files": sorted(set(files))})
+    (out / MANIFEST).unlink(missing_ok=True)
+    return path
 
 
 #: The sets this project writes: ``meta.json``'s ``generator`` -> the command that writes them.

@@ -45,7 +45,10 @@ The writer lays the pairs out as EBB! does (:mod:`bokeh.data.layout`): ``origina
 ``bokeh/<name>.jpg``, ``coc/<name>.png`` (the blur radius rendered in the target),
 ``focal/<name>.png`` (the subject mask, 0/255) and ``f_numbers.json`` (name -> target f-number),
 then ``meta.json`` last (its presence marks a finished set). Names are ``bsds-<split>-<id>``.
-Other keys: ``quality=95`` (JPEG), ``overwrite=false``. Pair ``i`` (the ``i``-th photo of the
+Other keys: ``quality=95`` (JPEG), ``overwrite=false`` (``true`` replaces an earlier set of ours:
+exactly the files its ``meta.json`` lists; a folder holding other files where the pairs go is
+refused). Every value and input (``seed``, the masks' sizes, pair names that would collide or be too
+long) is checked before the first file is touched. Pair ``i`` (the ``i``-th photo of the
 sorted list) of set ``seed`` is the same on every machine: its random stream is
 ``SeedSequence([seed, i])``.
 """
@@ -63,6 +66,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from bokeh.data.layout import COC_DIR, FOCAL_DIR, INPUT_DIR, TARGET_DIR
 from bokeh.data.optics import Slice, ThinLens, radius_grid, render, to_working
 from bokeh.data.synthetic import add_noise, pair_rng
 from bokeh.images import float_to_uint8
@@ -591,6 +595,52 @@ def pair_config(overrides: dict | None = None) -> PhotoPairConfig:
     return PhotoPairConfig(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in overrides.items()})
 
 
+#: The files of one pair: (folder, suffix) in the EBB! layout (:mod:`bokeh.data.layout`)
+PAIR_FILES = ((FOCAL_DIR, ".png"), (COC_DIR, ".png"), (TARGET_DIR, ".jpg"), (INPUT_DIR, ".jpg"))
+
+
+def check_sources(photos: list[PhotoSource], setting: str = "masks") -> None:
+    """Every photo decodes (a truncated or empty file is found now, not half-way through the set),
+    and each subject mask decodes and has its photo's size (or the size turned a quarter, as
+    :func:`upright` accepts), before any pair is written. Decoding is a few milliseconds a photo, a
+    small part of rendering its pair.
+
+    Raises:
+        ValueError: a photo or mask that cannot be read (saying so: empty, truncated, ...) or a mask
+            of another size, naming the file and the option that chose it (``src=``; ``setting``
+            for the masks).
+    """
+    from bokeh.images import read_rgb
+
+    def shape(path: Path, option: str) -> tuple[int, int]:
+        try:
+            return read_rgb(path).shape[:2]
+        except (OSError, ValueError) as error:  # ImageError names the file
+            reason = f"{path} is empty (0 bytes)" if path.is_file() and path.stat().st_size == 0 else str(error)
+            raise ValueError(f"{option}=: {reason}; replace or remove it (nothing was written)") from None
+
+    for source in photos:
+        ih, iw = shape(source.image, "src")
+        if not source.is_mask:
+            continue
+        mh, mw = shape(source.segmentations, setting)
+        if (mw, mh) not in ((iw, ih), (ih, iw)):
+            raise ValueError(f"{setting}=: the mask {source.segmentations} is {mw} x {mh} px but its photo {source.image} is "
+                             f"{iw} x {ih} px: a subject mask must be its photo's size; fix or remove it")
+
+
+def check_not_inside(out: str | Path, src: str | Path, masks: str | Path | None) -> None:
+    """``out`` is neither the source folder nor one of its photo or mask folders (``ValueError``)."""
+    target = Path(out).expanduser().resolve()
+    for setting, folder in (("src", src), ("masks", masks)):
+        if folder is None:
+            continue
+        folder = Path(folder).expanduser().resolve()
+        if target == folder or folder in target.parents and target.relative_to(folder).parts[0] in ("images", "masks", "groundTruth"):
+            where = "" if target == folder else "inside "
+            raise ValueError(f"out={out} is {where}{setting}={folder}: the pairs would be written among the photos; choose another out= folder")
+
+
 def _write_one(out: Path, index: int, source: PhotoSource, seed: int, quality: int, config: dict) -> tuple[float | None, str]:
     """Write pair ``index`` from ``source``; ``(f_number, "")``, or ``(None, reason)`` when skipped."""
     from bokeh.data.coc import write_coc
@@ -635,17 +685,24 @@ def write_photo_pairs(
         ValueError: a bad ``src`` (:func:`find_photos`), setting or segmentations file.
         FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
     """
-    from bokeh.data.folders import plain, prepare_folder, run_jobs, write_meta
+    from bokeh.data.folders import check_seed, finish_folder, plain, prepare_folder, run_jobs
     from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, TARGET_DIR
-    from bokeh.cli import json_text, write_text_atomic
+    from bokeh.cli import json_text
+    from bokeh.files import check_planned, write_text_atomic
 
+    # every value and every input is checked before the first file is touched
+    check_seed(seed)
     photos = find_photos(src, masks)[:n]
     config = dict(config or {})
     pair_config(config)  # unknown keys fail now, not in a worker
+    check_sources(photos, "masks" if masks is not None else "src")
+    check_not_inside(out, src, masks)
+    planned = {source.name: [f"{folder}/{source.name}{suffix}" for folder, suffix in PAIR_FILES] for source in photos}
+    check_planned(((Path(out) / name, f"the pair of {source.image}") for source in photos for name in planned[source.name]), "out",
+                  remedy="two photos of one name (in different folders, or .jpg and .png) make one pair name; rename one")
     written = {} if written is None else written
     reasons: dict[str, str] = {}
-    out = prepare_folder(out, overwrite, (INPUT_DIR, TARGET_DIR, COC_DIR, FOCAL_DIR))
-    (out / F_NUMBERS).unlink(missing_ok=True)
+    out = prepare_folder(out, overwrite, (INPUT_DIR, TARGET_DIR, COC_DIR, FOCAL_DIR), [f for files in planned.values() for f in files])
     jobs = {source.name: (out, index, source, seed, quality, config) for index, source in enumerate(photos)}
 
     def done(name: str, result: tuple[float | None, str]) -> None:
@@ -658,8 +715,9 @@ def write_photo_pairs(
     write_text_atomic(out / F_NUMBERS, json_text(f_numbers, indent=1) + "\n")
     skipped = {name: reasons[name] for name in sorted(reasons)}
     counts = {reason: sum(r == reason for r in skipped.values()) for reason in sorted(set(skipped.values()))}
-    write_meta(out, {"generator": "bokeh.data.photo_pairs", "version": GENERATOR_VERSION, "src": str(Path(src).resolve()),
-                     "masks": str(Path(masks).resolve()) if masks is not None else None, "n": n, "seed": seed, "quality": quality, "config": plain(config), "photos": len(photos), "pairs": len(f_numbers), "skipped_counts": counts, "skipped": skipped})
+    finish_folder(out, {"generator": "bokeh.data.photo_pairs", "version": GENERATOR_VERSION, "src": str(Path(src).resolve()),
+                        "masks": str(Path(masks).resolve()) if masks is not None else None, "n": n, "seed": seed, "quality": quality, "config": plain(config), "photos": len(photos), "pairs": len(f_numbers), "skipped_counts": counts, "skipped": skipped},
+                  [F_NUMBERS, *(f for name in f_numbers for f in planned[name])])
     return out
 
 
@@ -718,7 +776,8 @@ def parse_args(argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, interruptible
+    from bokeh.cli import EXIT_SETTINGS, interruptible
+    from bokeh.files import OutputFolderError, check_output_folder
 
     from bokeh.options import help_text, wants_help
 

@@ -3,8 +3,9 @@
 Two pieces make the data stream a pure function of ``(seed, epoch, position)``:
 
 * :class:`ResumableSampler` shuffles with ``seed + epoch`` (as ``DistributedSampler`` does, of which
-  it is one, so Lightning neither replaces it under DDP nor forgets to call ``set_epoch``) and yields
-  keys ``(index, crop_seed)``; :class:`~bokeh.data.pairs.PairDataset` draws the random crop and flip
+  it is one, so Lightning neither replaces it under DDP nor forgets to call ``set_epoch``), or for a
+  mix of sources draws a stated number of samples by weight with the same seed
+  (:mod:`bokeh.data.mix`), and yields keys ``(index, crop_seed)``; :class:`~bokeh.data.pairs.PairDataset` draws the random crop and flip
   of that item from ``crop_seed`` alone, never from the global RNG (which the model also draws from,
   and which loader workers each copy).
 * :class:`ResumableLoader` counts the batches it has handed out this epoch (and takes the epoch
@@ -23,48 +24,102 @@ mid-epoch checkpoints instead.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+import logging
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRandomSampler
+
+log = logging.getLogger(__name__)
 
 SampleKey = tuple[int, int]  # (dataset index, seed of its random crop and flip)
 
 
-def crop_seed(seed: int, epoch: int, index: int) -> int:
-    """The seed of item ``index``'s random crop in ``epoch``: independent streams per item and epoch."""
-    return int(np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(1)[0])
+def crop_seed(seed: int, epoch: int, index: int, draw: int | None = None) -> int:
+    """The seed of item ``index``'s random crop in ``epoch``: independent streams per item and epoch
+    (and per ``draw``, the position in the epoch's order, for orders that may repeat an item)."""
+    entropy = [int(seed), int(epoch), int(index)] + ([] if draw is None else [int(draw)])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 class ResumableSampler(DistributedSampler):
-    """This rank's share of a seeded per-epoch shuffle, as ``(index, crop_seed)`` keys.
+    """This rank's share of a seeded per-epoch order, as ``(index, crop_seed)`` keys.
 
     Args:
         dataset: anything with ``len``.
-        seed: the shuffle of epoch ``e`` uses ``seed + e``; crops use :func:`crop_seed`.
-        num_replicas, rank: the DDP world (1 and 0 for one process). Each epoch's permutation is
-            cut into ``num_replicas`` disjoint strided shares; with ``drop_last`` (the default) the
-            last ``len % num_replicas`` items of the permutation are left out instead of repeated,
-            so no item is seen twice in one epoch.
+        seed: the order of epoch ``e`` uses ``seed + e``; crops use :func:`crop_seed`.
+        num_replicas, rank: the DDP world (1 and 0 for one process). Each epoch's order is cut
+            into ``num_replicas`` disjoint strided shares; with ``drop_last`` (the default) the last
+            ``len % num_replicas`` items of the order are left out instead of repeated, so no item
+            is seen twice in one epoch.
         shuffle: ``False`` keeps the dataset order (crops still vary by epoch).
+        weights: per-item weights (>= 0, not all 0; e.g. :meth:`bokeh.data.mix.Mix.weights`): each
+            epoch is then ``num_samples`` draws *with replacement*, item ``i`` with probability
+            ``weights[i] / sum(weights)`` (:class:`torch.utils.data.WeightedRandomSampler` with a
+            generator seeded ``seed + epoch``), instead of a permutation; an item drawn twice gets
+            two different crops. ``None``: the permutation.
+        num_samples: the draws per epoch over all ranks (required with ``weights``).
 
     ``start`` (set by :class:`ResumableLoader`) skips that many of this rank's keys in the next
     iteration only.
     """
 
-    def __init__(self, dataset: Dataset, seed: int = 0, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, drop_last: bool = True) -> None:
+    def __init__(self, dataset: Dataset, seed: int = 0, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, drop_last: bool = True,
+                 weights: Sequence[float] | None = None, num_samples: int | None = None) -> None:
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"rank must be in 0..num_replicas-1, got rank={rank}, num_replicas={num_replicas}")
-        if drop_last and len(dataset) < num_replicas:
-            raise ValueError(f"{len(dataset)} training items cannot be split over {num_replicas} processes: use fewer devices or more data")
+        items = len(dataset) if weights is None else int(num_samples or 0)
+        if weights is not None:
+            weights = torch.as_tensor([float(w) for w in weights], dtype=torch.float64)
+            if len(weights) != len(dataset) or not torch.isfinite(weights).all() or (weights < 0).any() or not weights.sum() > 0:
+                raise ValueError(f"weights must be {len(dataset)} finite numbers >= 0, not all 0 (one per training item)")
+            if num_samples is None or int(num_samples) < 1:
+                raise ValueError(f"weighted sampling needs num_samples >= 1 (draws per epoch), got {num_samples}")
+        if drop_last and items < num_replicas:
+            raise ValueError(f"{items} training items cannot be split over {num_replicas} processes: use fewer devices or more data")
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self.weights = weights
+        if weights is not None:  # this rank's draws: as DistributedSampler counts them, over num_samples instead of len(dataset)
+            per_rank = items // num_replicas if drop_last else -(-items // num_replicas)
+            self.num_samples, self.total_size = per_rank, per_rank * num_replicas
         self.start = 0
+
+    def epoch_indices(self, epoch: int | None = None) -> list[int]:
+        """Every rank's indices of ``epoch`` (default: the current one) in order, before the split:
+        rank ``r`` serves ``epoch_indices()[r::num_replicas]``. A pure function of (seed, epoch)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        if self.weights is None:
+            saved, self.epoch = self.epoch, epoch
+            try:
+                indices = [i for r in range(self.num_replicas) for i in self._rank_indices(r)]
+            finally:
+                self.epoch = saved
+            # interleave back into the order before the strided split
+            per = self.num_samples
+            return [indices[r * per + k] for k in range(per) for r in range(self.num_replicas)]
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        return list(WeightedRandomSampler(self.weights, self.total_size, replacement=True, generator=generator))
+
+    def _rank_indices(self, rank: int) -> list[int]:
+        saved, self.rank = self.rank, rank
+        try:
+            return list(super().__iter__())
+        finally:
+            self.rank = saved
 
     def __iter__(self) -> Iterator[SampleKey]:  # a generator: the order is fixed at the first next(), after set_epoch
         start, self.start = self.start, 0
-        for index in list(super().__iter__())[start:]:
-            yield index, crop_seed(self.seed, self.epoch, index)
+        if self.weights is None:
+            for index in list(super().__iter__())[start:]:
+                yield index, crop_seed(self.seed, self.epoch, index)
+            return
+        # draws with replacement: the crop seed follows the draw's position, so repeats differ
+        positions = range(self.rank, self.total_size, self.num_replicas)
+        drawn = self.epoch_indices()[self.rank : self.total_size : self.num_replicas]
+        for position, index in list(zip(positions, drawn))[start:]:
+            yield index, crop_seed(self.seed, self.epoch, index, position)
 
 
 class ResumableLoader(DataLoader):
@@ -144,3 +199,36 @@ class ResumeStoppedEpoch(pl.Callback):
         for counters in (progress["total"], progress["current"]):
             counters["processed"] = counters["completed"] = counters["started"] - 1
         checkpoint["epoch"] = progress["current"]["completed"]
+
+
+class LogDataMix(pl.Callback):
+    """Says what a training set mixed from several sources (:attr:`mix` of the datamodule,
+    :mod:`bokeh.data.mix`) draws; nothing for a single source.
+
+    At the start of training one log line names each source, its pairs and its share; at the start
+    of every epoch one line gives the samples each source contributes to that epoch's draws (the
+    whole epoch, all ranks) and the realised shares are logged as ``data/mix/<source>``. Always on
+    in ``bokeh.train``.
+    """
+
+    @staticmethod
+    def _mix_and_sampler(trainer: pl.Trainer):
+        mix = getattr(trainer.datamodule, "mix", None) if getattr(trainer, "datamodule", None) is not None else None
+        sampler = getattr(trainer.train_dataloader, "sampler", None)
+        return (mix, sampler) if mix is not None and isinstance(sampler, ResumableSampler) else (None, None)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        mix, _ = self._mix_and_sampler(trainer)
+        if mix is not None and trainer.is_global_zero:
+            log.info(mix.describe())
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        mix, sampler = self._mix_and_sampler(trainer)
+        if mix is None:
+            return
+        counts = mix.counts(sampler.epoch_indices(trainer.current_epoch))
+        if trainer.is_global_zero:
+            log.info(mix.describe_counts(counts, trainer.current_epoch))
+        total = max(1, sum(counts.values()))
+        for name, count in counts.items():  # the same numbers on every rank (synced only to keep DDP's epoch logging uniform)
+            pl_module.log(f"data/mix/{name}", count / total, on_step=False, on_epoch=True, sync_dist=True)

@@ -6,7 +6,8 @@ writes ``DIR/original/<i>.jpg`` (sharp), ``DIR/bokeh/<i>.jpg`` (wide aperture) a
 ``DIR/coc/<i>.png`` (the blur radius rendered at each pixel, :mod:`bokeh.data.coc`) for
 ``i = start .. start + n - 1``, and ``DIR/meta.json`` last (its presence marks a finished set).
 Other keys: ``start=0``, ``noise=0.01`` (largest noise std, in [0, 1] units), ``quality=95``
-(JPEG), ``workers=2`` (processes), ``overwrite=false`` (allow writing into a non-empty folder).
+(JPEG), ``workers=2`` (processes), ``overwrite=false`` (allow writing into a non-empty folder: only
+an earlier set of ours is replaced, exactly the files its ``meta.json`` lists).
 An existing non-empty folder is never written into unless ``overwrite=true``; an unwritable one is
 refused before anything is rendered (exit status 2). Ctrl-C stops with one line saying how many
 pairs were written (exit status 130); every file in the folder is complete, and ``meta.json`` is
@@ -20,11 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-from bokeh.cli import EXIT_SETTINGS, OutputFolderError, check_output_folder, interruptible, json_text, write_text_atomic
+from bokeh.cli import EXIT_SETTINGS, interruptible, json_text
 from bokeh.data.coc import write_coc
-from bokeh.data.folders import ensure_folder, plain, prepare_folder, run_jobs, write_meta
+from bokeh.data.folders import check_seed, ensure_folder, finish_folder, plain, prepare_folder, run_jobs
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR, TARGET_DIR
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
+from bokeh.files import OutputFolderError, check_output_folder, write_text_atomic
 from bokeh.images import write_image
 
 USAGE = "usage: python -m bokeh.data.synthesize out=DIR [n=200] [size=512x768] [seed=0] [start=0] [noise=0.01] [quality=95] [workers=2] [overwrite=false]"
@@ -65,6 +67,10 @@ def parse_args(argv: list[str]) -> dict:
     return parse(argv, options(), USAGE)[0]
 
 
+#: The files of one pair: (folder, suffix) in the EBB! layout (:mod:`bokeh.data.layout`)
+PAIR_FILES = ((INPUT_DIR, ".jpg"), (TARGET_DIR, ".jpg"), (COC_DIR, ".png"))
+
+
 def _write_one(out: Path, index: int, seed: int, size: tuple[int, int], noise: float, quality: int, scene: dict | None = None) -> float:
     """Write pair ``index``; returns the target's f-number."""
     pair = make_pair(index, seed=seed, size=size, noise=noise, config=scene_config(scene))
@@ -97,9 +103,13 @@ def write_dataset(
         FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
     """
     written = [] if written is None else written
-    out = prepare_folder(out, overwrite, (INPUT_DIR, TARGET_DIR, COC_DIR))
+    check_seed(seed)  # every value is checked before the first file is touched
+    if start < 0:
+        raise ValueError(f"start={start}: the first pair's index is a whole number >= 0")
     scene = dict(scene or {})
     scene_config(scene)  # unknown keys fail now, not in a worker
+    planned = {index: [f"{folder}/{index}{suffix}" for folder, suffix in PAIR_FILES] for index in range(start, start + n)}
+    out = prepare_folder(out, overwrite, (INPUT_DIR, TARGET_DIR, COC_DIR), [F_NUMBERS, *(f for files in planned.values() for f in files)])
     args = (seed, tuple(size), noise, quality, scene)
     jobs = {index: (out, index, *args) for index in range(start, start + n)}
     f_numbers: dict[str, float] = {}
@@ -111,7 +121,8 @@ def write_dataset(
     run_jobs(_write_one, jobs, workers, done)
     if len(set(f_numbers.values())) > 1:  # the aperture control's data: each target's f-number
         write_text_atomic(out / F_NUMBERS, json_text(dict(sorted(f_numbers.items(), key=lambda kv: int(kv[0]))), indent=0) + "\n")
-    write_meta(out, {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality, "scene": plain(scene)})
+    files = [f for index in sorted(written) for f in planned[index]] + ([F_NUMBERS] if (out / F_NUMBERS).is_file() else [])
+    finish_folder(out, {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality, "scene": plain(scene)}, files)
     return out
 
 

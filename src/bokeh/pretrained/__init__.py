@@ -123,13 +123,20 @@ def save(name: str, generator: GlassNet, settings: dict[str, Any], description: 
     """Write ``<name>.pt`` (float16 state dict) and ``<name>.json`` (``description`` plus the model
     ``settings``, the file's size and SHA-256) into ``folder``; return the JSON's path.
 
-    Used once per retrain by ``python -m bokeh.pretrained ship``; the files are then committed.
+    Used once per retrain by ``python -m bokeh.pretrained ship``; the files are then committed. Both
+    are written atomically (:func:`bokeh.files.atomic_file`), the weights first: a failed write
+    leaves the earlier files as they were.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    import io
+
+    from bokeh.files import write_bytes_atomic, write_text_atomic
+
+    buffer = io.BytesIO()
+    torch.save({key: value.detach().to(torch.float16).contiguous() for key, value in generator.state_dict().items()}, buffer)
+    data = buffer.getvalue()
     weights = folder / f"{name}.pt"
-    torch.save({key: value.detach().to(torch.float16).contiguous() for key, value in generator.state_dict().items()}, weights)
-    record = {"name": name, "file": weights.name, "bytes": weights.stat().st_size, "sha256": sha256(weights),
+    record = {"name": name, "file": weights.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
               "model": dict(settings), **description}
-    path = folder / f"{name}.json"
-    path.write_text(json_text(record) + "\n")
-    return path
+    text = json_text(record) + "\n"  # made before any write: a bad description changes nothing
+    write_bytes_atomic(weights, data)
+    return write_text_atomic(folder / f"{name}.json", text)

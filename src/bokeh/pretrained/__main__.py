@@ -7,7 +7,9 @@
 model settings, how it was trained (the run's command line, steps, wall time, precision, CPU: read
 from the checkpoint and the run's Hydra folder) and its scores on the demo's held-out synthetic pairs
 (split into in-focus and defocused pixels, with the baselines), measured here with the float16
-weights as shipped. ``show`` prints the description of a shipped model.
+weights as shipped. The files are written only once the scores are in, atomically; replacing a
+shipped name needs ``overwrite=true``; ``ckpt=``, ``name=`` and ``real=`` are checked first (one
+sentence, exit status 2). ``show`` prints the description of a shipped model.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from bokeh import pretrained
 from bokeh.cli import json_text
 
-USAGE = "usage: python -m bokeh.pretrained ship ckpt=PATH [name=reference] [real=FOLDER] | show [[name=]reference]"
+USAGE = "usage: python -m bokeh.pretrained ship ckpt=PATH [name=reference] [real=FOLDER] [overwrite=false] | show [[name=]reference]"
 #: What a model trained on pairs made from BSDS500 photos may be used for (its data's terms)
 PHOTO_PAIRS_LICENCE = ("non-commercial research and education: trained on pairs made from the Berkeley Segmentation Data Set 500 "
                        "(Arbelaez et al., TPAMI 2011; Corel photos, non-commercial research and education) and on synthetic scenes; "
@@ -36,16 +38,18 @@ SPLITS = {
 }
 
 
-def score_real_folder(name: str, folder: Path) -> dict:
-    """Shipped model ``name`` on a folder of real pairs as ``bokeh.render ckpt=<name>`` renders them by
-    default, scored by the real-pair benchmark (:mod:`bokeh.evaluate_real`): untapped, and (for a
+def score_real_folder(generator, folder: Path, short_side: int | None = None) -> dict:
+    """A model about to be shipped (its float16 weights, as :func:`bokeh.pretrained.load` gives them)
+    on a folder of real pairs as ``bokeh.render ckpt=<name>`` renders them by default (at its
+    ``short_side``), scored by the real-pair benchmark (:mod:`bokeh.evaluate_real`): untapped, and (for a
     model with the controls) tapped at each subject mask's interior point at each target's f-number;
     means per f-number, with the identity and best-blur baselines."""
     from bokeh.evaluate_real import evaluate_real
     from bokeh.data.real_pairs import list_real_pairs
-    from bokeh.render import load_backend, render_to_uint8
+    from bokeh.render import TorchBackend, render_to_uint8
+    from bokeh.runtimes import TorchRuntime
 
-    backend = load_backend(name)
+    backend = TorchBackend(TorchRuntime(generator, 0, "auto"), name="torch (the model being shipped)", short_side=short_side)
     contract = backend.contract
 
     def render(image, focus, aperture):
@@ -90,7 +94,9 @@ def training_record(ckpt: Path, checkpoint: dict) -> dict:
 
 def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
     """Write ``<name>.pt`` and ``<name>.json`` from ``ckpt`` (see the module docstring); with ``real``,
-    also score it on that folder of real pairs (:func:`score_real_folder`)."""
+    also score it on that folder of real pairs (:func:`score_real_folder`). The float16 weights are
+    scored first, in memory; the files are written at the end, atomically (an interrupt or a failure
+    while scoring leaves the shipped files as they were)."""
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -118,16 +124,16 @@ def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
                   "trained_at": [int(v) for v in data.get("crop_size") or size], "short_side": min(size)},
         "training": record | {"cpu": cpu.describe(), "torch": torch.__version__},
         "data": {key: data[key] for key in ("_target_", "root", "n", "size", "seed", "val_count", "crop_size", "batch_size", "scene",
-                                            "photo_pairs", "photo_share", "focus_auto_share") if key in data},
+                                            "photo_pairs", "photo_share", "photo_weights", "epoch_size", "focus_auto_share") if key in data},
         "controls": {"inputs": list(GlassNet(**settings).contract.names), "reference_f_number": REFERENCE_F_NUMBER},
     }
     if data.get("photo_pairs"):
         description["licence"] = PHOTO_PAIRS_LICENCE
-    path = pretrained.save(name, generator, settings, description)
-    shipped = pretrained.load(name)  # score the float16 weights as shipped
+    shipped = GlassNet(**settings)  # the float16 weights as shipped (bokeh.pretrained.load reads them back as float32)
+    shipped.load_state_dict({key: value.detach().to(torch.float16).float() for key, value in generator.state_dict().items()}, strict=True)
+    shipped.eval()
     started = time.perf_counter()
-    record = json.loads(path.read_text())
-    record["scores"] = {}
+    record = {"scores": {}}
     for split, (what, overrides) in SPLITS.items():
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             # the held-out pairs alone, rendered when loaded: no need to write a whole training set
@@ -136,21 +142,71 @@ def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
         scores = evaluate_generator(shipped, samples)
         record["scores"][split] = {"pairs": what, **scores}
     if real is not None:
-        record["scores"]["real pairs"] = score_real_folder(name, real)
-    path.write_text(json_text(record) + "\n")
-    print(f"shipped {name}: {path} and {path.with_suffix('.pt')} ({record['bytes'] / 2**20:.1f} MiB); scored in {time.perf_counter() - started:.0f} s")
+        record["scores"]["real pairs"] = score_real_folder(shipped, real, description["input"]["short_side"])
+    from bokeh.cli import ignoring_interrupts
+
+    with ignoring_interrupts():  # the scores are in: the two files are written together, Ctrl-C or not
+        path = pretrained.save(name, generator, settings, description | record, folder=pretrained.FOLDER)
+    size = path.with_suffix(".pt").stat().st_size
+    print(f"shipped {name}: {path} and {path.with_suffix('.pt')} ({size / 2**20:.1f} MiB); scored in {time.perf_counter() - started:.0f} s")
     return path
+
+
+def check_ship_options(options: dict[str, str]) -> tuple[Path, str, Path | None]:
+    """``(ckpt, name, real)`` of ``ship``, every one checked before any work.
+
+    Raises:
+        ValueError: one sentence naming the option: ``ckpt=`` missing, a folder, not a ``.ckpt`` or
+            not a training checkpoint; ``name=`` not a plain name, or shipped already without
+            ``overwrite=true``; ``real=`` not a folder of real pairs.
+    """
+    import re
+
+    from bokeh.checkpoint import generator_state, read_checkpoint
+    from bokeh.cli import parse_bool
+    from bokeh.model_files import CheckpointError
+
+    if not options.get("ckpt"):
+        raise ValueError("ckpt= is required: the .ckpt written by python -m bokeh.train, e.g. ckpt=outputs/reference/pretrain/checkpoints/last.ckpt")
+    ckpt = Path(options["ckpt"]).expanduser()
+    if ckpt.is_dir():
+        raise ValueError(f"ckpt={ckpt} is a folder: pass the checkpoint file in it, e.g. ckpt={ckpt / 'checkpoints' / 'last.ckpt'}")
+    if not ckpt.is_file():
+        raise ValueError(f"ckpt={ckpt}: no such file; pass the .ckpt written by python -m bokeh.train")
+    if ckpt.suffix.lower() != ".ckpt":
+        raise ValueError(f"ckpt={ckpt} is not a training checkpoint (.ckpt): ship the .ckpt written by python -m bokeh.train, "
+                         f"not an image or an exported model")
+    try:
+        generator_state(read_checkpoint(ckpt), ckpt)
+    except CheckpointError as error:
+        raise ValueError(str(error).splitlines()[0]) from None
+    name = options.get("name", "reference")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise ValueError(f"name={name!r}: a shipped model's name is letters, digits, '-' and '_' (it names <name>.pt and <name>.json)")
+    overwrite = parse_bool("overwrite", options.get("overwrite", "false"))
+    existing = [path for path in (pretrained.FOLDER / f"{name}.pt", pretrained.FOLDER / f"{name}.json") if path.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"name={name}: a model of that name is shipped already ({existing[0]}): pass overwrite=true to replace it, "
+                         f"or choose another name=")
+    real = None
+    if options.get("real"):
+        from bokeh.data.real_pairs import list_real_pairs
+
+        real = Path(options["real"]).expanduser()
+        list_real_pairs(real)  # a folder not in the layout: one sentence now, not after minutes of scoring
+    return ckpt, name, real
 
 
 def options(command: str):
     """The options of ``bokeh.pretrained ship`` / ``show``, each declared once (:mod:`bokeh.options`)."""
-    from bokeh.options import REQUIRED, Option, model, path, text
+    from bokeh.options import REQUIRED, Option, boolean, model, path, text
 
     name = Option("name", text, "reference", "the shipped model's name")
     if command == "show":
         return (name,)
     return (Option("ckpt", model, REQUIRED, "the training checkpoint to ship"), name,
-            Option("real", path, None, "a folder of real pairs to score it on too"))
+            Option("real", path, None, "a folder of real pairs to score it on too"),
+            Option("overwrite", boolean, False, "replace a model shipped under that name"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,10 +245,15 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     try:
-        ship(Path(settings["ckpt"]), name, settings["real"])
-    except pretrained.CheckpointError as error:  # checked before anything is written
-        print(f"bokeh.pretrained ship: {error}", file=sys.stderr)
+        from bokeh.model_files import check_model_file
+
+        check_model_file(settings["ckpt"], "ckpt", suffixes=(".ckpt",))  # the one check of what a model file is
+        ckpt, name, real = check_ship_options({"ckpt": settings["ckpt"], "name": name, "overwrite": str(settings["overwrite"]).lower(),
+                                               **({"real": str(settings["real"])} if settings["real"] is not None else {})})
+    except (ValueError, OSError) as error:  # CheckpointError is a ValueError; a real= folder not in the layout an OSError
+        print(f"bokeh.pretrained ship: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
+    ship(ckpt, name, real)
     return 0
 
 

@@ -13,7 +13,8 @@
   on reading), so the output looks the way the photo is shown.
 * With ``matte=True`` each photo's matte goes beside its output as ``<out>/<stem>.matte.png``:
   8-bit gray, the photo's size and orientation, 255 = the photo's own pixel (:func:`matte_path`),
-  under the same rules as the outputs below.
+  under the same rules as the outputs below. Two photos of one stem (``a.jpg``, ``a.png``) would
+  share a matte: refused before any work, as is a name that would be too long with ``.matte.png``.
 * Never overwrites an input: ``out`` may not be the input folder, and no output path may be an
   input file; ``out`` must be a folder this process can write; an existing file under an output's
   name is never replaced unless ``overwrite=True`` (all checked before anything runs).
@@ -38,7 +39,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs
+from bokeh.files import OutputFolderError, OutputPlanError, check_output_folder, check_planned, existing_outputs
 from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, from_tensor, is_known_image_type, not_a_file_reason, page_count, read_rgb,
                           srgb_profile, unsupported_reason, write_image)
 from bokeh.render.fit import has_matte, matte_to_uint8, render_layers
@@ -126,6 +127,16 @@ def output_paths(source: Path, out: Path, matte: bool = False) -> list[Path]:
     return [output_path(source, out)] + ([matte_path(source, out)] if matte else [])
 
 
+def planned_outputs(inputs: list[Path], out: Path, matte: bool = False) -> list[tuple[Path, str]]:
+    """``(path, what)`` of every file rendering ``inputs`` writes (:func:`bokeh.files.check_planned`)."""
+    planned = []
+    for path in inputs:
+        planned.append((output_path(path, out), f"the render of {path.name}"))
+        if matte:
+            planned.append((matte_path(path, out), f"the matte of {path.name}"))
+    return planned
+
+
 def check_matte(backend, label: str) -> None:
     """``matte=true`` needs a model with a matte: :class:`RenderError` in one sentence otherwise
     (``label`` names the model, e.g. ``ckpt=model.onnx``)."""
@@ -150,20 +161,26 @@ def check_paths(source: str | os.PathLike, inputs: list[Path], out: str | os.Pat
                 matte: bool = False) -> Path:
     """Refuse settings that would overwrite an input or cannot be written; returns ``out`` as a ``Path``.
 
-    ``out`` is proven writable with a probe file (:func:`bokeh.cli.check_output_folder`); a folder
+    ``out`` is proven writable with a probe file (:func:`bokeh.files.check_output_folder`); a folder
     created for the probe is removed again, so a run refused later leaves nothing behind.
 
     Raises:
         RenderError: ``out`` is a file, ``out`` is the input folder, an output path (a matte's too,
-            with ``matte``) is an input, an output path holds a file already (unless ``overwrite``),
-            or ``out`` cannot be written (read-only, no permission).
+            with ``matte``) is an input, two inputs would write the same output (``a.jpg`` and
+            ``a.png`` with ``matte``: both ``a.matte.png``), an output's name is longer than the file
+            system allows (:func:`bokeh.files.check_planned`), an output path holds a file already
+            (unless ``overwrite``), or ``out`` cannot be written (read-only, no permission).
     """
     source, out = Path(source), Path(out)
     if out.exists() and not out.is_dir():
         raise RenderError(f"out={out} is a file; pass a folder for the rendered images")
     if source.is_dir() and _same_file(source, out):
         raise RenderError(f"out={out} is the input folder: the renders would replace the photos; pass another folder")
-    written = [target for path in inputs for target in output_paths(path, out, matte)]
+    remedy = "rename one of the photos, or render them into separate folders"
+    try:  # every name the run writes, known now: no two the same, none too long
+        written = check_planned(planned_outputs(inputs, out, matte), "out", remedy=remedy)
+    except OutputPlanError as error:
+        raise RenderError(str(error)) from None
     for path in inputs:
         for target in written:
             if _same_file(path, target):

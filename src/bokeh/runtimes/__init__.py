@@ -15,6 +15,10 @@ threads). A missing library or device fails when the object is built, with
 :class:`RuntimeUnavailable` naming the command that provides it. The export checks
 (:mod:`bokeh.export`) and the renderer (:mod:`bokeh.render`) both use these classes.
 
+A model that is not a Glass-Net runs by tensor name through :class:`~bokeh.runtimes.tflite_tensors.TfliteTensors`
+(LiteRT's interpreter or GPU accelerator), which leaves the Glass-Net runtimes' checks as strict as they
+are: the subject segmenter (:mod:`bokeh.runtimes.segmenter`, MediaPipe's selfie segmenter).
+
 ``python -m bokeh.runtimes gpu`` prints the adapter LiteRT's GPU accelerator selects (exit 1 with
 the way to get one when there is none).
 """

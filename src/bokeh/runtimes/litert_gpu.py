@@ -135,6 +135,54 @@ def native_stderr() -> Iterator[list[str]]:
             captured.append(log.read().decode(errors="replace"))
 
 
+_last_adapter: list[Adapter | None] = [None]  # LiteRT logs the adapter once per environment
+
+
+def compile_for_gpu(path: Path, enforce_f32: bool = False, cpu_fallback: bool = False):
+    """``path`` compiled by LiteRT's ``CompiledModel`` for the GPU accelerator (and the CPU with
+    ``cpu_fallback``): ``(model, LiteRT's native log, the adapter)``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        RuntimeUnavailable, GpuAdapterMissing, NotFullyAccelerated, RuntimeError: see :func:`compile_error`.
+    """
+    accelerator_library()
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+    from ai_edge_litert.options import GpuOptions, Options
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    accelerators = HardwareAccelerator.GPU | HardwareAccelerator.CPU if cpu_fallback else HardwareAccelerator.GPU
+    options = Options(accelerators, gpu_options=GpuOptions(enforce_f32=enforce_f32))
+    with native_stderr() as captured:
+        try:
+            model = CompiledModel.from_file(str(path), options=options)
+            error = None
+        except RuntimeError as raised:
+            error = raised
+    log = captured[0]
+    adapter = parse_adapter(log)
+    if error is not None:
+        raise compile_error(path, error, log, adapter) from error
+    _last_adapter[0] = adapter = adapter or _last_adapter[0]
+    return model, log, adapter
+
+
+def compile_error(path: Path, error: RuntimeError, log: str, adapter: Adapter | None) -> Exception:
+    """The error to raise for a model at ``path`` that LiteRT's GPU accelerator failed to compile
+    with ``error`` (``log``: its native log): :class:`GpuAdapterMissing`, :class:`NotFullyAccelerated`
+    (the ops named), or a ``RuntimeError`` with the tail of the log."""
+    if any(marker in log or marker in str(error) for marker in _NO_ADAPTER):
+        return GpuAdapterMissing(f"LiteRT's GPU accelerator found no Vulkan adapter it accepts "
+                                 f"(Dawn: \"No adapters found\"); {ADAPTER_HINT}")
+    if _NOT_ACCELERATED in str(error):
+        return NotFullyAccelerated(path, unsupported_ops(log))
+    tail = "\n".join(line for line in log.splitlines()[-15:] if line.strip())
+    return RuntimeError(f"{path}: LiteRT's GPU accelerator could not compile the model "
+                        f"(adapter: {adapter or 'none selected'}): {error}\nLiteRT's log ends:\n{tail}")
+
+
 def accelerator_library() -> Path:
     """The GPU accelerator library inside the installed ai-edge-litert.
 
@@ -179,31 +227,10 @@ class LiteRTGpuRuntime(Runtime):
     """
 
     kind = "litert_gpu"
-    _last_adapter: Adapter | None = None  # LiteRT logs the adapter once per environment
 
     def __init__(self, path: str | Path, enforce_f32: bool = False, cpu_fallback: bool = False) -> None:
-        accelerator_library()
-        from ai_edge_litert.compiled_model import CompiledModel
-        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
-        from ai_edge_litert.options import GpuOptions, Options
-
         self.path, self.enforce_f32, self.cpu_fallback = Path(path), enforce_f32, cpu_fallback
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such file")
-        accelerators = HardwareAccelerator.GPU | HardwareAccelerator.CPU if cpu_fallback else HardwareAccelerator.GPU
-        options = Options(accelerators, gpu_options=GpuOptions(enforce_f32=enforce_f32))
-        with native_stderr() as captured:
-            try:
-                self.model = CompiledModel.from_file(str(self.path), options=options)
-                error = None
-            except RuntimeError as raised:
-                error = raised
-        self.compile_log = captured[0]
-        adapter = parse_adapter(self.compile_log)
-        if error is not None:
-            self._raise_for(error, adapter)
-        self.adapter = adapter or LiteRTGpuRuntime._last_adapter
-        LiteRTGpuRuntime._last_adapter = self.adapter
+        self.model, self.compile_log, self.adapter = compile_for_gpu(self.path, enforce_f32, cpu_fallback)
         self.fully_accelerated = self.model.is_fully_accelerated()
         if not (cpu_fallback or self.fully_accelerated):  # LiteRT refuses such a model itself; never trust silence
             raise NotFullyAccelerated(self.path, unsupported_ops(self.compile_log))
@@ -234,17 +261,6 @@ class LiteRTGpuRuntime(Runtime):
         self.signature_index = self.model.get_signature_index(key)
         self.input_buffers = self.model.create_input_buffers(self.signature_index)
         self.output_buffers = self.model.create_output_buffers(self.signature_index)
-
-    def _raise_for(self, error: RuntimeError, adapter: Adapter | None) -> None:
-        log = self.compile_log
-        if any(marker in log or marker in str(error) for marker in _NO_ADAPTER):
-            raise GpuAdapterMissing(f"LiteRT's GPU accelerator found no Vulkan adapter it accepts "
-                                    f"(Dawn: \"No adapters found\"); {ADAPTER_HINT}") from error
-        if _NOT_ACCELERATED in str(error):
-            raise NotFullyAccelerated(self.path, unsupported_ops(log)) from error
-        tail = "\n".join(line for line in log.splitlines()[-15:] if line.strip())
-        raise RuntimeError(f"{self.path}: LiteRT's GPU accelerator could not compile the model "
-                           f"(adapter: {adapter or 'none selected'}): {error}\nLiteRT's log ends:\n{tail}") from error
 
     @classmethod
     def from_file(cls, path: str | Path, enforce_f32: bool = False, cpu_fallback: bool = False) -> LiteRTGpuRuntime:
@@ -292,13 +308,7 @@ class LiteRTGpuRuntime(Runtime):
 
     def close(self) -> None:
         """Release the GPU buffers, then the compiled model (large at 1024 x 1536); idempotent."""
-        for buffer in getattr(self, "input_buffers", []) + getattr(self, "output_buffers", []):
-            if buffer.capsule is not None:
-                buffer.destroy()
-        self.input_buffers, self.output_buffers = [], []
-        if getattr(self, "model", None) is not None:
-            self.model.close()
-            self.model = None
+        close_compiled(self)
 
     def __enter__(self) -> LiteRTGpuRuntime:
         return self
@@ -311,14 +321,30 @@ class LiteRTGpuRuntime(Runtime):
         return "float32 (enforce_f32)" if self.enforce_f32 else "float16 arithmetic (the GPU default)"
 
     def describe(self) -> Description:
-        return Description(
-            runtime=f"LiteRT {library_version('ai-edge-litert')} GPU accelerator (ML Drift, WebGPU)",
-            device=str(self.adapter) if self.adapter else "unknown adapter (LiteRT logged none)",
-            precision=self.precision, threads=None,
-            software_adapter=self.adapter.software if self.adapter else None,
-            extra={"file": self.path.name, "fully_accelerated": self.fully_accelerated,
-                   "adapter": self.adapter.to_dict() if self.adapter else None},
-        )
+        return gpu_description(self.adapter, self.enforce_f32, self.path, self.fully_accelerated)
+
+
+def close_compiled(owner) -> None:
+    """Release ``owner``'s GPU buffers (``input_buffers``, ``output_buffers``), then its compiled
+    ``model``; idempotent."""
+    for buffer in getattr(owner, "input_buffers", []) + getattr(owner, "output_buffers", []):
+        if buffer.capsule is not None:
+            buffer.destroy()
+    owner.input_buffers, owner.output_buffers = [], []
+    if getattr(owner, "model", None) is not None:
+        owner.model.close()
+        owner.model = None
+
+
+def gpu_description(adapter: Adapter | None, enforce_f32: bool, path: Path, fully_accelerated: bool | None) -> Description:
+    """The :class:`Description` of a model at ``path`` compiled for LiteRT's GPU accelerator on ``adapter``."""
+    return Description(
+        runtime=f"LiteRT {library_version('ai-edge-litert')} GPU accelerator (ML Drift, WebGPU)",
+        device=str(adapter) if adapter else "unknown adapter (LiteRT logged none)",
+        precision="float32 (enforce_f32)" if enforce_f32 else "float16 arithmetic (the GPU default)", threads=None,
+        software_adapter=adapter.software if adapter else None,
+        extra={"file": path.name, "fully_accelerated": fully_accelerated, "adapter": adapter.to_dict() if adapter else None},
+    )
 
 
 @functools.lru_cache(maxsize=1)
