@@ -124,7 +124,7 @@ def test_make_targets_take_any_path(tmp_path):
     # the checkpoint path arrives whole (the file does not exist: the export stops at once, naming it)
     missing = tmp_path / AWKWARD / "last.ckpt"
     refused = make("tflite", f"CKPT={missing}", f"OUT={tmp_path / 'out dir'}", "SIZE=64x96", cwd=tmp_path)
-    assert refused.returncode != 0 and f"checkpoint {missing} does not exist" in refused.stderr
+    assert refused.returncode != 0 and f"{missing} does not exist" in refused.stderr
     assert "mismatched input" not in refused.stderr
 
 
@@ -231,3 +231,18 @@ def test_a_child_command_is_interrupted_and_waited_for(tmp_path):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert (tmp_path / "cleaned up").exists()
+
+
+def test_result_json_is_strict_and_small_files_get_the_usual_mode(tmp_path):
+    import json as json_module
+
+    import numpy as np
+
+    from bokeh.cli import json_text, write_text_atomic
+
+    text = json_text({"psnr_in_focus": float("nan"), "rows": [np.float32(1.5), float("inf"), 2, True]})
+    assert json_module.loads(text, parse_constant=lambda name: pytest.fail(name)) == {"psnr_in_focus": None, "rows": [1.5, None, 2, True]}
+    umask = os.umask(0)
+    os.umask(umask)
+    written = write_text_atomic(tmp_path / "meta.json", text)
+    assert written.stat().st_mode & 0o777 == 0o666 & ~umask, "0o666 less the umask, as open() gives (mkstemp made 0o600)"

@@ -164,8 +164,8 @@ def test_a_bad_folder_or_argument_is_one_sentence_and_exit_2(tmp_path, capsys):
     (tmp_path / "empty" / "masks").mkdir()
     assert "no photo in images/ has a mask" in _refused(["ckpt=reference", f"portraits={tmp_path / 'empty'}"], capsys)
     folder = write_portraits(tmp_path / "p", names=("a",))
-    assert "aperture='0'" in _refused(["ckpt=reference", f"portraits={folder}", "aperture=0"], capsys)
-    assert "tap='maybe'" in _refused(["ckpt=reference", f"portraits={folder}", "tap=maybe"], capsys)
+    assert "aperture=0 " in _refused(["ckpt=reference", f"portraits={folder}", "aperture=0"], capsys)
+    assert "tap=maybe:" in _refused(["ckpt=reference", f"portraits={folder}", "tap=maybe"], capsys)
     assert "no such file" in _refused([f"ckpt={tmp_path / 'missing.ckpt'}", f"portraits={folder}"], capsys)
 
 
@@ -192,3 +192,21 @@ def test_on_real_portraits_a_portrait_mode_from_the_true_mask_keeps_the_person_a
     assert all(r["detail_subject"]["mean"] > 0.99 for r in rows)
     textured = [r["detail_background"]["mean"] for r in rows if r["detail_background"]["photos"]]
     assert len(textured) >= 2 and max(textured) < 0.3, "an already soft background is no textured background"
+
+
+def test_a_photo_with_an_all_black_mask_is_skipped_with_a_line_and_metrics_json_is_strict_json(tmp_path, capsys):
+    # issue 32: an all-black person mask gave a NaN row and a bare NaN in metrics.json (not JSON)
+    from bokeh import evaluate
+    from test_render import write_tiny_checkpoint
+
+    checkpoint = write_tiny_checkpoint(tmp_path / "plain.ckpt")
+    folder = write_portraits(tmp_path / "portraits", names=("a", "empty"))
+    write_image(folder / "masks" / "empty.png", np.zeros(SIZE, np.uint8))
+    results = evaluate.main([f"ckpt={checkpoint}", f"portraits={folder}", f"out={tmp_path / 'metrics.json'}"])
+    err = capsys.readouterr().err
+    assert "empty: skipped: its mask is all black (no subject to score)" in err and "1 portrait(s)" in err
+    text = (tmp_path / "metrics.json").read_text()
+    written = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
+    assert [row["name"] for row in written["photos"]] == ["a"] == [row["name"] for row in results["photos"]]
+    write_image(folder / "masks" / "a.png", np.zeros(SIZE, np.uint8))  # nothing left to score: one sentence, exit 2
+    assert "every mask is all black or all white" in _refused([f"ckpt={checkpoint}", f"portraits={folder}"], capsys)

@@ -147,3 +147,57 @@ def test_every_jpeg_suffix_is_read_and_written_as_jpeg(tmp_path, suffix):
     assert np.array_equal(read_rgb(path), jpeg_roundtrip(image, 95))  # the same encoder settings as .jpg
     assert images.unsupported_reason(path) is None
     assert "HEIC" in images.unsupported_reason(tmp_path / "IMG_0001.HEIC")[0]
+
+
+def gray_icc_profile(gamma: float) -> bytes:
+    """A minimal ICC v2 gray display profile (a ``kTRC`` tone curve), built here: no system file needed."""
+    import struct
+
+    d50 = (0.9642, 1.0, 0.8249)
+    s15 = lambda v: struct.pack(">i", int(round(v * 65536)))  # noqa: E731
+    text = b"gray test\0"
+    tags = [(b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78),
+            (b"wtpt", b"XYZ \0\0\0\0" + b"".join(s15(c) for c in d50)),
+            (b"kTRC", b"curv\0\0\0\0" + struct.pack(">IH", 1, int(round(gamma * 256))) + b"\0\0"),
+            (b"cprt", b"text\0\0\0\0none\0")]
+    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
+    for signature, body in tags:
+        body += b"\0" * (-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"mntrGRAYXYZ " + b"\0" * 12 + b"acsp"
+              + b"\0" * 28 + b"".join(s15(c) for c in d50) + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+@pytest.mark.parametrize("kind", ["16-bit gray", "gray + opaque alpha", "8-bit gray"])
+def test_gray_photos_with_a_gray_profile_are_converted_not_skipped(tmp_path, kind):
+    # issue 32 (kept back twice): "profile is for GRAY but the pixels are I;16" for 16-bit gray and gray+alpha
+    levels = np.array([[0, 64, 128, 255]], np.uint8).repeat(4, 0)
+    if kind == "16-bit gray":
+        image = Image.fromarray(levels.astype(np.uint16) * 257)
+    elif kind == "gray + opaque alpha":
+        image = Image.fromarray(np.stack([levels, np.full_like(levels, 255)], -1), "LA")
+    else:
+        image = Image.fromarray(levels)
+    image.save(tmp_path / "gray.png", icc_profile=gray_icc_profile(1.0))  # linear gray
+    read = read_rgb(tmp_path / "gray.png").astype(np.float64)
+    linear = levels / 255.0  # the textbook sRGB encoding of linear light
+    expected = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055) * 255.0
+    assert np.abs(read - expected[..., None]).max() <= 2.5 and read[0, 1, 0] > 64 + 40, "converted by the profile"
+
+
+def test_an_empty_image_file_is_said_to_be_empty(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    for read in (read_rgb, read_size):
+        with pytest.raises(ImageError, match=r"empty\.jpg: empty file \(0 bytes\)"):
+            read(tmp_path / "empty.jpg")
+
+
+def test_a_multi_page_tiff_is_read_at_its_first_page_and_counted(tmp_path):
+    first, second = (np.full((8, 8, 3), v, np.uint8) for v in (40, 200))
+    Image.fromarray(first).save(tmp_path / "pages.tif", save_all=True, append_images=[Image.fromarray(second)])
+    assert images.page_count(tmp_path / "pages.tif") == 2 and images.page_count(tmp_path / "pages.tif") != 1
+    assert np.array_equal(read_rgb(tmp_path / "pages.tif"), first)
+    write_image(tmp_path / "one.png", first)
+    assert images.page_count(tmp_path / "one.png") == 1

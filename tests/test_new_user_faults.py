@@ -266,8 +266,8 @@ def test_a_wrong_data_root_is_one_line_before_anything_is_built(tmp_path):
 
 
 @pytest.mark.parametrize("option, message", [
-    ("photos=foo", "unknown photo foo"), ("minutes=abc", "minutes='abc'"), ("minutes=-1", "more than 0"),
-    ("tflite=maybe", "tflite='maybe': use true or false"), ("reference=perhaps", "use true or false"),
+    ("photos=foo", "unknown photo foo"), ("minutes=abc", "minutes=abc: give a number of minutes"), ("minutes=-1", "above 0"),
+    ("tflite=maybe", "tflite=maybe: use true or false"), ("reference=perhaps", "use true or false"),
     ("overwrite=sure", "use true or false"), ("data.no_such_key=1", "no_such_key"),
 ])
 def test_every_demo_option_is_checked_before_any_work(option, message, tmp_path, capsys):

@@ -77,8 +77,8 @@ def tiny_ckpt(tmp_path_factory):
     return save_generator(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt", GlassNet(**SETTINGS), SETTINGS)
 
 
-@pytest.mark.parametrize("bad, said", [("missing.ckpt", "no such file"), ("photo.png", "not a training checkpoint"),
-                                       ("run", "is a folder"), ("empty.ckpt", "could not be read"), ("TINY", "shipped already")])
+@pytest.mark.parametrize("bad, said", [("missing.ckpt", "no such file"), ("photo.png", "is an image, not a model"),
+                                       ("run", "is a folder"), ("empty.ckpt", "is empty (0 bytes)"), ("TINY", "shipped already")])
 def test_ship_checks_its_file_and_name_first_in_one_sentence(bad, said, tiny_ckpt, tmp_path):
     from PIL import Image
 

@@ -212,7 +212,7 @@ def test_cli_taps_and_sets_the_aperture_for_a_model_with_controls_and_refuses_th
     assert exit_.value.code == 2 and "takes no tap-to-focus point" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         evaluate.main([f"ckpt={plain_model}", f"real={tmp_path / 'real'}", "tap=maybe"])
-    assert exit_.value.code == 2 and "tap='maybe'" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "tap=maybe:" in capsys.readouterr().err
 
 
 def test_cli_refuses_bad_arguments_before_any_work(tmp_path, capsys):
@@ -258,3 +258,12 @@ def test_the_validation_callback_logs_real_scores_and_skips_a_missing_folder_wit
         missing.on_validation_epoch_end(trainer, module)
         missing.on_validation_epoch_end(trainer, module)
     assert len(caught) == 1 and not logged
+
+
+def test_targets_of_one_f_number_in_two_folders_are_refused_not_scored_twice(tmp_path):
+    # issue 32: bokeh/ (f/1.8) and f1.8/ gave each pair twice under one name
+    root = write_ebb_set(tmp_path / "set", names=("1",), masks=False)
+    write_photo(root / "f1.8" / "1.png", 1)
+    with pytest.raises(DataLayoutError, match=r"targets at f/1.8 in both bokeh/ and f1.8/: keep one folder"):
+        list_real_pairs(root)
+    assert [p.name for p in list_real_pairs(root, bokeh_aperture=2.0)] == ["1 f/2", "1 f/1.8"], "told what bokeh/ holds, both are scored"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from bokeh.model_files import CheckpointError
 import torch
 from PIL import Image
 from torch import nn
@@ -234,7 +236,7 @@ def test_pixel_range_models_are_scaled_to_and_from_signed():
 def test_load_backend_rejects_unknown_and_missing_files(tmp_path):
     with pytest.raises(ValueError, match=r"\.pt.*\.ckpt.*\.onnx.*\.tflite"):
         load_backend(tmp_path / "model.pt")
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(CheckpointError, match="no such file"):
         load_backend(tmp_path / "missing.onnx")
 
 
@@ -330,7 +332,7 @@ def test_inputs_are_never_overwritten(tmp_path):
     (["input=x", "ckpt=a.ckpt", "out=o", "short_side=7"], "short_side"),
     (["input=x", "ckpt=a.ckpt", "out=o", "sideways=true"], "unknown argument"),
     (["input=x", "ckpt=a.ckpt", "out=o", "side_by_side=maybe"], "side_by_side"),
-    (["input=x", "ckpt=a.ckpt", "out=o", "precision=fp16"], "precision='fp16': one of auto, fp32, bf16"),
+    (["input=x", "ckpt=a.ckpt", "out=o", "precision=fp16"], "precision=fp16: one of auto, fp32, bf16"),
 ])
 def test_cli_says_what_is_wrong(args, message, capsys):
     assert main(args) == 2
@@ -649,3 +651,15 @@ def test_tiny_photos_render_through_every_backend(tiny_models, tmp_path):
         assert main([f"input={folder}", f"ckpt={tiny_models[kind]}", f"out={tmp_path / kind}"]) == 0, kind
         for name, size in sizes.items():
             assert read_rgb(tmp_path / kind / name).shape == (*size, 3), (kind, name)
+
+
+def test_a_single_photo_that_fails_leaves_no_empty_out_folder(tiny_checkpoint, tmp_path, capsys):
+    # issue 32: a single-file render that failed left an empty out/
+    Image.fromarray(gradient_photo(24, 40)).save(tmp_path / "photo.png")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((tmp_path / "photo.png").read_bytes()[:60])  # the header, no pixels: skipped when decoded
+    assert main([f"input={broken}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'out'}"]) == 1
+    assert "broken.png" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    (tmp_path / "empty.png").write_bytes(b"")  # an empty photo is a bad input=, refused before any work
+    assert main([f"input={tmp_path / 'empty.png'}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'out'}"]) == 2
+    assert "empty.png: empty file (0 bytes)" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -23,7 +23,7 @@ from bokeh.models.controls import NO_FOCUS, REFERENCE_F_NUMBER, ControlError, In
 from bokeh.models.glassnet import GlassNet
 from bokeh.models.init import trained_like
 from bokeh.render import ExportedBackend, PixelPoint, TorchBackend, plan_for, render_image
-from bokeh.render.__main__ import parse_aperture, parse_focus
+from bokeh.models.controls import parse_aperture, parse_focus
 from bokeh.runtimes import TorchRuntime
 from bokeh.runtimes.base import ModelFileError, contract_from_names, control_inputs
 
@@ -173,16 +173,16 @@ def render_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("model, args, message", [
-    ("both", ["focus=1.2,0.5"], "focus=(1.2, 0.5) lies outside the photo"),
+    ("both", ["focus=1.2,0.5"], "focus=1.2,0.5 lies outside the photo"),
     ("both", ["focus=61px,20px"], "focus=61px,20px lies outside the photo (60 x 40 px)"),
     ("both", ["focus=-0.1,0.5"], "lies outside the photo"),
-    ("both", ["focus=abc"], "focus='abc' is not a point"),
+    ("both", ["focus=abc"], "focus=abc is not a point"),
     ("both", ["focus=0.5"], "is not a point"),
-    ("both", ["aperture=0"], "aperture='0' is not a usable f-number"),
+    ("both", ["aperture=0"], "aperture=0 is not a usable f-number"),
     ("both", ["aperture=f/0"], "is not a usable f-number"),
-    ("both", ["aperture=-2.8"], "aperture='-2.8' is not a usable f-number"),
-    ("both", ["aperture=nan"], "aperture='nan' is not a usable f-number"),
-    ("both", ["aperture=wide"], "aperture='wide' is not an f-number"),
+    ("both", ["aperture=-2.8"], "aperture=-2.8 is not a usable f-number"),
+    ("both", ["aperture=nan"], "aperture=nan is not a usable f-number"),
+    ("both", ["aperture=wide"], "aperture=wide is not an f-number"),
     ("paper", ["focus=0.5,0.5"], "focus= was given, but this model takes no tap-to-focus point (its inputs: image)"),
     ("paper", ["aperture=4"], "aperture= was given, but this model takes no f-number"),
     ("aperture", ["focus=0.5,0.5", "aperture=4"], "focus= was given, but this model takes no tap-to-focus point"),

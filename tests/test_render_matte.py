@@ -132,3 +132,20 @@ def test_cli_matte_true_does_not_overwrite_a_matte_without_overwrite_true(checkp
     assert not (out / "photo.png").exists()
     assert render(*args, "overwrite=true") == 0
     assert Image.open(out / "photo.matte.png").size == (40, 30)
+
+
+@pytest.mark.parametrize("shape", [(200, 1, 3), (1, 200, 3), (2, 300, 3)])
+def test_a_photo_a_pixel_or_two_thin_renders_through_a_static_size_model_with_a_matte(shape):
+    # issue 32 item 7: 200 x 1 through an exported model with a matte stopped on the matte's upsampling
+    # (reflection padding wider than the one-pixel side); a static-size torch backend runs the same path
+    import numpy as np
+
+    from bokeh.models.glassnet import GlassNet
+    from bokeh.render import TorchBackend, render_layers
+
+    torch.manual_seed(0)
+    backend = TorchBackend(GlassNet(4, 4, blocks=1, blend=True).eval(), static_size=(16, 32))
+    photo = (np.arange(shape[0] * shape[1] * 3) % 255).astype(np.uint8).reshape(shape)
+    image, matte = render_layers(photo, backend)
+    assert tuple(image.shape) == (3, *shape[:2]) and tuple(matte.shape) == (1, *shape[:2])
+    assert torch.isfinite(image).all() and 0 <= float(matte.min()) <= float(matte.max()) <= 1

@@ -19,20 +19,17 @@ from typing import Any, Mapping
 
 import torch
 
-from bokeh.model_files import CheckpointError, lfs_pointer_reason
+from bokeh.model_files import CheckpointError, check_model_file
 from bokeh.models.glassnet import GlassNet
 
 GENERATOR_PREFIX = "generator."
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict at ``path``, loaded on the CPU with ``weights_only=True``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist: pass the .ckpt written by `python -m bokeh.train`")
-    pointer = lfs_pointer_reason(path)
-    if pointer:
-        raise CheckpointError(pointer)
+def read_checkpoint(path: str | Path, setting: str = "ckpt") -> dict:
+    """The checkpoint dict at ``path``, loaded on the CPU with ``weights_only=True``, once
+    :func:`bokeh.model_files.check_model_file` has found it a model file (``setting`` names the
+    option in its messages)."""
+    path = check_model_file(path, setting, suffixes=None)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
@@ -97,14 +94,16 @@ def state_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, tor
     return ", ".join(parts) or None
 
 
-def generator_source(path: str | Path) -> tuple[dict, dict]:
+def generator_source(path: str | Path, setting: str = "ckpt") -> tuple[dict, dict]:
     """``(glassnet_kwargs, generator_state_dict)`` from a Lightning checkpoint, or from a model shipped
-    with the package when ``path`` is its name (``reference``: :mod:`bokeh.pretrained`)."""
+    with the package when ``path`` is its name (``reference``: :mod:`bokeh.pretrained`; the name wins
+    over a file or folder of that name: :func:`bokeh.pretrained.resolve`)."""
     from bokeh import pretrained
 
-    if pretrained.is_name(path) and not Path(path).exists():
-        return pretrained.generator_state(str(path))
-    return generator_state(read_checkpoint(path), path)
+    source = pretrained.resolve(path, setting, suffixes=None)
+    if isinstance(source, str):
+        return pretrained.generator_state(source)
+    return generator_state(read_checkpoint(source, setting), path)
 
 
 def load_generator(path: str | Path) -> GlassNet:

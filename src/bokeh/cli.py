@@ -124,18 +124,7 @@ def given_path(key: str, value: str | os.PathLike | None) -> Path:
     return Path(value)
 
 
-TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-
-def parse_bool(key: str, value: str | bool) -> bool:
-    """``value`` of option ``key`` as a bool; ``ValueError`` (one sentence) for anything but
-    true/false, 1/0, yes/no, on/off (any case)."""
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS or word in FALSE_WORDS:
-        return word in TRUE_WORDS
-    raise ValueError(f"{key}={value!r}: use true or false")
+from bokeh.options import FALSE_WORDS, TRUE_WORDS, parse_bool  # noqa: E402, F401  (the true/false words live there, once)
 
 
 # ----------------------------------------------------------------------------- Ctrl-C and signals
@@ -251,3 +240,27 @@ def run_child(command: list[str], grace_s: float = 120.0) -> None:
         raise
     if code != 0:
         raise subprocess.CalledProcessError(code, command)
+
+
+# ----------------------------------------------------------------------------- JSON a reader can parse
+def finite_json(value):
+    """``value`` with every non-finite float (a mean over no image, an empty split) as ``None``, so
+    it is valid JSON (``NaN`` is not): ``json.dumps(finite_json(v), allow_nan=False)``."""
+    import math
+    import numbers
+
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # float, numpy floats
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def json_text(value, indent: int | None = 2) -> str:
+    """``value`` as strict JSON text (:func:`finite_json`, ``allow_nan=False``): what every result
+    file (``metrics.json``, ``report.json``, a set's ``meta.json``) is written with."""
+    import json
+
+    return json.dumps(finite_json(value), indent=indent, allow_nan=False)

@@ -92,7 +92,10 @@ def upsample_matte(matte: torch.Tensor, photo: torch.Tensor, radius: float = RAD
     if factor > 1.0 and min(size) >= 2 * window:  # a photo thinner than two windows (a 1-px strip) stays bilinear
         weights = torch.tensor(LUMA, dtype=up.dtype, device=up.device).view(1, 3, 1, 1) * 0.5
         guidance = (photo.to(up.dtype) * weights).sum(1, keepdim=True) + 0.5  # (B, 1, H, W) luma in [0, 1]
-        up = guided_blur(guidance, up, window, eps, border_type="reflect", subsample=max(1, math.floor(factor)))
+        subsample = max(1, math.floor(factor))
+        # reflection needs more pixels than the window reaches at the subsampled size: else repeat the edge
+        border = "reflect" if min(size) // subsample > window else "replicate"
+        up = guided_blur(guidance, up, window, eps, border_type=border, subsample=subsample)
     up = up.clamp(0.0, 1.0)
     return torch.where(up > 1.0 - SNAP, 1.0, torch.where(up < SNAP, 0.0, up))
 

@@ -38,41 +38,58 @@ from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
 from bokeh.checkpoint_io import CheckpointWriteError
-from bokeh.cli import EXIT_SETTINGS, given_path, hydra_quote, interruptible, parse_bool, quote_path_overrides, run_child
+from bokeh.cli import EXIT_SETTINGS, hydra_quote, interruptible, json_text, quote_path_overrides, run_child
 from bokeh.files import OutputFolderError, check_output_folder, check_planned, write_text_atomic
 from bokeh.evaluate import baselines, evaluate_generator, format_table, score, validation_samples
 from bokeh.data.pairs import DataLayoutError
 from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths, check_run_folder, run
 
-DEFAULTS = {"minutes": "10", "tflite": "true", "reference": "true", "out": "outputs/demo", "photos": "astronaut,coffee,chelsea",
-            "overwrite": "false", "real": ""}
 #: Photos shipped inside scikit-image (no download), by the name of their ``skimage.data`` function
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field", "immunohistochemistry", "camera", "moon",
           "coins", "page", "text", "grass", "gravel", "brick", "cell")
 MAX_MINUTES = 14 * 24 * 60
+USAGE = ("usage: python -m bokeh.demo [minutes=10] [tflite=true] [reference=true] [out=outputs/demo] "
+         "[photos=astronaut,coffee,chelsea] [overwrite=false] [real=FOLDER] [group.key=value ...]")
 
 
-def check_options(options: dict[str, str]) -> dict:
-    """Typed options, each checked (``ValueError``, one sentence naming the option)."""
-    checked = {key: parse_bool(key, options[key]) for key in ("tflite", "reference", "overwrite")}
-    try:
-        minutes = float(options["minutes"])
-    except ValueError:
-        raise ValueError(f"minutes={options['minutes']!r}: a number of minutes, e.g. minutes=10") from None
-    if not 0 < minutes <= MAX_MINUTES:  # also NaN
-        raise ValueError(f"minutes={options['minutes']!r}: give more than 0 and at most {MAX_MINUTES} (14 days)")
-    photos = [p for p in options["photos"].split(",") if p]
+def parse_photos(text: str) -> list[str]:
+    """``astronaut,coffee`` -> the named photos of :data:`PHOTOS`, at least one."""
+    photos = [p for p in text.split(",") if p]
     unknown = [p for p in photos if p not in PHOTOS]
     if unknown or not photos:
-        raise ValueError(f"photos={options['photos']!r}: {'unknown photo ' + ', '.join(unknown) if unknown else 'no photo named'}; "
-                         f"choose from {','.join(PHOTOS)}")
-    real = None
-    if options["real"]:
+        raise ValueError(f"{'unknown photo ' + ', '.join(unknown) if unknown else 'no photo named'}; choose from {','.join(PHOTOS)}")
+    return photos
+
+
+parse_photos.describe = "photo names separated by commas, from " + ",".join(PHOTOS)
+
+
+def options():
+    """The options of ``bokeh.demo``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.options import Option, boolean, number, path
+
+    return (
+        Option("minutes", number(0, MAX_MINUTES, low_open=True, what="a number of minutes"), 10.0,
+               "cap on the training time (at most 14 days)"),
+        Option("tflite", boolean, True, "convert the demo model to TFLite and verify it"),
+        Option("reference", boolean, True, "render and score the shipped reference model first"),
+        Option("out", path, Path("outputs/demo"), "the folder to write into"),
+        Option("photos", parse_photos, ["astronaut", "coffee", "chelsea"], "scikit-image photos to render"),
+        Option("overwrite", boolean, False, "replace the files of an earlier demo in out="),
+        Option("real", path, None, "a folder of real photo pairs to render and score too"),
+    )
+
+
+def check_options(options: dict) -> dict:
+    """The parsed options with ``out`` resolved and ``real`` checked (a folder not in the layout:
+    one sentence now, before any work)."""
+    checked = dict(options)
+    checked["out"] = Path(options["out"]).resolve()
+    if options["real"] is not None:
         from bokeh.data.real_pairs import list_real_pairs
 
-        real = Path(options["real"]).expanduser()
-        list_real_pairs(real)  # a folder not in the layout: one sentence now, before any work
-    return checked | {"minutes": minutes, "photos": photos, "out": given_path("out", options["out"]).resolve(), "real": real}
+        list_real_pairs(options["real"])
+    return checked
 
 
 def real_strip_name(name: str, aperture: float) -> str:
@@ -101,21 +118,16 @@ def planned_outputs(out: Path, photos: list[str], reference: bool, tflite: bool,
     return planned + [(path, "an earlier demo's checkpoint") for path in (sorted(checkpoints.iterdir()) if checkpoints.is_dir() else [])]
 
 
-def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
-    """``(options, training overrides)``: ``key=value`` over :data:`DEFAULTS`, dotted keys to Hydra."""
-    options, overrides = dict(DEFAULTS), []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and "." in key:
-            overrides.append(arg)
-        elif sep and key in DEFAULTS:
-            options[key] = value
-        else:
-            raise SystemExit(
-                f"unknown argument {arg!r}; options: " + " ".join(f"{k}={v}" for k, v in DEFAULTS.items())
-                + " and training overrides such as data.n=40"
-            )
-    return options, overrides
+def parse(argv: list[str]) -> tuple[dict, list[str]]:
+    """``(options, training overrides)``: :func:`options` checked (:mod:`bokeh.options`), dotted
+    keys passed to the training config.
+
+    Raises:
+        bokeh.options.OptionError: an unknown argument or a bad value (one sentence naming it).
+    """
+    from bokeh.options import parse as parse_options
+
+    return parse_options(argv, options(), USAGE, passthrough=lambda arg: "." in arg.partition("=")[0])
 
 
 def demo_config(out: Path, minutes: float, extra: list[str], overwrite: bool = False):
@@ -282,9 +294,15 @@ def render_real_pairs(generator, folder: Path, out: Path, short_side: int) -> tu
 def main(argv: list[str] | None = None) -> None:
     from hydra.errors import HydraException
 
-    options, overrides = parse(sys.argv[1:] if argv is None else argv)
+    from bokeh.options import help_text, wants_help
+
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(__doc__.strip() + "\n\n" + help_text(USAGE, options()))
+        raise SystemExit(0)
     try:  # every option before any work
-        checked = check_options(options)
+        checked, overrides = parse(argv)
+        checked = check_options(checked)
         out = checked["out"]
         cfg = demo_config(out, checked["minutes"], overrides, checked["overwrite"])
         check_data_paths(cfg.data)
@@ -330,7 +348,7 @@ def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
 
             real_pictures, real_results = render_real_pairs(reference, options["real"], out, short_side)
             pictures += real_pictures
-            write_text_atomic(out / "real_pairs.json", json.dumps(real_results, indent=2))
+            write_text_atomic(out / "real_pairs.json", json_text(real_results, indent=2))
             print(f"\nthe shipped reference model on {len(real_pictures)} real pair(s) from {options['real']}:\n" + format_real_table(real_results))
         results = {"reference model": evaluate_generator(reference, samples, with_baselines=False)["model"]} | results
         finished.append("reference model (" + ", ".join(str(p) for p in pictures) + ")")
@@ -344,7 +362,7 @@ def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
     demo = evaluate_generator(load_generator(checkpoint), samples, with_baselines=False)["model"]
     demo |= {"checkpoint": str(checkpoint), "train_seconds": round(train_seconds, 1)}
     results = {"demo model": demo} | results
-    write_text_atomic(out / "metrics.json", json.dumps(results, indent=2))
+    write_text_atomic(out / "metrics.json", json_text(results))
     finished.append(f"scores ({out / 'metrics.json'})")
     pictures += render_photos(load_generator(checkpoint), photos, out, "demo", min(cfg.data.size))
     pictures.append(render_subject(load_generator(checkpoint), out, "demo", min(cfg.data.size)))

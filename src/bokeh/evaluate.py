@@ -214,33 +214,46 @@ def main(argv: list[str] | None = None) -> dict:
     import hydra
     from hydra import compose, initialize_config_dir
 
+    from bokeh import pretrained
     from bokeh.checkpoint import CheckpointError, load_generator
-    from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, quote_path_overrides, unquote
+    from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, json_text, quote_path_overrides, unquote
     from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from hydra.errors import HydraException
 
     from bokeh.data.pairs import BadPairError, DataLayoutError
     from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths
 
+    from bokeh.options import help_text, wants_help
+
     args = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(args):
+        print(__doc__.strip() + "\n\n" + SYNTHETIC_USAGE + "\n\n" + help_text(REAL_USAGE, real_options())
+              + "\n\n" + help_text(PORTRAIT_USAGE, portrait_options()))
+        raise SystemExit(0)
     if any(a.startswith("real=") for a in args):
         return main_real(args)
     if any(a.startswith("portraits=") for a in args):
         return main_portraits(args)
-    ckpt = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("ckpt=")]
-    out = [unquote(a.split("=", 1)[1]) for a in args if a.startswith("out=")]
-    overrides = quote_path_overrides([a for a in args if not a.startswith(("ckpt=", "out="))], PATH_KEYS)
-    if len(ckpt) != 1:
-        print("bokeh.evaluate: usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...] | ckpt=PATH real=FOLDER [out=metrics.json] | ckpt=PATH portraits=FOLDER [out=metrics.json]", file=sys.stderr)
-        raise SystemExit(EXIT_SETTINGS)
+    from bokeh.options import REQUIRED, Option, OptionError, model, parse, path
+
+    try:  # ckpt= and out= are this command's; every other key=value goes to the training config (Hydra)
+        own, passed = parse([f"{k}={unquote(v)}" if k in ("ckpt", "out") else a for a in args for k, _, v in [a.partition("=")]],
+                            (Option("ckpt", model, REQUIRED, "the model"), Option("out", path, None, "write the scores as JSON")),
+                            SYNTHETIC_USAGE, passthrough=lambda arg: True)
+    except OptionError as error:
+        print(f"bokeh.evaluate: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_SETTINGS) from None
+    ckpt, out = [own["ckpt"]], ([own["out"]] if own["out"] is not None else [])
+    overrides = quote_path_overrides(passed, PATH_KEYS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
-        try:  # every setting before any work: the data folder (it needs no training pairs), out=, the model
+        try:  # every setting before any work: the model file, the data folder (it needs no training pairs), out=, the model
+            report = check_output_file(given_path("out", out[0]), "out") if out else None
+            pretrained.resolve(ckpt[0], suffixes=None)
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 cfg = compose("train", overrides=overrides + ["output_dir=."])
             if "on_the_fly" in cfg.data and not cfg.data.get("photo_pairs") and not any(a.startswith(("data.on_the_fly=", "data.cache_dir=")) for a in overrides):
                 cfg.data.on_the_fly = True  # the validation pairs rendered in memory: nothing is written but out=
             check_data_paths(cfg.data)
-            report = check_output_file(given_path("out", out[0]), "out") if out else None
             generator = load_generator(ckpt[0])
             samples = validation_samples(hydra.utils.instantiate(cfg.data))
         except (OutputFolderError, CheckpointError, DataLayoutError, BadPairError, HydraException, ValueError) as error:
@@ -249,8 +262,12 @@ def main(argv: list[str] | None = None) -> dict:
         results = evaluate_generator(generator, samples)
         print(format_table(results))
         if report is not None:
-            write_text_atomic(report, json.dumps(results, indent=2))
+            write_text_atomic(report, json_text(results))
     return results
+
+
+SYNTHETIC_USAGE = ("usage: python -m bokeh.evaluate ckpt=PATH [out=report.json] [data=ebb data.root=...] | ckpt=PATH real=FOLDER "
+                   "[out=metrics.json] | ckpt=PATH portraits=FOLDER [out=metrics.json]")
 
 
 def refuse(message: str) -> SystemExit:
@@ -261,37 +278,58 @@ def refuse(message: str) -> SystemExit:
     return SystemExit(EXIT_SETTINGS)
 
 
-def cli_settings(args: list[str], keys: tuple[str, ...], mode: str, usage: str) -> dict[str, str]:
-    """``key=value`` arguments of the ``real=`` / ``portraits=`` benchmarks (unquoted); anything
-    else, or no ``ckpt=``, is refused (exit 2) with ``usage``."""
+def cli_settings(args: list[str], options, mode: str, usage: str) -> dict:
+    """The checked ``key=value`` settings of the ``real=`` / ``portraits=`` benchmarks
+    (:mod:`bokeh.options`); anything else, a bad value or no ``ckpt=`` is refused (exit 2) in one
+    sentence naming the option as typed."""
     from bokeh.cli import unquote
+    from bokeh.options import OptionError, parse
 
-    settings = {}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in keys:
-            raise refuse(f"unknown argument {arg!r} with {mode}= (the data overrides are for the synthetic and EBB! sets)\n{usage}")
-        settings[key] = unquote(value)
-    if not settings.get("ckpt"):
-        raise refuse(f"missing ckpt=\n{usage}")
+    try:
+        settings, _ = parse([f"{k}={unquote(v)}" if sep else arg for arg in args for k, sep, v in [arg.partition("=")]],
+                            options, usage)
+    except OptionError as error:
+        hint = (f" with {mode}= (the data overrides are for the synthetic and EBB! sets)"
+                if str(error).startswith("unknown argument") else "")
+        raise refuse(f"{error}{hint}") from None
     return settings
+
+
+def subject_option():
+    """``subject=`` of the ``real=`` / ``portraits=`` benchmarks (as ``bokeh.render``'s): ``auto`` or ``off``."""
+    from bokeh.options import Option, choice
+    from bokeh.render.fit import SUBJECT_MODES
+
+    return Option("subject", choice(*SUBJECT_MODES), "auto",
+                  "auto: a subject matte and the model decide what stays sharp (the default); off: the model alone")
 
 
 REAL_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> real=<folder of real pairs> [out=metrics.json] "
               "[bokeh_aperture=1.8] [apertures=1.8,2.8] [split=auto|detail] [tap=auto|true|false] [aperture=auto|true|false] "
               "[subject=auto|off]")
-REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split", "tap", "aperture", "subject")
 
 
-def cli_subject(settings: dict[str, str]) -> str:
-    """``subject=`` of the ``real=`` / ``portraits=`` benchmarks (as ``bokeh.render``'s): ``auto`` or ``off``."""
-    from bokeh.render.fit import SUBJECT_MODES
+def real_options():
+    """The options of ``bokeh.evaluate real=``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.data.real_pairs import EBB_APERTURE
+    from bokeh.evaluate_real import SPLITS
+    from bokeh.options import REQUIRED, Option, auto_or_bool, choice, model, number, numbers, path
 
-    subject = settings.get("subject", "auto").lower()
-    if subject not in SUBJECT_MODES:
-        raise refuse(f"subject={settings['subject']!r}: auto (a subject matte and the model decide what stays sharp, the "
-                     f"default) or off (the model alone)")
-    return subject
+    return (
+        Option("ckpt", model, REQUIRED, "the model"),
+        Option("real", path, REQUIRED, "a folder of real pairs (original/ and bokeh/ or f<N>/)"),
+        Option("out", path, None, "write the per-pair rows and means as JSON"),
+        Option("bokeh_aperture", number(0, low_open=True, what="an f-number"), EBB_APERTURE, "the f-number of the bokeh/ targets"),
+        Option("apertures", numbers(number(0, low_open=True, what="an f-number"), "target f-numbers separated by commas"), None,
+               "score only these f<N>/ folders"),
+        Option("split", choice(*SPLITS), "auto", "detail: ignore the subject masks"),
+        Option("tap", auto_or_bool, None, "tap each pair at its subject mask (auto: when the model takes a focus point)"),
+        Option("aperture", auto_or_bool, None, "render each target's f-number (auto: when the model takes one)"),
+        subject_option(),
+    )
+
+
+REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split", "tap", "aperture")
 
 
 def main_real(args: list[str]) -> dict:
@@ -308,44 +346,27 @@ def main_real(args: list[str]) -> dict:
     a folder not in the layout or a missing subject segmenter: one line, exit status 2, before any rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, unquote
+    from bokeh.cli import EXIT_SETTINGS, interruptible, json_text
     from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
+    from bokeh import pretrained
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
-    from bokeh.evaluate_real import SPLITS, backend_render, evaluate_real, format_real_table
+    from bokeh.evaluate_real import SPLITS, evaluate_real, format_real_table
+    from bokeh.evaluate_real import backend_render
     from bokeh.render import load_backend
     from bokeh.render.fit import subject_segmenter
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
-    settings = cli_settings(args, REAL_KEYS, "real", REAL_USAGE)
-    subject = cli_subject(settings)
-    split = settings.get("split", "auto")
-    if split not in SPLITS:
-        raise refuse(f"split={split!r}: one of {', '.join(SPLITS)}")
-    try:
-        bokeh_aperture = float(settings.get("bokeh_aperture", EBB_APERTURE))
-        if not 0 < bokeh_aperture < math.inf:
-            raise ValueError
-    except ValueError:
-        raise refuse(f"bokeh_aperture={settings['bokeh_aperture']!r}: the f-number of the bokeh/ targets, above 0 (e.g. 1.8)") from None
-    try:
-        apertures = tuple(float(a) for a in settings["apertures"].split(",")) if settings.get("apertures") else None
-        if apertures is not None and not all(0 < a < math.inf for a in apertures):
-            raise ValueError
-    except ValueError:
-        raise refuse(f"apertures={settings['apertures']!r}: target f-numbers separated by commas, e.g. 1.8,2.8") from None
-    from bokeh.cli import parse_bool
-
-    try:
-        wanted = {key: None if settings.get(key, "auto") == "auto" else parse_bool(key, settings[key]) for key in ("tap", "aperture")}
-    except ValueError as error:
-        raise refuse(f"{error} (or auto: on when the model takes it)") from None
+    settings = cli_settings(args, real_options(), "real", REAL_USAGE)
+    split, bokeh_aperture, apertures = settings["split"], settings["bokeh_aperture"], settings["apertures"]
+    wanted = {key: settings[key] for key in ("tap", "aperture")}
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            report = check_output_file(given_path("out", settings["out"]), "out") if "out" in settings else None
+            report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
+            pretrained.resolve(settings["ckpt"])  # the model file before the data: one check of what a model file is
             pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
-            if subject == "auto":
+            if settings["subject"] == "auto":
                 subject_segmenter(backend)  # missing: one sentence now, before any rendering
         except (OutputFolderError, CheckpointError, DataLayoutError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:
@@ -359,8 +380,8 @@ def main_real(args: list[str]) -> dict:
                              f"(its inputs: {', '.join(contract.names)}): leave {key} out")
         use = {key: taken[key] if value is None else value for key, value in wanted.items()}
 
-        render = backend_render(backend, subject=subject)  # as bokeh.render renders, with the controls chosen above
-        controls = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in use.items()) + f", subject={subject}"
+        render = backend_render(backend, subject=settings["subject"])  # as bokeh.render renders, with the controls chosen above
+        controls = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in use.items()) + f", subject={settings['subject']}"
         print(f"{backend.name}: {len(pairs)} real pair(s) from {settings['real']}, rendered as bokeh.render renders "
               f"them (its default size and detail restore) with {controls} (tap: each subject mask's interior point; "
               f"aperture: each target's f-number)", file=sys.stderr)
@@ -369,7 +390,7 @@ def main_real(args: list[str]) -> dict:
                                                            file=sys.stderr))
         print(format_real_table(results))
         if report is not None:
-            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "split": split, **use, "subject": subject, **results}, indent=2))
+            write_text_atomic(report, json_text({"model": settings["ckpt"], "split": split, **use, "subject": settings["subject"], **results}, indent=2))
     return results
 
 
@@ -377,6 +398,21 @@ def main_real(args: list[str]) -> dict:
 PORTRAIT_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> portraits=<folder with images/ and masks/> [out=metrics.json] "
                   "[aperture=1.8] [tap=auto|true|false] [subject=auto|off]")
 PORTRAIT_KEYS = ("ckpt", "portraits", "out", "aperture", "tap", "subject")
+
+
+def portrait_options():
+    """The options of ``bokeh.evaluate portraits=``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.models.controls import parse_aperture
+    from bokeh.options import REQUIRED, Option, auto_or_bool, model, path
+
+    return (
+        Option("ckpt", model, REQUIRED, "the model"),
+        Option("portraits", path, REQUIRED, "a folder with images/ and masks/"),
+        Option("out", path, None, "write the per-photo rows and the summary as JSON"),
+        Option("aperture", parse_aperture, None, "the f-number to render (default 1.8; models with an aperture input)"),
+        Option("tap", auto_or_bool, None, "also tap each photo inside its mask (auto: when the model takes a focus point)"),
+        subject_option(),
+    )
 
 
 def main_portraits(args: list[str]) -> dict:
@@ -391,34 +427,28 @@ def main_portraits(args: list[str]) -> dict:
     the layout or a mask whose size differs from its photo's: one line, exit status 2, before any rendering.
     """
     from bokeh.checkpoint import CheckpointError
-    from bokeh.cli import interruptible, parse_bool
+    from bokeh.cli import interruptible, json_text
     from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from bokeh.data.pairs import DataLayoutError
+    from bokeh import pretrained
     from bokeh.data.portraits import check_portraits, list_portraits
     from bokeh.evaluate_portraits import PORTRAIT_APERTURE, backend_render, evaluate_portraits, format_portrait_table
     from bokeh.images import ImageError
-    from bokeh.models.controls import ControlError
     from bokeh.render import load_backend
-    from bokeh.render.__main__ import parse_aperture
     from bokeh.render.fit import subject_segmenter
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
 
-    settings = cli_settings(args, PORTRAIT_KEYS, "portraits", PORTRAIT_USAGE)
-    subject = cli_subject(settings)
-    try:
-        aperture = parse_aperture(settings["aperture"]) if "aperture" in settings else None
-    except ControlError as error:
-        raise refuse(f"aperture={settings['aperture']!r}: {error}") from None
-    try:
-        tap = None if settings.get("tap", "auto") == "auto" else parse_bool("tap", settings["tap"])
-    except ValueError as error:
-        raise refuse(f"{error} (or auto: on when the model takes a focus point)") from None
+    settings = cli_settings(args, portrait_options(), "portraits", PORTRAIT_USAGE)
+    aperture, tap = settings["aperture"], settings["tap"]
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            report = check_output_file(settings["out"], "out") if settings.get("out") else None
-            portraits = check_portraits(list_portraits(settings.get("portraits", "")))
+            report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
+            pretrained.resolve(settings["ckpt"])  # the model file before the data: one check of what a model file is
+            left_out: list[str] = []  # said once the run is accepted: a refusal stays one sentence
+            portraits = check_portraits(list_portraits(settings["portraits"]),
+                                        skipped=lambda portrait, reason: left_out.append(f"  {portrait.name}: skipped: {reason}"))
             backend = load_backend(settings["ckpt"], precision="auto")
-            if subject == "auto":
+            if settings["subject"] == "auto":
                 subject_segmenter(backend)  # missing: one sentence now, before any rendering
         except (OutputFolderError, CheckpointError, DataLayoutError, ImageError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:
@@ -427,15 +457,17 @@ def main_portraits(args: list[str]) -> dict:
         if tap and not contract.focus:
             raise refuse(f"tap=true, but {settings['ckpt']} takes no tap-to-focus point (its inputs: {', '.join(contract.names)}): leave tap out")
         if aperture is not None and not contract.aperture:
-            raise refuse(f"aperture={settings['aperture']}, but {settings['ckpt']} takes no f-number (its inputs: "
+            raise refuse(f"aperture={aperture:g}, but {settings['ckpt']} takes no f-number (its inputs: "
                          f"{', '.join(contract.names)}): leave aperture out")
         tapped = contract.focus if tap is None else tap
         aperture = (PORTRAIT_APERTURE if aperture is None else aperture) if contract.aperture else None
-        render, has_matte = backend_render(backend, subject=subject)
+        for line in left_out:
+            print(line, file=sys.stderr)
+        render, has_matte = backend_render(backend, subject=settings["subject"])
         f_number = f"f/{aperture:g}" if aperture is not None else "its own lens (no aperture input)"
         print(f"{backend.name}: {len(portraits)} portrait(s) from {settings['portraits']}, rendered at full size as bokeh.render "
               f"renders them, at {f_number}, {'auto and tapped' if tapped else 'auto only'}"
-              + f", subject={subject}" + ("" if has_matte else "; this model has no matte output: matte IoU is left out"), file=sys.stderr)
+              + f", subject={settings['subject']}" + ("" if has_matte else "; this model has no matte output: matte IoU is left out"), file=sys.stderr)
 
         def progress(row: dict) -> None:
             shown = ", ".join(f"{run} {row[run]['detail_subject']:.2f} / {row[run]['detail_background']:.2f}"
@@ -448,9 +480,9 @@ def main_portraits(args: list[str]) -> dict:
             raise refuse(str(error)) from None
         print(format_portrait_table(results, has_matte))
         if report is not None:
-            write_text_atomic(report, json.dumps({"model": settings["ckpt"], "portraits": settings["portraits"],
+            write_text_atomic(report, json_text({"model": settings["ckpt"], "portraits": str(settings["portraits"]),
                                                   "aperture": aperture, "tapped": tapped, "matte": has_matte,
-                                                  "subject": subject, **results}, indent=2))
+                                                  "subject": settings["subject"], **results}, indent=2))
     return results
 
 

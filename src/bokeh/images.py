@@ -178,6 +178,12 @@ def _decode_errors(path: Path) -> Iterator[None]:
     """
     _check_regular(path)
     try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False  # the open below says what is wrong
+    if empty:
+        raise ImageError(path, "empty file (0 bytes)", "copy the photo again (the copy or download did not finish) or remove it")
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             yield
@@ -239,6 +245,16 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     with _decode_errors(path), Image.open(path) as image:
         image = to_srgb(_upright(image, path), path)
     return _to_rgb8(image, path)
+
+
+def page_count(path: str | os.PathLike) -> int:
+    """How many pages (frames) the image file holds: :func:`read_rgb` reads the first; a multi-page
+    TIFF (or an animated image) has more, which the caller says it left out. 1 when unknown."""
+    try:
+        with Image.open(path) as image:
+            return int(getattr(image, "n_frames", 1) or 1)
+    except Exception:  # noqa: BLE001  read_rgb says what is wrong with the file
+        return 1
 
 
 def _upright(image: Image.Image, path: Path) -> Image.Image:
@@ -328,6 +344,8 @@ def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Im
     with one that acts as sRGB (same primaries, white point and curves, whatever its name), is returned unchanged (untagged images are taken to be sRGB). Other modes
     with an RGB profile (RGBA, palette, 16-bit) are converted to 8-bit RGB first.
 
+    Gray profiles take 16-bit gray and gray + (opaque) alpha too, as 8-bit gray first.
+
     Raises:
         ImageError: the profile cannot be parsed, or its colour space does not fit the pixels.
     """
@@ -342,6 +360,8 @@ def to_srgb(image: Image.Image, path: str | os.PathLike = "<image>") -> Image.Im
         space = profile.profile.xcolor_space.strip()
         if space == "RGB" and image.mode not in ("RGB", "CMYK"):
             image = Image.fromarray(_to_rgb8(image, path))
+        elif space == "GRAY" and (image.mode in _SIXTEEN_BIT_MODES or image.mode in ("LA", "La", "1")):
+            image = Image.fromarray(_to_rgb8(image, path)[..., 0])  # 8-bit L: 16 bits rounded, an opaque alpha dropped
         elif (space, image.mode) not in (("RGB", "RGB"), ("CMYK", "CMYK"), ("GRAY", "L")):
             raise ImageError(path, f"its embedded ICC profile is for {space} but the pixels are {image.mode}",
                              "re-save the photo in sRGB (e.g. from an image editor) or remove it")

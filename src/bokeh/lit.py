@@ -22,6 +22,8 @@ Constructor arguments are plain dicts of primitives (Hydra sub-configs converted
 
 from __future__ import annotations
 
+import os
+
 import math
 import warnings
 from typing import Any
@@ -85,6 +87,17 @@ class BokehGAN(pl.LightningModule):
 
     Batches are dicts ``{"input": (B, 3, H, W), "target": (B, 3, H, W)}`` in [-1, 1].
     """
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # type: ignore[override]
+        """Lightning's loader, once the file is known to be a model file (the one check every
+        command makes: :func:`bokeh.model_files.check_model_file`; a folder, an empty file, a Git LFS
+        pointer or an image is one :class:`~bokeh.checkpoint.CheckpointError` sentence)."""
+        from bokeh.model_files import check_model_file
+
+        if isinstance(checkpoint_path, (str, os.PathLike)):
+            check_model_file(checkpoint_path, "checkpoint_path", suffixes=None)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def __init__(
         self,

@@ -2,6 +2,12 @@
 :mod:`bokeh.pretrained`, the runtimes): the error a bad model file raises and the check that a
 file is the model itself and not a placeholder for it.
 
+:func:`check_model_file` is the one check of what a model file is, before any reader opens it:
+every command (render, evaluate, export, train's ``init_from=`` / ``ckpt_path=``, ``pretrained
+ship``, the demo, the notebooks' loader) goes through it (via :func:`bokeh.pretrained.resolve`,
+which also decides whether a value is a shipped model's name), so a missing file, a folder, an
+empty file, a Git LFS pointer, an image or an unknown file type reads the same everywhere.
+
 A clone made without Git LFS holds *pointer* files where the large files should be: three lines of
 text (``version https://git-lfs.github.com/spec/v1``, ``oid sha256:...``, ``size ...``). torch,
 ONNX Runtime and LiteRT read them as damaged files and give advice that does not help (torch's
@@ -33,6 +39,51 @@ def lfs_pointer_reason(path: str | os.PathLike) -> str | None:
         return (f"{path} is a Git LFS pointer, not a model file (the clone was made without Git LFS): "
                 f"fetch the file with `git lfs pull`, or download it again")
     return None
+
+
+#: The model files the renderer runs, by suffix
+MODEL_SUFFIXES = (".ckpt", ".onnx", ".tflite")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif", ".gif", ".heic")
+
+
+def check_model_file(path: str | os.PathLike, setting: str = "ckpt", suffixes: tuple[str, ...] | None = MODEL_SUFFIXES) -> Path:
+    """``path`` as a ``Path`` once it is known to be a model file worth opening.
+
+    Args:
+        setting: the option that named it, for the message (``ckpt``, ``init_from``, ``ckpt_path``).
+        suffixes: the file types accepted (``None``: any but an image's).
+
+    Raises:
+        CheckpointError: one sentence naming ``setting=path``: an empty value, no such file, a
+            folder, an empty (0-byte) file, a Git LFS pointer, an image, or an unknown file type.
+    """
+    text = os.fspath(path)
+    kinds = "a Lightning checkpoint (.ckpt), an ONNX model (.onnx) or a TFLite model (.tflite)"
+    if not text.strip():
+        raise CheckpointError(f"{setting}= is empty (an unset shell variable?): give {kinds}")
+    path = Path(text)
+    suffix = path.suffix.lower()
+    if suffix in _IMAGE_SUFFIXES:
+        raise CheckpointError(f"{setting}={path} is an image, not a model: give {kinds} (the photo goes in input=)")
+    if path.is_dir():
+        found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (suffixes or MODEL_SUFFIXES))[:3]
+        hint = f" (it holds {', '.join(found)})" if found else ""
+        raise CheckpointError(f"{setting}={path} is a folder, not a model file: give the model file inside it{hint}")
+    if suffixes is not None and suffix not in suffixes:
+        raise CheckpointError(f"{setting}={path}: unknown model file type {suffix or '(none)'!r}; pass {kinds}")
+    if not path.is_file():
+        raise CheckpointError(f"{setting}={path}: no such file ({path} does not exist): train one with `python -m bokeh.train`, "
+                              f"export one with `make tflite CKPT=...`, or name a shipped model (reference)")
+    try:
+        empty = path.stat().st_size == 0
+    except OSError as error:
+        raise CheckpointError(f"{setting}={path} cannot be read ({error.strerror or error})") from None
+    if empty:
+        raise CheckpointError(f"{setting}={path} is empty (0 bytes): it was not fully written or copied; give the model file again")
+    pointer = lfs_pointer_reason(path)
+    if pointer:
+        raise CheckpointError(f"{setting}={pointer}")
+    return path
 
 
 # ----------------------------------------------------------------------------- what an exported file says about itself

@@ -21,6 +21,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import hydra
@@ -72,7 +73,7 @@ def build_module(cfg: DictConfig) -> BokehGAN:
 def init_generator_from(module: BokehGAN, path: str) -> None:
     """Copy the generator weights (only) from a checkpoint of an earlier stage, or from a shipped
     model by name (``init_from=reference``), strictly."""
-    kwargs, state = generator_source(path)
+    kwargs, state = generator_source(path, "init_from")
     saved_settings, wanted = GlassNet.settings(**kwargs), GlassNet.settings(**module.hparams.generator)
     if saved_settings != wanted:
         try:  # a trained network gains control inputs or the blend channel, zero-initialised
@@ -96,7 +97,7 @@ def check_resume(path: str, module: BokehGAN, trainer_cfg: DictConfig) -> None:
         ResumeLimitError: ``trainer.max_steps``, ``max_epochs`` or ``max_time`` is already
             reached by the checkpoint (Lightning would train nothing and exit 0 without a word).
     """
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, "ckpt_path")
     saved = checkpoint.get("hyper_parameters", {})
     if "generator" not in saved or "state_dict" not in checkpoint:
         raise CheckpointError(f"ckpt_path={path} is not a checkpoint of `python -m bokeh.train`: pass a last.ckpt or best-*.ckpt it wrote")
@@ -256,6 +257,9 @@ def leave_run_dir_as_found() -> None:
     if not before["existed"]:
         shutil.rmtree(before["created"], ignore_errors=True)  # the outermost folder Hydra made for it
         return
+    for entry in folder.iterdir():  # what the refused run made beside the earlier run's files (logs/, .hydra/)
+        if entry.name not in before.get("entries", {entry.name}) and not entry.name.endswith(".log"):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
     for log in folder.glob("*.log"):
         size = before["logs"].get(log.name)
         if size is None:
@@ -295,7 +299,8 @@ class CheckRunDir(HydraCallback):
         folder = Path(config.hydra.run.dir).absolute()
         missing = [f for f in (folder, *folder.parents) if not f.exists()]
         RUN_DIR_BEFORE.update(path=folder, existed=folder.exists(), created=missing[-1] if missing else None,
-                              logs={log.name: log.stat().st_size for log in folder.glob("*.log")} if folder.is_dir() else {})
+                              logs={log.name: log.stat().st_size for log in folder.glob("*.log")} if folder.is_dir() else {},
+                              entries={p.name for p in folder.iterdir()} if folder.is_dir() else set())
         self._check(config.hydra.run.dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -331,6 +336,69 @@ def resolve_precision(precision: str, accelerator: str = "cpu") -> str:
     from bokeh.cpu import native_bf16
 
     return "bf16-mixed" if native_bf16() else "32-true"
+
+
+class ConfigValueError(ValueError):
+    """A value of the composed config that its constructor (or Lightning) would refuse or misread;
+    ``str()`` is one sentence naming the key as typed (``trainer.max_epochs=abc: ...``)."""
+
+
+def _trainer_values() -> dict:
+    """``trainer.<key>`` -> its type (:mod:`bokeh.options`): the Lightning Trainer settings a run
+    uses, checked before anything is built (Lightning takes ``max_epochs=abc`` and fails mid-fit)."""
+    from bokeh.options import integer, number
+
+    none = {"none": None, "null": None}
+    return {
+        "max_epochs": integer(-1, words=none), "min_epochs": integer(0, words=none), "max_steps": integer(-1),
+        "min_steps": integer(0, words=none), "accumulate_grad_batches": integer(1), "log_every_n_steps": integer(1),
+        "check_val_every_n_epoch": integer(1, words=none), "num_sanity_val_steps": integer(-1),
+        "val_check_interval": number(0, low_open=True, words=none), "gradient_clip_val": number(0, words=none),
+        "limit_train_batches": number(0, words=none), "limit_val_batches": number(0, words=none),
+    }
+
+
+def check_config_values(cfg: DictConfig) -> None:
+    """The typed trainer settings (:func:`_trainer_values`) and ``trainer.max_time`` are what they
+    should be, before anything is built.
+
+    Raises:
+        ConfigValueError: the first bad one, named as typed.
+    """
+    from bokeh.options import shown
+
+    trainer = cfg.get("trainer") or {}
+    for key, kind in _trainer_values().items():
+        value = trainer.get(key) if key in trainer else None
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            raise ConfigValueError(f"trainer.{key}={str(value).lower()}: {getattr(kind, 'describe', 'a number')}")
+        try:
+            kind(str(value))
+        except ValueError as error:
+            raise ConfigValueError(f"trainer.{key}={shown(str(value))}: {error}") from None
+    if trainer.get("max_time") is not None:
+        try:
+            _max_time(trainer.get("max_time"))
+        except (ValueError, TypeError):
+            raise ConfigValueError(f"trainer.max_time={trainer.get('max_time')}: give DD:HH:MM:SS, e.g. 00:02:00:00 for two hours") from None
+
+
+def built(what: str, build: Callable[[], Any]) -> Any:
+    """``build()``; a constructor's refusal of a config value (``ValueError``, ``TypeError``, or
+    Hydra's wrapping of one) as one :class:`ConfigValueError` sentence naming the config group."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return build()
+    except InstantiationException as error:
+        cause = error.__cause__ if error.__cause__ is not None else error
+        raise ConfigValueError(f"{what}: {str(cause).splitlines()[0] if str(cause) else type(cause).__name__}") from None
+    except (ValueError, TypeError) as error:
+        if isinstance(error, (ConfigValueError, CheckpointError)):
+            raise
+        raise ConfigValueError(f"{what}: {error}") from None
 
 
 def require_all_values(cfg: DictConfig) -> None:
@@ -407,25 +475,30 @@ def run(cfg: DictConfig) -> pl.Trainer:
         bokeh.cli.Interrupted: Ctrl-C during training (its sentence says where to resume from).
     """
     require_all_values(cfg)
+    check_config_values(cfg)
     check_run_folder(cfg)
     check_data_paths(cfg.data)
     check_output_dir(cfg.output_dir, cfg.min_free_mib)
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    module = build_module(cfg)
-    check_crops_fit_critics(getattr(datamodule, "crop_size", None), module)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)  # said once the run is accepted: a refusal is one line
+    datamodule = built("data", lambda: hydra.utils.instantiate(cfg.data))
+    module = built("model", lambda: build_module(cfg))
+    try:
+        check_crops_fit_critics(getattr(datamodule, "crop_size", None), module)
+    except ValueError as error:
+        raise ConfigValueError(str(error)) from None
     if cfg.get("ckpt_path"):
         check_resume(cfg.ckpt_path, module, cfg.trainer)
     elif cfg.get("init_from"):
         init_generator_from(module, cfg.init_from)
     # a run stopped mid-epoch by a limit resumes that epoch (bokeh.data.sampling.ResumeStoppedEpoch)
-    callbacks = [*build_callbacks(cfg), ResumeStoppedEpoch()]
-    logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
+    callbacks = built("callbacks", lambda: [*build_callbacks(cfg), ResumeStoppedEpoch()])
+    logger = built("logger", lambda: hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False)
     # checkpoints are written atomically and never with non-finite weights (bokeh.checkpoint_io)
-    trainer = build_trainer(cfg, callbacks, logger, plugins=[AtomicCheckpointIO()])
+    trainer = built("trainer", lambda: build_trainer(cfg, callbacks, logger, plugins=[AtomicCheckpointIO()]))
     if cfg.get("overwrite"):
         clear_earlier_run(cfg)  # accepted: an earlier run's checkpoints go now, not before the checks
     record_run_config(cfg)  # accepted: now the run folder says what ran
+    pl.utilities.rank_zero_info(f"Seed set to {cfg.seed}")
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SystemExit:  # Lightning's answer to Ctrl-C: its own teardown, then sys.exit(1)
@@ -440,7 +513,7 @@ def main(cfg: DictConfig) -> None:
     try:
         with interruptible("bokeh.train", lambda: ""):
             trainer = run(cfg)
-    except (OutputFolderError, CheckpointError, ResumeLimitError, DataLayoutError) as error:
+    except (OutputFolderError, CheckpointError, ResumeLimitError, DataLayoutError, ConfigValueError) as error:
         leave_run_dir_as_found()
         print(f"bokeh.train: {error}", file=sys.stderr)
         sys.exit(EXIT_SETTINGS)

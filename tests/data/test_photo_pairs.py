@@ -281,3 +281,4 @@ def test_photos_with_a_subject_mask_give_pairs_through_the_cli(tmp_path, separat
     interior = ndimage.binary_erosion(subject, iterations=3)
     assert np.abs(original - bokeh)[interior].mean() < 4.0, "the subject's pixels unchanged (JPEG and noise)"
     assert np.abs(original - bokeh)[~ndimage.binary_dilation(subject, iterations=8)].mean() > 4 * np.abs(original - bokeh)[interior].mean()
+

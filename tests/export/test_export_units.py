@@ -31,14 +31,15 @@ def compose_export():
     GlobalHydra.instance().clear()
 
 
-@pytest.mark.parametrize("text, expected", [("1024x1536", (1024, 1536)), ("1536X1024", (1536, 1024)), ("8x16", (8, 16))])
+@pytest.mark.parametrize("text, expected", [("1024x1536", (1024, 1536)), ("1536X1024", (1536, 1024)), ("16x24", (16, 24))])
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
 
 
 @pytest.mark.parametrize("text, message", [
     ("1024", "is not HxW"), ("1024x", "is not HxW"), ("axb", "is not HxW"),
-    ("1020x1536", "multiples of 8"), ("0x8", "multiples of 8"), ("8x8", "more than one pixel at 1/8"),
+    ("1020x1536", "multiples of 8"), ("0x8", "multiples of 8"), ("8x8", "at least 16 px"),
+    ("8x16", "each side must be at least 16 px"), ("16x8", "at least 16x16"),
 ])
 def test_parse_size_rejects(text, message):
     with pytest.raises(ExportConfigError, match=message):

@@ -1,7 +1,5 @@
 """Writing a generated data set folder, shared by the synthetic and the photo-pair writers.
 
-* :func:`parse_settings`: ``key=value`` command-line arguments into typed settings, one clear
-  sentence for an unknown key or a bad value.
 * :func:`prepare_folder`: a non-empty folder is never written into without ``overwrite``, and
   with it only where it holds a set of ours: exactly the files that set's ``meta.json`` lists are
   removed (``meta.json`` first, so a folder being rewritten never looks finished), never a user's.
@@ -27,31 +25,11 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from bokeh.cli import ignoring_interrupts
+from bokeh.cli import ignoring_interrupts, json_text
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR
 from bokeh.files import write_text_atomic
 
 META = "meta.json"
-
-
-def parse_settings(argv: list[str], defaults: dict, parsers: dict[str, Callable[[str], object]]) -> dict:
-    """``key=value`` arguments over ``defaults``; each value converted by ``parsers[key]`` (``int``
-    for keys without one).
-
-    Raises:
-        ValueError: an unknown key (naming the valid ones) or a value its parser refuses
-            (``bad value for KEY: 'VALUE'``, with the parser's own reason when it gives one).
-    """
-    settings = dict(defaults)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in defaults:
-            raise ValueError(f"unknown argument {arg!r}; valid keys: {', '.join(defaults)}")
-        try:
-            settings[key] = parsers.get(key, int)(value)
-        except ValueError as error:
-            raise ValueError(f"bad value for {key}: {value!r}" + (f" ({error})" if str(error) else "")) from None
-    return settings
 
 
 #: Hidden in a set being written: the files it will hold (and an earlier set's, being replaced), so
@@ -257,7 +235,7 @@ def run_jobs(function: Callable, jobs: dict[Hashable, tuple], workers: int, done
 
 def write_meta(out: str | Path, meta: dict) -> Path:
     """``out/meta.json`` written atomically (last: it marks a finished set)."""
-    return write_text_atomic(Path(out) / META, json.dumps(meta, indent=1) + "\n")
+    return write_text_atomic(Path(out) / META, json_text(meta, indent=1) + "\n")
 
 
 def plain(value: object) -> object:

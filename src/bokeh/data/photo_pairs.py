@@ -565,7 +565,7 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, list[np.ndarray]]:
     Raises:
         ValueError: an unreadable photo or segmentations file, or sizes that do not match (naming the files).
     """
-    from bokeh.images import read_rgb
+    from bokeh.images import ImageError, read_rgb
 
     if source.is_mask:
         try:
@@ -576,6 +576,8 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, list[np.ndarray]]:
         segmentations = read_segmentations(source.segmentations)
     try:
         return upright(read_rgb(source.image), segmentations), segmentations
+    except ImageError:
+        raise  # a damaged photo: skipped by the writer (one among many), not the whole set stopped
     except ValueError as error:
         raise ValueError(f"{source.image}: {error} ({source.segmentations}); {SOURCE_LAYOUT}") from None
 
@@ -645,10 +647,14 @@ def _write_one(out: Path, index: int, source: PhotoSource, seed: int, quality: i
     from bokeh.data.layout import COC_DIR, FOCAL_DIR, INPUT_DIR, TARGET_DIR
     from bokeh.images import write_image
 
+    from bokeh.images import ImageError
+
     try:
         pair = make_photo_pair(*read_photo(source), index, seed, pair_config(config), subject_given=source.is_mask)
     except PhotoSkipped as skipped:
         return None, skipped.reason
+    except ImageError as error:  # truncated, corrupt, empty: this photo only
+        return None, f"unreadable photo ({error.reason})"
     write_image(out / FOCAL_DIR / f"{source.name}.png", np.where(pair.subject, 255, 0).astype(np.uint8))
     write_coc(out / COC_DIR / f"{source.name}.png", pair.blur_radius)
     write_image(out / TARGET_DIR / f"{source.name}.jpg", pair.bokeh, quality)
@@ -681,6 +687,7 @@ def write_photo_pairs(
     """
     from bokeh.data.folders import check_seed, finish_folder, plain, prepare_folder, run_jobs
     from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, TARGET_DIR
+    from bokeh.cli import json_text
     from bokeh.files import check_planned, write_text_atomic
 
     # every value and every input is checked before the first file is touched
@@ -705,7 +712,7 @@ def write_photo_pairs(
 
     run_jobs(_write_one, jobs, workers, done)
     f_numbers = {name: written[name] for name in sorted(written) if written[name] is not None}
-    write_text_atomic(out / F_NUMBERS, json.dumps(f_numbers, indent=1) + "\n")
+    write_text_atomic(out / F_NUMBERS, json_text(f_numbers, indent=1) + "\n")
     skipped = {name: reasons[name] for name in sorted(reasons)}
     counts = {reason: sum(r == reason for r in skipped.values()) for reason in sorted(set(skipped.values()))}
     finish_folder(out, {"generator": "bokeh.data.photo_pairs", "version": GENERATOR_VERSION, "src": str(Path(src).resolve()),
@@ -737,25 +744,33 @@ def ensure_photo_pairs(folder: str | Path, **settings) -> Path:
 
 USAGE = ("usage: python -m bokeh.data.photo_pairs src=PHOTOS out=DIR [masks=DIR] [short_side=256] [seed=0] [n=all] [quality=95] "
          "[workers=1] [overwrite=false]")
-DEFAULTS = {"src": None, "out": None, "masks": None, "short_side": None, "seed": 0, "n": None, "quality": 95, "workers": 1, "overwrite": False}
+
+
+def options():
+    """The options of ``bokeh.data.photo_pairs``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.options import REQUIRED, Option, boolean, integer, path
+
+    return (
+        Option("src", path, REQUIRED, "the photos: a BSDS500 folder with images/ and groundTruth/, or a folder of photos with masks="),
+        Option("out", path, REQUIRED, "the folder to write the pairs into"),
+        Option("masks", path, None, "a folder of subject masks, one per photo"),
+        Option("short_side", integer(16, 4096), None, "scale each photo to this short side (px)"),
+        Option("seed", integer(0, 2**32 - 1), 0, "the set: pair i of set s is the same on every machine"),
+        Option("n", integer(1, words={"all": None}), None, "photos to use (default all)"),
+        Option("quality", integer(1, 100), 95, "JPEG quality"),
+        Option("workers", integer(1, 256), 1, "processes"),
+        Option("overwrite", boolean, False, "write into a non-empty folder"),
+    )
 
 
 def parse_args(argv: list[str]) -> dict:
-    """``key=value`` arguments into typed settings; a clear ``ValueError`` for anything wrong."""
-    from bokeh.cli import given_path, parse_bool
-    from bokeh.data.folders import parse_settings
+    """``key=value`` arguments into typed settings, each checked (:mod:`bokeh.options`); one
+    ``ValueError`` sentence for anything wrong."""
+    from bokeh.options import parse
 
-    parsers = {"src": lambda value: given_path("src", value), "out": lambda value: given_path("out", value), "masks": lambda value: given_path("masks", value), "n": lambda v: None if v.lower() == "all" else int(v), "overwrite": lambda value: parse_bool("overwrite", value)}
-    settings = parse_settings(argv, DEFAULTS, parsers)
-    for key, what in (("src", "the photos: a BSDS500 folder with images/ and groundTruth/"), ("out", "the folder to write the pairs into")):
-        if settings[key] is None or str(settings[key]) == "":
-            raise ValueError(f"{key}=DIR is required ({what})")
-    if (settings["n"] is not None and settings["n"] < 1) or settings["workers"] < 1 or not 1 <= settings["quality"] <= 100:
-        raise ValueError("n (or all) and workers must be >= 1, and quality in 1..100")
+    settings = parse(argv, options(), USAGE)[0]
     short_side = settings.pop("short_side")
     if short_side is not None:
-        if not 16 <= short_side <= 4096:
-            raise ValueError(f"short_side must be in 16..4096 px, got {short_side}")
         settings["config"] = {"short_side": short_side}
     return settings
 
@@ -764,9 +779,11 @@ def main(argv: list[str] | None = None) -> int:
     from bokeh.cli import EXIT_SETTINGS, interruptible
     from bokeh.files import OutputFolderError, check_output_folder
 
+    from bokeh.options import help_text, wants_help
+
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(__doc__.strip() + "\n\n" + USAGE)
+    if wants_help(argv):
+        print(__doc__.strip() + "\n\n" + help_text(USAGE, options()))
         return 0
     written: dict = {}
     try:
@@ -779,12 +796,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"so it is not a finished set: rerun with overwrite=true")):
             out = write_photo_pairs(**settings, written=written)
     except (ValueError, FileExistsError, OutputFolderError) as error:
-        print(f"error: {error}\n{USAGE}", file=sys.stderr)
+        print(f"bokeh.data.photo_pairs: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     except SystemExit as exit_:  # interrupted: the line is printed
         return int(exit_.code)
     seconds = time.perf_counter() - started
     meta = json.loads((out / "meta.json").read_text())
+    for name, reason in meta["skipped"].items():
+        if reason.startswith("unreadable photo"):  # a damaged file among the sources: named, the others are made
+            print(f"  {name}: skipped: {reason}", file=sys.stderr)
     skipped = ", ".join(f"{count} {reason}" for reason, count in meta["skipped_counts"].items()) or "none"
     print(f"wrote {meta['pairs']} pairs from {photos} photos to {out} in {seconds:.1f} s ({seconds / max(photos, 1):.2f} s a photo, "
           f"{settings['workers']} workers); skipped: {skipped}")

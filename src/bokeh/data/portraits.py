@@ -72,16 +72,29 @@ def _check_size(portrait: Portrait, mask: tuple[int, int], image: tuple[int, int
                          f"{portrait.image} of {image[0]} x {image[1]}")
 
 
-def check_portraits(portraits: list[Portrait]) -> list[Portrait]:
-    """``portraits``, once every photo's and mask's header has been read (fast, no decoding) and
-    their sizes agree.
+def check_portraits(portraits: list[Portrait], skipped=None) -> list[Portrait]:
+    """``portraits`` whose photo's and mask's headers have been read and agree in size, and whose
+    mask holds both a subject and a background: a mask that is all black (no subject) or all white
+    (no background) has nothing to score on one side (its scores would be NaN) and is left out,
+    ``skipped(portrait, reason)`` told (as ``photo_pairs`` skips a photo).
 
     Raises:
         bokeh.images.ImageError: an unreadable file (naming it).
         ValueError: a mask whose size differs from its photo's, in one sentence naming the mask.
+        DataLayoutError: every mask was left out.
     """
-    from bokeh.images import read_size
+    from bokeh.images import read_rgb, read_size
 
+    kept = []
     for portrait in portraits:
         _check_size(portrait, read_size(portrait.mask), read_size(portrait.image))
-    return portraits
+        subject = read_rgb(portrait.mask).max(-1) > 127
+        reason = ("its mask is all black (no subject to score)" if not subject.any() else
+                  "its mask is all white (no background to score)" if subject.all() else None)
+        if reason is None:
+            kept.append(portrait)
+        elif skipped is not None:
+            skipped(portrait, reason)
+    if portraits and not kept:
+        raise DataLayoutError(f"no portrait left to score: every mask is all black or all white ({len(portraits)} skipped); {LAYOUT}")
+    return kept

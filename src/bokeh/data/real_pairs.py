@@ -95,6 +95,10 @@ def _target_folders(folder: Path, bokeh_aperture: float) -> list[tuple[Path, flo
                 raise DataLayoutError(f"{child}: f/{child.name[1:]} is not an f-number (it must be above 0); "
                                       f"rename the folder to the aperture it holds, e.g. f2.8")
         if aperture is not None:
+            same = next((d for d, a in targets if math.isclose(a, aperture, rel_tol=1e-6)), None)
+            if same is not None:  # one pair would be scored twice under one name ("x f/1.8")
+                raise DataLayoutError(f"{folder} has targets at f/{aperture:g} in both {same.name}/ and {child.name}/: keep one folder "
+                                      f"(or pass bokeh_aperture= with the f-number the {TARGET_DIR}/ targets were shot at)")
             targets.append((child, aperture))
     return targets
 

@@ -21,42 +21,50 @@ import sys
 import time
 from pathlib import Path
 
-from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, parse_bool
+from bokeh.cli import EXIT_SETTINGS, interruptible, json_text
 from bokeh.data.coc import write_coc
-from bokeh.data.folders import check_seed, ensure_folder, finish_folder, parse_settings, plain, prepare_folder, run_jobs
+from bokeh.data.folders import check_seed, ensure_folder, finish_folder, plain, prepare_folder, run_jobs
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR, TARGET_DIR
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
 from bokeh.files import OutputFolderError, check_output_folder, write_text_atomic
 from bokeh.images import write_image
 
 USAGE = "usage: python -m bokeh.data.synthesize out=DIR [n=200] [size=512x768] [seed=0] [start=0] [noise=0.01] [quality=95] [workers=2] [overwrite=false]"
-DEFAULTS = {"out": None, "n": 200, "size": (512, 768), "seed": 0, "start": 0, "noise": 0.01, "quality": 95, "workers": 2, "overwrite": False}
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"512x768"`` -> ``(512, 768)`` (height x width)."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like HEIGHTxWIDTH, e.g. 512x768, got {text!r}") from None
-    if height < 16 or width < 16:
-        raise ValueError(f"size must be at least 16x16, got {text!r}")
-    if max(height, width) > 65500:
-        raise ValueError(f"size {text!r}: JPEG files hold at most 65500 px a side")
-    return height, width
+    """``"512x768"`` -> ``(512, 768)`` (height x width), each side from 16 to 65500 (JPEG's limit)."""
+    from bokeh.options import size
+
+    return size(16, 65500)(text)
+
+
+parse_size.describe = "HEIGHTxWIDTH in pixels, each side from 16 to 65500 (JPEG's limit)"
+
+
+def options():
+    """The options of ``bokeh.data.synthesize``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.options import REQUIRED, Option, boolean, integer, number, path
+
+    return (
+        Option("out", path, REQUIRED, "the folder to write original/, bokeh/ and coc/ into"),
+        Option("n", integer(1), 200, "pairs"),
+        Option("size", parse_size, (512, 768), "height x width of each pair"),
+        Option("seed", integer(0, 2**32 - 1), 0, "the set: pair i of set s is the same on every machine"),
+        Option("start", integer(0), 0, "the index of the first pair"),
+        Option("noise", number(0, 1), 0.01, "largest noise standard deviation, in [0, 1] units"),
+        Option("quality", integer(1, 100), 95, "JPEG quality"),
+        Option("workers", integer(1, 256), 2, "processes"),
+        Option("overwrite", boolean, False, "write into a non-empty folder"),
+    )
 
 
 def parse_args(argv: list[str]) -> dict:
-    """``key=value`` arguments into typed settings; a clear ``ValueError`` for anything wrong."""
-    parsers = {"out": lambda value: given_path("out", value), "size": parse_size, "noise": float, "overwrite": lambda value: parse_bool("overwrite", value)}
-    settings = parse_settings(argv, DEFAULTS, parsers)
-    if settings["out"] is None or str(settings["out"]) == "":
-        raise ValueError("out=DIR is required (the folder to write original/ and bokeh/ into)")
-    if settings["n"] < 1 or settings["start"] < 0 or settings["workers"] < 1:
-        raise ValueError("n and workers must be >= 1 and start >= 0")
-    if not 1 <= settings["quality"] <= 100 or settings["noise"] < 0:
-        raise ValueError("quality must be in 1..100 and noise >= 0")
-    return settings
+    """``key=value`` arguments into typed settings, each checked (:mod:`bokeh.options`); one
+    ``ValueError`` sentence for anything wrong."""
+    from bokeh.options import parse
+
+    return parse(argv, options(), USAGE)[0]
 
 
 #: The files of one pair: (folder, suffix) in the EBB! layout (:mod:`bokeh.data.layout`)
@@ -112,7 +120,7 @@ def write_dataset(
 
     run_jobs(_write_one, jobs, workers, done)
     if len(set(f_numbers.values())) > 1:  # the aperture control's data: each target's f-number
-        write_text_atomic(out / F_NUMBERS, json.dumps(dict(sorted(f_numbers.items(), key=lambda kv: int(kv[0]))), indent=0) + "\n")
+        write_text_atomic(out / F_NUMBERS, json_text(dict(sorted(f_numbers.items(), key=lambda kv: int(kv[0]))), indent=0) + "\n")
     files = [f for index in sorted(written) for f in planned[index]] + ([F_NUMBERS] if (out / F_NUMBERS).is_file() else [])
     finish_folder(out, {"generator": "bokeh.data.synthetic", "version": GENERATOR_VERSION, "n": n, "start": start, "size": list(size), "seed": seed, "noise": noise, "quality": quality, "scene": plain(scene)}, files)
     return out
@@ -131,9 +139,11 @@ def ensure_dataset(folder: str | Path, **settings) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bokeh.options import help_text, wants_help
+
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(__doc__.strip() + "\n\n" + USAGE)
+    if wants_help(argv):
+        print(__doc__.strip() + "\n\n" + help_text(USAGE, options()))
         return 0
     written: list[int] = []
     try:
@@ -145,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"so it is not a finished set: rerun with overwrite=true")):
             out = write_dataset(**settings, written=written)
     except (ValueError, FileExistsError, OutputFolderError) as error:
-        print(f"error: {error}\n{USAGE}", file=sys.stderr)
+        print(f"bokeh.data.synthesize: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     except SystemExit as exit_:  # interrupted: the line is printed
         return int(exit_.code)

@@ -63,9 +63,9 @@ def parse_size(size: str) -> tuple[int, int]:
         raise ExportConfigError(
             f"size={size!r}: height and width must be positive multiples of {DOWNSAMPLE} (Glass-Net downsamples 8x)"
         )
-    if height == width == DOWNSAMPLE:  # a single pixel at 1/8: instance norm has no statistics
-        raise ExportConfigError(f"size={size!r}: Glass-Net's instance norm needs more than one pixel at 1/8 scale: "
-                                f"export at least {DOWNSAMPLE}x{MIN_SIDE}")
+    if min(height, width) < MIN_SIDE:  # 1 px a side at 1/8: instance norm and the checks' resizes fail (after minutes)
+        raise ExportConfigError(f"size={size}: each side must be at least {MIN_SIDE} px (Glass-Net works at 1/8 scale): "
+                                f"export at least {MIN_SIDE}x{MIN_SIDE}, e.g. size=256x384")
     return height, width
 
 
@@ -147,14 +147,10 @@ class Report:
 
 
 def _json_safe(value: Any) -> Any:
-    """Floats that JSON cannot hold (inf PSNR of identical outputs) become None."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
+    """Floats that JSON cannot hold (inf PSNR of identical outputs) become None (:func:`bokeh.cli.finite_json`)."""
+    from bokeh.cli import finite_json
+
+    return finite_json(value)
 
 
 def _versions() -> dict[str, str]:

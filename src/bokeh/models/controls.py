@@ -212,37 +212,111 @@ class OutputContract:
         return "\n".join(f"{s.name} {s.shape}: {s.range}" for s in self.specs)
 
 
-def check_focus(focus) -> tuple[float, float]:
-    """``focus`` as ``(x, y)`` floats in [0, 1]; raises :class:`ControlError` naming what is wrong."""
+def _typed(value) -> str:
+    """A control value as a user would type it: ``0.5,0.4`` for a pair, the text itself for text."""
+    if isinstance(value, str):
+        return value
+    try:
+        return ",".join(f"{float(v):g}" for v in value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def check_focus(focus, typed: str | None = None) -> tuple[float, float]:
+    """``focus`` as ``(x, y)`` floats in [0, 1]; raises :class:`ControlError` naming what is wrong
+    (``focus=<typed>``: the text the user gave, else the value written as ``x,y``)."""
+    typed = _typed(focus) if typed is None else typed
     try:
         x, y = (float(v) for v in focus)
     except (TypeError, ValueError):
-        raise ControlError(f"focus={focus!r} is not a point: give x,y as fractions of the width and height, e.g. focus=0.5,0.4") from None
+        raise ControlError(f"focus={typed} is not a point: give x,y as fractions of the width and height, e.g. focus=0.5,0.4") from None
     if not (math.isfinite(x) and math.isfinite(y)):
-        raise ControlError(f"focus=({x}, {y}) is not a finite point: give x,y as fractions in [0, 1], e.g. focus=0.5,0.4")
+        raise ControlError(f"focus={typed} is not a finite point: give x,y as fractions in [0, 1], e.g. focus=0.5,0.4")
     if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-        raise ControlError(f"focus=({x:g}, {y:g}) lies outside the photo: x and y are fractions of the width and height in [0, 1]")
+        raise ControlError(f"focus={typed} lies outside the photo: x and y are fractions of the width and height in [0, 1]")
     return x, y
 
 
-def check_aperture(aperture) -> float:
+def check_aperture(aperture, typed: str | None = None) -> float:
     """``aperture`` as a float f-number; raises :class:`ControlError` for f/0, negatives, NaN, text,
-    and f-numbers wider than the model was trained with (below :data:`MIN_F_NUMBER`)."""
+    and f-numbers wider than the model was trained with (below :data:`MIN_F_NUMBER`). The message
+    names ``aperture=<typed>`` (the text the user gave, else the value)."""
+    typed = str(aperture) if typed is None else typed
     try:
         value = float(aperture)
     except (TypeError, ValueError):
-        raise ControlError(f"aperture={aperture!r} is not an f-number: give a number such as aperture=2.8") from None
+        raise ControlError(f"aperture={typed} is not an f-number: give a number such as aperture=2.8") from None
     if math.isfinite(value) and 0 < value < MIN_F_NUMBER:
         raise ControlError(
-            f"aperture={aperture!r} is wider than the model was trained for (f/{TRAINED_F_NUMBERS[0]:g} to f/{TRAINED_F_NUMBERS[1]:g}) "
+            f"aperture={typed} is wider than the model was trained for (f/{TRAINED_F_NUMBERS[0]:g} to f/{TRAINED_F_NUMBERS[1]:g}) "
             f"and would blur no more than f/{MIN_F_NUMBER:g}: give {MIN_F_NUMBER:g} or more"
         )
     if not math.isfinite(value) or not MIN_F_NUMBER <= value <= MAX_F_NUMBER:
         raise ControlError(
-            f"aperture={aperture!r} is not a usable f-number: give a finite number from {MIN_F_NUMBER:g} to {MAX_F_NUMBER:g}, "
+            f"aperture={typed} is not a usable f-number: give a finite number from {MIN_F_NUMBER:g} to {MAX_F_NUMBER:g}, "
             f"e.g. 1.8 (the widest the model was trained with) or 8"
         )
     return value
+
+
+@dataclass(frozen=True)
+class PixelPoint:
+    """A point to focus on in pixels of the photo (as it is shown: EXIF orientation applied), from
+    its top-left corner: ``x`` to the right, ``y`` down; ``python -m bokeh.render focus=640px,480px``."""
+
+    x: float
+    y: float
+
+    def fractions(self, size: tuple[int, int]) -> tuple[float, float]:
+        """``(x / W, y / H)`` for a photo of ``size`` ``(H, W)``.
+
+        Raises:
+            ControlError: the point lies outside the photo (x not in [0, W] or y not in [0, H]).
+        """
+        height, width = size
+        if not (0 <= self.x <= width and 0 <= self.y <= height):
+            raise ControlError(f"focus={self.x:g}px,{self.y:g}px lies outside the photo ({width} x {height} px): give "
+                               f"pixels from its top-left corner, x up to {width} and y up to {height}")
+        return self.x / width, self.y / height
+
+
+# ----------------------------------------------------------------------------- the controls as typed on a command line
+def parse_focus(text: str) -> tuple[float, float] | PixelPoint:
+    """``"0.5,0.4"`` -> fractions ``(0.5, 0.4)`` (checked: in [0, 1]); ``"640px,480px"`` -> a
+    :class:`PixelPoint` (checked against each photo's size later, before any work).
+
+    Raises:
+        ControlError: not two numbers, mixed units, or a fraction outside [0, 1]; the message shows
+            ``focus=`` as typed.
+    """
+    typed = str(text)
+    parts = [part.strip().lower() for part in typed.split(",")]
+    pixels = [part.endswith("px") for part in parts]
+    if len(parts) == 2 and all(pixels):
+        try:
+            x, y = (float(part[:-2]) for part in parts)
+        except ValueError:
+            x = y = math.nan
+        if math.isfinite(x) and math.isfinite(y):
+            return PixelPoint(x, y)
+    elif len(parts) == 2 and not any(pixels):
+        return check_focus(parts, typed)
+    raise ControlError(f"focus={typed} is not a point: give x,y as fractions of the photo's width and height "
+                       f"(focus=0.5,0.4) or as pixels from its top-left corner (focus=640px,480px)")
+
+
+def parse_aperture(text: str) -> float:
+    """``"2.8"`` or ``"f/2.8"`` -> 2.8 (:func:`check_aperture`: ``ControlError`` for f/0, negatives,
+    NaN, text; the message shows ``aperture=`` as typed)."""
+    import re
+
+    value = str(text).strip()
+    match = re.fullmatch(r"[fF]/?(\d.*)", value)
+    return check_aperture(match.group(1) if match else value, str(text))
+
+
+parse_focus.describe = "x,y as fractions of the width and height (0.5,0.4) or pixels (640px,480px)"  # type: ignore[attr-defined]
+parse_aperture.describe = f"an f-number from {MIN_F_NUMBER:g} to {MAX_F_NUMBER:g} (2.8 or f/2.8)"  # type: ignore[attr-defined]
 
 
 def control_tensors(batch: int, focus=None, aperture=None, device=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from bokeh.model_files import CheckpointError, lfs_pointer_reason
+from bokeh.cli import json_text
+from bokeh.model_files import MODEL_SUFFIXES, CheckpointError, check_model_file, lfs_pointer_reason
 from bokeh.models.glassnet import GlassNet
 
 FOLDER = Path(__file__).resolve().parent
@@ -43,6 +44,20 @@ def is_name(text: str | Path) -> bool:
     """True if ``text`` is a shipped model's name (and not a path: no folder, no suffix)."""
     text = str(text)
     return "/" not in text and "\\" not in text and "." not in text and text in names()
+
+
+def resolve(value: str | Path, setting: str = "ckpt", suffixes: tuple[str, ...] | None = MODEL_SUFFIXES) -> str | Path:
+    """What a model option names: a shipped model (its name, a ``str``) or a model file (a checked
+    ``Path``: :func:`bokeh.model_files.check_model_file`). A shipped name wins over a file or folder of
+    the same name in the working folder (``ckpt=reference`` beside ``./reference/``): pass
+    ``./reference`` for the folder's file.
+
+    Raises:
+        CheckpointError: not a shipped name and not a model file (one sentence naming ``setting=``).
+    """
+    if is_name(value):
+        return str(value)
+    return check_model_file(value, setting, suffixes)
 
 
 def meta(name: str) -> dict[str, Any]:
@@ -122,6 +137,6 @@ def save(name: str, generator: GlassNet, settings: dict[str, Any], description: 
     weights = folder / f"{name}.pt"
     record = {"name": name, "file": weights.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
               "model": dict(settings), **description}
-    text = json.dumps(record, indent=2) + "\n"  # made before any write: a bad description changes nothing
+    text = json_text(record) + "\n"  # made before any write: a bad description changes nothing
     write_bytes_atomic(weights, data)
     return write_text_atomic(folder / f"{name}.json", text)

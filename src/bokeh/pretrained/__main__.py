@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bokeh import pretrained
+from bokeh.cli import json_text
 
 USAGE = "usage: python -m bokeh.pretrained ship ckpt=PATH [name=reference] [real=FOLDER] [overwrite=false] | show [[name=]reference]"
 #: What a model trained on pairs made from BSDS500 photos may be used for (its data's terms)
@@ -194,19 +195,42 @@ def check_ship_options(options: dict[str, str]) -> tuple[Path, str, Path | None]
     return ckpt, name, real
 
 
+def options(command: str):
+    """The options of ``bokeh.pretrained ship`` / ``show``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.options import REQUIRED, Option, boolean, model, path, text
+
+    name = Option("name", text, "reference", "the shipped model's name")
+    if command == "show":
+        return (name,)
+    return (Option("ckpt", model, REQUIRED, "the training checkpoint to ship"), name,
+            Option("real", path, None, "a folder of real pairs to score it on too"),
+            Option("overwrite", boolean, False, "replace a model shipped under that name"))
+
+
 def main(argv: list[str] | None = None) -> int:
+    from bokeh.options import OptionError, help_text, parse, wants_help
+
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in ("ship", "show"):
-        print(USAGE, file=sys.stderr)
+        if wants_help(args):
+            print(USAGE)
+            return 0
+        print(f"bokeh.pretrained: {'say ship or show' if not args else repr(args[0]) + ' is not ship or show'}; {USAGE}", file=sys.stderr)
         return 2
-    options = dict(a.split("=", 1) for a in args[1:] if "=" in a)
-    positional = [a for a in args[1:] if "=" not in a]
-    unknown = sorted(set(options) - ({"name"} if args[0] == "show" else {"name", "ckpt", "real", "overwrite"}))
-    if unknown or len(positional) > (args[0] == "show") or (positional and "name" in options):
-        print(f"bokeh.pretrained: {', '.join(unknown + positional)}: not understood; {USAGE}", file=sys.stderr)
+    command, rest = args[0], args[1:]
+    if wants_help(rest):
+        print(help_text(USAGE, options(command)))
+        return 0
+    positional = [a for a in rest if "=" not in a]
+    if command == "show" and len(positional) == 1:  # show reference
+        rest = [f"name={positional[0]}" if a == positional[0] else a for a in rest]
+    try:
+        settings, _ = parse(rest, options(command), USAGE)
+    except OptionError as error:
+        print(f"bokeh.pretrained {command}: {error}", file=sys.stderr)
         return 2
-    name = options.get("name", positional[0] if positional else "reference")
-    if args[0] == "show":
+    name = settings["name"]
+    if command == "show":
         try:
             description = pretrained.meta(name)
         except pretrained.PretrainedError as error:
@@ -219,9 +243,13 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     try:
-        ckpt, name, real = check_ship_options({**options, "name": name})
+        from bokeh.model_files import check_model_file
+
+        check_model_file(settings["ckpt"], "ckpt", suffixes=(".ckpt",))  # the one check of what a model file is
+        ckpt, name, real = check_ship_options({"ckpt": settings["ckpt"], "name": name, "overwrite": str(settings["overwrite"]).lower(),
+                                               **({"real": str(settings["real"])} if settings["real"] is not None else {})})
     except (ValueError, OSError) as error:  # CheckpointError is a ValueError; a real= folder not in the layout an OSError
-        print(f"bokeh.pretrained: {str(error).splitlines()[0]}\n{USAGE}", file=sys.stderr)
+        print(f"bokeh.pretrained ship: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     ship(ckpt, name, real)
     return 0

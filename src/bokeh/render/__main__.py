@@ -55,7 +55,6 @@ written so far are complete, and no temporary file is left).
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -66,12 +65,60 @@ USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .on
          "[side_by_side=false] [short_side=auto|N|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
          "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16] [overwrite=false] "
          "[focus=X,Y|Xpx,Ypx|matte.png] [aperture=F] [matte=false] [subject=auto|off]")
-DEFAULTS = {"input": None, "ckpt": None, "out": None, "side_by_side": "false", "short_side": "auto",
-            "quality": "95", "threads": "0", "value_range": "auto", "max_pixels": "default", "accelerator": "cpu",
-            "precision": "auto", "overwrite": "false", "focus": None, "aperture": None, "matte": "false",
-            "subject": "auto"}
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
-TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _max_pixels(text: str):
+    """``max_pixels=``: a pixel count (``_`` and ``,`` allowed between digits), ``none``, or ``default``."""
+    from bokeh.options import integer
+
+    return integer(1, words={"none": None, "default": "default"})(text.replace(",", ""))
+
+
+_max_pixels.describe = "a number of pixels (width x height), none (no limit) or default (Pillow's)"
+
+
+def focus_or_matte(text: str):
+    """``focus=``: a point (:func:`bokeh.models.controls.parse_focus`: fractions or ``640px,480px``), or
+    a file name (no comma, and an image suffix or an existing file): its ``Path``, a user's matte."""
+    from bokeh.images import is_known_image_type
+    from bokeh.models.controls import parse_focus
+
+    if "," not in str(text) and (is_known_image_type(Path(text)) or Path(text).is_file()):
+        return Path(text)
+    return parse_focus(text)
+
+
+focus_or_matte.describe = "x,y fractions (0.5,0.4), pixels (640px,480px) or a matte image (white = sharp)"
+
+
+def options():
+    """The options of ``bokeh.render``, each declared once (:mod:`bokeh.options`)."""
+    from bokeh.inference import PRECISIONS
+    from bokeh.models.controls import parse_aperture
+    from bokeh.options import REQUIRED, Option, boolean, choice, integer, path
+    from bokeh.render.fit import SUBJECT_MODES
+
+    return (
+        Option("input", path, REQUIRED, "a photo, or a folder of photos (subfolders are not searched)"),
+        Option("ckpt", path, REQUIRED, "the model: a .ckpt, .onnx or .tflite file, or a shipped name (reference)"),
+        Option("out", path, REQUIRED, "the folder to write into"),
+        Option("side_by_side", boolean, False, "write input | output side by side"),
+        Option("short_side", integer(8, words={"auto": "auto", "full": None, "none": None, "0": None}), "auto",
+               "torch models: the short side the photo is run at (auto: the model's training scale)"),
+        Option("quality", integer(1, 100), 95, "JPEG quality"),
+        Option("threads", integer(0, 1024), 0, "CPU threads (0: every core)"),
+        Option("value_range", choice("auto", "signed", "pixel"), "auto", "exported models only"),
+        Option("max_pixels", _max_pixels, "default", "larger images are skipped as possible decompression bombs"),
+        Option("accelerator", choice("cpu", "gpu"), "cpu", "gpu: a .tflite model on LiteRT's GPU accelerator"),
+        Option("precision", choice(*PRECISIONS), "auto", "torch checkpoints only"),
+        Option("overwrite", boolean, False, "replace existing outputs"),
+        Option("focus", focus_or_matte, None, "the point to focus on (models with a focus input), or a matte image for one photo"),
+        Option("aperture", parse_aperture, None, "the f-number to render (models with an aperture input)"),
+        Option("matte", boolean, False, "also write the matte each render used"),
+        Option("subject", choice(*SUBJECT_MODES), "auto",
+               "auto: a subject matte and the model decide what stays sharp (default); off: the model alone"),
+    )
 
 
 class UsageError(ValueError):
@@ -79,112 +126,20 @@ class UsageError(ValueError):
 
 
 def parse_args(argv: list[str]) -> dict:
-    """``key=value`` arguments (``--key=value`` too, and the flag ``--side-by-side``) into typed settings."""
-    raw = dict(DEFAULTS)
-    for arg in argv:
-        if arg in FLAGS:
-            key, value = FLAGS[arg]
-        else:
-            key, sep, value = arg.lstrip("-").partition("=")
-            key = key.replace("-", "_")
-            if not sep or key not in DEFAULTS:
-                raise UsageError(f"unknown argument {arg!r}")
-        raw[key] = value
-    missing = [key for key in ("input", "ckpt", "out") if not raw[key]]
-    if missing:
-        raise UsageError(f"missing {', '.join(k + '=' for k in missing)}")
-    settings = {"input": Path(raw["input"]), "ckpt": Path(raw["ckpt"]), "out": Path(raw["out"]),
-                "value_range": raw["value_range"], "accelerator": raw["accelerator"].lower(),
-                "precision": raw["precision"].lower()}
-    from bokeh.inference import PRECISIONS
-
-    if settings["precision"] not in PRECISIONS:
-        raise UsageError(f"precision={raw['precision']!r}: one of {', '.join(PRECISIONS)} (default auto)")
-    side = raw["side_by_side"].lower()
-    if side not in TRUE + FALSE:
-        raise UsageError(f"side_by_side={raw['side_by_side']!r}: use true or false")
-    settings["side_by_side"] = side in TRUE
-    overwrite = raw["overwrite"].lower()
-    if overwrite not in TRUE + FALSE:
-        raise UsageError(f"overwrite={raw['overwrite']!r}: use true or false")
-    settings["overwrite"] = overwrite in TRUE
-    matte = raw["matte"].lower()
-    if matte not in TRUE + FALSE:
-        raise UsageError(f"matte={raw['matte']!r}: use true or false")
-    settings["matte"] = matte in TRUE
-    from bokeh.render.fit import SUBJECT_MODES
-
-    settings["subject"] = raw["subject"].lower()
-    if settings["subject"] not in SUBJECT_MODES:
-        raise UsageError(f"subject={raw['subject']!r}: auto (a subject matte and the model decide what stays sharp, the "
-                         f"default) or off (the model alone)")
-    short = raw["short_side"].lower()
-    if short == "auto":
-        settings["short_side"] = "auto"
-    elif short in ("full", "none", "0"):
-        settings["short_side"] = None
-    elif short.isdigit() and int(short) >= 8:
-        settings["short_side"] = int(short)
-    else:
-        raise UsageError(f"short_side={raw['short_side']!r}: a number of pixels >= 8, 'auto' (default) or 'full'")
-    for key, low, high in (("quality", 1, 100), ("threads", 0, 1024)):
-        if not raw[key].isdigit() or not low <= int(raw[key]) <= high:
-            raise UsageError(f"{key}={raw[key]!r}: a whole number from {low} to {high}")
-        settings[key] = int(raw[key])
-    limit = raw["max_pixels"].lower().replace("_", "").replace(",", "")
-    if limit == "default":
-        settings["max_pixels"] = "default"
-    elif limit == "none":
-        settings["max_pixels"] = None
-    elif limit.isdigit() and int(limit) > 0:
-        settings["max_pixels"] = int(limit)
-    else:
-        raise UsageError(f"max_pixels={raw['max_pixels']!r}: a number of pixels (width x height), or 'none' for no limit")
-    settings["focus"] = None if raw["focus"] is None else parse_focus(raw["focus"])
-    settings["aperture"] = None if raw["aperture"] is None else parse_aperture(raw["aperture"])
-    return settings
-
-
-def parse_focus(text: str):
-    """``"0.5,0.4"`` -> fractions ``(0.5, 0.4)`` (checked: in [0, 1]); ``"640px,480px"`` -> a
-    :class:`~bokeh.render.fit.PixelPoint` (checked against each photo's size later, before any work);
-    a file name (no comma, an image suffix, or an existing file) -> its ``Path``: a user's matte.
+    """``key=value`` arguments (``--key=value`` too, and the flag ``--side-by-side``) into typed
+    settings, every value checked (:mod:`bokeh.options`).
 
     Raises:
-        ControlError: not two numbers, mixed units, or a fraction outside [0, 1].
+        UsageError: an unknown or missing argument, or a bad value (one sentence naming it).
+        bokeh.options.HelpRequested: ``--help``.
     """
-    import math
+    from bokeh.options import OptionError, parse
 
-    from bokeh.models.controls import ControlError, check_focus
-    from bokeh.render.fit import PixelPoint
-
-    from bokeh.images import is_known_image_type
-
-    if "," not in str(text) and (is_known_image_type(Path(text)) or Path(text).is_file()):
-        return Path(text)
-    parts = [part.strip().lower() for part in str(text).split(",")]
-    pixels = [part.endswith("px") for part in parts]
-    if len(parts) == 2 and all(pixels):
-        try:
-            x, y = (float(part[:-2]) for part in parts)
-        except ValueError:
-            x = y = math.nan
-        if math.isfinite(x) and math.isfinite(y):
-            return PixelPoint(x, y)
-    elif len(parts) == 2 and not any(pixels):
-        return check_focus(parts)
-    raise ControlError(f"focus={text!r} is not a point: give x,y as fractions of the photo's width and height "
-                       f"(focus=0.5,0.4) or as pixels from its top-left corner (focus=640px,480px)")
-
-
-def parse_aperture(text: str) -> float:
-    """``"2.8"`` or ``"f/2.8"`` -> 2.8 (:func:`bokeh.models.controls.check_aperture`: ``ControlError`` for
-    f/0, negatives, NaN, text)."""
-    from bokeh.models.controls import check_aperture
-
-    value = str(text).strip()
-    match = re.fullmatch(r"[fF]/?(\d.*)", value)
-    return check_aperture(match.group(1) if match else value)
+    try:
+        settings, _ = parse(argv, options(), USAGE, flags=FLAGS, dashes=True)
+    except OptionError as error:
+        raise UsageError(str(error)) from None
+    return settings
 
 
 def check_focus_pixels(focus, inputs: list[Path]) -> None:
@@ -192,8 +147,7 @@ def check_focus_pixels(focus, inputs: list[Path]) -> None:
     orientation applied): ``ControlError`` naming the first photo it misses. Files whose header
     cannot be read are left to the render, which reports and skips them."""
     from bokeh.images import ImageError, read_size
-    from bokeh.models.controls import ControlError
-    from bokeh.render.fit import PixelPoint
+    from bokeh.models.controls import ControlError, PixelPoint
 
     if not isinstance(focus, PixelPoint):
         return
@@ -212,9 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 all rendered, 1 some skipped, 2 bad settings, 130 Ctrl-C)."""
     from bokeh.cli import EXIT_OK, interruptible
 
+    from bokeh.options import help_text, wants_help
+
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(__doc__)
+    if wants_help(argv):
+        print(__doc__ + "\n" + help_text(USAGE, options()))
         return EXIT_OK
     try:  # Ctrl-C: one line saying what was finished (bokeh.cli.interruptible), exit status 130
         with interruptible("bokeh.render", lambda: "nothing was rendered"):
@@ -256,6 +212,7 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
     def finished() -> str:
         return f"rendered {len(summary.rendered)} of {len(inputs)} image(s) into {out}; each written file is complete"
 
+    created = not out.exists()  # a run that writes nothing (every photo skipped) leaves no empty out/ behind
     try:
         with interruptible("bokeh.render", finished):
             render_files(inputs, out, backend, settings["short_side"], settings["side_by_side"],
@@ -264,6 +221,9 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
     except OSError as error:  # writing an output failed: every later file would too
         print(f"bokeh.render: stopped: could not write into out={out} ({error.strerror or error}); {finished()}", file=sys.stderr)
         return EXIT_SKIPPED
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
     seconds = time.perf_counter() - start
     console.print(f"rendered {len(summary.rendered)} of {len(inputs)} image(s) into {out} in {seconds:.1f} s", highlight=False)
     if ignored:
@@ -282,10 +242,10 @@ def _prepare(argv: list[str]):
     """Settings, inputs, ignored files, out folder and backend; or an exit status after printing why."""
     from bokeh.checkpoint import CheckpointError
     from bokeh.cli import EXIT_SETTINGS
-    from bokeh.images import set_max_pixels
+    from bokeh.images import ImageError, set_max_pixels
     from bokeh.models.controls import ControlError, InputContract
     from bokeh.render.backends import load_backend
-    from bokeh.images import ImageError, read_size
+    from bokeh.images import read_size
     from bokeh.render.files import RenderError, check_matte, check_paths, ignored_files, list_inputs, read_matte
     from bokeh.render.fit import subject_segmenter
     from bokeh.runtimes import NotFullyAccelerated, RuntimeUnavailable
@@ -295,6 +255,8 @@ def _prepare(argv: list[str]):
         if settings["max_pixels"] != "default":
             set_max_pixels(settings["max_pixels"])
         inputs = list_inputs(settings["input"])
+        if settings["input"].is_file() and settings["input"].stat().st_size == 0:  # one photo, and it is empty: a bad input=
+            raise ImageError(settings["input"], "empty file (0 bytes)", "copy the photo again (the copy or download did not finish)")
         out = check_paths(settings["input"], inputs, settings["out"], settings["overwrite"], settings["matte"])
         backend = load_backend(settings["ckpt"], settings["threads"], settings["value_range"], settings["accelerator"],
                                precision=settings["precision"])
@@ -311,11 +273,11 @@ def _prepare(argv: list[str]):
         check_focus_pixels(settings["focus"], inputs)
         if settings["subject"] == "auto" and settings["user_matte"] is None:
             subject_segmenter(backend)  # missing: one sentence now (SegmenterMissing), before any work
-    except UsageError as error:
-        print(f"bokeh.render: {error}\n{USAGE}", file=sys.stderr)
+    except UsageError as error:  # one sentence; --help shows the usage
+        print(f"bokeh.render: {error}", file=sys.stderr)
         return EXIT_SETTINGS
-    except (ControlError, RenderError, CheckpointError, FileNotFoundError, ImageError, ValueError, RuntimeUnavailable,
-            NotFullyAccelerated) as error:
+    except (ControlError, RenderError, CheckpointError, FileNotFoundError, ValueError, RuntimeUnavailable, NotFullyAccelerated,
+            ImageError) as error:
         print(f"bokeh.render: {error}", file=sys.stderr)
         return EXIT_SETTINGS
     return settings, inputs, ignored_files(settings["input"]), out, backend

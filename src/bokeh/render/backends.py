@@ -272,8 +272,9 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
             fp32), ``fp32`` or ``bf16``; exported models compute in the precision they were exported in.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: unknown suffix, value range, accelerator or precision (or ``gpu`` for a
+        bokeh.checkpoint.CheckpointError: not a shipped name and not a model file (missing, a folder,
+            empty, a Git LFS pointer, an image, an unknown suffix: :func:`bokeh.model_files.check_model_file`).
+        ValueError: value range, accelerator or precision (or ``gpu`` for a
             non-``.tflite`` file, ``fp32``/``bf16`` for an exported one).
         bokeh.checkpoint.CheckpointError: a ``.ckpt`` that is not a training checkpoint.
         bokeh.runtimes.RuntimeUnavailable: the runtime or device is missing (for ``gpu``: no Vulkan
@@ -284,28 +285,36 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if pretrained.is_name(path) and not Path(path).exists():  # a model shipped with the package: ckpt=reference
+    source = pretrained.resolve(path)  # a shipped name (ckpt=reference), or a checked model file
+    if isinstance(source, str):
+        if value_range != "auto":
+            raise ValueError(f"value_range={value_range} applies to exported models (.onnx, .tflite); the shipped model "
+                             f"{source} takes [-1, 1] itself: leave value_range out")
         if accelerator != "cpu":
             raise ValueError(f"accelerator={accelerator} runs .tflite models; export the shipped model first: "
                              f"make tflite CKPT={path}")
-        runtime = TorchRuntime(pretrained.load(str(path)), threads, precision)
+        runtime = TorchRuntime(pretrained.load(source), threads, precision)
         return TorchBackend(runtime, name=f"torch {describe_precision(runtime.precision)} (shipped model {path})",
-                            short_side=pretrained.meta(str(path)).get("input", {}).get("short_side"))
-    path = Path(path)
+                            short_side=pretrained.meta(source).get("input", {}).get("short_side"))
+    path = source
     suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ValueError(f"ckpt={path}: unknown model file type {suffix or '(none)'!r}; "
-                         f"pass a Lightning checkpoint (.ckpt), an ONNX model (.onnx) or a TFLite model (.tflite)")
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt={path}: no such file; train one with `python -m bokeh.train` "
-                                f"or export one with `make tflite CKPT=...`")
     if value_range not in VALUE_RANGES:
         raise ValueError(f"value_range={value_range!r}: expected one of {', '.join(VALUE_RANGES)}")
     if accelerator not in ACCELERATORS:
         raise ValueError(f"accelerator={accelerator!r}: expected one of {', '.join(ACCELERATORS)}")
+    if suffix == ".ckpt" and value_range != "auto":
+        raise ValueError(f"value_range={value_range} applies to exported models (.onnx, .tflite); {path.name} is a torch "
+                         f"checkpoint, which takes [-1, 1] itself: leave value_range out")
     if suffix != ".ckpt" and precision != "auto":
         raise ValueError(f"precision={precision} applies to torch checkpoints (.ckpt) only; {path.name} runs in the "
                          f"precision it was exported in (pick bokeh_float32 / _float16 / _int8.tflite instead)")
+    if value_range != "auto" and suffix != ".ckpt":  # for a file that says nothing; never against what the file says
+        from bokeh.model_files import read_metadata
+
+        said = (read_metadata(path) or {}).get("value_range")
+        if said is not None and said != value_range:
+            raise ValueError(f"value_range={value_range}, but {path.name} says it takes value_range={said} (stored at export): "
+                             f"leave value_range out (auto)")
     threads = threads if threads > 0 or suffix == ".ckpt" else (os.cpu_count() or 1)
     runtime = runtime_for(path, accelerator, threads, precision)
     if suffix == ".ckpt":

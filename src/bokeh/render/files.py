@@ -40,7 +40,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bokeh.files import OutputFolderError, OutputPlanError, check_output_folder, check_planned, existing_outputs
-from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, from_tensor, is_known_image_type, not_a_file_reason, read_rgb,
+from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, from_tensor, is_known_image_type, not_a_file_reason, page_count, read_rgb,
                           srgb_profile, unsupported_reason, write_image)
 from bokeh.render.fit import has_matte, matte_to_uint8, render_photo
 
@@ -293,6 +293,9 @@ def render_files(
                 if problem is not None:
                     raise ImageError(path, *problem)
                 image = read_rgb(path)  # (H, W, 3) uint8, upright, sRGB
+                pages = page_count(path)
+                if pages > 1:  # a multi-page TIFF: its first page only, and said so
+                    progress.console.print(f"{escape(path.name)}: {pages} pages; page 1 is rendered, the others are left out", highlight=False)
                 check_writable_size(output_path(path, out), (image.shape[0], image.shape[1] * (2 if side_by_side else 1)))
                 done = render_photo(image, backend, focus=focus, aperture=aperture, subject=subject, matte=user_matte,
                                     short_side=short_side)

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from bokeh import composite
 from bokeh.data.transforms import unpad
 from bokeh.images import from_tensor, to_tensor
-from bokeh.models.controls import ControlError, InputContract, OutputContract
+from bokeh.models.controls import ControlError, InputContract, OutputContract, PixelPoint  # noqa: F401  (PixelPoint: bokeh.render exports it)
 from bokeh.models.glassnet import DOWNSAMPLE, MIN_SIDE
 
 DEFAULT_SHORT_SIDE = 1024  # EBB!'s scale: the short side of its ~1024 x 1536 photos
@@ -102,27 +102,6 @@ class Plan:
         if self.rotate:
             x, y = y, 1.0 - x
         return min(self.work[0] - 1, int(y * self.work[0])), min(self.work[1] - 1, int(x * self.work[1]))
-
-
-@dataclass(frozen=True)
-class PixelPoint:
-    """A point to focus on in pixels of the photo (as it is shown: EXIF orientation applied), from
-    its top-left corner: ``x`` to the right, ``y`` down; ``python -m bokeh.render focus=640px,480px``."""
-
-    x: float
-    y: float
-
-    def fractions(self, size: tuple[int, int]) -> tuple[float, float]:
-        """``(x / W, y / H)`` for a photo of ``size`` ``(H, W)``.
-
-        Raises:
-            ControlError: the point lies outside the photo (x not in [0, W] or y not in [0, H]).
-        """
-        height, width = size
-        if not (0 <= self.x <= width and 0 <= self.y <= height):
-            raise ControlError(f"focus={self.x:g}px,{self.y:g}px lies outside the photo ({width} x {height} px): give "
-                               f"pixels from its top-left corner, x up to {width} and y up to {height}")
-        return self.x / width, self.y / height
 
 
 def _next_multiple(value: int, multiple: int = DOWNSAMPLE) -> int:

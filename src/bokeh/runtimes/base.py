@@ -25,8 +25,9 @@ def model_file_error(path: str | Path, kind: str, error: BaseException) -> Model
     if isinstance(error, PermissionError):
         return ModelFileError(f"{path}: cannot be read: permission denied; make it readable (chmod u+r)")
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    article = "an" if kind[:1].upper() in "AEIOU" else "a"  # an ONNX file, a TFLite file
     return ModelFileError(f"{path} is not a loadable {kind} model ({type(error).__name__}: {first}); it may be truncated "
-                          f"or not a {kind} file: copy it again, or export it again with python -m bokeh.export")
+                          f"or not {article} {kind} file: copy it again, or export it again with python -m bokeh.export")
 
 
 @dataclass(frozen=True)

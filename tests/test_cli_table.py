@@ -1,0 +1,173 @@
+"""Every command line against every kind of bad input, as a user runs it: one sentence, exit 2, and
+nothing written or deleted.
+
+One table: each row is a command (``bokeh.render``, ``bokeh.evaluate``, ``bokeh.export``,
+``bokeh.train``, ``bokeh.data.photo_pairs``, ``bokeh.data.synthesize``, ``bokeh.pretrained``,
+``bokeh.demo``), its arguments (``{tree}`` is a fresh copy of the files below) and a piece of the
+one sentence it must print. The kinds of bad input: an option value of the wrong type or range, a
+file that is not what it should be (an image as a model, a Git LFS pointer), a folder where a file
+belongs (and a file where a folder belongs), an empty file, an output that exists, an unwritable
+``out=`` (a path under a file, which no permission lets anyone write, root included).
+
+Each case runs in its own subprocess (as a user would run it), all at once in a small pool: a
+refusal happens before any work, so each takes about the command's import time. The tree is
+snapshot (every path, size and modification time) before and after: a refused run writes and
+deletes nothing. A new command joins :data:`CASES`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "0"}
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 123\n"
+
+
+def write_tree(root: Path) -> Path:
+    """The files the cases point at: a photo, an empty photo, model files that are not models, a
+    folder of photos, a finished earlier render, a non-empty folder."""
+    root.mkdir(parents=True)
+    photo = (np.arange(24 * 32 * 3) % 251).astype(np.uint8).reshape(24, 32, 3)
+    Image.fromarray(photo).save(root / "photo.png")
+    (root / "empty.png").write_bytes(b"")
+    (root / "empty.ckpt").write_bytes(b"")
+    (root / "pointer.ckpt").write_bytes(LFS_POINTER)
+    (root / "notes.txt").write_text("not a model\n")
+    (root / "models").mkdir()
+    (root / "models" / "model.ckpt").write_bytes(b"x")  # a folder where a model file belongs
+    (root / "photos").mkdir()
+    Image.fromarray(photo).save(root / "photos" / "a.png")
+    (root / "done").mkdir()  # an earlier run's output: render's out=done holds a.png already
+    Image.fromarray(photo).save(root / "done" / "a.png")
+    (root / "done" / "photo.png").write_bytes((root / "photo.png").read_bytes())
+    (root / "portraits" / "images").mkdir(parents=True)  # a photo with its subject mask
+    (root / "portraits" / "masks").mkdir()
+    Image.fromarray(photo).save(root / "portraits" / "images" / "a.png")
+    Image.fromarray(np.pad(np.full((12, 16), 255, np.uint8), ((6, 6), (8, 8)))).save(root / "portraits" / "masks" / "a.png")
+    (root / "full").mkdir()
+    (root / "full" / "keep.txt").write_text("a user's file\n")
+    return root
+
+
+# command, arguments, a piece of the sentence
+R = ("input={tree}/photo.png", "ckpt=reference")
+CASES = [
+    # bokeh.render
+    ("bokeh.render", (*R, "out={tree}/o", "quality=abc"), "quality=abc: give a whole number from 1 to 100"),
+    ("bokeh.render", (*R, "out={tree}/o", "short_side=-3"), "short_side=-3: give a whole number of at least 8"),
+    ("bokeh.render", (*R, "out={tree}/o", "focus=50%,50%"), "focus=50%,50% is not a point"),
+    ("bokeh.render", (*R, "out={tree}/o", "aperture=1.4"), "aperture=1.4 is wider than"),
+    ("bokeh.render", (*R, "out={tree}/o", "colour=red"), "unknown argument 'colour=red'"),
+    ("bokeh.render", ("input={tree}/photo.png", "ckpt={tree}/photo.png", "out={tree}/o"), "is an image, not a model"),
+    ("bokeh.render", ("input={tree}/photo.png", "ckpt={tree}/models", "out={tree}/o"), "is a folder, not a model file"),
+    ("bokeh.render", ("input={tree}/photo.png", "ckpt={tree}/empty.ckpt", "out={tree}/o"), "is empty (0 bytes)"),
+    ("bokeh.render", ("input={tree}/photo.png", "ckpt={tree}/pointer.ckpt", "out={tree}/o"), "Git LFS pointer"),
+    ("bokeh.render", ("input={tree}/empty.png", "ckpt=reference", "out={tree}/o"), "empty.png: empty file (0 bytes)"),
+    ("bokeh.render", ("input={tree}/photos", "ckpt=reference", "out={tree}/done"), "already exist"),
+    ("bokeh.render", (*R, "out={tree}/photo.png/o"), "{tree}/photo.png/o is not writable (Not a directory)"),
+    # bokeh.evaluate (its real= and portraits= modes, and the synthetic one through Hydra)
+    ("bokeh.evaluate", ("ckpt=reference", "real={tree}/photos", "bokeh_aperture=x"), "bokeh_aperture=x: give an f-number above 0"),
+    ("bokeh.evaluate", ("ckpt=reference", "portraits={tree}/portraits", "aperture=1.4"), "aperture=1.4 is wider than"),
+    ("bokeh.evaluate", ("ckpt=reference", "portraits={tree}/portraits", "tap=maybe"), "tap=maybe: use auto, true or false"),
+    ("bokeh.evaluate", ("ckpt={tree}/photo.png", "real={tree}/photos"), "is an image, not a model"),
+    ("bokeh.evaluate", ("ckpt={tree}/models", "portraits={tree}/photos"), "is a folder, not a model file"),
+    ("bokeh.evaluate", ("ckpt={tree}/empty.ckpt",), "is empty (0 bytes)"),
+    ("bokeh.evaluate", ("ckpt=reference", "real={tree}/photo.png"), "photo.png"),
+    ("bokeh.evaluate", ("ckpt=reference", "real={tree}/photos", "out={tree}/photo.png/m.json"), "photo.png is a file, not a folder"),
+    # bokeh.export
+    ("bokeh.export", ("ckpt=reference", "size=8x16", "out={tree}/e"), "each side must be at least 16 px"),
+    ("bokeh.export", ("ckpt={tree}/photo.png", "out={tree}/e"), "is an image, not a model"),
+    ("bokeh.export", ("ckpt={tree}/models", "out={tree}/e"), "is a folder, not a model file"),
+    # bokeh.train
+    ("bokeh.train", ("experiment=demo", "trainer.max_epochs=abc", "hydra.run.dir={tree}/run"), "trainer.max_epochs=abc: give a whole number"),
+    ("bokeh.train", ("experiment=demo", "model.focus_input=maybe", "hydra.run.dir={tree}/run"), "focus_input must be true or false"),
+    ("bokeh.train", ("experiment=demo", "data.photo_share=1.5", "hydra.run.dir={tree}/full"), "photo_share must be in [0, 1)"),
+    ("bokeh.train", ("experiment=demo", "init_from={tree}/photo.png", "hydra.run.dir={tree}/run"), "init_from={tree}/photo.png is an image"),
+    ("bokeh.train", ("experiment=demo", "hydra.run.dir={tree}/photo.png/run"), "not writable"),
+    # bokeh.data.photo_pairs
+    ("bokeh.data.photo_pairs", ("src={tree}/portraits", "out={tree}/pp", "seed=-1"), "seed=-1: give a whole number from 0"),
+    ("bokeh.data.photo_pairs", ("src={tree}/portraits", "out={tree}/pp", "n=0"), "n=0: give a whole number of at least 1"),
+    ("bokeh.data.photo_pairs", ("src={tree}/photo.png", "out={tree}/pp"), "photo.png"),
+    ("bokeh.data.photo_pairs", ("src={tree}/portraits", "out={tree}/photo.png/pp"), "not writable"),
+    # bokeh.data.synthesize
+    ("bokeh.data.synthesize", ("out={tree}/s", "size=8x16"), "size=8x16: give HEIGHTxWIDTH"),
+    ("bokeh.data.synthesize", ("out={tree}/s", "noise=abc"), "noise=abc: give a number"),
+    ("bokeh.data.synthesize", ("out={tree}/full",), "not empty"),
+    ("bokeh.data.synthesize", ("out={tree}/photo.png",), "photo.png"),
+    # bokeh.pretrained
+    ("bokeh.pretrained", ("show", "nosuchmodel"), "no shipped model named 'nosuchmodel'"),
+    ("bokeh.pretrained", ("ship", "ckpt={tree}/photo.png", "name=mine"), "is an image, not a model"),
+    ("bokeh.pretrained", ("ship", "ckpt={tree}/models", "name=mine"), "is a folder, not a model file"),
+    ("bokeh.pretrained", ("ship", "name=mine"), "missing ckpt="),
+    # bokeh.demo
+    ("bokeh.demo", ("out={tree}/d", "minutes=0"), "minutes=0: give a number of minutes above 0"),
+    ("bokeh.demo", ("out={tree}/d", "photos=nosuch"), "unknown photo nosuch"),
+    ("bokeh.demo", ("out={tree}/photo.png/d",), "not writable"),
+]
+COMMANDS = ("bokeh.render", "bokeh.evaluate", "bokeh.export", "bokeh.train", "bokeh.data.photo_pairs", "bokeh.data.synthesize",
+            "bokeh.pretrained", "bokeh.demo")
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under ``root`` with its kind, and for a file its size and modification time (ns).
+    (A folder's own time is left out: the writability probe, a file made and removed, changes it.)"""
+    seen = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        seen[str(path.relative_to(root))] = (True, 0, 0) if path.is_dir() else (False, info.st_size, info.st_mtime_ns)
+    return seen
+
+
+def _run(index: int, base: Path) -> tuple[subprocess.CompletedProcess, dict, dict, Path]:
+    module, args, _ = CASES[index]
+    tree = write_tree(base / f"case{index}")
+    cwd = base / f"cwd{index}"
+    cwd.mkdir()
+    before = snapshot(base / f"case{index}")
+    argv = [arg.replace("{tree}", str(tree)) for arg in args]
+    done = subprocess.run([sys.executable, "-m", module, *argv], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    return done, before, snapshot(tree), cwd
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Every case run at once (a refusal is mostly import time, so a pool of a few processes)."""
+    base = tmp_path_factory.mktemp("table")
+    with ThreadPoolExecutor(max_workers=max(2, min(6, os.cpu_count() or 2))) as pool:
+        return list(pool.map(lambda i: _run(i, base), range(len(CASES))))
+
+
+def test_every_command_is_in_the_table():
+    assert {module for module, _, _ in CASES} == set(COMMANDS)
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{m.split('.')[-1]}:{' '.join(a)[-60:]}" for m, a, _ in CASES])
+def test_a_bad_input_is_one_sentence_exit_2_and_nothing_written(index, results, tmp_path_factory):
+    module, _, message = CASES[index]
+    done, before, after, cwd = results[index]
+    tree = str(Path(str(cwd).replace(f"cwd{index}", f"case{index}")))
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert len(lines) == 1, done.stderr[-3000:]
+    assert message.replace("{tree}", tree) in lines[0], lines[0]
+    assert after == before, "a refused run wrote or deleted files: " + ", ".join(sorted(set(after) ^ set(before)))
+    assert not any(cwd.iterdir()), f"a refused run wrote into its working folder: {sorted(p.name for p in cwd.iterdir())}"
+
+
+def test_help_prints_the_options_everywhere(tmp_path):
+    """``--help`` is usage and exit 0 for every command of the table (``pretrained show --help`` too)."""
+    for argv in (["bokeh.render", "--help"], ["bokeh.evaluate", "--help"], ["bokeh.data.photo_pairs", "--help"],
+                 ["bokeh.data.synthesize", "--help"], ["bokeh.pretrained", "show", "--help"], ["bokeh.pretrained", "ship", "--help"],
+                 ["bokeh.demo", "--help"]):
+        done = subprocess.run([sys.executable, "-m", *argv], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "usage:" in done.stdout and "options:" in done.stdout, (argv, done.stdout[-500:], done.stderr[-500:])
+    assert not any(tmp_path.iterdir())
