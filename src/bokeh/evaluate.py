@@ -329,7 +329,6 @@ def real_options():
     )
 
 
-REAL_KEYS = ("ckpt", "real", "out", "bokeh_aperture", "apertures", "split", "tap", "aperture")
 
 
 def main_real(args: list[str]) -> dict:
@@ -397,7 +396,6 @@ def main_real(args: list[str]) -> dict:
 
 PORTRAIT_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> portraits=<folder with images/ and masks/> [out=metrics.json] "
                   "[aperture=1.8] [tap=auto|true|false] [subject=auto|off]")
-PORTRAIT_KEYS = ("ckpt", "portraits", "out", "aperture", "tap", "subject")
 
 
 def portrait_options():
