@@ -34,7 +34,9 @@ $(STAMP): pyproject.toml tools/pip_overrides.py
 	$(BIN)/python tools/pip_overrides.py check
 	touch $(STAMP)
 
+# The floors of the package first (import-linter's contracts in pyproject.toml), then the tests.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)

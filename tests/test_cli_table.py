@@ -107,13 +107,34 @@ CASES = [
     ("bokeh.pretrained", ("ship", "ckpt={tree}/photo.png", "name=mine"), "is an image, not a model"),
     ("bokeh.pretrained", ("ship", "ckpt={tree}/models", "name=mine"), "is a folder, not a model file"),
     ("bokeh.pretrained", ("ship", "name=mine"), "missing ckpt="),
+    # bokeh.release (bokeh.pretrained is the same command under its earlier name)
+    ("bokeh.release", ("show", "nosuchmodel"), "no shipped model named 'nosuchmodel'"),
+    ("bokeh.release", ("ship", "ckpt={tree}/empty.ckpt", "name=mine"), "empty.ckpt"),
+    ("bokeh.release", ("publish",), "'publish' is not ship or show"),
+    # bokeh.runtimes
+    ("bokeh.runtimes", ("cpu",), "usage: python -m bokeh.runtimes gpu"),
     # bokeh.demo
     ("bokeh.demo", ("out={tree}/d", "minutes=0"), "minutes=0: give a number of minutes above 0"),
     ("bokeh.demo", ("out={tree}/d", "photos=nosuch"), "unknown photo nosuch"),
     ("bokeh.demo", ("out={tree}/photo.png/d",), "not writable"),
 ]
-COMMANDS = ("bokeh.render", "bokeh.evaluate", "bokeh.export", "bokeh.train", "bokeh.data.photo_pairs", "bokeh.data.synthesize",
-            "bokeh.pretrained", "bokeh.demo")
+
+
+def commands_in_source() -> set[str]:
+    """Every ``python -m`` command of the package: a ``__main__.py`` names its package, a module with a
+    ``__main__`` guard itself. A new command is found here, so it must join :data:`CASES`."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    found = set()
+    for path in (src / "bokeh").rglob("*.py"):
+        module = ".".join(path.relative_to(src).with_suffix("").parts)
+        if path.name == "__main__.py":
+            found.add(module.removesuffix(".__main__"))
+        elif 'if __name__ == "__main__":' in path.read_text():
+            found.add(module)
+    return found
+
+
+COMMANDS = commands_in_source()
 
 
 def snapshot(root: Path) -> dict[str, tuple]:

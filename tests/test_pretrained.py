@@ -94,7 +94,7 @@ def test_ship_checks_its_file_and_name_first_in_one_sentence(bad, said, tiny_ckp
 
 def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_files(tiny_ckpt, shipped, tmp_path, monkeypatch):
     import bokeh.evaluate
-    from bokeh.pretrained.__main__ import ship
+    from bokeh.release import ship
 
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
