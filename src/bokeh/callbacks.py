@@ -94,7 +94,8 @@ class PortraitMatteScores(pl.Callback):
     """The matte's IoU with the subject mask on photos with a mask and no target (portraits), after
     each validation: ``portraits/matte_iou`` (the model's own guess) and, for a generator with a
     focus input, ``portraits/tapped/matte_iou`` (tapped at the mask's interior point), at
-    ``short_side`` (the working size), means over the first ``count`` photos.
+    ``short_side`` (the working size), means over the first ``count`` photos. A generator with a
+    ``subject`` input gets the segmenter's matte of each photo.
 
     Args:
         folder: ``images/`` + ``masks/`` (:mod:`bokeh.data.portraits`); None switches it off. A
@@ -107,6 +108,7 @@ class PortraitMatteScores(pl.Callback):
         self.folder = Path(folder).expanduser() if folder else None
         self.short_side, self.count = short_side, count
         self.cache: list | None = None
+        self.subject = False  # set from the generator's contract before the photos are read
         self.warned = False
 
     def _photos(self) -> list:
@@ -120,7 +122,12 @@ class PortraitMatteScores(pl.Callback):
             for portrait in list_portraits(self.folder)[: self.count]:
                 image, mask = read_portrait(portrait, self.short_side)
                 padded, size = pad_to_multiple(to_tensor(image)[None])
-                self.cache.append((padded, size, torch.from_numpy(mask)[None, None].float(), interior_point(mask)))
+                subject = None
+                if self.subject:
+                    from bokeh.runtimes.segmenter import default_segmenter
+
+                    subject = pad_to_multiple(default_segmenter().matte(to_tensor(image)[None]))[0]
+                self.cache.append((padded, size, torch.from_numpy(mask)[None, None].float(), interior_point(mask), subject))
         return self.cache
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
@@ -132,6 +139,7 @@ class PortraitMatteScores(pl.Callback):
         generator = pl_module.generator
         if self.folder is None or trainer.sanity_checking or not trainer.is_global_zero or not getattr(generator, "blend", False):
             return
+        self.subject = bool(getattr(generator.contract, "subject", False))
         try:
             photos = self._photos()
         except (DataLayoutError, ValueError) as error:
@@ -146,12 +154,14 @@ class PortraitMatteScores(pl.Callback):
         try:
             for prefix, tap in runs.items():
                 scores = []
-                for padded, size, mask, point in photos:
+                for padded, size, mask, point, subject in photos:
                     focus = None
                     if tap and point is not None:  # fractions of the photo -> of the padded tensor
                         focus = torch.tensor([[point[0] * size[1] / padded.shape[-1], point[1] * size[0] / padded.shape[-2]]])
                     with torch.no_grad():
-                        matte = generator.layers(padded.to(pl_module.device), focus=focus.to(pl_module.device) if focus is not None else None).matte
+                        extra = {"subject": subject.to(pl_module.device)} if subject is not None else {}
+                        matte = generator.layers(padded.to(pl_module.device), focus=focus.to(pl_module.device) if focus is not None else None,
+                                                 **extra).matte
                     scores.append(matte_iou(unpad(matte, size).cpu(), mask))
                 values = torch.cat(scores)
                 pl_module.log(f"{prefix}/matte_iou", float(values[torch.isfinite(values)].mean()), rank_zero_only=True)

@@ -184,7 +184,8 @@ def generator_render(generator: torch.nn.Module) -> Render:
     in [-1, 1]) on the photo as it is (edge-padded to a multiple of 8, the padding cut off), on the
     generator's device and in eval mode (its mode is restored afterwards). ``focus`` (fractions of
     the photo) and ``aperture`` reach a generator that takes them; one that does not raises
-    :class:`~bokeh.models.controls.ControlError`."""
+    :class:`~bokeh.models.controls.ControlError`. A generator with a ``subject`` input gets the
+    segmenter's matte of the photo (:mod:`bokeh.runtimes.segmenter`), padded as the photo is."""
     from bokeh.data.transforms import unpad
     from bokeh.models.controls import ControlError
     from bokeh.render.fit import pad_to, plan_dynamic
@@ -201,6 +202,10 @@ def generator_render(generator: torch.nn.Module) -> Render:
             controls["focus"] = x.new_tensor([[focus[0] * plan.size[1] / plan.canvas[1], focus[1] * plan.size[0] / plan.canvas[0]]])
         if aperture is not None:
             controls["aperture"] = x.new_tensor([[float(aperture)]])
+        if contract is not None and getattr(contract, "subject", False):
+            from bokeh.runtimes.segmenter import default_segmenter
+
+            controls["subject"] = pad_to(default_segmenter().matte(to_tensor(image)[None]), plan.canvas).to(x.device, x.dtype)
         was_training = generator.training
         generator.eval()
         try:
