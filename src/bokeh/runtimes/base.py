@@ -125,7 +125,7 @@ def subject_rows(subject, batch: int, size: tuple[int, int] | None) -> np.ndarra
                            f"per image, shape ({batch}, 1, {height}, {width}); got shape {np.shape(subject)}")
     if not (np.isfinite(matte).all() and matte.min() >= 0.0 and matte.max() <= 1.0):
         raise ControlError("subject must be a matte with values in [0, 1] (1 = subject)")
-    return np.ascontiguousarray(np.broadcast_to(matte, (batch, 1, height, width)))
+    return np.array(np.broadcast_to(matte, (batch, 1, height, width)), np.float32)  # a writable copy
 
 
 def control_inputs(contract: InputContract, batch: int, focus=None, aperture=None, subject=None,
