@@ -17,11 +17,16 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+import torch
+from ai_edge_litert.interpreter import Interpreter
+
 from bokeh.checkpoint import load_generator
-from bokeh.export import pipeline, verify
+from bokeh.export import pair, pipeline, verify
+from bokeh.model_files import read_metadata
 from bokeh.models.controls import ControlError
-from bokeh.render import ExportedBackend, TorchBackend, render_image
+from bokeh.render import ExportedBackend, TorchBackend, load_backend, render_image
 from bokeh.runtimes import LiteRTCpuRuntime, LiteRTGpuRuntime, OnnxRuntime, TorchRuntime
+from bokeh.runtimes.segmenter import SegmenterMissing, SubjectSegmenter, default_segmenter, segmenter_model_path
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = (64, 96)  # (H, W): landscape, not square, small enough for a software GPU adapter
@@ -193,3 +198,104 @@ def test_a_paper_model_exports_one_image_input(tiny_checkpoint, controls_export)
     assert set(LiteRTCpuRuntime(paper / "bokeh_float32.tflite").run_layers(verify.sample_images(*SIZE, "signed")["photo"])) == {"image"}
     with pytest.raises(ControlError, match="takes no f-number"):
         LiteRTCpuRuntime(paper / "bokeh_float32.tflite").run(verify.sample_images(*SIZE, "signed")["photo"], aperture=4.0)
+
+
+# ---------------------------------------------------------------- the phone pipeline: segmenter + Glass-Net (issue 30)
+def pipeline_render(backend, image: np.ndarray, focus=None, aperture=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two-model pipeline at the model's own size, as pipeline.json writes it: (out, m, B) with
+    ``m`` the backend's subject matte and ``B`` its background, ``out = m * photo + (1 - m) * B``."""
+    x = torch.from_numpy(image)
+    m, background = backend.segmenter.matte(x), backend.layers(x, focus, aperture)["background"]
+    return m * x + (1 - m) * background, m, background
+
+
+def test_the_export_writes_the_segmenter_and_the_pipeline_description(controls_export):
+    report, out = controls_export
+    assert report.checks["segmenter_cpu"].passed and report.files[pair.SEGMENTER_FILE] == 249_505
+    assert (out / pair.SEGMENTER_FILE).read_bytes() == segmenter_model_path().read_bytes()
+    description = json.loads((out / pair.PIPELINE_FILE).read_text())
+    segmenter = description["models"]["segmenter"]
+    assert segmenter["licence"] == "Apache-2.0" and "MediaPipe" in segmenter["source"] and segmenter["file"] == "segmenter.tflite"
+    assert segmenter["inputs"] == {"input_1": {"shape": [1, 256, 256, 3], "layout": "NHWC", "dtype": "float32",
+                                               "range": [0.0, 1.0], "from": segmenter["inputs"]["input_1"]["from"]}}
+    assert segmenter["outputs"]["activation_10"]["shape"] == [1, 256, 256, 1]
+    glassnet = description["models"]["glassnet"]
+    assert glassnet["files"] == ["bokeh_float32.tflite", "bokeh_float16.tflite"]
+    assert list(glassnet["inputs"]) == ["image", "focus", "aperture"] and glassnet["inputs"]["image"]["shape"] == [1, *SIZE, 3]
+    assert list(glassnet["outputs"]) == ["bokeh", "matte", "background"] and glassnet["inputs"]["image"]["range"] == [-1.0, 1.0]
+    assert description["composite"] == "m * photo + (1 - m) * up(B)" and "'background'" in description["composite_terms"]["B"]
+    for name in glassnet["files"]:  # a model file copied alone still says what it pairs with
+        meta = read_metadata(out / name)
+        assert meta["segmenter"] == "segmenter.tflite" and meta["pipeline"] == description
+
+
+def test_tflite_tensors_are_named_and_ordered_as_in_onnx(controls_export):
+    import onnx
+
+    _, out = controls_export
+    graph = onnx.load(str(out / "bokeh.onnx"), load_external_data=False).graph
+    onnx_inputs, onnx_outputs = [i.name for i in graph.input], [o.name for o in graph.output]
+    assert onnx_outputs == ["bokeh", "matte", "background"]
+    for name in ("bokeh_float32.tflite", "bokeh_float16.tflite"):
+        interpreter = Interpreter(model_path=str(out / name))  # by index, without the signature (was PartitionedCall:0..2)
+        assert [d["name"] for d in interpreter.get_input_details()] == onnx_inputs
+        assert [d["name"] for d in interpreter.get_output_details()] == onnx_outputs
+        signature = interpreter.get_signature_list()["serving_default"]
+        assert sorted(signature["outputs"]) == sorted(onnx_outputs) and sorted(signature["inputs"]) == sorted(onnx_inputs)
+
+
+def test_render_runs_the_two_file_pipeline_on_the_cpu_as_torch(controls_export, controls_checkpoint):
+    _, out = controls_export
+    torch_backend = load_backend(controls_checkpoint, precision="fp32")
+    assert torch_backend.segmenter is default_segmenter("cpu")  # torch and ONNX: the installed segmenter
+    limits = {"tflite_float32": 1e-4, "tflite_float16": 2e-2}  # exported_runtimes' table
+    for name, limit in limits.items():
+        backend = load_backend(out / f"bokeh_{name[7:]}.tflite")
+        assert backend.segmenter.path == out / pair.SEGMENTER_FILE and backend.segmenter.device == "cpu"
+        for focus, aperture in SETTINGS[:2]:
+            for case, image in cases():
+                expected, m, _ = pipeline_render(torch_backend, image, focus, aperture)
+                got, m_tflite, _ = pipeline_render(backend, image, focus, aperture)
+                assert torch.equal(m, m_tflite)
+                error = float((got - expected).abs().max())
+                assert error < limit, f"{name} {case} focus={focus} aperture={aperture}: {error:.3g}"
+    photo_matte = pipeline_render(torch_backend, cases()[0][1])[1]
+    assert 0.1 < float(photo_matte.mean()) < 0.9, "the sample photo (a person) has a subject, or the composite proves little"
+
+
+def test_render_runs_the_two_file_pipeline_on_the_gpu_accelerator(controls_export, controls_checkpoint, vulkan_adapter):
+    report, out = controls_export
+    assert report.checks["segmenter_gpu_fully_accelerated"].passed and report.checks["segmenter_gpu_vs_cpu"].passed
+    torch_backend = load_backend(controls_checkpoint, precision="fp32")
+    backend = load_backend(out / "bokeh_float32.tflite", accelerator="gpu")
+    assert backend.run.fully_accelerated and backend.segmenter.model.fully_accelerated
+    assert backend.segmenter.path == out / pair.SEGMENTER_FILE and backend.segmenter.device == "gpu"
+    f32 = ExportedBackend(LiteRTGpuRuntime(out / "bokeh_float32.tflite", enforce_f32=True), SIZE)
+    f32.segmenter_source = lambda: SubjectSegmenter(out / pair.SEGMENTER_FILE, "gpu", enforce_f32=True)
+    for focus, aperture in SETTINGS[:2]:
+        for case, image in cases():
+            expected, m, background = pipeline_render(torch_backend, image, focus, aperture)
+            got, m_gpu, background_gpu = pipeline_render(backend, image, focus, aperture)
+            # fp16: each model within its GPU tolerance (conf/export/tflite.yaml), so the composite within their sum
+            assert float((background_gpu - background).abs().max()) < 2e-2, case
+            assert float((m_gpu - m).abs().max()) < 0.15 and pair.iou(m_gpu, m) >= pair.MIN_GPU_IOU, case
+            bound = 0.15 * (torch.from_numpy(image) - background).abs() + 2e-2
+            assert bool(((got - expected).abs() <= bound).all()) and float((got - expected).abs().mean()) < 2e-3, case
+            exact = pipeline_render(f32, image, focus, aperture)[0]  # float32 arithmetic: gpu_float32's tolerance
+            assert float((exact - expected).abs().max()) < 1e-4, (case, float((exact - expected).abs().max()))
+    f32.segmenter.close()
+    f32.run.close()
+
+
+def test_an_exported_model_without_its_segmenter_says_so_in_one_sentence(controls_export, tmp_path):
+    _, out = controls_export
+    alone = tmp_path / "bokeh_float32.tflite"
+    alone.write_bytes((out / "bokeh_float32.tflite").read_bytes())
+    backend = load_backend(alone)  # renders without the subject matte (subject=off) as before
+    assert backend(torch.from_numpy(cases()[0][1])).shape == (1, 3, *SIZE)
+    with pytest.raises(SegmenterMissing) as raised:
+        backend.segmenter
+    message = str(raised.value)
+    assert "\n" not in message and str(tmp_path / "segmenter.tflite") in message and "make tflite" in message
+    (tmp_path / "segmenter.tflite").write_bytes((out / pair.SEGMENTER_FILE).read_bytes())
+    assert backend.segmenter.path == tmp_path / "segmenter.tflite"  # nothing was cached by the failure

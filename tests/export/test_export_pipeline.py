@@ -84,7 +84,8 @@ def test_cli_exports_and_reports(default_export):
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] and report["failed_checks"] == []
     assert set(report["files_bytes"]) == {
-        "bokeh.onnx", "bokeh_float32.tflite", "bokeh_float16.tflite", "onnx2tf_replacements.json"}
+        "bokeh.onnx", "bokeh_float32.tflite", "bokeh_float16.tflite", "onnx2tf_replacements.json",
+        "segmenter.tflite", "pipeline.json"}  # the phone pipeline's pair and its description
     assert all((out / name).stat().st_size == size for name, size in report["files_bytes"].items())
     assert {"torch", "onnxruntime", "tflite_float32", "tflite_float16"} <= set(report["latency"])
     assert all(entry["median_s"] > 0 for entry in report["latency"].values())

@@ -30,13 +30,14 @@ from bokeh.checkpoint import load_generator
 from bokeh.model_files import embed_metadata
 from bokeh.cli import OutputFolderError, check_output_folder, existing_outputs, given_path, ignoring_interrupts
 from bokeh.export import onnx as onnx_export
-from bokeh.export import quantize, tflite, verify
+from bokeh.export import pair, quantize, tflite, verify
 from bokeh.inference import resolve_precision
 from bokeh.models.glassnet import DOWNSAMPLE, MIN_SIDE
 from bokeh.runtimes import (
     GpuRunTimedOut, LiteRTCpuRuntime, LiteRTGpuRuntime, NotFullyAccelerated, OnnxRuntime, Runtime, RuntimeUnavailable,
     TorchRuntime, gpu_adapter,
 )
+from bokeh.runtimes.segmenter import SegmenterMissing, segmenter_model_path
 
 RUNTIMES = ("torch_pool_form", "onnxruntime", "tflite_float32", "tflite_float16", "tflite_int8")
 GPU_OPS_MODES = ("auto", "required", "report")
@@ -216,7 +217,8 @@ class Settings:
 
 
 #: Every file an export may write into ``out``, report.json last (a re-export removes the ones it did not write again)
-OUTPUT_NAMES = ("bokeh.onnx", *(f"bokeh_{kind}.tflite" for kind in tflite.KINDS), "onnx2tf_replacements.json", "report.json")
+OUTPUT_NAMES = ("bokeh.onnx", *(f"bokeh_{kind}.tflite" for kind in tflite.KINDS), "onnx2tf_replacements.json",
+                pair.SEGMENTER_FILE, pair.PIPELINE_FILE, "report.json")
 #: errno values of a full disk or quota: an export that meets one stops with one sentence
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -285,6 +287,10 @@ def run(cfg: Any) -> Report:
     an interrupt (``KeyboardInterrupt``) removes the temporary folder and is raised again.
     """
     s = settings_from(cfg)
+    try:  # the phone pipeline's second model, copied from the installed mediapipe: checked before any work
+        segmenter_model_path()
+    except SegmenterMissing as error:
+        raise ExportConfigError(str(error)) from None
     generator = load_generator(s.ckpt)  # CheckpointError says what is wrong with the file
     contract = generator.contract
     if s.int8 and contract.controls:
@@ -310,10 +316,13 @@ def run(cfg: Any) -> Report:
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=s.out))
     try:
         _run_steps(report, s, generator, work)
+        description = _write_pipeline(s, work, list(contract.names), list(generator.outputs.file_names))
         for name in OUTPUT_NAMES:  # each model file says how to feed it, also when copied without report.json
-            if name.endswith((".onnx", ".tflite")) and (work / name).is_file():
-                embed_metadata(work / name, {"value_range": s.value_range, "inputs": list(contract.names),
-                                             "layout": "NCHW" if name.endswith(".onnx") else "NHWC"})
+            if name.endswith((".onnx", ".tflite")) and name != pair.SEGMENTER_FILE and (work / name).is_file():
+                meta = {"value_range": s.value_range, "inputs": list(contract.names), "layout": "NCHW" if name.endswith(".onnx") else "NHWC"}
+                if description is not None and name.endswith(".tflite"):  # the phone pipeline: the segmenter beside it
+                    meta.update(segmenter=pair.SEGMENTER_FILE, pipeline=description)
+                embed_metadata(work / name, meta)
         report.files = {name: (work / name).stat().st_size for name in OUTPUT_NAMES[:-1] if (work / name).exists()}
         _finish(report, work, s.out)
     except BaseException as error:  # Ctrl-C (or a crash outside the steps): leave no temporary folder behind
@@ -362,6 +371,11 @@ def _steps(report: Report, s: Settings, generator, work: Path, interrupts: list[
         runtimes.update(_tflite_step(report, s, converted, images, reference, generator.contract, controls, generator.outputs))
         step = "gpu_accelerator"
         _gpu_step(report, s, converted, images, reference, controls)
+        step = "segmenter"
+        pair.segmenter_checks(report, pair.copy_segmenter(work), verify.sample_images(s.height, s.width, s.value_range),
+                              s.value_range, _gpu_unavailable(s),
+                              {"gpu": s.tolerance["segmenter_gpu_float16"], "gpu_f32": s.tolerance["gpu_float32"]},
+                              required=s.gpu_accelerator == "required")
         step = "latency"
         _latency_step(report, s, generator, runtimes, images["photo"])
     except Exception as error:  # any crash is a failed check named after its step
@@ -476,23 +490,39 @@ def _tflite_step(report: Report, s: Settings, files: dict[str, Path], images, re
     return models
 
 
+def _gpu_unavailable(s: Settings) -> str | None:
+    """Why the GPU-accelerator checks cannot run (``verify.gpu_accelerator=off``, no adapter), or None."""
+    if s.gpu_accelerator == "off":
+        return "verify.gpu_accelerator=off"
+    try:
+        gpu_adapter()
+    except RuntimeUnavailable as error:
+        return str(error)
+    return None
+
+
+def _write_pipeline(s: Settings, work: Path, inputs: list[str], outputs: list[str]) -> dict | None:
+    """``pipeline.json`` in ``work`` (:func:`bokeh.export.pair.describe_pipeline`) when the segmenter
+    was copied there; the description, or None."""
+    if not (work / pair.SEGMENTER_FILE).is_file():
+        return None
+    files = [name for name in OUTPUT_NAMES if name.startswith("bokeh_") and (work / name).is_file()]
+    description = pair.describe_pipeline(files, (s.height, s.width), s.value_range, inputs, outputs, work / pair.SEGMENTER_FILE)
+    (work / pair.PIPELINE_FILE).write_text(json.dumps(description, indent=2) + "\n")
+    return description
+
+
 def _gpu_step(report: Report, s: Settings, files: dict[str, Path], images, reference, controls=None) -> None:
     """Each .tflite on LiteRT's GPU accelerator alone, in fp16 (its default) and fp32 arithmetic:
     fully accelerated, parity with torch, latency. Without an adapter (or with
     ``verify.gpu_accelerator=off``) every file's check is recorded as "not run", saying why."""
-    if s.gpu_accelerator == "off":
-        reason = "verify.gpu_accelerator=off"
-    else:
-        try:
-            adapter = gpu_adapter()
-            reason = None
-        except RuntimeUnavailable as error:
-            reason = str(error)
+    reason = _gpu_unavailable(s)
     if reason is not None:
         report.gpu_accelerator = {"status": "not run", "reason": reason}
         for name in files:
             report.not_run(f"{name}_gpu_accelerator", f"not run: {reason}", s.gpu_accelerator == "required")
         return
+    adapter = gpu_adapter()  # cached
     report.gpu_accelerator = {"status": "ran", "adapter": adapter.to_dict(), "adapter_text": str(adapter),
                               "timings": SOFTWARE_ADAPTER_NOTE if adapter.software else "hardware adapter"}
     for name, path in files.items():

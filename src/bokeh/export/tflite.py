@@ -37,7 +37,7 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,7 +194,46 @@ def keras_to_tflite(model, kind: str = "float32", representative: Callable[[], I
         converter.target_spec.supported_types = [tf.float16]
     elif kind == "int8":
         configure_int8(converter, representative)
-    return converter.convert()
+    return name_io_tensors(converter.convert(), names, output_names)
+
+
+def name_io_tensors(flatbuffer: bytes, inputs: Sequence[str], outputs: Sequence[str]) -> bytes:
+    """The model with its input and output tensors named as its signature names them, in the ONNX
+    model's order (``inputs``, ``outputs``), in the subgraph and in the signature.
+
+    TensorFlow's converter names them after the concrete function (``serving_default_image:0``,
+    ``PartitionedCall:0..2``, outputs in the order of their sorted names), so an app reading tensors
+    by index or name without the signature would see those. onnx2tf does the same rewrite
+    (``copy_onnx_input_output_names_to_tflite``, with flatc) on the files it writes itself; ours come
+    from :func:`keras_to_tflite`, so it is done here with the schema bindings that ship with LiteRT.
+
+    Raises:
+        ValueError: the model does not have one signature whose names are exactly ``inputs`` and ``outputs``.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    if len(model.signatureDefs or []) != 1:
+        raise ValueError(f"expected one signature in the converted model, found {len(model.signatureDefs or [])}")
+    signature = model.signatureDefs[0]
+    subgraph = model.subgraphs[signature.subgraphIndex]
+    for kind, order in (("inputs", list(inputs)), ("outputs", list(outputs))):
+        maps = {_text(tensor_map.name): tensor_map for tensor_map in getattr(signature, kind)}
+        if sorted(maps) != sorted(order):
+            raise ValueError(f"the converted model's signature {kind} are {sorted(maps)}, the ONNX model's {order}")
+        ordered = [maps[name] for name in order]
+        for tensor_map in ordered:
+            subgraph.tensors[tensor_map.tensorIndex].name = tensor_map.name
+        setattr(signature, kind, ordered)
+        setattr(subgraph, kind, [tensor_map.tensorIndex for tensor_map in ordered])
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _text(name: bytes | str) -> str:
+    return name.decode() if isinstance(name, bytes) else name
 
 
 def convert(

@@ -19,10 +19,18 @@ takes only one ``(h, w)``. The controls go to the runtime as they are:
 Exported models in the ``pixel`` value range (``export.value_range=pixel``: float32 in [0, 255])
 are scaled to and from [-1, 1] here; ``value_range="auto"`` reads it from the ``report.json``
 that ``python -m bokeh.export`` writes next to the model, and assumes ``signed`` without one.
+
+Every backend also carries ``segmenter``, the :class:`~bokeh.runtimes.segmenter.SubjectSegmenter`
+that gives the photo's subject matte, built on first use (a render with ``subject=off`` never builds
+it): for a ``.tflite`` model the segmenter file its export wrote beside it (``segmenter.tflite``,
+named in the model's metadata) on the same device, the phone pipeline's pair; for torch and ONNX
+models, and exports from before the pair, the installed one on the CPU
+(:func:`~bokeh.runtimes.segmenter.default_segmenter`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -36,6 +44,7 @@ from torch import nn
 from bokeh.inference import PRECISIONS, describe_precision
 from bokeh.models.controls import InputContract, OutputContract
 from bokeh.runtimes import ACCELERATORS, TorchRuntime, runtime_for
+from bokeh.runtimes.segmenter import SegmenterMissing, SubjectSegmenter, default_segmenter
 
 SUFFIXES = (".ckpt", ".onnx", ".tflite")
 VALUE_RANGES = ("auto", "signed", "pixel")
@@ -50,6 +59,7 @@ class Backend(Protocol):
 
     name: str
     static_size: tuple[int, int] | None  # (h, w) the model only takes, or None for any multiple of 8
+    segmenter: SubjectSegmenter  # the subject matte's model (built on first use), see the module's docstring
     contract: InputContract
     outputs: OutputContract  # a model with a matte also gives "matte" and "background" (layers)
 
@@ -58,7 +68,39 @@ class Backend(Protocol):
     def layers(self, image: torch.Tensor, focus=None, aperture=None) -> dict[str, torch.Tensor]: ...
 
 
-class ExportedBackend:
+class SubjectMatte:
+    """The ``segmenter`` of a backend, built on first use by ``segmenter_source`` (None: the installed
+    segmenter on the CPU). Building raises :class:`~bokeh.runtimes.segmenter.SegmenterMissing` (one
+    sentence) when the model file is missing, and nothing is kept then."""
+
+    segmenter_source: Callable[[], SubjectSegmenter] | None = None
+
+    @functools.cached_property
+    def segmenter(self) -> SubjectSegmenter:
+        return self.segmenter_source() if self.segmenter_source is not None else default_segmenter("cpu")
+
+
+def exported_segmenter(model_path: Path, device: str) -> SubjectSegmenter:
+    """The segmenter exported with the ``.tflite`` Glass-Net at ``model_path``, on ``device``: the file
+    its metadata names (``segmenter.tflite``), beside it; the installed one for an export that names none
+    (from before ``make tflite`` wrote the pair).
+
+    Raises:
+        SegmenterMissing: the named file is not beside the model (one sentence with the fix).
+    """
+    from bokeh.model_files import read_metadata
+
+    name = (read_metadata(model_path) or {}).get("segmenter")
+    if name is None:
+        return default_segmenter(device)
+    path = model_path.parent / Path(name).name
+    if not path.is_file():
+        raise SegmenterMissing(f"{model_path.name} runs with the subject segmenter {path}, which is missing: copy "
+                               f"{path.name} from the same export folder (make tflite writes it beside the model), or export again")
+    return SubjectSegmenter(path, device)
+
+
+class ExportedBackend(SubjectMatte):
     """A runtime that takes and returns NCHW float32 numpy arrays (a :class:`bokeh.runtimes.Runtime`
     or any such function), in its value range.
 
@@ -112,7 +154,7 @@ class ExportedBackend:
         return layers
 
 
-class TorchBackend:
+class TorchBackend(SubjectMatte):
     """A Glass-Net in torch on the CPU (:class:`bokeh.runtimes.TorchRuntime`), on torch tensors.
 
     Args:
@@ -223,4 +265,7 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
     label = {"onnxruntime": "ONNX Runtime", "litert_cpu": "LiteRT", "litert_gpu": "LiteRT GPU accelerator"}[runtime.kind]
     if runtime.kind == "litert_gpu":
         label += f" on {runtime.describe().device}"
-    return ExportedBackend(runtime, runtime.input_size, value_range, f"{label} ({path.name})")
+    backend = ExportedBackend(runtime, runtime.input_size, value_range, f"{label} ({path.name})")
+    if suffix == ".tflite":  # the phone pipeline: the segmenter exported with it, on the same device
+        backend.segmenter_source = functools.partial(exported_segmenter, path, accelerator)
+    return backend

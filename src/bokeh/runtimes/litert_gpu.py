@@ -135,6 +135,20 @@ def native_stderr() -> Iterator[list[str]]:
             captured.append(log.read().decode(errors="replace"))
 
 
+def compile_error(path: Path, error: RuntimeError, log: str, adapter: Adapter | None) -> Exception:
+    """The error to raise for a model at ``path`` that LiteRT's GPU accelerator failed to compile
+    with ``error`` (``log``: its native log): :class:`GpuAdapterMissing`, :class:`NotFullyAccelerated`
+    (the ops named), or a ``RuntimeError`` with the tail of the log."""
+    if any(marker in log or marker in str(error) for marker in _NO_ADAPTER):
+        return GpuAdapterMissing(f"LiteRT's GPU accelerator found no Vulkan adapter it accepts "
+                                 f"(Dawn: \"No adapters found\"); {ADAPTER_HINT}")
+    if _NOT_ACCELERATED in str(error):
+        return NotFullyAccelerated(path, unsupported_ops(log))
+    tail = "\n".join(line for line in log.splitlines()[-15:] if line.strip())
+    return RuntimeError(f"{path}: LiteRT's GPU accelerator could not compile the model "
+                        f"(adapter: {adapter or 'none selected'}): {error}\nLiteRT's log ends:\n{tail}")
+
+
 def accelerator_library() -> Path:
     """The GPU accelerator library inside the installed ai-edge-litert.
 
@@ -236,15 +250,7 @@ class LiteRTGpuRuntime(Runtime):
         self.output_buffers = self.model.create_output_buffers(self.signature_index)
 
     def _raise_for(self, error: RuntimeError, adapter: Adapter | None) -> None:
-        log = self.compile_log
-        if any(marker in log or marker in str(error) for marker in _NO_ADAPTER):
-            raise GpuAdapterMissing(f"LiteRT's GPU accelerator found no Vulkan adapter it accepts "
-                                    f"(Dawn: \"No adapters found\"); {ADAPTER_HINT}") from error
-        if _NOT_ACCELERATED in str(error):
-            raise NotFullyAccelerated(self.path, unsupported_ops(log)) from error
-        tail = "\n".join(line for line in log.splitlines()[-15:] if line.strip())
-        raise RuntimeError(f"{self.path}: LiteRT's GPU accelerator could not compile the model "
-                           f"(adapter: {adapter or 'none selected'}): {error}\nLiteRT's log ends:\n{tail}") from error
+        raise compile_error(self.path, error, self.compile_log, adapter) from error
 
     @classmethod
     def from_file(cls, path: str | Path, enforce_f32: bool = False, cpu_fallback: bool = False) -> LiteRTGpuRuntime:

@@ -1,13 +1,17 @@
-"""MediaPipe's selfie segmenter (the subject matte), run by LiteRT on the CPU.
+"""The subject matte: MediaPipe's selfie segmenter, read from the installed ``mediapipe`` wheel.
 
-A stand-in with the API of branch ``segmenter`` (issue 30 item 1), so the v4 work can train before
-that branch lands; on merge, that branch's module replaces this one.
+``mediapipe`` 0.10.21 (pinned) ships ``mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite``
+(249,505 bytes; 1 x 256 x 256 x 3 float RGB in [0, 1] -> 1 x 256 x 256 x 1 in [0, 1], 1 = person;
+Apache-2.0, Google) and a landscape variant (144 x 256). The file is found with
+``importlib.util.find_spec`` without importing mediapipe, and never downloaded (later mediapipe
+releases download their models at run time). It runs on our own runtimes, LiteRT's CPU interpreter or
+its GPU accelerator (:class:`~bokeh.runtimes.tflite_tensors.TfliteTensors`), not through mediapipe.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from functools import lru_cache
+import functools
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -15,78 +19,132 @@ import torch
 import torch.nn.functional as F
 
 from bokeh.runtimes.base import Description, RuntimeUnavailable
+from bokeh.runtimes.tflite_tensors import DEVICES, TfliteTensors
 
-MODEL_FILES = {"square": "selfie_segmentation.tflite", "landscape": "selfie_segmentation_landscape.tflite"}
-INSTALL = "`make venv` installs mediapipe==0.10.21 (pinned in pyproject.toml)"
+PACKAGE = "mediapipe"
+PIN = "mediapipe==0.10.21"
+VARIANTS = {"square": "selfie_segmentation.tflite", "landscape": "selfie_segmentation_landscape.tflite"}
+FOLDER = ("modules", "selfie_segmentation")
+LICENCE = "Apache-2.0"
+SOURCE = "MediaPipe selfie segmentation (Google), bundled in the mediapipe 0.10.21 wheel"
+INSTALL = f"`make venv` installs it (or `pip install {PIN}`; later releases no longer bundle the model)"
 
 
 class SegmenterMissing(RuntimeUnavailable):
-    """The segmenter's model file or its runtime is not installed."""
+    """The segmenter's model file (or the mediapipe package holding it) is missing; the message is one
+    sentence naming the file or package and the command that installs it."""
 
 
 def segmenter_model_path(variant: str = "square") -> Path:
-    """The ``.tflite`` inside the installed ``mediapipe`` wheel, found without importing mediapipe.
+    """The selfie segmenter's ``.tflite`` inside the installed mediapipe wheel (never downloaded).
+
+    Args:
+        variant: ``square`` (256 x 256 input) or ``landscape`` (144 x 256).
 
     Raises:
-        SegmenterMissing: mediapipe is not installed, or its wheel holds no such model.
+        ValueError: an unknown variant.
+        SegmenterMissing: mediapipe is not installed, or its wheel lacks the file.
     """
-    if variant not in MODEL_FILES:
-        raise ValueError(f"segmenter variant must be one of {sorted(MODEL_FILES)}, got {variant!r}")
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise SegmenterMissing(f"the subject segmenter needs the mediapipe package, which is not installed: {INSTALL}")
-    path = Path(list(spec.submodule_search_locations)[0]) / "modules" / "selfie_segmentation" / MODEL_FILES[variant]
-    if not path.is_file():
-        raise SegmenterMissing(f"{path} is missing (mediapipe releases after 0.10.21 no longer ship it): {INSTALL}")
-    return path
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r}: expected one of {', '.join(VARIANTS)}")
+    spec = find_spec(PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not folders:
+        raise SegmenterMissing(f"the subject matte needs MediaPipe's selfie segmenter, but the {PACKAGE} package is not "
+                               f"installed: {INSTALL}")
+    for folder in folders:
+        path = Path(folder, *FOLDER, VARIANTS[variant])
+        if path.is_file():
+            return path
+    raise SegmenterMissing(f"the subject matte needs {Path(folders[0], *FOLDER, VARIANTS[variant])}, which the installed "
+                           f"{PACKAGE} does not have: {INSTALL}")
 
 
 class SubjectSegmenter:
-    """The selfie segmenter on LiteRT's CPU interpreter.
+    """A subject matte from MediaPipe's selfie segmenter, on LiteRT's CPU interpreter or GPU accelerator.
 
-    Shape:
-        :meth:`matte`: ``(B, 3, H, W)`` in [-1, 1] -> ``(B, 1, H, W)`` float32 in [0, 1] (1 = subject).
+    Args:
+        path: the segmenter's ``.tflite`` (one float32 NHWC RGB input in [0, 1], one ``(1, h, w, 1)``
+            output in [0, 1]); None: the square model in the installed mediapipe
+            (:func:`segmenter_model_path`).
+        device: ``cpu`` (LiteRT's interpreter) or ``gpu`` (LiteRT's GPU accelerator alone, fp16
+            arithmetic: fully accelerated or it raises).
+        enforce_f32: ``gpu`` only: compute in float32 (for comparisons; phones compute in fp16).
+
+    Attributes:
+        size: the model's input ``(H, W)``, (256, 256) for the square model.
+
+    Raises:
+        SegmenterMissing: ``path`` is None and the model is not installed.
+        ValueError: an unknown device, or a model that is not one image in and one plane out.
+        RuntimeUnavailable: LiteRT, or (``gpu``) its accelerator or a Vulkan adapter, is missing.
+        NotFullyAccelerated: (``gpu``) the model has ops the accelerator does not run.
     """
 
-    def __init__(self, path: str | Path | None = None, device: str = "cpu") -> None:
-        if device != "cpu":
-            raise SegmenterMissing(f"device={device!r}: this build runs the segmenter on the CPU only")
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as error:
-            raise SegmenterMissing(f"LiteRT is not installed ({error}); `make venv` installs ai-edge-litert") from error
-        self.path = Path(path) if path is not None else segmenter_model_path()
-        self.interpreter = Interpreter(model_path=str(self.path), num_threads=1)
-        self.interpreter.allocate_tensors()
-        self.input_details = self.interpreter.get_input_details()[0]
-        self.output_details = self.interpreter.get_output_details()[0]
-        height, width = (int(v) for v in self.input_details["shape"][1:3])
-        self.size = (height, width)
+    def __init__(self, path: str | Path | None = None, device: str = "cpu", *, enforce_f32: bool = False) -> None:
+        self.path = segmenter_model_path() if path is None else Path(path)
+        if path is not None and not self.path.is_file():
+            raise SegmenterMissing(f"segmenter model {self.path} does not exist: export it again with `make tflite` "
+                                   f"(it is copied from the installed {PACKAGE}), or pass no path to use that one")
+        self.device = device
+        self.model = TfliteTensors(self.path, device, enforce_f32=enforce_f32)
+        shapes = list(self.model.input_shapes.values()), list(self.model.output_shapes.values())
+        if len(shapes[0]) != 1 or len(shapes[1]) != 1 or len(shapes[0][0]) != 4 or shapes[0][0][0] != 1 \
+                or shapes[0][0][3] != 3 or shapes[1][0] != (*shapes[0][0][:3], 1):
+            raise ValueError(f"{self.path}: inputs {self.model.input_shapes} and outputs {self.model.output_shapes} are not "
+                             f"a segmenter's (one (1, h, w, 3) image in, one (1, h, w, 1) matte out)")
+        self.input_name, self.output_name = self.model.input_names[0], self.model.output_names[0]
+        self.size: tuple[int, int] = (int(shapes[0][0][1]), int(shapes[0][0][2]))
 
     def matte(self, image: torch.Tensor) -> torch.Tensor:
-        """The subject matte of each image, at the input's size (resized to :attr:`size` with
-        antialiasing, run, resized back bilinearly, clamped to [0, 1])."""
+        """The subject matte of each image, at the image's size. Deterministic.
+
+        Each image is mapped to [0, 1], resized to :attr:`size` (bilinear, antialiased), run, and its
+        matte resized back bilinearly and clamped to [0, 1].
+
+        Shape:
+            ``(B, 3, H, W)`` in [-1, 1] (any float dtype) -> ``(B, 1, H, W)`` float32 in [0, 1], 1 = subject.
+
+        Raises:
+            ValueError: not a ``(B, 3, H, W)`` tensor.
+        """
         if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"the segmenter takes a (B, 3, H, W) batch in [-1, 1], got shape {tuple(image.shape)}")
+            raise ValueError(f"the segmenter takes a (B, 3, H, W) image in [-1, 1]; got shape {tuple(image.shape)}")
         height, width = image.shape[-2:]
-        small = F.interpolate(image.detach().float().cpu(), size=self.size, mode="bilinear", antialias=True, align_corners=False)
-        small = ((small + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 3, 1).contiguous().numpy()  # (B, h, w, 3) in [0, 1]
+        x = ((image.detach().float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0)
+        x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)  # (B, 3, h, w)
         mattes = []
-        for sample in small:
-            self.interpreter.set_tensor(self.input_details["index"], np.ascontiguousarray(sample[None]))
-            self.interpreter.invoke()
-            mattes.append(self.interpreter.get_tensor(self.output_details["index"]).copy())
-        matte = torch.from_numpy(np.concatenate(mattes)).permute(0, 3, 1, 2)  # (B, 1, h, w)
-        return F.interpolate(matte, size=(height, width), mode="bilinear", align_corners=False).clamp(0.0, 1.0).to(image.device)
+        for sample in x.permute(0, 2, 3, 1).numpy():  # (h, w, 3) each
+            out = self.model.run({self.input_name: sample[None]})[self.output_name]  # (1, h, w, 1)
+            mattes.append(torch.from_numpy(np.ascontiguousarray(out[0, :, :, 0])))
+        m = torch.stack(mattes)[:, None]  # (B, 1, h, w)
+        m = F.interpolate(m, size=(height, width), mode="bilinear", align_corners=False)  # (B, 1, H, W)
+        return m.clamp(0.0, 1.0).contiguous()
 
     def describe(self) -> Description:
-        from bokeh.runtimes.base import library_version
+        """The runtime's description, with the model, its licence and source in ``extra``."""
+        described = self.model.describe()
+        extra = {**described.extra, "model": "MediaPipe selfie segmentation", "input_size": list(self.size),
+                 "licence": LICENCE, "source": SOURCE}
+        return Description(described.runtime, described.device, described.precision, described.threads,
+                           described.software_adapter, extra)
 
-        return Description(f"LiteRT {library_version('ai-edge-litert')}", "cpu", "float32", 1, None,
-                           {"file": str(self.path)})
+    def close(self) -> None:
+        """Release the GPU resources (nothing on the CPU); idempotent."""
+        self.model.close()
 
 
-@lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
+def _default(device: str) -> SubjectSegmenter:
+    return SubjectSegmenter(None, device)
+
+
 def default_segmenter(device: str = "cpu") -> SubjectSegmenter:
-    """One cached :class:`SubjectSegmenter` per device (per process)."""
-    return SubjectSegmenter(device=device)
+    """One cached :class:`SubjectSegmenter` of the installed square model per device (``cpu``, ``gpu``).
+
+    Raises:
+        ValueError: an unknown device. Otherwise as :class:`SubjectSegmenter` (nothing is cached then).
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r}: expected one of {', '.join(DEVICES)}")
+    return _default(device)
