@@ -1,7 +1,8 @@
 """v4 (Glass-Net with the subject input) against "the subject matte over v2" (issue 30 item 3).
 
     .venv/bin/python benchmarks/compare_subject.py v4=outputs/reference_v4/pretrain/checkpoints/step-01000.ckpt \
-        portraits=path/to/held_out_portraits real=path/to/real_pairs [v2=reference] [count=300] [out=compare.json]
+        portraits=path/to/held_out_portraits real=path/to/real_pairs [v2=reference] [count=300] [out=compare.json] \
+        [methods=v2,subject-over-v2,v4,subject-over-v4,v4-subject-off] [synthetic=true] [scenes=32]
 
 Methods, each rendered as ``bokeh.render`` renders a photo (the model at its working short side,
 256 for these models; the full-size photo through a matte ``m``: ``m * photo + (1 - m) * up(B)``):
@@ -99,6 +100,11 @@ def method_renders(v2, v4) -> dict:
             "subject over v4": make(v4, "seg", "seg"), "v4 subject=off": make(v4, "own", "off")}
 
 
+def method_name(text: str) -> str:
+    """``subject-over-v2`` -> ``subject over v2``; ``v4-subject-off`` -> ``v4 subject=off``."""
+    return {"v4-subject-off": "v4 subject=off"}.get(text, text.replace("-", " "))
+
+
 def portraits(folder: str, count: int, renders: dict) -> dict:
     from bokeh.data.portraits import list_portraits
     from bokeh.evaluate_portraits import score_portrait
@@ -126,7 +132,7 @@ def real_pairs(folder: str, renders: dict) -> dict:
     for pair in pairs:
         row = {}
         for name, run in renders.items():
-            scored = score_pair(pair, lambda image, focus, aperture: run(image)[0], baselines=name == "v2")
+            scored = score_pair(pair, lambda image, focus, aperture: run(image)[0], baselines=name == next(iter(renders)))
             row[name] = {k: scored["model"][k] for k in ("psnr", "psnr_in_focus", "psnr_defocus", "detail_in_focus", "detail_defocus")}
             if "gaussian blur" in scored:
                 row["best blur"] = {k: scored["gaussian blur"][k] for k in ("psnr", "psnr_in_focus", "psnr_defocus")}
@@ -137,14 +143,14 @@ def real_pairs(folder: str, renders: dict) -> dict:
     return {"pairs": table, "means": means}
 
 
-def synthetic(v2, v4) -> dict:
+def synthetic(v2, v4, scenes: int = 32) -> dict:
     from bokeh.data.datamodules import SyntheticDataModule
 
     data = SyntheticDataModule(n=3032, size=(256, 384), val_count=32, crop_size=(256, 256), batch_size=2, seed=3,
                                scene={"f_number": [1.8, 11.0], "reference_share": 0.35}, subject=True)
     data.setup("validate")
     sums = {name: {"psnr": [], "psnr_in_focus": [], "psnr_defocus": []} for name in METHODS}
-    for i in range(len(data.val_set)):
+    for i in range(min(scenes, len(data.val_set))):
         sample = data.val_set[i]
         x, target, coc, m_seg = sample["input"][None], sample["target"][None], sample["coc"][None], sample["subject"][None]
         aperture = sample["aperture"][None]
@@ -170,7 +176,7 @@ def main(argv: list[str]) -> int:
     from bokeh.checkpoint import load_generator
 
     args = dict(a.split("=", 1) for a in argv)
-    unknown = set(args) - {"v4", "v2", "portraits", "real", "count", "out", "synthetic"}
+    unknown = set(args) - {"v4", "v2", "portraits", "real", "count", "out", "synthetic", "methods", "scenes"}
     if unknown or "v4" not in args:
         print(f"usage: {__doc__.strip().splitlines()[2].strip()} (unknown: {sorted(unknown)})", file=sys.stderr)
         return 2
@@ -180,10 +186,16 @@ def main(argv: list[str]) -> int:
         print(f"v4={args['v4']} takes no subject input", file=sys.stderr)
         return 2
     renders = method_renders(v2, v4)
+    if "methods" in args:
+        chosen = [method_name(m) for m in args["methods"].split(",")]
+        if set(chosen) - set(renders):
+            print(f"methods: choose from {', '.join(m.replace(' ', '-') for m in renders)}", file=sys.stderr)
+            return 2
+        renders = {m: renders[m] for m in chosen}
     results: dict = {"v4": args["v4"], "v2": args.get("v2", "reference")}
     started = time.perf_counter()
     if args.get("synthetic", "true") == "true":
-        results["synthetic"] = synthetic(v2, v4)
+        results["synthetic"] = {m: v for m, v in synthetic(v2, v4, int(args.get("scenes", 32))).items() if m in renders}
         print("synthetic validation, PSNR dB all / in focus / defocused:")
         for name, v in results["synthetic"].items():
             print(f"  {name:<17} {v['psnr']:.2f} / {v['psnr_in_focus']:.2f} / {v['psnr_defocus']:.2f}")
