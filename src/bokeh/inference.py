@@ -174,16 +174,17 @@ def model_precision(model: nn.Module) -> str:
     return "bf16" if parameter is not None and parameter.dtype == torch.bfloat16 else "fp32"
 
 
-def _network_input(model: nn.Module, image: torch.Tensor, channels_last: bool, focus, aperture) -> tuple[torch.Tensor, dict]:
+def _network_input(model: nn.Module, image: torch.Tensor, channels_last: bool, focus, aperture, subject=None) -> tuple[torch.Tensor, dict]:
     """``image`` in the model's dtype and memory format, and the controls given (the rest: defaults)."""
     image = image.to(DTYPES[model_precision(model)])
     if channels_last:
         image = image.contiguous(memory_format=torch.channels_last)
-    return image, {name: value for name, value in (("focus", focus), ("aperture", aperture)) if value is not None}
+    return image, {name: value for name, value in (("focus", focus), ("aperture", aperture), ("subject", subject)) if value is not None}
 
 
 def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = True,
-                  focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None) -> torch.Tensor:
+                  focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None,
+                  subject: torch.Tensor | None = None) -> torch.Tensor:
     """The final bokeh image of a (prepared) generator for ``image``, under ``torch.inference_mode``.
 
     The network computes in its weights' dtype (:func:`model_precision`): ``image`` is cast to it
@@ -193,21 +194,23 @@ def run_generator(model: nn.Module, image: torch.Tensor, channels_last: bool = T
         model: a :class:`~bokeh.models.glassnet.GlassNet`, ideally from :func:`prepare_for_inference`.
         image: the sharp input.
         channels_last: feed the network an NHWC copy of ``image`` (match ``prepare_for_inference``).
-        focus, aperture: ``(B, 2)`` / ``(B, 1)`` controls for a model that takes them (checked values,
-            e.g. from :func:`bokeh.runtimes.base.control_inputs`); ``None``: the model's defaults.
+        focus, aperture, subject: ``(B, 2)`` / ``(B, 1)`` / ``(B, 1, H, W)`` controls for a model that
+            takes them (checked values, e.g. from :func:`bokeh.runtimes.base.control_inputs`); ``None``:
+            the model's defaults.
 
     Shape:
         image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8. Returns ``(B, 3, H, W)`` float32
         in [-1, 1], contiguous (NCHW); an inference tensor (no autograd).
     """
     with torch.inference_mode():
-        image, controls = _network_input(model, image, channels_last, focus, aperture)
+        image, controls = _network_input(model, image, channels_last, focus, aperture, subject)
         bokeh, _rough = model(image, **controls)
         return bokeh.to(torch.float32).contiguous()
 
 
 def run_generator_layers(model: nn.Module, image: torch.Tensor, channels_last: bool = True,
-                         focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                         focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None,
+                         subject: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every output of a (prepared) generator by name (its ``outputs``, an
     :class:`~bokeh.models.controls.OutputContract`): as :func:`run_generator`, plus, for a model with
     a matte, the matte and the defocus layer of ``GlassNet.layers`` (which runs eagerly, also for a
@@ -219,9 +222,9 @@ def run_generator_layers(model: nn.Module, image: torch.Tensor, channels_last: b
         float32, contiguous, inference tensors.
     """
     if not getattr(model, "outputs", OutputContract()).matte:
-        return {"image": run_generator(model, image, channels_last, focus, aperture)}
+        return {"image": run_generator(model, image, channels_last, focus, aperture, subject)}
     with torch.inference_mode():
-        image, controls = _network_input(model, image, channels_last, focus, aperture)
+        image, controls = _network_input(model, image, channels_last, focus, aperture, subject)
         layers = model.layers(image, **controls)
         values = {"image": layers.image, "matte": layers.matte, "background": layers.background}
         return {name: value.to(torch.float32).contiguous() for name, value in values.items()}

@@ -204,20 +204,25 @@ class BokehGAN(pl.LightningModule):
             raise ValueError("optim.schedule=cosine needs a known training length: set trainer.max_steps (or trainer.max_epochs)")
         return max(1, min(bounds))
 
-    def forward(self, image: torch.Tensor, focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, focus: torch.Tensor | None = None, aperture: torch.Tensor | None = None,
+                subject: torch.Tensor | None = None) -> torch.Tensor:
         """The bokeh image ``(B, 3, H, W)`` in [-1, 1] for ``image`` ``(B, 3, H, W)`` in [-1, 1] and the
-        controls the generator takes (``focus`` ``(B, 2)``, ``aperture`` ``(B, 1)``; None: the defaults)."""
-        return self.generator(image, focus, aperture)[0]
+        controls the generator takes (``focus`` ``(B, 2)``, ``aperture`` ``(B, 1)``, ``subject``
+        ``(B, 1, H, W)``; None: the defaults)."""
+        return self.generator(image, focus, aperture, subject)[0]
 
     def controls(self, batch: dict[str, torch.Tensor], tapped: bool = True) -> dict[str, torch.Tensor]:
-        """The batch's controls the generator takes: its ``focus`` points (``tapped``; else auto) and
-        ``aperture`` f-numbers. Batches without them (older data) leave the defaults."""
+        """The batch's controls the generator takes: its ``focus`` points (``tapped``; else auto),
+        ``aperture`` f-numbers and ``subject`` mattes (``(B, 1, H, W)``, the segmenter's: data
+        ``subject=true``). Batches without them (older data) leave the defaults (no subject: zeros)."""
         contract = self.generator.contract
         controls = {}
         if contract.focus and tapped and "focus" in batch:
             controls["focus"] = batch["focus"]
         if contract.aperture and "aperture" in batch:
             controls["aperture"] = batch["aperture"]
+        if contract.subject and "subject" in batch:
+            controls["subject"] = batch["subject"]
         return controls
 
     # ----------------------------------------------------------------- resume

@@ -478,6 +478,9 @@ def run(cfg: DictConfig) -> pl.Trainer:
     check_config_values(cfg)
     check_run_folder(cfg)
     check_data_paths(cfg.data)
+    if cfg.model.get("subject_input") and not cfg.data.get("subject"):
+        raise DataLayoutError("model.subject_input=true takes a subject matte, but the samples carry none: set data.subject=true "
+                              "(or model.subject_input=false)")
     check_output_dir(cfg.output_dir, cfg.min_free_mib)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # said once the run is accepted: a refusal is one line
     datamodule = built("data", lambda: hydra.utils.instantiate(cfg.data))

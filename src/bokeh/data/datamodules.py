@@ -6,7 +6,8 @@ Both hand the LightningModule the same batches::
      "target": (B, 3, H, W) float32 in [-1, 1],  # wide aperture
      "name": list[str],
      "size": (B, 2) int64,                       # (H, W) to restore with transforms.unpad
-     "coc": (B, 1, H, W) float32}                # validation, synthetic data only: blur radius in px
+     "coc": (B, 1, H, W) float32,                # validation, synthetic data only: blur radius in px
+     "subject": (B, 1, H, W) float32}            # with subject=true: the segmenter's matte of the input, [0, 1]
 
 Training batches are random paired crops of ``crop_size`` in a seeded order that a killed run
 resumes mid-epoch and that DDP ranks split without overlap (:mod:`bokeh.data.sampling`);
@@ -148,9 +149,11 @@ class EBBDataModule(_PairDataModule):
         val_fit: FitMode = "pad",
         rotate_to_fit: bool = True,
         seed: int = 0,
+        subject: bool = False,
+        subject_off_share: float = 0.2,
     ) -> None:
         super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
-        self.root = root
+        self.root, self.subject, self.subject_off_share = root, bool(subject), float(subject_off_share)
         self.train_ids, self.val_ids = _pair_of_ints(train_ids, "train_ids"), _pair_of_ints(val_ids, "val_ids")
         self.include_list, self.rotate_to_fit = include_list, bool(rotate_to_fit)
 
@@ -184,8 +187,9 @@ class EBBDataModule(_PairDataModule):
         val = check_pairs(val, None, self.rotate_to_fit, self.on_bad_pair, f"validation pairs under {root}")
         if not train or not val:
             raise DataLayoutError(f"no usable {'training' if not train else 'validation'} pairs left under {root} after skipping bad ones (see the warnings)")
-        self.train_set = PairDataset(train, self.crop_size, self.flip, rotate_to_fit=self.rotate_to_fit, on_bad_pair=self.on_bad_pair)
-        self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair)
+        self.train_set = PairDataset(train, self.crop_size, self.flip, rotate_to_fit=self.rotate_to_fit, on_bad_pair=self.on_bad_pair,
+                                     subject=self.subject, subject_off_share=self.subject_off_share)
+        self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, subject=self.subject)
 
     def _setup_validation_only(self, root, pairs: list, problems: list, val: list) -> None:
         """The validation set alone: the pairs in ``val_ids``, or every pair of the folder when it
@@ -199,7 +203,7 @@ class EBBDataModule(_PairDataModule):
         val = check_pairs(val, None, self.rotate_to_fit, self.on_bad_pair, f"validation pairs under {root}")
         if not val:
             raise DataLayoutError(f"no usable pairs to score under {root} (see the warnings)")
-        self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair)
+        self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, subject=self.subject)
 
 
 def _names_in(problems: list[BadPair], train_ids, val_ids) -> set[str]:
@@ -244,7 +248,10 @@ class SyntheticDataModule(_PairDataModule):
     ``cache_dir/synthetic-v<version>-n<n>-<H>x<W>-seed<seed>-noise<noise>-q<quality>`` and read
     back through the same code as EBB!; a later run with the same settings reuses it. With
     ``on_the_fly=True`` nothing is written: every item is rendered when it is loaded (the same
-    pixels as the cached JPEGs, JPEG artefacts included).
+    pixels as the cached JPEGs, JPEG artefacts included). ``subject=True``: every item carries the
+    segmenter's matte of its input (``"subject"``; :mod:`bokeh.data.subject`): cached under each
+    ``photo_pairs`` folder's ``subject/`` (written once, at setup), computed when loaded for the
+    synthetic scenes.
     """
 
     def __init__(
@@ -269,8 +276,11 @@ class SyntheticDataModule(_PairDataModule):
         photo_weights: Sequence[float] | None = None,
         epoch_size: int | None = None,
         focus_auto_share: float = 0.3,
+        subject: bool = False,
+        subject_off_share: float = 0.2,
     ) -> None:
         super().__init__(crop_size, flip, batch_size, num_workers, val_fit, on_bad_pair, seed)
+        self.subject, self.subject_off_share = bool(subject), float(subject_off_share)
         if not 0.0 <= float(photo_share) < 1.0:
             raise ValueError(f"photo_share must be in [0, 1), got {photo_share}")
         if not 0.0 <= float(focus_auto_share) <= 1.0:
@@ -324,8 +334,10 @@ class SyntheticDataModule(_PairDataModule):
             if reader is not None:
                 raise ValueError("data.photo_pairs needs the cached synthetic set: set data.on_the_fly=false")
             train = train + self._photo_training_pairs(len(train))
-        self.train_set = PairDataset(train, self.crop_size, self.flip, on_bad_pair=self.on_bad_pair, reader=reader, focus_auto_share=self.focus_auto_share)
-        self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, reader=reader)
+        self.train_set = PairDataset(train, self.crop_size, self.flip, on_bad_pair=self.on_bad_pair, reader=reader,
+                                     focus_auto_share=self.focus_auto_share, subject=self.subject,
+                                     subject_off_share=self.subject_off_share)
+        self.val_set = PairDataset(val, None, fit=self.val_fit, on_bad_pair=self.on_bad_pair, reader=reader, subject=self.subject)
 
     def _photo_training_pairs(self, synthetic_count: int) -> list[Pair]:
         """The pairs under the ``photo_pairs`` folders (e.g. made by :mod:`bokeh.data.photo_pairs`), each
@@ -335,6 +347,10 @@ class SyntheticDataModule(_PairDataModule):
         chosen, found = [], []
         for folder, weight in zip(self.photo_pairs, self.photo_weights):
             root = resolve_root(folder)
+            if self.subject:  # the segmenter's mattes, computed once and cached with the set
+                from bokeh.data.subject import cache_subject_mattes
+
+                cache_subject_mattes(root)
             photos, problems = list_pairs(root)
             apply_policy(problems, self.on_bad_pair, f"photo pairs under {root}", len(photos) + len(problems))
             photos = check_pairs(photos, self.crop_size, True, self.on_bad_pair, f"photo pairs under {root}")

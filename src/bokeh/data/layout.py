@@ -11,3 +11,5 @@ FOCAL_DIR = "focal"  # optional: masks <name>.png of the in-focus subject (white
 # optional: {"<name>": f-number, ...}, the f-number each target was rendered or shot at (absent: the
 # reference f-number, EBB!'s f/1.8)
 F_NUMBERS = "f_numbers.json"
+# optional: subject mattes <name>.png of each input (the segmenter's, 0-255 = [0, 1]; bokeh.data.subject)
+SUBJECT_DIR = "subject"

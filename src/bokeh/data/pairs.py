@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from bokeh.data.coc import read_coc
 from bokeh.data.folders import unfinished_set_reason
 from bokeh.data.focus import UNKNOWN, in_focus_region, interior_point, matte_target, sample_point
-from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, LAYOUT, TARGET_DIR
+from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, LAYOUT, SUBJECT_DIR, TARGET_DIR
 from bokeh.data.transforms import FitMode, fit_for_eval, fit_map, fits, paired_train_crop, to_pair_tensors
 from bokeh import images
 from bokeh.images import ImageError, is_known_image_type, read_rgb, read_size, unsupported_reason
@@ -65,6 +65,7 @@ class Pair:
     coc: Path | None = None  # per-pixel blur radius map, where the data has one (synthetic sets)
     focal: Path | None = None  # mask of the in-focus subject (white = in focus), where the data has one
     f_number: float | None = None  # the target's f-number where the set records it (None: f/1.8, EBB!'s)
+    subject: Path | None = None  # the segmenter's subject matte of the input, where the set caches one (bokeh.data.subject)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,9 @@ def list_pairs(root: str | Path) -> tuple[list[Pair], list[BadPair]]:
             if path.stem in originals and is_known_image_type(path) and not path.name.startswith("."):
                 focal.setdefault(path.stem, path)
     f_numbers = read_f_numbers(root)
-    return [Pair(n, originals[n], targets[n], coc.get(n), focal.get(n), f_numbers.get(n)) for n in names], problems
+    subject_dir = root / SUBJECT_DIR
+    subject = {n: subject_dir / f"{n}.png" for n in names if (subject_dir / f"{n}.png").is_file()} if subject_dir.is_dir() else {}
+    return [Pair(n, originals[n], targets[n], coc.get(n), focal.get(n), f_numbers.get(n), subject.get(n)) for n in names], problems
 
 
 def read_f_numbers(root: Path) -> dict[str, float]:
@@ -256,7 +259,7 @@ def check_pairs(pairs: list[Pair], crop: tuple[int, int] | None, rotate_to_fit: 
 
 
 Sample = dict  # {"input": (3, h, w), "target": (3, h, w), "name": str, "size": (2,) int64, "focus": (2,), "aperture": (1,),
-#                 "matte": (1, h, w) in {0, 1} or UNKNOWN (-1) [, "coc": (1, h, w)]}
+#                 "matte": (1, h, w) in {0, 1} or UNKNOWN (-1) [, "coc": (1, h, w)] [, "subject": (1, h, w) in [0, 1]]}
 Reader = Callable[[Pair], tuple]  # pair -> (original, bokeh) or (original, bokeh, blur radius or None)
 
 
@@ -272,7 +275,11 @@ class PairDataset(Dataset):
     also carry ``"coc": (1, h, w)`` float32, the radius in pixels, cropped or fitted like the images.
     Every item carries ``"matte": (1, h, w)`` float32, what the model's matte should be
     (:func:`bokeh.data.focus.matte_target`: 1 in focus, 0 not), :data:`bokeh.data.focus.UNKNOWN`
-    everywhere for a pair that knows neither its blur radii nor a subject mask.
+    everywhere for a pair that knows neither its blur radii nor a subject mask. With ``subject``,
+    every item also carries ``"subject": (1, h, w)`` float32 in [0, 1], the segmenter's matte of
+    the whole input (``pair.subject``, cached, or computed now: :mod:`bokeh.data.subject`), cropped,
+    turned, flipped or fitted with the images; ``subject_off_share`` of the training items get an
+    all-zero plane instead (no subject prior: the model must still render sensibly without one).
 
     A pair that fails to decode is reported by ``on_bad_pair``: ``"fail"`` raises
     :class:`BadPairError`; ``"skip"`` warns and returns the next good pair instead.
@@ -288,6 +295,8 @@ class PairDataset(Dataset):
         on_bad_pair: OnBadPair = "skip",
         reader: Reader | None = None,
         focus_auto_share: float = 0.3,
+        subject: bool = False,
+        subject_off_share: float = 0.0,
     ) -> None:
         if not pairs:
             raise ValueError("PairDataset needs at least one pair")
@@ -298,6 +307,10 @@ class PairDataset(Dataset):
         self.crop = tuple(crop) if crop is not None else None
         self.flip, self.fit, self.rotate_to_fit, self.on_bad_pair = flip, fit, rotate_to_fit, on_bad_pair
         self.reader = reader or read_pair
+        self.subject = bool(subject)
+        if not 0.0 <= subject_off_share <= 1.0:
+            raise ValueError(f"subject_off_share must be in [0, 1], got {subject_off_share}")
+        self.subject_off_share = float(subject_off_share)
         self.skipped: dict[str, str] = {}
 
     def __len__(self) -> int:
@@ -336,8 +349,15 @@ class PairDataset(Dataset):
         if coc is not None and coc.shape != original.shape[:2]:
             raise ValueError(f"{pair.coc}: CoC map of {_hw(coc.shape)} does not match its image's {_hw(original.shape)}")
         mask = read_mask(pair.focal, original.shape[:2]) if pair.focal is not None else None
-        # the maps that travel with the images through crop and flip: blur radius and subject mask
+        subject = None
+        if self.subject:  # the segmenter's matte of the whole input, before the crop
+            from bokeh.data.subject import read_subject, subject_matte
+
+            subject = read_subject(pair.subject, original.shape[:2]) if pair.subject is not None else subject_matte(original)
+        # the maps that travel with the images through crop and flip: blur radius and subject mask (then the subject matte)
         maps = [m.astype(np.float32) for m in (coc, mask) if m is not None]
+        if subject is not None:
+            maps.append(subject)
         if self.crop is not None:
             if not (fits(original.shape[:2], self.crop) or (self.rotate_to_fit and fits(original.shape[1::-1], self.crop))):
                 raise ValueError(f"{pair.original}: image of {_hw(original.shape)} is smaller than the crop {_hw(self.crop)}")
@@ -347,9 +367,13 @@ class PairDataset(Dataset):
             size = self.crop
             maps = [np.ascontiguousarray(rest[0][..., i]) for i in range(len(maps))] if rest else []
             radius = torch.from_numpy(maps[0])[None] if coc is not None else None
+            subject_plane = torch.from_numpy(maps.pop())[None] if subject is not None else None
+            if subject_plane is not None and self.subject_off_share > 0 and bool(torch.rand((), generator=generator) < self.subject_off_share):
+                subject_plane = torch.zeros_like(subject_plane)  # subject=off: no prior
         else:
             image, target, size = fit_for_eval(original, bokeh, self.fit)
             radius = fit_map(coc, self.fit) if coc is not None else None
+            subject_plane = fit_map(maps.pop(), self.fit) if subject is not None else None
         cut_mask, cut_coc = (maps[-1] if mask is not None else None), (maps[0] if coc is not None else None)
         region = in_focus_region(cut_mask, cut_coc)
         wanted = matte_target(cut_mask, cut_coc)  # what the matte should be, (h, w) or None
@@ -368,6 +392,8 @@ class PairDataset(Dataset):
                   "aperture": torch.tensor([pair.f_number or REFERENCE_F_NUMBER], dtype=torch.float32), "matte": matte}
         if radius is not None:
             sample["coc"] = radius
+        if subject_plane is not None:
+            sample["subject"] = subject_plane
         return sample
 
 

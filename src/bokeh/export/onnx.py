@@ -56,7 +56,8 @@ class Deployable(nn.Module):
     Shape:
         image: ``(1, 3, H, W)``, H and W multiples of 8; returns ``(1, 3, H, W)`` in the same range,
         or for a model with a matte ``(image, matte (1, 1, H, W) in [0, 1], background (1, 3, H, W))``.
-        focus: ``(1, 2)`` fractions of width and height (``(-1, -1)``: auto); aperture: ``(1, 1)`` f-number.
+        focus: ``(1, 2)`` fractions of width and height (``(-1, -1)``: auto); aperture: ``(1, 1)`` f-number;
+        subject: ``(1, 1, H, W)`` matte in [0, 1] (zeros: no subject prior).
     """
 
     def __init__(self, generator: nn.Module, value_range: ValueRange = "signed") -> None:
@@ -116,10 +117,13 @@ def deployable(
 
 
 def example_inputs(module: nn.Module, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``(image, *controls)`` to trace ``module`` with: a tap point and an f-number (not the defaults,
-    so that nothing can fold them away) for the controls its :attr:`Deployable.contract` takes."""
+    """``(image, *controls)`` to trace ``module`` with: a tap point, an f-number and a subject matte (a
+    ramp: not the defaults, so that nothing can fold them away) for the controls its
+    :attr:`Deployable.contract` takes."""
     focus, aperture = control_tensors(image.shape[0], (0.3, 0.6), 4.0)
-    values = {"focus": focus, "aperture": aperture}
+    height, width = image.shape[-2:]
+    ramp = torch.linspace(0.0, 1.0, width, dtype=torch.float32).expand(image.shape[0], 1, height, width).contiguous()
+    values = {"focus": focus, "aperture": aperture, "subject": ramp}
     return (image, *(values[name] for name in getattr(module, "contract", InputContract()).controls))
 
 

@@ -120,7 +120,7 @@ def describe_pipeline(glassnet_files: list[str], size: tuple[int, int], value_ra
     Args:
         glassnet_files: the exported Glass-Net ``.tflite`` names (any one of them runs the pipeline).
         size: the Glass-Net's static input ``(H, W)``.
-        inputs, outputs: its ONNX/TFLite names (``image[, focus][, aperture]``; ``bokeh[, matte, background]``).
+        inputs, outputs: its ONNX/TFLite names (``image[, focus][, aperture][, subject]``; ``bokeh[, matte, background]``).
         segmenter: the exported segmenter file (its shapes are read from it).
     """
     model = SubjectSegmenter(segmenter, "cpu")
@@ -138,6 +138,10 @@ def describe_pipeline(glassnet_files: list[str], size: tuple[int, int], value_ra
     if "aperture" in inputs:
         glass_inputs["aperture"] = {"shape": [1, 1], "dtype": "float32", "range": [1.8, 64.0],
                                     "meaning": "f-number (default 1.8)"}
+    if "subject" in inputs:
+        glass_inputs["subject"] = {"shape": [1, height, width, 1], "layout": "NHWC", "dtype": "float32", "range": [0.0, 1.0],
+                                   "from": "the segmenter's matte m of the photo, fitted to H x W as the image is (the same turn, "
+                                           "resize and edge-padding); all zeros = no subject prior (subject=off)"}
     glass_outputs = {"bokeh": {"shape": [1, height, width, 3], "range": image_range, "meaning": "the rendered image"}}
     if "matte" in outputs:
         glass_outputs["matte"] = {"shape": [1, height, width, 1], "range": [0.0, 1.0],

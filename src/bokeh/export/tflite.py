@@ -147,7 +147,7 @@ def onnx_to_keras(onnx_path: Path, work_dir: Path, calibration: np.ndarray, repl
 
 def keras_to_tflite(model, kind: str = "float32", representative: Callable[[], Iterable[np.ndarray]] | None = None,
                     output_names: Iterable[str] = (OUTPUT_NAME,)) -> bytes:
-    """A TFLite flatbuffer with one ``serving_default`` signature ``image [, focus][, aperture] -> bokeh
+    """A TFLite flatbuffer with one ``serving_default`` signature ``image [, focus][, aperture][, subject] -> bokeh
     [, matte, background]`` (the inputs named as in the ONNX model: onnx2tf keeps them; a model with
     one input has ``image``; the outputs named ``output_names``, the ONNX model's in its order).
 

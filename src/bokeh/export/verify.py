@@ -128,8 +128,17 @@ def sample_images(height: int, width: int, value_range: str, seed: int = 0) -> d
     return {name: to_model_range(image, value_range).transpose(2, 0, 1)[None].copy() for name, image in images.items()}
 
 
-#: The controls the parity checks set besides the defaults: a tap off the centre and f/4 (not f/1.8).
-CHECK_CONTROLS = {"focus": (0.3, 0.6), "aperture": 4.0}
+#: The controls the parity checks set besides the defaults: a tap off the centre, f/4 (not f/1.8) and a
+#: subject matte (:func:`check_subject`, named here in words: its size is the image's).
+CHECK_CONTROLS = {"focus": (0.3, 0.6), "aperture": 4.0, "subject": "a soft disc: 1 at the centre, 0 beyond a third of the short side"}
+
+
+def check_subject(height: int, width: int) -> np.ndarray:
+    """The subject matte of the parity checks: a soft disc, 1 at the centre, falling linearly to 0 at a
+    third of the short side. Shape: ``(1, 1, H, W)`` float32 in [0, 1]."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    distance = np.hypot(ys - (height - 1) / 2, xs - (width - 1) / 2) / (min(height, width) / 3)
+    return np.clip(1.5 - 1.5 * distance, 0.0, 1.0)[None, None].astype(np.float32)
 CONTROLS_SUFFIX = "_controls"
 
 
@@ -148,7 +157,8 @@ def with_controls(images: dict[str, np.ndarray], controls: tuple[str, ...]) -> t
     if controls:
         for name, image in images.items():
             cases[name + CONTROLS_SUFFIX] = image
-            settings[name + CONTROLS_SUFFIX] = {key: CHECK_CONTROLS[key] for key in controls}
+            settings[name + CONTROLS_SUFFIX] = {key: check_subject(*image.shape[-2:]) if key == "subject" else CHECK_CONTROLS[key]
+                                                for key in controls}
     return cases, settings
 
 

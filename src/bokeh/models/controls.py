@@ -13,10 +13,14 @@ A phone's portrait mode lets a person tap the subject and slide an aperture; a G
   targets were shot or rendered with (EBB!'s f/1.8), which is the factor every circle-of-confusion
   radius scales by (thin lens: radius proportional to f / N). f/1.8 -> 1.0, f/2.8 -> 0.64,
   f/8 -> 0.225. Without a value, :data:`REFERENCE_F_NUMBER`.
+* ``subject``: a subject matte ``(1, H, W)`` in [0, 1] (1 = the subject: a person or the central
+  object, as a segmenter such as MediaPipe's selfie segmenter finds it), at the image's size. The
+  network sees it as it is, one plane. Without one, all zeros: no subject prior, the network decides
+  alone (as a model without this input does).
 
 :class:`InputContract` names every input of a model with its shape, range and default; the
 renderer, the evaluation, the export and every runtime read a model's inputs from it (the names
-``image``, ``focus``, ``aperture`` are the ONNX and TFLite input names too), so none of them knows
+``image``, ``focus``, ``aperture``, ``subject`` are the ONNX and TFLite input names too), so none of them knows
 the controls on its own. A control given to a model that does not take it is refused
 (:class:`ControlError`), never ignored.
 
@@ -38,7 +42,7 @@ MIN_F_NUMBER = TRAINED_F_NUMBERS[0]
 MAX_F_NUMBER = 64.0  # narrower than f/11 is less blur, which the model does render
 FOCUS_SIGMA = 0.08  # Gaussian tap plane: standard deviation as a fraction of the image's short side
 NO_FOCUS = (-1.0, -1.0)  # the "auto" point: far enough outside the frame that its plane is 0 everywhere
-CONTROL_NAMES = ("focus", "aperture")
+CONTROL_NAMES = ("focus", "aperture", "subject")
 
 
 class ControlError(ValueError):
@@ -50,8 +54,8 @@ class InputSpec:
     """One named input of a model.
 
     Attributes:
-        name: ``image``, ``focus`` or ``aperture`` (the ONNX / TFLite input name too).
-        shape: per-sample shape in the torch layout (``("3", "H", "W")``, ``(2,)``, ``(1,)``).
+        name: ``image``, ``focus``, ``aperture`` or ``subject`` (the ONNX / TFLite input name too).
+        shape: per-sample shape in the torch layout (``("3", "H", "W")``, ``(2,)``, ``(1,)``, ``(1, "H", "W")``).
         range: the valid values, in words.
         default: what a caller that gives nothing gets, in words.
     """
@@ -65,23 +69,30 @@ class InputSpec:
 IMAGE_SPEC = InputSpec("image", (3, "H", "W"), "[-1, 1] RGB (sRGB values scaled), H and W multiples of 8", "required")
 FOCUS_SPEC = InputSpec("focus", (2,), "(x, y) fractions of width and height in [0, 1]; (-1, -1) = auto", "auto: the model decides")
 APERTURE_SPEC = InputSpec("aperture", (1,), f"f-number in [{MIN_F_NUMBER:g}, {MAX_F_NUMBER:g}]", f"f/{REFERENCE_F_NUMBER:g}")
+SUBJECT_SPEC = InputSpec("subject", (1, "H", "W"), "subject matte in [0, 1] at the image's size (1 = subject)",
+                         "all zeros: no subject prior")
 
 
 @dataclass(frozen=True)
 class InputContract:
-    """The inputs a model takes, in order: always ``image``, then the controls it was built with."""
+    """The inputs a model takes, in order: always ``image``, then the controls it was built with
+    (``focus``, ``aperture``, ``subject``, in this order)."""
 
     focus: bool = False
     aperture: bool = False
+    subject: bool = False
 
     @classmethod
     def from_settings(cls, settings: dict) -> "InputContract":
-        """The contract of a Glass-Net with these constructor settings (``focus_input``, ``aperture_input``)."""
-        return cls(bool(settings.get("focus_input", False)), bool(settings.get("aperture_input", False)))
+        """The contract of a Glass-Net with these constructor settings (``focus_input``,
+        ``aperture_input``, ``subject_input``)."""
+        return cls(bool(settings.get("focus_input", False)), bool(settings.get("aperture_input", False)),
+                   bool(settings.get("subject_input", False)))
 
     @property
     def specs(self) -> tuple[InputSpec, ...]:
-        return (IMAGE_SPEC,) + ((FOCUS_SPEC,) if self.focus else ()) + ((APERTURE_SPEC,) if self.aperture else ())
+        return ((IMAGE_SPEC,) + ((FOCUS_SPEC,) if self.focus else ()) + ((APERTURE_SPEC,) if self.aperture else ())
+                + ((SUBJECT_SPEC,) if self.subject else ()))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -95,7 +106,7 @@ class InputContract:
     @property
     def plane_count(self) -> int:
         """Extra input planes the network concatenates to its image inputs."""
-        return int(self.focus) + int(self.aperture)
+        return int(self.focus) + int(self.aperture) + int(self.subject)
 
     def describe(self) -> str:
         """One line per input: ``name shape range (default ...)``."""
@@ -105,7 +116,7 @@ class InputContract:
         """Raise :class:`ControlError` for the first control named in ``given`` that this model does not take."""
         for name in given:
             if name not in self.controls:
-                what = "tap-to-focus point" if name == "focus" else "f-number" if name == "aperture" else "such input"
+                what = {"focus": "tap-to-focus point", "aperture": "f-number", "subject": "subject matte"}.get(name, "such input")
                 raise ControlError(
                     f"{name}= was given, but this model takes no {what} (its inputs: {', '.join(self.names)}): "
                     f"leave {name} out, or use a model trained with it (e.g. ckpt=reference)"

@@ -214,6 +214,10 @@ class GlassNet(nn.Module):
             (:mod:`bokeh.models.controls`), seen as a Gaussian plane concatenated to both stages' inputs.
         aperture_input: off (the paper). On: the network takes an f-number, seen as a constant plane
             ``1.8 / N`` (the relative aperture diameter) concatenated to both stages' inputs.
+        subject_input: off. On: the network takes a subject matte (a segmenter's, 1 = subject), one
+            plane concatenated to both stages' inputs after the other controls; without one it sees
+            zeros (no subject prior). Grown onto a trained network with zero weights
+            (:func:`grow_state`), it computes exactly what that network did.
         blend: off (the paper). On: stage 2 also predicts a keep weight ``m`` in [0, 1] (a sigmoid
             channel of its head) and the final image is ``m * I + (1 - m) * B``: where the model
             keeps the focus it returns the input's own pixels, not a re-synthesis (a layered
@@ -224,8 +228,8 @@ class GlassNet(nn.Module):
         image: ``(B, 3, H, W)`` in [-1, 1], H and W multiples of 8; with instance norm not both 8
         (one pixel at the 1/8 bottleneck has no statistics): :data:`MIN_SIDE` (16) always works.
         focus: ``(B, 2)`` fractions of width and height, :data:`~bokeh.models.controls.NO_FOCUS`
-        for auto (the default); aperture: ``(B, 1)`` f-numbers (default f/1.8); only for a model
-        built with them (:attr:`contract`).
+        for auto (the default); aperture: ``(B, 1)`` f-numbers (default f/1.8); subject: ``(B, 1, H, W)``
+        matte in [0, 1] (default zeros); only for a model built with them (:attr:`contract`).
         Returns ``(bokeh, rough)`` (:meth:`layers` gives the matte and the defocus layer too): the final image ``(B, 3, H, W)`` in [-1, 1] (with
         ``global_residual`` in training mode: [-3, 3], unclamped) and the stage-1 rough image I - R
         ``(B, 3, H, W)`` in [-2, 2].
@@ -247,6 +251,7 @@ class GlassNet(nn.Module):
         focus_input: bool = False,
         aperture_input: bool = False,
         blend: bool = False,
+        subject_input: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("width1", width1), ("width2", width2), ("blocks", blocks)):
@@ -255,12 +260,12 @@ class GlassNet(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"GlassNet dropout must be in [0, 1), got {dropout!r}")
         flags = (("global_residual", global_residual), ("full_res_skip", full_res_skip), ("focus_input", focus_input),
-                 ("aperture_input", aperture_input), ("blend", blend))
+                 ("aperture_input", aperture_input), ("blend", blend), ("subject_input", subject_input))
         for name, value in flags:
             if not isinstance(value, bool):
                 raise ValueError(f"GlassNet {name} must be true or false, got {value!r}")
         self.norm = norm
-        self.contract = InputContract(focus_input, aperture_input)
+        self.contract = InputContract(focus_input, aperture_input, subject_input)
         self.outputs = OutputContract(blend)
         planes = self.contract.plane_count
         self.residual_stage = ResidualStage(width1, blocks, norm, dropout, in_channels=3 + planes)
@@ -317,9 +322,16 @@ class GlassNet(nn.Module):
                                         torch.ones(1, 1, height, width, dtype=like.dtype, device=like.device))
         return self._constants[key]
 
-    def control_planes(self, image: torch.Tensor, focus: torch.Tensor | None, aperture: torch.Tensor | None) -> list[torch.Tensor]:
+    def control_planes(self, image: torch.Tensor, focus: torch.Tensor | None, aperture: torch.Tensor | None,
+                       subject: torch.Tensor | None = None) -> list[torch.Tensor]:
         """The ``(B, 1, H, W)`` planes of the controls this model takes (defaults where ``None``)."""
         batch, height, width = image.shape[0], image.shape[2], image.shape[3]
+        if subject is not None:
+            if not self.contract.subject:
+                raise ControlError(f"this GlassNet takes no subject input (its inputs: {', '.join(self.contract.names)})")
+            if subject.ndim != 4 or subject.shape[1] != 1 or subject.shape[0] not in (1, batch) or subject.shape[2:] != image.shape[2:]:
+                raise ControlError(f"GlassNet subject must have shape ({batch}, 1, {height}, {width}) (the image's size), "
+                                   f"got {tuple(subject.shape)}")
         for name, value, taken, size in (("focus", focus, self.contract.focus, 2), ("aperture", aperture, self.contract.aperture, 1)):
             if value is None:
                 continue
@@ -339,14 +351,16 @@ class GlassNet(nn.Module):
             if aperture is None:
                 aperture = image.new_full((batch, 1), REFERENCE_F_NUMBER)
             planes.append(aperture_plane(aperture.to(image.dtype), ones).expand(batch, 1, height, width))
+        if self.contract.subject:
+            planes.append(image.new_zeros(batch, 1, height, width) if subject is None else subject.to(image.dtype).expand(batch, 1, height, width))
         return planes
 
     def layers(self, image: torch.Tensor, focus: torch.Tensor | None = None,
-               aperture: torch.Tensor | None = None) -> GlassLayers:
+               aperture: torch.Tensor | None = None, subject: torch.Tensor | None = None) -> GlassLayers:
         """One pass, every layer: the image, the rough image, the defocus layer B and the matte's
         logit (:class:`GlassLayers`). Arguments and errors as :meth:`forward`."""
         self.check_input(image)
-        planes = self.control_planes(image, focus, aperture)  # k x (B, 1, H, W)
+        planes = self.control_planes(image, focus, aperture, subject)  # k x (B, 1, H, W)
         residual = self.residual_stage(torch.cat([image, *planes], 1) if planes else image)  # R, (B, 3, H, W)
         rough = image - residual  # I - R
         x = torch.cat([residual, rough, *planes], 1)  # (B, 6 + k, H, W)
@@ -366,19 +380,21 @@ class GlassNet(nn.Module):
         return GlassLayers(bokeh, rough, background, logit)
 
     def forward(self, image: torch.Tensor, focus: torch.Tensor | None = None,
-                aperture: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        layers = self.layers(image, focus, aperture)
+                aperture: torch.Tensor | None = None, subject: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        layers = self.layers(image, focus, aperture, subject)
         return layers.image, layers.rough
 
 
-GROWABLE = ("focus_input", "aperture_input", "blend")  # options a trained network can gain (zero-initialised)
+GROWABLE = ("focus_input", "aperture_input", "blend", "subject_input")  # options a trained network can gain (zero-initialised)
+PLANE_OPTIONS = ("focus_input", "aperture_input", "subject_input")  # input planes, in the order the network concatenates them
 
 
 def grow_state(state: dict[str, torch.Tensor], saved: dict, wanted: dict) -> dict[str, torch.Tensor]:
     """A generator ``state`` trained with settings ``saved``, fitted to a Glass-Net with settings
     ``wanted`` that adds control inputs or the blend channel (:data:`GROWABLE`), so that the grown
-    network computes exactly what the trained one did (for the default controls: f/1.8 and auto
-    focus, up to the blend channel's start value): new input channels of both stages' first convs
+    network computes exactly what the trained one did (for the default controls: f/1.8, auto
+    focus and no subject; with a new subject input, whatever subject matte it is given; up to the
+    blend channel's start value): new input channels of both stages' first convs
     get zero weights, a new blend channel zero weights and the bias :data:`BLEND_INIT_BIAS`.
 
     Args:
@@ -392,9 +408,11 @@ def grow_state(state: dict[str, torch.Tensor], saved: dict, wanted: dict) -> dic
     if other - set(GROWABLE) or any(saved.get(k) and not wanted[k] for k in GROWABLE):
         raise ValueError(f"cannot grow a generator with settings {saved} into one with {wanted}: only switching on {', '.join(GROWABLE)} is possible")
     state = dict(state)
-    extra = sum(bool(wanted[k]) for k in ("focus_input", "aperture_input")) - sum(bool(saved.get(k)) for k in ("focus_input", "aperture_input"))
-    if saved.get("focus_input") != wanted["focus_input"] and saved.get("aperture_input") and wanted["focus_input"]:
-        raise ValueError("cannot add a focus input in front of an existing aperture plane; train with both from the start")
+    extra = sum(bool(wanted[k]) for k in PLANE_OPTIONS) - sum(bool(saved.get(k)) for k in PLANE_OPTIONS)
+    for i, new in enumerate(PLANE_OPTIONS):  # new planes are appended: none may come before a plane the network has
+        later = [k for k in PLANE_OPTIONS[i + 1:] if saved.get(k)]
+        if wanted[new] and not saved.get(new) and later:
+            raise ValueError(f"cannot add {new} in front of the existing {', '.join(later)} plane(s); train with them from the start")
     for key in ("residual_stage.encoder.stages.0.0.weight", "unet_stage.encoder.stages.0.0.weight"):
         weight = state[key]  # (c, in, 3, 3)
         state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra, *weight.shape[2:])], 1)

@@ -62,16 +62,16 @@ def contract_from_names(names: list[str] | tuple[str, ...], path: str | Path) ->
     several must be ``image`` and the controls of :data:`~bokeh.models.controls.CONTROL_NAMES`.
 
     Raises:
-        ModelFileError: several inputs with a name that is not ``image``, ``focus`` or ``aperture``.
+        ModelFileError: several inputs with a name that is not ``image``, ``focus``, ``aperture`` or ``subject``.
     """
     names = list(names)
     if len(names) <= 1:
         return InputContract()
     unknown = [name for name in names if name not in ("image", *CONTROL_NAMES)]
     if unknown or "image" not in names:
-        raise ModelFileError(f"{path}: inputs {names} are not a Glass-Net's (image, and optionally focus and "
-                             f"aperture); export it again with python -m bokeh.export")
-    return InputContract(focus="focus" in names, aperture="aperture" in names)
+        raise ModelFileError(f"{path}: inputs {names} are not a Glass-Net's (image, and optionally focus, "
+                             f"aperture and subject); export it again with python -m bokeh.export")
+    return InputContract(focus="focus" in names, aperture="aperture" in names, subject="subject" in names)
 
 
 def outputs_from_names(names: list[str] | tuple[str, ...], path: str | Path) -> OutputContract:
@@ -104,7 +104,33 @@ def _rows(value, batch: int, width: int, name: str) -> np.ndarray | None:
                        f"({batch}, {width}); got shape {rows.shape}")
 
 
-def control_inputs(contract: InputContract, batch: int, focus=None, aperture=None) -> dict[str, np.ndarray]:
+def subject_rows(subject, batch: int, size: tuple[int, int] | None) -> np.ndarray:
+    """A subject matte as ``(batch, 1, H, W)`` float32 in [0, 1]: all zeros (no subject prior) for
+    ``None``; one ``(H, W)`` / ``(1, H, W)`` / ``(1, 1, H, W)`` matte for the whole batch, or one per image.
+
+    Raises:
+        ControlError: a matte that is not the model input's size ``size``, or values outside [0, 1].
+    """
+    if size is None:
+        raise ControlError("the subject input needs the image's size: pass the image batch with it")
+    height, width = size
+    if subject is None:
+        return np.zeros((batch, 1, height, width), np.float32)
+    matte = np.asarray(subject, dtype=np.float32)
+    if matte.ndim == 2:
+        matte = matte[None, None]
+    elif matte.ndim == 3:
+        matte = matte[:, None] if matte.shape[0] == batch and batch > 1 else matte[None]
+    if matte.ndim != 4 or matte.shape[1] != 1 or matte.shape[0] not in (1, batch) or matte.shape[2:] != (height, width):
+        raise ControlError(f"subject must be a matte of the model input's size {height} x {width}, one for the batch or one "
+                           f"per image, shape ({batch}, 1, {height}, {width}); got shape {np.shape(subject)}")
+    if not (np.isfinite(matte).all() and matte.min() >= 0.0 and matte.max() <= 1.0):
+        raise ControlError("subject must be a matte with values in [0, 1] (1 = subject)")
+    return np.array(np.broadcast_to(matte, (batch, 1, height, width)), np.float32)  # a writable copy
+
+
+def control_inputs(contract: InputContract, batch: int, focus=None, aperture=None, subject=None,
+                   size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
     """The control arrays a model with ``contract`` takes, checked, defaults filled in.
 
     The one place where every runtime turns user controls into model inputs.
@@ -114,15 +140,18 @@ def control_inputs(contract: InputContract, batch: int, focus=None, aperture=Non
             width and height (for the whole batch), or ``(B, 2)`` points, where a row equal to
             :data:`~bokeh.models.controls.NO_FOCUS` means auto for that image.
         aperture: ``None`` (f/1.8), one f-number, or ``(B,)`` / ``(B, 1)`` f-numbers.
+        subject: ``None`` (all zeros: no subject prior), or a matte in [0, 1] of the model input's
+            ``size`` ``(H, W)`` (:func:`subject_rows`).
 
     Returns:
-        ``{"focus": (B, 2), "aperture": (B, 1)}`` float32, only the names the contract takes.
+        ``{"focus": (B, 2), "aperture": (B, 1), "subject": (B, 1, H, W)}`` float32, only the names
+        the contract takes.
 
     Raises:
         ControlError: a control the model does not take, a point outside [0, 1], an f-number that
             is not usable (:meth:`InputContract.check`), or arrays of the wrong shape.
     """
-    contract.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture)) if value is not None))
+    contract.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture), ("subject", subject)) if value is not None))
     focus_rows = _rows(focus, batch, 2, "focus")
     if aperture is not None and np.ndim(aperture) == 1 and np.size(aperture) == batch and batch > 1:
         aperture = np.reshape(aperture, (batch, 1))
@@ -139,6 +168,8 @@ def control_inputs(contract: InputContract, batch: int, focus=None, aperture=Non
         for i, (number,) in enumerate(numbers):
             numbers[i, 0] = contract.check(aperture=number)[1]
         inputs["aperture"] = numbers.astype(np.float32)
+    if contract.subject:
+        inputs["subject"] = subject_rows(subject, batch, size)
     return inputs
 
 
@@ -180,7 +211,7 @@ class Runtime(abc.ABC):
         ``(1, 3, H, W)``, ``matte`` ``(1, 1, H, W)``, ``background`` ``(1, 3, H, W)``); runtimes with a
         batch-1 model implement this.
 
-        ``controls``: exactly the model's control inputs (:func:`control_inputs`), ``(1, 2)`` / ``(1, 1)``.
+        ``controls``: exactly the model's control inputs (:func:`control_inputs`), ``(1, 2)`` / ``(1, 1)`` / ``(1, 1, H, W)``.
         """
         raise NotImplementedError
 
@@ -194,7 +225,7 @@ class Runtime(abc.ABC):
                              f"got {batch.shape[2]} x {batch.shape[3]}")
         return np.ascontiguousarray(batch, np.float32)
 
-    def run_layers(self, batch: np.ndarray, focus=None, aperture=None) -> dict[str, np.ndarray]:
+    def run_layers(self, batch: np.ndarray, focus=None, aperture=None, subject=None) -> dict[str, np.ndarray]:
         """Every output of the model for ``batch``, by name (:attr:`outputs`).
 
         Arguments and errors as :meth:`run`.
@@ -206,17 +237,17 @@ class Runtime(abc.ABC):
             ``image = matte * input + (1 - matte) * background``.
         """
         batch = self.check_batch(batch)
-        controls = control_inputs(self.contract, batch.shape[0], focus, aperture)
+        controls = control_inputs(self.contract, batch.shape[0], focus, aperture, subject, batch.shape[2:])
         results = [self.run_one(batch[i:i + 1], {k: v[i:i + 1] for k, v in controls.items()}) for i in range(batch.shape[0])]
         return {name: np.concatenate([result[name] for result in results]) for name in self.outputs.names}
 
-    def run(self, batch: np.ndarray, focus=None, aperture=None) -> np.ndarray:
+    def run(self, batch: np.ndarray, focus=None, aperture=None, subject=None) -> np.ndarray:
         """Run ``batch`` through the model with the controls it takes; the image (:meth:`run_layers`
         gives the matte and the background too).
 
         Args:
-            focus, aperture: see :func:`control_inputs` (fractions of the model input's width and
-                height; f-numbers); ``None``: auto focus, f/1.8.
+            focus, aperture, subject: see :func:`control_inputs` (fractions of the model input's width
+                and height; f-numbers; a matte of the input's size); ``None``: auto focus, f/1.8, no subject.
 
         Shape:
             ``(B, 3, H, W)`` float32 (NCHW) in the model's value range -> the same shape and range;
@@ -226,10 +257,10 @@ class Runtime(abc.ABC):
             ValueError: a batch that is not 4-D with 3 channels, or of the wrong static size.
             ControlError: a control the model does not take, or a bad value (one sentence).
         """
-        return self.run_layers(batch, focus, aperture)["image"]
+        return self.run_layers(batch, focus, aperture, subject)["image"]
 
-    def __call__(self, batch: np.ndarray, focus=None, aperture=None) -> np.ndarray:
-        return self.run(batch, focus, aperture)
+    def __call__(self, batch: np.ndarray, focus=None, aperture=None, subject=None) -> np.ndarray:
+        return self.run(batch, focus, aperture, subject)
 
 
 def library_version(distribution: str) -> str:

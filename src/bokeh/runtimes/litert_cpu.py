@@ -100,14 +100,15 @@ class LiteRTCpuRuntime(Runtime):
         the model gives them (``image`` ``(1, H, W, 3)``; ``matte`` ``(1, H, W, 1)``, ``background``).
 
         ``controls``: the model's control inputs, complete and checked (:func:`~bokeh.runtimes.base.control_inputs`);
-        None: the defaults (auto focus, f/1.8) for a model that takes controls.
+        None: the defaults (auto focus, f/1.8, no subject) for a model that takes controls. A
+        ``subject`` matte ``(1, 1, H, W)`` is fed as the model's ``(1, H, W, 1)`` (one channel: the same values).
         """
         image = quantize(image_nhwc, self.input_details)
         if self.runner is None:
             self.interpreter.set_tensor(self.input_details["index"], image)
             self.interpreter.invoke()
             return {"image": dequantize(self.interpreter.get_tensor(self.output_details["index"]), self.output_details)}
-        controls = control_inputs(self.contract, 1) if controls is None else controls
+        controls = control_inputs(self.contract, 1, size=image_nhwc.shape[1:3]) if controls is None else controls
         feeds = {name: quantize(np.reshape(value, self.control_details[name]["shape"]), self.control_details[name])
                  for name, value in controls.items()}
         out = self.runner(**{self.input_name: image}, **feeds)

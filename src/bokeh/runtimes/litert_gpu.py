@@ -271,7 +271,8 @@ class LiteRTGpuRuntime(Runtime):
         model's (NHWC: ``image`` ``(1, H, W, 3)``, ``matte`` ``(1, H, W, 1)``, ``background``).
 
         ``controls``: the model's control inputs, complete and checked (:func:`~bokeh.runtimes.base.control_inputs`);
-        None: the defaults (auto focus, f/1.8) for a model that takes controls.
+        None: the defaults (auto focus, f/1.8, no subject) for a model that takes controls. A
+        ``subject`` matte ``(1, 1, H, W)`` is fed as the model's ``(1, H, W, 1)`` (one channel: the same values).
 
         Raises:
             GpuRunTimedOut: LiteRT stopped waiting for the GPU (120 s).
@@ -279,7 +280,7 @@ class LiteRTGpuRuntime(Runtime):
         image_nhwc = np.ascontiguousarray(image_nhwc, np.float32)
         if image_nhwc.shape != self.input_shape:
             raise ValueError(f"{self.path}: input of shape {image_nhwc.shape}, the model takes {self.input_shape}")
-        controls = control_inputs(self.contract, 1) if controls is None else controls
+        controls = control_inputs(self.contract, 1, size=image_nhwc.shape[1:3]) if controls is None else controls
         feeds = {self.image_name: image_nhwc, **controls}
         start = time.perf_counter()
         for buffer, name in zip(self.input_buffers, self.input_names):  # the buffers follow the signature's input order

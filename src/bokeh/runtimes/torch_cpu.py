@@ -61,21 +61,21 @@ class TorchRuntime(Runtime):
 
         return cls(load_generator(path), threads, precision, compiled)
 
-    def run_tensor(self, batch: torch.Tensor, focus=None, aperture=None) -> torch.Tensor:
+    def run_tensor(self, batch: torch.Tensor, focus=None, aperture=None, subject=None) -> torch.Tensor:
         """:meth:`run` on a torch tensor, without the numpy round trip (an inference tensor comes back)."""
-        controls = control_inputs(self.contract, batch.shape[0], focus, aperture)
+        controls = control_inputs(self.contract, batch.shape[0], focus, aperture, subject, tuple(batch.shape[2:]))
         return run_generator(self.model, batch, **{k: torch.from_numpy(v) for k, v in controls.items()})
 
-    def run_tensor_layers(self, batch: torch.Tensor, focus=None, aperture=None) -> dict[str, torch.Tensor]:
+    def run_tensor_layers(self, batch: torch.Tensor, focus=None, aperture=None, subject=None) -> dict[str, torch.Tensor]:
         """:meth:`run_layers` on a torch tensor (inference tensors come back)."""
-        controls = control_inputs(self.contract, batch.shape[0], focus, aperture)
+        controls = control_inputs(self.contract, batch.shape[0], focus, aperture, subject, tuple(batch.shape[2:]))
         return run_generator_layers(self.model, batch, **{k: torch.from_numpy(v) for k, v in controls.items()})
 
-    def run(self, batch: np.ndarray, focus=None, aperture=None) -> np.ndarray:
-        return self.run_tensor(torch.from_numpy(self.check_batch(batch)), focus, aperture).numpy()
+    def run(self, batch: np.ndarray, focus=None, aperture=None, subject=None) -> np.ndarray:
+        return self.run_tensor(torch.from_numpy(self.check_batch(batch)), focus, aperture, subject).numpy()
 
-    def run_layers(self, batch: np.ndarray, focus=None, aperture=None) -> dict[str, np.ndarray]:
-        layers = self.run_tensor_layers(torch.from_numpy(self.check_batch(batch)), focus, aperture)
+    def run_layers(self, batch: np.ndarray, focus=None, aperture=None, subject=None) -> dict[str, np.ndarray]:
+        layers = self.run_tensor_layers(torch.from_numpy(self.check_batch(batch)), focus, aperture, subject)
         return {name: value.numpy() for name, value in layers.items()}
 
     def describe(self) -> Description:
