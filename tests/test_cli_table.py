@@ -86,6 +86,9 @@ CASES = [
     ("bokeh.export", ("ckpt=reference", "size=8x16", "out={tree}/e"), "each side must be at least 16 px"),
     ("bokeh.export", ("ckpt={tree}/photo.png", "out={tree}/e"), "is an image, not a model"),
     ("bokeh.export", ("ckpt={tree}/models", "out={tree}/e"), "is a folder, not a model file"),
+    ("bokeh.export", ("ckpt=reference", "out={tree}/e", "export.float16=maybe"), "export.float16=maybe: use true or false"),
+    ("bokeh.export", ("ckpt=reference", "out={tree}/e", "export.opset=abc"), "export.opset=abc: give a whole number"),
+    ("bokeh.export", ("ckpt=reference", "out={tree}/e", "verify.threads=-1"), "verify.threads=-1: give a whole number from 1"),
     # bokeh.train
     ("bokeh.train", ("experiment=demo", "trainer.max_epochs=abc", "hydra.run.dir={tree}/run"), "trainer.max_epochs=abc: give a whole number"),
     ("bokeh.train", ("experiment=demo", "model.focus_input=maybe", "hydra.run.dir={tree}/run"), "focus_input must be true or false"),

@@ -225,6 +225,22 @@ class ExportWriteError(OSError):
     earlier export in ``out`` are untouched and no temporary folder is left."""
 
 
+def _typed(key: str, value: Any, kind: type, low: float | None = None) -> Any:
+    """``value`` of the setting ``key`` as ``kind`` (bool, int or float, ``>= low`` where given), or
+    :class:`ExportConfigError` naming it (Hydra passes ``export.float16=maybe`` on as a string)."""
+    import math
+
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ExportConfigError(f"{key}={value}: use true or false")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
+    if not number or not math.isfinite(value) or (low is not None and value < low):
+        what = "a whole number" if kind is int else "a finite number"
+        raise ExportConfigError(f"{key}={value}: give {what}" + (f" from {low:g}" if low is not None else ""))
+    return kind(value)
+
+
 def settings_from(cfg: Any) -> Settings:
     """Check a composed ``conf/export/tflite.yaml``; ``ExportConfigError`` says what is wrong."""
     from omegaconf import OmegaConf
@@ -243,9 +259,19 @@ def settings_from(cfg: Any) -> Settings:
             raise ExportConfigError(f"{key}={value!r}: expected one of {allowed}")
     instance_norm, value_range, gpu_ops, gpu_accelerator = (value for value, _ in choices.values())
     int8 = cfg.export.get("int8", {}) or {}
-    int8_count = int(int8.get("calibration_count", quantize.CALIBRATION_COUNT))
-    if int8_count < 1:
-        raise ExportConfigError(f"export.int8.calibration_count={int8_count}: at least 1 image is needed")
+    int8_count = _typed("export.int8.calibration_count", int8.get("calibration_count", quantize.CALIBRATION_COUNT), int, 1)
+    typed = {  # every other number and switch, checked before any file is touched
+        "opset": _typed("export.opset", cfg.export.opset, int, 7),
+        "float16": _typed("export.float16", cfg.export.float16, bool),
+        "int8": _typed("export.int8.enabled", int8.get("enabled", False), bool),
+        "int8_seed": _typed("export.int8.calibration_seed", int8.get("calibration_seed", quantize.CALIBRATION_SEED), int, 0),
+        "threads": _typed("verify.threads", cfg.verify.threads, int, 1),
+        "repeats": _typed("verify.latency_repeats", cfg.verify.latency_repeats, int, 1),
+        "tolerance": {key: _typed(f"verify.tolerance.{key}", value, float, 0) for key, value in cfg.verify.tolerance.items()},
+        "min_psnr_db": {key: _typed(f"verify.min_psnr_db.{key}", value, float)
+                        for key, value in (cfg.verify.get("min_psnr_db") or {}).items()},
+        "tf_analyzer": _typed("verify.tf_analyzer", cfg.verify.tf_analyzer, bool),
+    }
     try:
         out = variant_dir(given_path("out", cfg.out), instance_norm, value_range)
     except ValueError as error:
@@ -268,15 +294,15 @@ def settings_from(cfg: Any) -> Settings:
                                 f"an export writes its failed files there: move it, or choose another out=")
     return Settings(
         ckpt=str(cfg.ckpt), height=height, width=width, instance_norm=instance_norm, value_range=value_range,
-        opset=int(cfg.export.opset), float16=bool(cfg.export.float16), int8=bool(int8.get("enabled", False)),
-        int8_count=int8_count, int8_seed=int(int8.get("calibration_seed", quantize.CALIBRATION_SEED)),
-        threads=int(cfg.verify.threads),
-        repeats=int(cfg.verify.latency_repeats),
-        tolerance={key: float(value) for key, value in cfg.verify.tolerance.items()},
-        min_psnr_db={key: float(value) for key, value in (cfg.verify.get("min_psnr_db") or {}).items()},
+        opset=typed["opset"], float16=typed["float16"], int8=typed["int8"],
+        int8_count=int8_count, int8_seed=typed["int8_seed"],
+        threads=typed["threads"],
+        repeats=typed["repeats"],
+        tolerance=typed["tolerance"],
+        min_psnr_db=typed["min_psnr_db"],
         gpu_ops_required=gpu_ops == "required" or (gpu_ops == "auto" and instance_norm == "pool"),
         gpu_accelerator=gpu_accelerator,
-        tf_analyzer=bool(cfg.verify.tf_analyzer), out=out,
+        tf_analyzer=typed["tf_analyzer"], out=out,
     )
 
 
