@@ -151,9 +151,11 @@ def test_a_run_folder_holding_an_earlier_run_is_refused_unless_resumed_or_overwr
     assert "holds an earlier run" in refused.stderr and "ckpt_path=" in refused.stderr and "overwrite=true" in refused.stderr
     after = {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
     assert after == before, "the earlier run's checkpoints and .hydra/ are untouched, no log added"
+    (run / "checkpoints" / "my_best.ckpt").write_bytes(b"mine")  # a user's own file beside the run's: not the run's to remove
     replaced = train(tmp_path, "trainer.max_steps=1", "callbacks.progress=null", "trainer.enable_progress_bar=false",
                      f"hydra.run.dir={run}", "overwrite=true")
     assert replaced.returncode == 0, replaced.stderr[-3000:]
     assert not (run / "checkpoints" / "best-step=2.ckpt").exists(), "the earlier run's best checkpoint cannot pass for this run's"
+    assert (run / "checkpoints" / "my_best.ckpt").read_bytes() == b"mine", "overwrite=true removes only the earlier run's files"
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 1
     assert (run / ".hydra" / "config.yaml").read_bytes() != before[".hydra/config.yaml"]

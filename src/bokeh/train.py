@@ -186,13 +186,28 @@ def checkpoint_folders(cfg: DictConfig) -> list[Path]:
     return list(dict.fromkeys(folders))
 
 
+def checkpoint_prefixes(cfg: DictConfig) -> tuple[str, ...]:
+    """How the names of the checkpoints this run's callbacks write begin: ``last`` (``last.ckpt``,
+    ``last-v1.ckpt``) and the first word of each callback's ``filename`` template (``best``, ``step``;
+    Lightning's default ``epoch=``). A ``.ckpt`` of another name is not the run's own."""
+    prefixes = ["last"]
+    for callback in (cfg.get("callbacks") or {}).values():
+        if callback is not None and "ModelCheckpoint" in str(callback.get("_target_", "")):
+            template = callback.get("filename") or "epoch={epoch}-step={step}"
+            prefixes.append(str(template).split("{", 1)[0].split("-", 1)[0] or "epoch=")  # best-epoch{..} -> best
+    return tuple(dict.fromkeys(prefixes))
+
+
 def earlier_run(cfg: DictConfig) -> list[Path]:
     """The files of an earlier run in ``cfg``'s run folder: its ``.hydra/`` (written once a run
-    is accepted: :func:`record_run_config`) and the checkpoints in :func:`checkpoint_folders`."""
+    is accepted: :func:`record_run_config`) and the checkpoints its callbacks write in
+    :func:`checkpoint_folders` (names of :func:`checkpoint_prefixes`; a user's own ``.ckpt`` beside
+    them is neither counted nor removed)."""
     found = [path for path in [Path(cfg.output_dir) / RUN_CONFIG_DIR] if path.is_dir()]
+    prefixes = checkpoint_prefixes(cfg)
     for folder in checkpoint_folders(cfg):
         if folder.is_dir():
-            found += sorted(folder.glob("*.ckpt"))
+            found += sorted(path for path in folder.glob("*.ckpt") if path.name.startswith(prefixes))
     return found
 
 
