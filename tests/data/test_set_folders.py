@@ -173,3 +173,13 @@ def test_a_meta_json_listing_files_outside_the_set_removes_none_of_them(finished
     assert done.returncode == 0, done.stderr[-2000:]
     assert outside.read_text() == "mine" and (out / "notes.txt").read_text() == "mine too"
     assert not (out / "original" / ".portraits-a.jpg.k2j4h5g3").exists(), "a stale temporary of the set is removed"
+
+
+def test_synthesize_does_not_half_replace_a_photo_pair_set(finished, tmp_path):
+    """overwrite=true replaces a set the same command wrote: a photo-pair set (with focal/, which
+    synthesize does not write) is refused whole, not emptied with its focal/ files left behind."""
+    _, out = finished
+    before = tree(out)
+    err = refused(cli("bokeh.data.synthesize", "size=32x48", f"out={out}", "n=2", "workers=1", "overwrite=true", cwd=tmp_path))
+    assert "focal/" in err and "another command" in err
+    assert tree(out) == before

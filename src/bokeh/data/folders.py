@@ -100,6 +100,12 @@ def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str], 
             raise FileExistsError(f"{out} exists and is not empty: choose a new folder, or pass overwrite=true to write into it")
         owned = files_of_set(out, subfolders) or set()
         foreign = [f for f in _relative_files(out, subfolders) if f not in owned]
+        stranded = [f for f in sorted(owned) if _stranded(f, subfolders) and os.path.lexists(out / f)]
+        if stranded:  # a set of another command (photo pairs' focal/ under synthesize): half of it would stay
+            raise FileExistsError(
+                f"out={out} holds a set another command wrote ({stranded[0]} is outside this command's "
+                f"{', '.join(f'{n}/' for n in subfolders)}): overwrite=true replaces only a set this command wrote; "
+                f"choose an empty or new out= folder")
         if foreign:
             raise FileExistsError(
                 f"out={out} holds {len(foreign)} file(s) that no set written by this command lists (e.g. {foreign[0]}): "
@@ -117,6 +123,13 @@ def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str], 
     for name in subfolders:
         (out / name).mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _stranded(name: str, subfolders: tuple[str, ...]) -> bool:
+    """True for a listed ``<folder>/<file>`` of an earlier set in a folder this command does not write
+    (it would neither remove nor replace it)."""
+    parts = Path(name).parts
+    return len(parts) == 2 and parts[0] not in subfolders and ".." not in parts and "." not in parts
 
 
 def _in_set(name: str, subfolders: tuple[str, ...]) -> bool:
