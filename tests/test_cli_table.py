@@ -75,6 +75,8 @@ CASES = [
     ("bokeh.render", (*R, "out={tree}/photo.png/o"), "{tree}/photo.png/o is not writable (Not a directory)"),
     # bokeh.evaluate (its real= and portraits= modes, and the synthetic one through Hydra)
     ("bokeh.evaluate", ("ckpt=reference", "real={tree}/photos", "bokeh_aperture=x"), "bokeh_aperture=x: give an f-number above 0"),
+    ("bokeh.evaluate", ("ckpt=reference", "out={tree}/notes.txt"), "1 output file(s) already exist"),
+    ("bokeh.evaluate", ("ckpt=reference", "real={tree}/photos", "out={tree}/notes.txt"), "1 output file(s) already exist"),
     ("bokeh.evaluate", ("ckpt=reference", "portraits={tree}/portraits", "aperture=1.4"), "aperture=1.4 is wider than"),
     ("bokeh.evaluate", ("ckpt=reference", "portraits={tree}/portraits", "tap=maybe"), "tap=maybe: use auto, true or false"),
     ("bokeh.evaluate", ("ckpt={tree}/photo.png", "real={tree}/photos"), "is an image, not a model"),

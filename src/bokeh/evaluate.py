@@ -234,11 +234,12 @@ def main(argv: list[str] | None = None) -> dict:
         return main_real(args)
     if any(a.startswith("portraits=") for a in args):
         return main_portraits(args)
-    from bokeh.options import REQUIRED, Option, OptionError, model, parse, path
+    from bokeh.options import REQUIRED, Option, OptionError, boolean, model, parse, path
 
-    try:  # ckpt= and out= are this command's; every other key=value goes to the training config (Hydra)
+    try:  # ckpt=, out= and overwrite= are this command's; every other key=value goes to the training config (Hydra)
         own, passed = parse([f"{k}={unquote(v)}" if k in ("ckpt", "out") else a for a in args for k, _, v in [a.partition("=")]],
-                            (Option("ckpt", model, REQUIRED, "the model"), Option("out", path, None, "write the scores as JSON")),
+                            (Option("ckpt", model, REQUIRED, "the model"), Option("out", path, None, "write the scores as JSON"),
+                             Option("overwrite", boolean, False, "replace an existing out= file")),
                             SYNTHETIC_USAGE, passthrough=lambda arg: True)
     except OptionError as error:
         print(f"bokeh.evaluate: {error}", file=sys.stderr)
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
     overrides = quote_path_overrides(passed, PATH_KEYS)
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:  # every setting before any work: the model file, the data folder (it needs no training pairs), out=, the model
-            report = check_output_file(given_path("out", out[0]), "out") if out else None
+            report = check_output_file(given_path("out", out[0]), "out", own["overwrite"]) if out else None
             pretrained.resolve(ckpt[0], suffixes=None)
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 cfg = compose("train", overrides=overrides + ["output_dir=."])
@@ -313,12 +314,13 @@ def real_options():
     """The options of ``bokeh.evaluate real=``, each declared once (:mod:`bokeh.options`)."""
     from bokeh.data.real_pairs import EBB_APERTURE
     from bokeh.evaluate_real import SPLITS
-    from bokeh.options import REQUIRED, Option, auto_or_bool, choice, model, number, numbers, path
+    from bokeh.options import REQUIRED, Option, auto_or_bool, boolean, choice, model, number, numbers, path
 
     return (
         Option("ckpt", model, REQUIRED, "the model"),
         Option("real", path, REQUIRED, "a folder of real pairs (original/ and bokeh/ or f<N>/)"),
         Option("out", path, None, "write the per-pair rows and means as JSON"),
+        Option("overwrite", boolean, False, "replace an existing out= file"),
         Option("bokeh_aperture", number(0, low_open=True, what="an f-number"), EBB_APERTURE, "the f-number of the bokeh/ targets"),
         Option("apertures", numbers(number(0, low_open=True, what="an f-number"), "target f-numbers separated by commas"), None,
                "score only these f<N>/ folders"),
@@ -361,7 +363,7 @@ def main_real(args: list[str]) -> dict:
     wanted = {key: settings[key] for key in ("tap", "aperture")}
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
+            report = check_output_file(settings["out"], "out", settings["overwrite"]) if settings["out"] is not None else None
             pretrained.resolve(settings["ckpt"])  # the model file before the data: one check of what a model file is
             pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
@@ -401,12 +403,13 @@ PORTRAIT_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> portraits=<folde
 def portrait_options():
     """The options of ``bokeh.evaluate portraits=``, each declared once (:mod:`bokeh.options`)."""
     from bokeh.models.controls import parse_aperture
-    from bokeh.options import REQUIRED, Option, auto_or_bool, model, path
+    from bokeh.options import REQUIRED, Option, auto_or_bool, boolean, model, path
 
     return (
         Option("ckpt", model, REQUIRED, "the model"),
         Option("portraits", path, REQUIRED, "a folder with images/ and masks/"),
         Option("out", path, None, "write the per-photo rows and the summary as JSON"),
+        Option("overwrite", boolean, False, "replace an existing out= file"),
         Option("aperture", parse_aperture, None, "the f-number to render (default 1.8; models with an aperture input)"),
         Option("tap", auto_or_bool, None, "also tap each photo inside its mask (auto: when the model takes a focus point)"),
         subject_option(),
@@ -440,7 +443,7 @@ def main_portraits(args: list[str]) -> dict:
     aperture, tap = settings["aperture"], settings["tap"]
     with interruptible("bokeh.evaluate", lambda: "nothing was written"):
         try:
-            report = check_output_file(settings["out"], "out") if settings["out"] is not None else None
+            report = check_output_file(settings["out"], "out", settings["overwrite"]) if settings["out"] is not None else None
             pretrained.resolve(settings["ckpt"])  # the model file before the data: one check of what a model file is
             left_out: list[str] = []  # said once the run is accepted: a refusal stays one sentence
             portraits = check_portraits(list_portraits(settings["portraits"]),

@@ -172,13 +172,17 @@ def check_output_folder(path: str | os.PathLike, setting: str, keep: bool = True
     return path
 
 
-def check_output_file(path: str | os.PathLike, setting: str) -> Path:
+def check_output_file(path: str | os.PathLike, setting: str, overwrite: bool = False) -> Path:
     """Like :func:`check_output_folder` for a file to be written (``out=report.json``): its folder
-    must be writable and the path must not be a folder. The folder is created only when the file is
-    written."""
+    must be writable, the path must not be a folder, and an existing file is replaced only with
+    ``overwrite`` (the same sentence as :func:`existing_outputs`). The folder is created only when
+    the file is written."""
     path = Path(path)
     if path.is_dir():
         raise OutputFolderError(f"{setting}={path} is a folder: give a file name, e.g. {setting}={path / 'report.json'}")
+    refused = None if overwrite else existing_outputs([path], setting)
+    if refused:
+        raise OutputFolderError(refused.replace(f"choose another {setting}= folder", f"choose another {setting}= file"))
     check_output_folder(path.parent, setting, keep=False)
     return path
 
