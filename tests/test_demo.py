@@ -90,8 +90,8 @@ def test_a_second_demo_and_colliding_real_pair_strips_are_refused_before_any_wor
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["pretrain", "pretrain/.hydra", "pretrain/.hydra/config.yaml"]
     real = tmp_path / "real"
     photo = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
-    for folder in ("original", "bokeh", "f1.8"):  # the same pair at f/1.8 twice: one strip name
+    for folder in ("original", "bokeh", "f1.8"):  # the same pair at f/1.8 twice: it would be scored (and drawn) twice
         write_image(real / folder / "p1.jpg", photo)
     err = run(f"out={tmp_path / 'fresh'}", "tflite=false", f"real={real}")
-    assert "would both be written" in err and "reference_real_p1_f1.8_f1.8.png" in err, "one file name, no subfolder"
+    assert "in both bokeh/ and f1.8/" in err, "refused when the pairs are listed, before any strip name is planned"
     assert not (tmp_path / "fresh").exists()

@@ -108,7 +108,7 @@ def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_fil
 
 
 def test_ship_writes_the_weights_and_their_scores_together(tiny_ckpt, shipped, tmp_path, monkeypatch):
-    from bokeh.pretrained import __main__ as release
+    from bokeh import release
 
     monkeypatch.setattr(release, "SPLITS", {})  # the scoring itself is bokeh.evaluate's (tests/test_evaluate.py)
     path = release.ship(tiny_ckpt, "fresh")
