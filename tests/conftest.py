@@ -6,9 +6,12 @@ Importing triton (pulled in by torch._dynamo / Lightning) after TensorFlow crash
 Tests of LiteRT's GPU accelerator take the :func:`vulkan_adapter` fixture: without a Vulkan adapter
 they skip, naming the command that provides one, except where ``BOKEH_REQUIRE_GPU=1`` (``.ci/run``
 sets it after installing an adapter): there a missing adapter fails them, so CI's log proves they ran.
+
+``tiny_ckpt``: a tiny Glass-Net checkpoint (``test_render.write_tiny_checkpoint``), one per test module.
 """
 
 import os
+from pathlib import Path
 
 import pytorch_lightning  # noqa: F401  (import order: before TensorFlow)
 import torch._dynamo  # noqa: F401
@@ -38,3 +41,10 @@ def vulkan_adapter():
         if os.environ.get(REQUIRE_GPU) == "1":
             pytest.fail(f"{REQUIRE_GPU}=1 (CI) and LiteRT's GPU accelerator is not usable: {error}")
         pytest.skip(f"LiteRT's GPU accelerator is not usable here: {error}")
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    from test_render import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")

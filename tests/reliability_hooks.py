@@ -1,4 +1,4 @@
-"""Fault-injection callbacks for the reliability tests (never used by the package itself).
+"""Fault-injection callbacks for the training fault tests, tests/test_train.py (never used by the package itself).
 
 The CLI tests add them to a run with Hydra overrides, with this folder on ``PYTHONPATH``::
 

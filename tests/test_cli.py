@@ -20,6 +20,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from bokeh.cli import OutputFolderError, check_output_folder, hydra_quote, quote_path_overrides, run_child
+from PIL import Image
+from test_render import gradient_photo
+from user_cli import cli, one_line
 
 REPO = Path(__file__).resolve().parents[1]
 # names a file system allows and Hydra's override grammar does not: '=', spaces, quotes, commas, brackets
@@ -246,3 +249,43 @@ def test_result_json_is_strict_and_small_files_get_the_usual_mode(tmp_path):
     os.umask(umask)
     written = write_text_atomic(tmp_path / "meta.json", text)
     assert written.stat().st_mode & 0o777 == 0o666 & ~umask, "0o666 less the umask, as open() gives (mkstemp made 0o600)"
+
+
+# ----------------------------------------------------------------------------- overwrite=true and an empty out= in every command (issues 21, 25)
+def test_demo_and_export_refuse_to_replace_files_without_overwrite(tmp_path, capsys):
+    from bokeh import demo
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bokeh.export.pipeline import ExportConfigError, settings_from
+
+    def compose_export(*overrides):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf" / "export"), version_base="1.3"):
+            return compose("tflite", overrides=list(overrides))
+
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(SystemExit) as exited:
+        demo.main([f"out={tmp_path}", "tflite=false", "reference=false"])
+    assert exited.value.code == 2 and "overwrite=true" in capsys.readouterr().err
+    assert (tmp_path / "metrics.json").read_text() == "{}"
+    (tmp_path / "report.json").write_text("{}")
+    with pytest.raises(ExportConfigError, match="overwrite=true"):
+        settings_from(compose_export(f"ckpt={tmp_path / 'x.ckpt'}", f"out={tmp_path}"))
+    assert settings_from(compose_export(f"ckpt={tmp_path / 'x.ckpt'}", f"out={tmp_path}", "overwrite=true")).out == tmp_path
+
+
+@pytest.mark.parametrize("module, args", [
+    ("bokeh.data.photo_pairs", ("src=nowhere", "overwrite=true")),
+    ("bokeh.data.synthesize", ("n=1", "size=32x48", "overwrite=true")),
+    ("bokeh.render", ("input=p.png", "ckpt=reference", "overwrite=true")),
+    ("bokeh.evaluate", ("ckpt=reference", "real=nowhere")),
+    ("bokeh.demo", ("overwrite=true",)),
+    ("bokeh.export", ("ckpt=reference", "overwrite=true")),
+])
+def test_an_empty_out_is_refused_everywhere(module, args, tmp_path):
+    Image.fromarray(gradient_photo(16, 16)).save(tmp_path / "p.png")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    err = one_line(cli(module, *args, "out=", cwd=tmp_path, timeout=120))
+    assert "out=" in err and ("empty" in err or "required" in err or "missing" in err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing was written into the current folder"

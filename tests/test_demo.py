@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from bokeh import demo
+from user_cli import cli
 
 TINY = ["data.n=10", "data.val_count=2", "data.size=[64,96]", "data.crop_size=[64,96]", "data.batch_size=2",
         "trainer.max_steps=2", "trainer.enable_progress_bar=false"]
@@ -95,3 +96,31 @@ def test_a_second_demo_and_colliding_real_pair_strips_are_refused_before_any_wor
     err = run(f"out={tmp_path / 'fresh'}", "tflite=false", f"real={real}")
     assert "in both bokeh/ and f1.8/" in err, "refused when the pairs are listed, before any strip name is planned"
     assert not (tmp_path / "fresh").exists()
+
+
+# ----------------------------------------------------------------------------- every option checked before any work (issue 21)
+@pytest.mark.parametrize("option, message", [
+    ("photos=foo", "unknown photo foo"), ("minutes=abc", "minutes=abc: give a number of minutes"), ("minutes=-1", "above 0"),
+    ("tflite=maybe", "tflite=maybe: use true or false"), ("reference=perhaps", "use true or false"),
+    ("overwrite=sure", "use true or false"), ("data.no_such_key=1", "no_such_key"),
+])
+def test_every_demo_option_is_checked_before_any_work(option, message, tmp_path, capsys):
+    from bokeh import demo
+
+    with pytest.raises(SystemExit) as exited:
+        demo.main([f"out={tmp_path / 'demo'}", option])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists(), "nothing was written"
+
+
+def test_demo_minutes_above_a_day_are_not_wrapped(tmp_path):
+    from bokeh import demo
+
+    assert demo.demo_config(tmp_path, 1500, []).trainer.max_time == "01:01:00:00"
+    assert demo.demo_config(tmp_path, 0.5, []).trainer.max_time == "00:00:00:30"
+
+
+def test_demo_photos_is_one_line_through_the_cli(tmp_path):
+    result = cli("bokeh.demo", "photos=foo", f"out={tmp_path / 'demo'}", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "unknown photo foo" in result.stderr

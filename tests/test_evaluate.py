@@ -10,6 +10,10 @@ import torch
 from bokeh.data.datamodules import SyntheticDataModule
 from bokeh.evaluate import SPLIT_ABSENT, baselines, evaluate_generator, format_table, oracle_blur, score, validation_samples
 from bokeh.models.glassnet import GlassNet
+import json
+from PIL import Image
+from test_render import gradient_photo
+from user_cli import cli
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +56,26 @@ def test_model_row_and_table_name_every_set(samples):
     assert all(math.isfinite(results["model"][k]) for k in ("psnr", "psnr_in_focus", "psnr_defocus", "ssim_gaussian"))
     table = format_table(results)
     assert "in focus" in table and "defocus" in table and "9x9 regions" in table and "sigma" in table
+
+
+# ----------------------------------------------------------------------------- scoring needs no training data, and writes only out= (issues 21, 25)
+def test_evaluate_scores_a_folder_of_pairs_without_training_pairs(tiny_ckpt, tmp_path):
+    for side in ("original", "bokeh"):
+        (tmp_path / "pairs" / side).mkdir(parents=True)
+        for name in ("beach", "park"):  # small, not numbered: nothing fits the 1024 x 1408 training crop
+            Image.fromarray(gradient_photo(64, 96, seed=len(name))).save(tmp_path / "pairs" / side / f"{name}.jpg")
+    result = cli("bokeh.evaluate", f"ckpt={tiny_ckpt}", "data=ebb", f"data.root={tmp_path / 'pairs'}", f"out={tmp_path / 'r.json'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    assert json.loads((tmp_path / "r.json").read_text())["model"]["images"] == 2
+
+
+def test_evaluate_writes_nothing_into_the_working_folder(tiny_ckpt, tmp_path, monkeypatch, capsys):
+    from bokeh import evaluate
+
+    work = tmp_path / "read-only"
+    work.mkdir()
+    monkeypatch.chdir(work)  # root ignores chmod: prove instead that nothing is written here
+    evaluate.main([f"ckpt={tiny_ckpt}", "experiment=demo", "data.n=6", "data.val_count=2", "data.size=[32,48]", "data.crop_size=[24,24]", f"out={tmp_path / 'r.json'}"])
+    assert list(work.iterdir()) == [] and json.loads((tmp_path / "r.json").read_text())["model"]

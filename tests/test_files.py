@@ -19,6 +19,8 @@ from bokeh.files import NAME_MAX, OutputPlanError, atomic_file, check_planned, w
 from bokeh.images import write_image
 from bokeh.models.glassnet import GlassNet
 from bokeh.models.init import trained_like
+import torch
+from test_render import gradient_photo
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
@@ -149,3 +151,29 @@ def test_export_never_removes_a_users_folder_named_failed(matte_ckpt, tmp_path):
     err = refused(cli("bokeh.export", f"ckpt={matte_ckpt}", f"out={out}", "size=16x24", cwd=tmp_path))
     assert "failed" in err and "not an earlier failed export" in err
     assert (out / "failed" / "notes.txt").read_text() == "mine"
+
+
+# ----------------------------------------------------------------------------- long names; a full disk while probing out= (issues 21, 25)
+def test_long_file_names_are_written_atomically(tmp_path):
+    name = "é" * 125 + ".png"  # 254 bytes
+    assert len(os.fsencode(name)) == 254
+    write_image(tmp_path / name, gradient_photo(8, 8))
+    from bokeh.checkpoint_io import AtomicCheckpointIO
+
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(2)}}, tmp_path / ("c" * 250 + ".ckpt"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "c" * 250 + ".ckpt"])
+
+
+def test_a_full_disk_leaves_no_write_probe_behind(tmp_path, monkeypatch):
+    import errno
+
+    from bokeh.cli import OutputFolderError, check_output_folder
+
+    def full(self, data):
+        self.touch()  # the file is created, then the write fails: what a full disk does
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OutputFolderError, match="No space left on device"):
+        check_output_folder(tmp_path / "out", "out")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -15,6 +15,8 @@ from PIL import Image
 
 from bokeh import images
 from bokeh.images import ImageError, from_tensor, jpeg_roundtrip, read_rgb, read_size, to_tensor, write_image
+from colour_profiles import ADOBE_RGB, DISPLAY_P3, SRGB_PRIMARIES, expected_srgb, icc_profile, patches
+from test_render import gradient_photo
 
 
 def noise_image(seed: int, height: int, width: int) -> np.ndarray:
@@ -201,3 +203,36 @@ def test_a_multi_page_tiff_is_read_at_its_first_page_and_counted(tmp_path):
     assert np.array_equal(read_rgb(tmp_path / "pages.tif"), first)
     write_image(tmp_path / "one.png", first)
     assert images.page_count(tmp_path / "one.png") == 1
+
+
+# ----------------------------------------------------------------------------- colour profiles; a photo that cannot be read (issue 21)
+@pytest.mark.parametrize("space, suffix", [(ADOBE_RGB, ".png"), (DISPLAY_P3, ".webp"), (ADOBE_RGB, ".tif")])
+def test_a_photo_with_a_wide_gamut_profile_is_read_in_srgb(tmp_path, space, suffix):
+    raw = patches()
+    path = tmp_path / f"photo{suffix}"
+    options = {"lossless": True} if suffix == ".webp" else {}
+    Image.fromarray(raw).save(path, icc_profile=icc_profile(space["primaries"], space["gamma"], "wide"), **options)
+    expected = expected_srgb(raw.astype(np.float64), space)
+    assert np.abs(expected - raw).max() > 20, "the test colours must change when converted"
+    assert np.abs(read_rgb(path).astype(np.float64) - expected).max() <= 2.5
+
+
+def test_a_cmyk_jpeg_with_its_profile_is_read_in_rgb(tmp_path):
+    # CMYK with an embedded profile whose colour space is not the pixels' is one line, not wrong colours
+    path = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(path, icc_profile=icc_profile(SRGB_PRIMARIES, 2.2, "rgb"))
+    with pytest.raises(ImageError, match="profile is for RGB but the pixels are CMYK"):
+        read_rgb(path)
+
+
+def test_an_unreadable_photo_is_called_unreadable_not_corrupt(tmp_path, monkeypatch):
+    path = tmp_path / "locked.png"
+    Image.fromarray(gradient_photo(16, 16)).save(path)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Image, "open", refuse)  # root reads chmod 000 files, so refuse as the OS would
+    with pytest.raises(ImageError, match="permission denied") as raised:
+        read_rgb(path)
+    assert "corrupt" not in str(raised.value)

@@ -10,6 +10,10 @@ import pytest
 
 from bokeh import pretrained
 from bokeh.model_files import CheckpointError, check_model_file, embed_metadata
+import numpy as np
+from PIL import Image
+from test_render import gradient_photo
+from user_cli import cli, one_line
 
 LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 9\n"
 
@@ -97,3 +101,59 @@ def test_the_notebooks_loader_makes_the_same_check(tmp_path):
     (tmp_path / "pointer.ckpt").write_bytes(LFS)
     with pytest.raises(CheckpointError, match="Git LFS pointer"):
         BokehGAN.load_from_checkpoint(str(tmp_path / "pointer.ckpt"), weights_only=True)
+
+
+# ----------------------------------------------------------------------------- a Git LFS pointer; a model file says how to feed it (issue 25)
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 123456\n"
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".onnx", ".tflite"])
+def test_a_git_lfs_pointer_as_ckpt_is_called_one(tmp_path, suffix):
+    Image.fromarray(gradient_photo(16, 16)).save(tmp_path / "p.png")
+    (tmp_path / f"model{suffix}").write_text(LFS_POINTER)
+    result = cli("bokeh.render", f"input={tmp_path / 'p.png'}", f"ckpt={tmp_path / f'model{suffix}'}", f"out={tmp_path / 'out'}", cwd=tmp_path)
+    err = one_line(result)
+    assert "is a Git LFS pointer, not a model file" in err and "git lfs pull" in err and "weights_only" not in err
+
+
+def test_a_git_lfs_pointer_is_one_sentence_in_train_and_evaluate(tmp_path):
+    pointer = tmp_path / "last.ckpt"
+    pointer.write_text(LFS_POINTER)
+    evaluated = cli("bokeh.evaluate", f"ckpt={pointer}", f"out={tmp_path / 'r.json'}", cwd=tmp_path)
+    assert "is a Git LFS pointer" in one_line(evaluated)
+    trained = cli("bokeh.train", "experiment=demo", f"init_from={pointer}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert "is a Git LFS pointer" in one_line(trained)
+
+
+def doubling_model(path: Path) -> Path:
+    """``image + image`` as a .tflite (NHWC) or .onnx (NCHW) of 8 x 8: what an export of any range looks like to a runtime."""
+    if path.suffix == ".tflite":
+        from bokeh.runtimes import tiny_tflite
+
+        return tiny_tflite.add_model(path)
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])  # ONNX exports take NCHW
+    output = helper.make_tensor_value_info("bokeh", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Add", ["image", "image"], ["bokeh"])], "double", [image], [output])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".tflite", ".onnx"])
+def test_a_lone_exported_file_renders_by_what_it_says_or_is_refused(suffix, tmp_path):
+    from bokeh.model_files import embed_metadata, read_metadata
+
+    Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(tmp_path / "gray.png")
+    model = doubling_model(tmp_path / f"model{suffix}")  # copied without its report.json
+    args = (f"input={tmp_path / 'gray.png'}", f"ckpt={model}")
+    refused = cli("bokeh.render", *args, f"out={tmp_path / 'refused'}", cwd=tmp_path)
+    assert "does not say which value range it takes" in one_line(refused) and not (tmp_path / "refused").exists()
+    embed_metadata(model, {"value_range": "pixel", "inputs": ["image"]})
+    assert read_metadata(model)["value_range"] == "pixel"
+    rendered = cli("bokeh.render", *args, f"out={tmp_path / 'out'}", cwd=tmp_path)
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    from bokeh.images import read_rgb
+
+    assert abs(float(read_rgb(tmp_path / "out" / "gray.png").mean()) - 200) <= 2, "fed 0-255 as the file says: 100 + 100"

@@ -10,6 +10,7 @@ import torch
 from bokeh import pretrained
 from bokeh.checkpoint import load_generator
 from bokeh.models.glassnet import GlassNet
+from user_cli import cli, one_line
 
 SETTINGS = {"width1": 4, "width2": 4, "blocks": 1, "global_residual": True}
 
@@ -115,3 +116,16 @@ def test_ship_writes_the_weights_and_their_scores_together(tiny_ckpt, shipped, t
     assert path == tmp_path / "fresh.json" and json.loads(path.read_text())["scores"] == {}
     assert pretrained.load("fresh")(torch.zeros(1, 3, 16, 16))[0].shape == (1, 3, 16, 16), "its size and SHA-256 match"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.json", "fresh.pt", "tiny.json", "tiny.pt"], "no temporary file left"
+
+
+# ----------------------------------------------------------------------------- show by name (issue 25)
+def test_pretrained_show_an_unknown_name_is_one_sentence_listing_the_known(tmp_path):
+    err = one_line(cli("bokeh.pretrained", "show", "name=foo", cwd=tmp_path))
+    assert "no shipped model named 'foo'; shipped: reference" in err
+
+
+def test_pretrained_show_a_positional_name_shows_that_model_or_refuses(tmp_path):
+    shown = cli("bokeh.pretrained", "show", "reference", cwd=tmp_path)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["name"] == "reference", shown.stderr
+    refused = cli("bokeh.pretrained", "show", "reference_v1", cwd=tmp_path)  # not shipped: refused, not v2 shown
+    assert "no shipped model named 'reference_v1'" in one_line(refused) and refused.stdout == ""

@@ -16,6 +16,9 @@ from bokeh.data.real_pairs import interior_point, list_real_pairs
 from bokeh.metrics import gaussian_blur
 from bokeh.evaluate_real import evaluate_real, score_real_pairs
 from bokeh.images import write_image
+from PIL import Image
+from test_render import gradient_photo
+from user_cli import cli, one_line
 
 SHARED_PAIRS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real_pairs"
 
@@ -267,3 +270,44 @@ def test_targets_of_one_f_number_in_two_folders_are_refused_not_scored_twice(tmp
     with pytest.raises(DataLayoutError, match=r"targets at f/1.8 in both bokeh/ and f1.8/: keep one folder"):
         list_real_pairs(root)
     assert [p.name for p in list_real_pairs(root, bokeh_aperture=2.0)] == ["1 f/2", "1 f/1.8"], "told what bokeh/ holds, both are scored"
+
+
+# ----------------------------------------------------------------------------- values the model never learned; masks; one sentence (issue 25)
+def real_set(root: Path, targets: tuple[str, ...] = ("bokeh",), side: int = 48, mask: Image.Image | None = None) -> Path:
+    for folder in ("original", *targets):
+        (root / folder).mkdir(parents=True)
+        Image.fromarray(gradient_photo(side, side + 16)).save(root / folder / "a.png")
+    if mask is not None:
+        (root / "focal").mkdir()
+        mask.save(root / "focal" / "a.png")
+    return root
+
+
+@pytest.mark.parametrize("entry, targets, extra", [
+    ("bokeh.evaluate", ("f100",), ()), ("bokeh.evaluate", ("f0.4",), ()), ("bokeh.evaluate", ("bokeh",), ("bokeh_aperture=100",)),
+    ("bokeh.demo", ("f100",), ()), ("bokeh.demo", ("f0.4",), ()),  # the demo takes no bokeh_aperture=
+], ids=["evaluate-f100", "evaluate-f0.4", "evaluate-bokeh_aperture=100", "demo-f100", "demo-f0.4"])
+def test_real_pair_f_numbers_out_of_range_are_refused_before_any_work(entry, targets, extra, tmp_path):
+    folder = real_set(tmp_path / "real", targets)
+    args = ["ckpt=reference", f"real={folder}", *extra] if entry == "bokeh.evaluate" else [f"real={folder}", f"out={tmp_path / 'demo'}"]
+    err = one_line(cli(entry, *args, cwd=tmp_path, timeout=120))
+    assert "f-number" in err or "wider than the model" in err
+    assert "rendered as bokeh.render renders" not in err + "" and not (tmp_path / "demo").exists()
+
+
+def test_an_rgba_cut_out_subject_mask_is_read_by_its_alpha(tmp_path):
+    cut_out = np.zeros((48, 64, 4), np.uint8)
+    cut_out[..., :3] = 40  # a dark subject: its brightness alone would say "background"
+    cut_out[12:36, 16:48, 3] = 255
+    folder = real_set(tmp_path / "real", mask=Image.fromarray(cut_out, "RGBA"))
+    result = cli("bokeh.evaluate", "ckpt=reference", f"real={folder}", "tap=true", f"out={tmp_path / 'm.json'}", cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    from bokeh.images import read_mask
+
+    assert read_mask(folder / "focal" / "a.png").sum() == 24 * 32
+
+
+def test_real_pairs_too_small_to_score_are_refused_in_one_sentence(tmp_path):
+    folder = real_set(tmp_path / "real", side=24)
+    err = one_line(cli("bokeh.evaluate", "ckpt=reference", f"real={folder}", cwd=tmp_path))
+    assert "too small to score" in err

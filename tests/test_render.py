@@ -30,6 +30,11 @@ from bokeh.render.__main__ import main
 from bokeh.render.files import check_paths, list_inputs, RenderError
 import bokeh.files
 from bokeh.render.fit import plan_dynamic, plan_static, render_photo
+import io
+import struct
+from PIL import ImageCms
+from colour_profiles import ADOBE_RGB, SRGB_PRIMARIES, expected_srgb, icc_profile, patches
+from user_cli import cli, one_line
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"width1": 4, "width2": 4, "blocks": 1}
@@ -663,3 +668,131 @@ def test_a_single_photo_that_fails_leaves_no_empty_out_folder(tiny_checkpoint, t
     (tmp_path / "empty.png").write_bytes(b"")  # an empty photo is a bad input=, refused before any work
     assert main([f"input={tmp_path / 'empty.png'}", f"ckpt={tiny_checkpoint}", f"out={tmp_path / 'out'}"]) == 2
     assert "empty.png: empty file (0 bytes)" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- a new user's photos and folders (issues 21, 25): colour, odd files, overwrite, one sentence
+def test_render_converts_an_adobe_rgb_photo_and_tags_the_output_srgb(tiny_ckpt, tmp_path):
+    raw = patches()
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    Image.fromarray(raw).save(folder / "adobe.png", icc_profile=icc_profile(*ADOBE_RGB.values(), "Adobe RGB (1998)"))
+    result = cli("bokeh.render", f"input={folder}", f"ckpt={tiny_ckpt}", f"out={out}", "--side-by-side", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with Image.open(out / "adobe.png") as written:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(written.info["icc_profile"]))
+        left = np.asarray(written.convert("RGB"), np.float64)[:, :64]
+    assert profile.profile.profile_description.startswith("sRGB")
+    assert np.abs(left - expected_srgb(raw.astype(np.float64), ADOBE_RGB)).max() <= 2.5, "the unchanged half keeps its colours"
+
+
+LINEAR_SRGB = {"primaries": SRGB_PRIMARIES, "gamma": 1.0}
+
+
+def test_a_linear_profile_named_srgb_is_converted_by_what_it_does(tiny_ckpt, tmp_path):
+    raw = patches()
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    # Elle Stone's sRGB-elle-V2-g10 (shipped with Krita): sRGB's primaries, a linear curve
+    Image.fromarray(raw).save(folder / "linear.png", icc_profile=icc_profile(SRGB_PRIMARIES, 1.0, "sRGB-elle-V2-g10.icc"))
+    result = cli("bokeh.render", f"input={folder}", f"ckpt={tiny_ckpt}", f"out={out}", "--side-by-side", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with Image.open(out / "linear.png") as written:
+        left = np.asarray(written.convert("RGB"), np.float64)[:, :64]
+    expected = expected_srgb(raw.astype(np.float64), LINEAR_SRGB)
+    assert np.abs(expected - raw).max() > 40, "the test colours must change when converted"
+    assert np.abs(left - expected).max() <= 2.5, "the unchanged half shows the colours the profile means"
+
+
+def bad_exif_jpeg(path: Path) -> Path:
+    """A JPEG whose EXIF block holds a DateTime tag stored as a float: Pillow fails re-encoding it."""
+    entries = [(0x0112, 3, 1, b"\x00\x06\x00\x00"), (0x0132, 11, 1, b"\x7f\x80\x00\x00")]
+    tiff = b"MM\x00*\x00\x00\x00\x08" + struct.pack(">H", len(entries))
+    tiff += b"".join(struct.pack(">HHI", tag, kind, count) + value for tag, kind, count, value in entries) + b"\0" * 4
+    Image.fromarray(gradient_photo(16, 24)).save(path, exif=b"Exif\x00\x00" + tiff)
+    return path
+
+
+def test_one_odd_file_is_named_and_the_rest_of_the_folder_rendered(tiny_ckpt, tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    Image.fromarray(gradient_photo(16, 24)).save(folder / "a_good.png")
+    bad_exif_jpeg(folder / "b_exif.jpg")
+    Image.fromarray(gradient_photo(8, 8200)).save(folder / "c_wide.webp", lossless=True)  # side by side: 16,400 px
+    long_name = "d" * 240 + ".png"  # a legal name (244 bytes): its temporary name must fit too
+    Image.fromarray(gradient_photo(16, 24)).save(folder / long_name)
+    (folder / "e_dangling.jpg").symlink_to(folder / "missing.jpg")
+    (folder / "f_loop.jpg").symlink_to(folder / "f_loop.jpg")
+    os.mkfifo(folder / "g_fifo.jpg")
+    result = cli("bokeh.render", f"input={folder}", f"ckpt={tiny_ckpt}", f"out={out}", "side_by_side=true", cwd=tmp_path, timeout=120)
+    err = result.stderr
+    assert result.returncode == 1, err[-3000:]
+    assert "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["a_good.png", long_name]
+    for name, why in [("b_exif.jpg", "malformed EXIF"), ("c_wide.webp", "16,383 px"), ("e_dangling.jpg", "broken symbolic link"),
+                      ("f_loop.jpg", "symbolic link loop"), ("g_fifo.jpg", "FIFO")]:
+        assert any(name in line and why in line for line in err.splitlines()), (name, err[-3000:])
+
+
+def test_a_truncated_png_is_called_truncated_not_malformed_exif(tiny_ckpt, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "full.png")
+    (folder / "cut.png").write_bytes((tmp_path / "full.png").read_bytes()[:3000])
+    Image.fromarray(gradient_photo(16, 24)).save(folder / "good.png")
+    result = cli("bokeh.render", f"input={folder}", f"ckpt={tiny_ckpt}", f"out={tmp_path / 'out'}", cwd=tmp_path)
+    err = one_line(result, code=1)
+    assert "cut.png: corrupt or truncated image" in err and "EXIF" not in err
+
+
+def test_an_animated_gif_in_a_folder_is_reported_not_silently_skipped(tiny_ckpt, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(gradient_photo(16, 24)).save(folder / "a.png")
+    frames = [Image.fromarray(gradient_photo(16, 24, seed=k)) for k in range(3)]
+    frames[0].save(folder / "b.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    result = cli("bokeh.render", f"input={folder}", f"ckpt={tiny_ckpt}", f"out={tmp_path / 'out'}", cwd=tmp_path)
+    err = one_line(result, code=1)
+    assert any("b.gif" in line and "GIF" in line for line in err.splitlines()), err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_an_unreadable_input_folder_is_one_sentence_and_exit_2(tiny_ckpt, tmp_path, monkeypatch, capsys):
+    from bokeh.render import __main__ as render_main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(gradient_photo(16, 16)).save(folder / "p.png")
+    iterdir = Path.iterdir
+
+    def refuse(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))  # root reads chmod 000 folders: refuse as the OS would
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    code = render_main.main([f"input={folder}", f"ckpt={tiny_ckpt}", f"out={tmp_path / 'out'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the folder cannot be read (Permission denied)" in err and "Traceback" not in err
+
+
+def test_render_never_replaces_an_unrelated_file_without_overwrite(tiny_ckpt, tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir(), out.mkdir()
+    Image.fromarray(gradient_photo(16, 24)).save(folder / "IMG_0001.png")
+    (out / "IMG_0001.png").write_bytes(b"another photo")
+    refused = cli("bokeh.render", f"input={folder}", f"ckpt={tiny_ckpt}", f"out={out}", cwd=tmp_path)
+    assert refused.returncode == 2 and "overwrite=true" in refused.stderr and "IMG_0001.png" in refused.stderr
+    assert (out / "IMG_0001.png").read_bytes() == b"another photo"
+    replaced = cli("bokeh.render", f"input={folder}", f"ckpt={tiny_ckpt}", f"out={out}", "overwrite=true", cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert read_rgb(out / "IMG_0001.png").shape == (16, 24, 3)
+
+
+@pytest.mark.parametrize("suffix, content", [(".onnx", b"\x08\x07\x12\x04trun"), (".tflite", b"not a flatbuffer at all")])
+def test_a_truncated_model_file_is_one_line_and_exit_2(tmp_path, suffix, content):
+    Image.fromarray(gradient_photo(16, 16)).save(tmp_path / "p.png")
+    (tmp_path / f"model{suffix}").write_bytes(content)
+    result = cli("bokeh.render", f"input={tmp_path / 'p.png'}", f"ckpt={tmp_path / f'model{suffix}'}", f"out={tmp_path / 'out'}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"model{suffix} is not a loadable" in result.stderr

@@ -26,6 +26,8 @@ from bokeh.render import ExportedBackend, PixelPoint, TorchBackend, plan_for, re
 from bokeh.models.controls import parse_aperture, parse_focus
 from bokeh.runtimes import TorchRuntime
 from bokeh.runtimes.base import ModelFileError, contract_from_names, control_inputs
+from test_render import gradient_photo
+from user_cli import cli, one_line
 
 TINY = dict(width1=4, width2=4, blocks=1)
 BOTH = dict(TINY, focus_input=True, aperture_input=True)
@@ -207,3 +209,11 @@ def test_cli_renders_with_a_tap_and_an_aperture(checkpoints, photo_file, tmp_pat
     assert "controls: focus 15px, 20px; aperture f/4" in said["pixels"]
     np.testing.assert_array_equal(outputs["tap"], outputs["pixels"])  # 15 px of 60 = 0.25, 20 px of 40 = 0.5
     assert np.abs(outputs["tap"] - outputs["auto"]).max() > 2
+
+
+# ----------------------------------------------------------------------------- an aperture the model never learned (issue 25)
+def test_an_aperture_wider_than_trained_is_refused_in_one_sentence(tmp_path):
+    Image.fromarray(gradient_photo(32, 48)).save(tmp_path / "p.png")
+    result = cli("bokeh.render", f"input={tmp_path / 'p.png'}", "ckpt=reference", "aperture=1.2", f"out={tmp_path / 'out'}", cwd=tmp_path)
+    assert "wider than the model was trained for (f/1.8 to f/11)" in one_line(result)
+    assert not (tmp_path / "out").exists()

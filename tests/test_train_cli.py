@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from bokeh.checkpoint import load_generator
+from user_cli import cli, one_line
 
 TINY = ["model.width1=4", "model.width2=4", "model.blocks=1", "critic.ndf=4", "critic.depths=[3]"]
 SMALL_DATA = ["data.n=6", "data.val_count=1", "data.batch_size=2"]
@@ -159,3 +160,72 @@ def test_a_run_folder_holding_an_earlier_run_is_refused_unless_resumed_or_overwr
     assert (run / "checkpoints" / "my_best.ckpt").read_bytes() == b"mine", "overwrite=true removes only the earlier run's files"
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 1
     assert (run / ".hydra" / "config.yaml").read_bytes() != before[".hydra/config.yaml"]
+
+
+# ----------------------------------------------------------------------------- bad input: one line, nothing written (issues 7, 21)
+def test_an_unknown_key_on_the_command_line_names_it(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bokeh.train", "trainer.max_step=10", "hydra.run.dir=run"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "Could not override 'trainer.max_step'" in result.stderr and "Key 'max_step' is not in struct" in result.stderr
+    assert not (tmp_path / "run").exists(), "nothing was written"
+
+
+def test_a_wrong_data_root_is_one_line_before_anything_is_built(tmp_path):
+    result = cli("bokeh.train", "data=ebb", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "Params" not in result.stdout  # no model summary either
+    assert "nowhere does not exist" in result.stderr
+
+
+# ----------------------------------------------------------------------------- a refused run touches no run folder (issue 25)
+def tiny_train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    from test_train import DATA, QUIET, TINY_CLI
+
+    return cli("bokeh.train", *TINY_CLI, *DATA, *QUIET, *overrides, cwd=cwd, timeout=300)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_refused_run_leaves_the_run_folder_it_was_pointed_at_as_it_was(tmp_path):
+    run = tmp_path / "run"
+    first = tiny_train(tmp_path, "trainer.max_steps=2", f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
+    before = snapshot(run)
+    # overwrite=true: an earlier run is cleared only once this one has passed its checks
+    refused = tiny_train(tmp_path, "trainer.max_steps=2", f"init_from={tmp_path / 'typo.ckpt'}", f"hydra.run.dir={run}", "overwrite=true")
+    assert "typo.ckpt does not exist" in one_line(refused)
+    assert snapshot(run) == before, "the .hydra files and train.log of the earlier run are untouched"
+
+
+def test_a_refused_run_leaves_no_folder_of_its_own(tmp_path):
+    refused = tiny_train(tmp_path, f"init_from={tmp_path / 'typo.ckpt'}", f"hydra.run.dir={tmp_path / 'runs' / 'new'}")
+    one_line(refused)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_resumed_run_appends_to_metrics_csv(tmp_path):
+    run = tmp_path / "run"
+    first = tiny_train(tmp_path, "trainer.max_steps=4", "trainer.log_every_n_steps=1", f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    metrics = run / "logs" / "metrics.csv"
+    rows = metrics.read_text().splitlines()
+    resumed = tiny_train(tmp_path, "trainer.max_steps=8", "trainer.log_every_n_steps=1", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+                         f"hydra.run.dir={run}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    import csv
+
+    after = list(csv.DictReader(metrics.open()))
+    steps = [int(row["step"]) for row in after]
+    assert len(after) > len(rows) - 1 and min(steps) < 4 <= max(steps), "the earlier rows are kept, the new ones follow"
+
+
+def test_fast_dev_run_writes_nothing_outside_its_run_folder(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = tiny_train(work, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(work.iterdir()) == [], "the validation strip (and everything else) goes under the run folder"

@@ -18,6 +18,7 @@ from bokeh.data.datamodules import EBBDataModule
 from bokeh.data.pairs import BadPairError, BadPairWarning, DataLayoutError, PairDataset, list_pairs, read_include_list, select
 from bokeh.data.transforms import unpad
 from bokeh.images import write_image
+from test_render import bad_exif_jpeg, gradient_photo
 
 # optional: the authors' cleaned EBB! training list, kept beside the checkout (../shared), never in the repository
 CLEAN_LIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "ebb_train_clean_list.txt"
@@ -365,3 +366,17 @@ def test_the_matte_is_the_in_focus_radius_through_the_same_crop_and_flip():
         assert torch.equal(sample["matte"], (sample["coc"] < 1).float())
         flips.add(bool(seen[0, 0] > seen[0, 1]))
     assert flips == {True, False}, "both flips were seen"
+
+
+# ----------------------------------------------------------------------------- one bad pair in the training data (issue 21)
+def test_a_bad_pair_in_training_data_is_skipped_with_its_reason(tmp_path):
+    from bokeh.data.pairs import BadPairWarning, Pair, PairDataset
+
+    good = [tmp_path / "g_in.png", tmp_path / "g_out.png"]
+    for path in good:
+        Image.fromarray(gradient_photo(32, 32)).save(path)
+    bad = bad_exif_jpeg(tmp_path / "bad_in.jpg")
+    dataset = PairDataset([Pair("bad", bad, good[1]), Pair("good", *good)], crop=(8, 8))
+    with pytest.warns(BadPairWarning, match="malformed EXIF"):
+        sample = dataset[0]
+    assert sample["name"] == "good" and "bad" in dataset.skipped

@@ -32,6 +32,9 @@ from bokeh.data.photo_pairs import (
     write_photo_pairs,
 )
 from bokeh.images import read_rgb, write_image
+from PIL import Image
+from test_render import gradient_photo
+from user_cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 BSDS = REPO / ".." / "shared" / "data" / "photos" / "bsds500"
@@ -282,3 +285,29 @@ def test_photos_with_a_subject_mask_give_pairs_through_the_cli(tmp_path, separat
     assert np.abs(original - bokeh)[interior].mean() < 4.0, "the subject's pixels unchanged (JPEG and noise)"
     assert np.abs(original - bokeh)[~ndimage.binary_dilation(subject, iterations=8)].mean() > 4 * np.abs(original - bokeh)[interior].mean()
 
+
+# ----------------------------------------------------------------------------- overwrite=true replaces the whole older set (issue 25)
+def bsds_source(root: Path) -> Path:
+    """The BSDS500-like folder of these tests (two photos with subjects, one without)."""
+    return make_source(root)
+
+
+def photo_pairs(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return cli("bokeh.data.photo_pairs", *args, cwd=cwd, timeout=300)
+
+
+def names_in(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.iterdir())
+
+
+def test_photo_pairs_overwrite_removes_the_older_sets_pairs(tmp_path):
+    src, out = bsds_source(tmp_path / "src"), tmp_path / "set"
+    for sub in ("original", "bokeh", "coc", "focal"):  # an older set: other pairs, other names
+        (out / sub).mkdir(parents=True)
+        Image.fromarray(gradient_photo(32, 48)).save(out / sub / ("bsds-old-9" + (".png" if sub in ("coc", "focal") else ".jpg")))
+    (out / "meta.json").write_text(json.dumps({"generator": "bokeh.data.photo_pairs", "pairs": 1}))
+    result = photo_pairs(f"src={src}", f"out={out}", "overwrite=true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = sorted(json.loads((out / "f_numbers.json").read_text()))
+    for sub in ("original", "bokeh", "coc", "focal"):
+        assert names_in(out / sub) == written, sub

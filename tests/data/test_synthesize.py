@@ -13,6 +13,8 @@ import pytest
 
 from bokeh.data.synthesize import ensure_dataset, parse_args, write_dataset
 from bokeh.images import read_rgb
+from test_photo_pairs import names_in
+from user_cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,3 +108,14 @@ def test_ctrl_c_stops_with_a_line_and_complete_pairs_only(tmp_path):
     assert not (tmp_path / "set" / "meta.json").exists(), "not marked as a finished set"
     for name in originals:
         read_rgb(tmp_path / "set" / "original" / name)
+
+
+# ----------------------------------------------------------------------------- overwrite=true with fewer pairs (issue 25)
+def test_synthesize_overwrite_with_fewer_pairs_leaves_none_of_the_older(tmp_path):
+    out = tmp_path / "set"
+    common = ("size=32x48", f"out={out}", "workers=1")
+    assert cli("bokeh.data.synthesize", "n=3", *common, cwd=tmp_path).returncode == 0
+    result = cli("bokeh.data.synthesize", "n=1", *common, "overwrite=true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for sub in ("original", "bokeh", "coc"):
+        assert names_in(out / sub) == ["0"], sub

@@ -1,13 +1,17 @@
-"""Faults during training: torn checkpoint writes, non-finite losses, full or unwritable disks, bad configs.
+"""bokeh.train's faults: non-finite losses, full or unwritable disks, bad configs (one clear error each,
+before training) and runs stopped by a limit, in this process; then ``python -m bokeh.train`` killed
+mid-save and mid-epoch and resumed, and both stages under DDP on CPU, as subprocesses.
 
-In-process and fast; the kill-and-resume and DDP runs (subprocesses) are in test_reliability_cli.py.
+Fault injection: callbacks from ``tests/reliability_hooks.py`` added with Hydra ``+callbacks.<name>``
+overrides (this folder is on ``sys.path`` here, and on ``PYTHONPATH`` in the subprocesses).
+The command line's other cases are in test_train_cli.py.
 """
 
 from __future__ import annotations
 
 import errno
-import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +23,23 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, InstantiationException
 from omegaconf import OmegaConf
 
-import bokeh.checkpoint_io
 import bokeh.train
-from bokeh.checkpoint_io import AtomicCheckpointIO, NonFiniteCheckpointError, partial_path, rng_states, set_rng_states
-from bokeh.lit import NonFiniteLossError
+from bokeh.checkpoint import load_generator
+from bokeh.checkpoint_io import partial_path
+from bokeh.lit import BokehGAN, NonFiniteLossError
 from bokeh.train import CONF_DIR, build_module, run
+from reliability_hooks import read_log
 
 TINY = ["model.width1=4", "model.width2=4", "model.blocks=1", "critic.ndf=4", "critic.depths=[3]"]
 # 4 training pairs of 32 x 48 rendered in memory (nothing written), batch 1, no progress bar
 SMALL = ["data.n=6", "data.val_count=2", "data.batch_size=1", "data.size=[32,48]", "data.crop_size=[24,24]", "data.on_the_fly=true", "callbacks.progress=null", "callbacks.samples=null", "logger=csv"]
+
+# the subprocess runs (also tests/test_train_cli.py's tiny_train)
+HOOKS = str(Path(__file__).resolve().parent)
+TINY_CLI = ["model.width1=4", "model.width2=4", "model.blocks=1", "critic.ndf=4", "critic.depths=[3]", "loss.vgg.weights=random"]
+# 8 training pairs (batch 1: 8 batches, 16 optimizer steps per finetune epoch), rendered in memory
+DATA = ["data.n=10", "data.val_count=2", "data.batch_size=1", "data.size=[32,48]", "data.crop_size=[24,24]", "data.on_the_fly=true"]
+QUIET = ["callbacks.progress=null", "logger=csv", "trainer.enable_progress_bar=false"]
 
 
 def compose_train(overrides: list[str], output_dir: Path | None = None):
@@ -45,80 +57,7 @@ def compose_train(overrides: list[str], output_dir: Path | None = None):
     return cfg
 
 
-def snapshot(checkpoint: dict) -> dict:
-    return {k: v.clone() for k, v in checkpoint["state_dict"].items()}
-
-
-def small_checkpoint(value: float) -> dict:
-    return {"state_dict": {"w": torch.full((64, 64), value)}, "global_step": int(value)}
-
-
-# ----------------------------------------------------------------- atomic checkpoint files
-def test_a_torn_write_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
-    io_ = AtomicCheckpointIO()
-    target = tmp_path / "ckpts" / "last.ckpt"
-    io_.save_checkpoint(small_checkpoint(1.0), target)
-    real_save = torch.save
-
-    def crash_halfway(obj, file, *args, **kwargs):
-        buffer = io.BytesIO()
-        real_save(obj, buffer)
-        file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-        raise KeyboardInterrupt("crash in the middle of a checkpoint write")
-
-    monkeypatch.setattr(bokeh.checkpoint_io.torch, "save", crash_halfway)
-    with pytest.raises(KeyboardInterrupt):
-        io_.save_checkpoint(small_checkpoint(2.0), target)
-    monkeypatch.undo()
-    loaded = torch.load(target, weights_only=True)
-    assert loaded["global_step"] == 1 and torch.equal(loaded["state_dict"]["w"], torch.full((64, 64), 1.0))
-    assert not partial_path(target).exists(), "the partial file is removed after a failed write"
-    io_.save_checkpoint(small_checkpoint(3.0), target)  # and the next save works
-    assert torch.load(target, weights_only=True)["global_step"] == 3
-
-
-def test_disk_full_while_saving_says_so_and_keeps_the_previous_file(tmp_path, monkeypatch):
-    io_ = AtomicCheckpointIO()
-    target = tmp_path / "last.ckpt"
-    io_.save_checkpoint(small_checkpoint(1.0), target)
-
-    def no_space(obj, file, *args, **kwargs):
-        file.write(b"x" * 100)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(bokeh.checkpoint_io.torch, "save", no_space)
-    with pytest.raises(OSError, match="No space left on device.*previous last.ckpt is unchanged") as error:
-        io_.save_checkpoint(small_checkpoint(2.0), target)
-    assert error.value.errno == errno.ENOSPC
-    monkeypatch.undo()
-    assert torch.load(target, weights_only=True)["global_step"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
-
-
-def test_non_finite_weights_are_never_written(tmp_path):
-    io_ = AtomicCheckpointIO()
-    target = tmp_path / "last.ckpt"
-    io_.save_checkpoint(small_checkpoint(1.0), target)
-    poisoned = small_checkpoint(2.0)
-    poisoned["state_dict"]["generator.head.weight"] = torch.tensor([1.0, float("nan")])
-    with pytest.raises(NonFiniteCheckpointError, match="generator.head.weight"):
-        io_.save_checkpoint(poisoned, target)
-    assert torch.load(target, weights_only=True)["global_step"] == 1
-
-
-def test_random_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
-    import random
-
-    import numpy as np
-
-    torch.save({"rng": rng_states()}, tmp_path / "rng.pt")
-    expected = (torch.rand(3), np.random.rand(3), random.random())
-    set_rng_states(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
-    again = (torch.rand(3), np.random.rand(3), random.random())
-    assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
-
-
-# ----------------------------------------------------------------- non-finite losses
+# ----------------------------------------------------------------------------- non-finite losses
 @pytest.mark.parametrize("where", ["loss", "grad"])
 def test_one_nan_loss_skips_its_step_with_a_warning_and_a_count(where, tmp_path):
     cfg = compose_train([*TINY, *SMALL, "trainer.max_steps=5", "+callbacks.poison._target_=reliability_hooks.NonFiniteLoss",
@@ -148,7 +87,7 @@ def test_a_run_of_infinite_losses_stops_training_and_the_last_checkpoint_stays_f
     assert last["bokeh_resume"]["skipped_steps"] == 1 and last["epoch"] == 0
 
 
-# ----------------------------------------------------------------- disk full, unwritable folder
+# ----------------------------------------------------------------------------- disk full, unwritable folder
 @pytest.mark.parametrize(
     ("where", "message"),
     [
@@ -188,7 +127,7 @@ def test_too_little_free_space_fails_before_training(tmp_path, monkeypatch):
     assert not built and not (tmp_path / "checkpoints").exists()
 
 
-# ----------------------------------------------------------------- bad configs: one clear error each, before training
+# ----------------------------------------------------------------------------- bad configs: one clear error each, before training
 @pytest.mark.parametrize("override", ["trainer.max_step=10", "loss.perceptual=1.0", "data.crop=[64,64]"])
 def test_unknown_keys_fail_at_compose_time(override):
     key = override.split("=")[0]
@@ -229,15 +168,7 @@ def test_bad_crops_fail_before_training(overrides, message, tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
-def test_an_unknown_key_on_the_command_line_names_it(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bokeh.train", "trainer.max_step=10", "hydra.run.dir=run"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0
-    assert "Could not override 'trainer.max_step'" in result.stderr and "Key 'max_step' is not in struct" in result.stderr
-    assert not (tmp_path / "run").exists(), "nothing was written"
-
-
-# ----------------------------------------------------------------- issue 15: resuming a run stopped by a limit
+# ----------------------------------------------------------------------------- issue 15: resuming a run stopped by a limit
 def logged_run(overrides: list[str], folder: Path, name: str) -> list[dict]:
     """Train in this process with the loss log on; return the log's lines (one per batch)."""
     from reliability_hooks import read_log
@@ -282,32 +213,98 @@ def test_resuming_when_a_limit_is_already_reached_says_so_and_trains_nothing(tmp
     assert not (tmp_path / "again" / "checkpoints").exists(), "nothing was trained or written"
 
 
-# ----------------------------------------------------------------- issue 15: a checkpoint of other settings
-def test_resuming_with_other_model_settings_is_one_sentence(tmp_path):
-    from bokeh.checkpoint import CheckpointError
-
-    run(compose_train([*TINY, *SMALL, "trainer.max_steps=1"], tmp_path / "first"))
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    with pytest.raises(CheckpointError) as error:
-        run(compose_train([*TINY, *SMALL, "model.width2=8", f"ckpt_path={last}"], tmp_path / "other"))
-    message = str(error.value)
-    assert "model.width2=4" in message and "model.width2=8" in message and "init_from=" in message
-    assert len(message.splitlines()) == 1 and "Missing key" not in message
-    with pytest.raises(CheckpointError, match=r"is a pretrain checkpoint but this run is stage=finetune.*init_from="):
-        run(compose_train([*TINY, *SMALL, "stage=finetune", "init_from=null", f"ckpt_path={last}"], tmp_path / "fine"))
+# ----------------------------------------------------------------- killed and resumed, and DDP on CPU: subprocesses, as a user runs them
+def train(cwd: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    # one thread per process: faster on a busy 2-core machine, and the same arithmetic in every run
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([HOOKS, os.environ.get("PYTHONPATH", "")]), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "bokeh.train", *TINY_CLI, *DATA, *QUIET, *overrides],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_a_checkpoint_whose_weights_do_not_fit_its_settings_is_one_sentence_everywhere(tmp_path):
-    """render, evaluate and export load through load_generator; the notebooks through BokehGAN."""
-    from bokeh.checkpoint import CheckpointError, load_generator
-    from bokeh.lit import BokehGAN
+def logged(name: str, cwd: Path) -> list[str]:
+    return ["+callbacks.log._target_=reliability_hooks.LossLog", f"+callbacks.log.path={cwd / (name + '.jsonl')}", f"hydra.run.dir=runs/{name}"]
 
-    run(compose_train([*TINY, *SMALL, "trainer.max_steps=1"], tmp_path / "first"))
-    checkpoint = torch.load(tmp_path / "first" / "checkpoints" / "last.ckpt", weights_only=True)
-    checkpoint["hyper_parameters"]["generator"]["width2"] = 8  # settings and weights disagree
-    edited = tmp_path / "edited.ckpt"
-    torch.save(checkpoint, edited)
-    for load in (load_generator, lambda path: BokehGAN.load_from_checkpoint(path, map_location="cpu", weights_only=True)):
-        with pytest.raises(CheckpointError, match=r"do not fit .*\d+ of another shape \(e\.g\. '") as error:
-            load(edited)
-        assert len(str(error.value).splitlines()) == 1
+
+def assert_same_steps(resumed: list[dict], reference: list[dict]) -> None:
+    """Every step of ``resumed`` has the losses, data and counters that ``reference`` had at that step."""
+    by_step = {line["step"]: line for line in reference}
+    for line in resumed:
+        expected = by_step[line["step"]]
+        assert (line["epoch"], line["batch"], line["names"]) == (expected["epoch"], expected["batch"], expected["names"]), line["step"]
+        for key in ("train/loss", "train/d_loss", "train/gp", "train/adv", "train/vgg"):
+            assert line[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), (line["step"], key)
+
+
+@pytest.mark.slow
+def test_finetune_killed_mid_save_and_mid_epoch_resumes_with_the_same_losses(tmp_path):
+    common = ["stage=finetune", "init_from=null", "trainer.max_steps=40", "callbacks.last.every_n_train_steps=4"]
+    # A: the uninterrupted run (40 optimizer steps = 20 batches, 2.5 epochs)
+    a = train(tmp_path, *common, *logged("a", tmp_path))
+    assert a.returncode == 0, a.stderr[-3000:]
+    reference = read_log(tmp_path / "a.jsonl")
+    assert [line["step"] for line in reference] == list(range(2, 41, 2))
+
+    # B: SIGKILL halfway through writing the checkpoint due at step 20: last.ckpt stays the step-16 one
+    b = train(tmp_path, *common, *logged("b", tmp_path), "+callbacks.kill._target_=reliability_hooks.KillWhileSaving", "+callbacks.kill.step=20")
+    assert b.returncode == -signal.SIGKILL, b.stderr[-3000:]
+    last_b = tmp_path / "runs" / "b" / "checkpoints" / "last.ckpt"
+    assert partial_path(last_b).stat().st_size > 0, "the torn write happened beside last.ckpt"
+    with pytest.raises(Exception):
+        torch.load(partial_path(last_b), weights_only=True)
+    assert torch.load(last_b, weights_only=True)["global_step"] == 16
+    assert_same_steps(read_log(tmp_path / "b.jsonl"), reference)
+
+    # C: resume from it (an end-of-epoch checkpoint); SIGKILL at step 26, mid-epoch, between two saves (24 and 28)
+    c = train(tmp_path, *common, *logged("c", tmp_path), f"ckpt_path={last_b}", "+callbacks.kill._target_=reliability_hooks.KillAtStep", "+callbacks.kill.step=26")
+    assert c.returncode == -signal.SIGKILL, c.stderr[-3000:]
+    resumed_c = read_log(tmp_path / "c.jsonl")
+    assert [line["step"] for line in resumed_c] == [18, 20, 22, 24, 26]
+    assert_same_steps(resumed_c, reference)
+    last_c = tmp_path / "runs" / "c" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last_c, weights_only=True)
+    assert saved["global_step"] == 24 and saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 1, "samples": 4}]
+
+    # D: resume mid-epoch and finish: same losses, and the same weights and optimizer moments at the end
+    d = train(tmp_path, *common, *logged("d", tmp_path), f"ckpt_path={last_c}")
+    assert d.returncode == 0, d.stderr[-3000:]
+    resumed_d = read_log(tmp_path / "d.jsonl")
+    assert [line["step"] for line in resumed_d] == list(range(26, 41, 2))
+    assert_same_steps(resumed_d, reference)
+    end_a = torch.load(tmp_path / "runs" / "a" / "checkpoints" / "last.ckpt", weights_only=True)
+    end_d = torch.load(tmp_path / "runs" / "d" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert end_a["global_step"] == end_d["global_step"] == 40
+    for key, value in end_a["state_dict"].items():
+        torch.testing.assert_close(end_d["state_dict"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    for opt_a, opt_d in zip(end_a["optimizer_states"], end_d["optimizer_states"], strict=True):
+        for index, state in opt_a["state"].items():
+            for name in ("exp_avg", "exp_avg_sq", "step"):
+                torch.testing.assert_close(opt_d["state"][index][name], state[name], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_both_stages_train_under_ddp_on_two_cpu_processes(tmp_path):
+    ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
+    pre = train(tmp_path, *ddp, "trainer.max_steps=3", *logged("pre", tmp_path))
+    assert pre.returncode == 0, pre.stderr[-3000:]
+    assert "distributed_backend=gloo" in pre.stderr + pre.stdout and "MEMBER: 2/2" in pre.stderr + pre.stdout
+    # each rank trained on its own half of the pairs: 3 batches each, no pair on both
+    seen = {rank: [n for line in read_log(tmp_path / "pre.jsonl") if line["rank"] == rank for n in line["names"]] for rank in (0, 1)}
+    assert len(seen[0]) == len(seen[1]) == 3 and not set(seen[0]) & set(seen[1])
+    first = tmp_path / "runs" / "pre" / "checkpoints" / "last.ckpt"
+    fine = train(tmp_path, *ddp, "stage=finetune", f"init_from={first}", "trainer.max_steps=8", "hydra.run.dir=runs/fine")
+    assert fine.returncode == 0, fine.stderr[-3000:]
+    # both ranks ran in the one run folder (Lightning re-runs the command with hydra.run.dir for rank 1)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["fine", "pre"]
+    assert (tmp_path / "runs" / "fine" / "train_ddp_process_1.log").is_file()
+    # rank 0 alone wrote validation samples (asking trainer.log_dir there used to hang the run)
+    assert list((tmp_path / "runs" / "fine" / "logs" / "samples").glob("epoch=000_batch=0.png"))
+    second = tmp_path / "runs" / "fine" / "checkpoints" / "last.ckpt"
+    saved = torch.load(second, weights_only=True)
+    assert saved["global_step"] == 8 and saved["hyper_parameters"]["stage"] == "finetune"
+    # the DDP checkpoint loads in this single process, through Lightning and without it
+    module = BokehGAN.load_from_checkpoint(second, map_location="cpu").eval()
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(load_generator(second)(image)[0], module(image), rtol=0, atol=0)
+    before, after = load_generator(first).state_dict(), module.generator.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before), "finetune trained the generator"
