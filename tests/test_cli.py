@@ -169,6 +169,34 @@ def test_ctrl_c_during_an_export_removes_its_temporary_folder(tmp_path):
     assert (out / "bokeh_float32.tflite").read_bytes() == b"an earlier, good export"
 
 
+HALF_BUILT = """
+import sys
+from bokeh.cli import interruptible
+
+
+class Plugin:  # as imageio's Pillow plugin: a finalizer that needs what __init__ had not set yet
+    def __init__(self):
+        raise KeyboardInterrupt  # Ctrl-C lands inside the constructor
+        self.images = []
+
+    def __del__(self):
+        self.images.clear()
+
+
+with interruptible("bokeh.x", lambda: "nothing was written"):
+    Plugin()
+"""
+
+
+def test_ctrl_c_inside_a_library_constructor_prints_one_line_not_its_finalizers_traceback(tmp_path):
+    """CI on main@f375822: Ctrl-C during an export's photo read left imageio's half-built plugin, whose
+    ``__del__`` printed "Exception ignored ... Traceback" under the one line."""
+    done = subprocess.run([sys.executable, "-c", HALF_BUILT], cwd=tmp_path, env=env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 130
+    assert done.stderr.strip() == "bokeh.x: interrupted (Ctrl-C); nothing was written", done.stderr
+
+
 def test_ctrl_c_during_evaluate_writes_no_report(tmp_path, monkeypatch, capsys):
     from bokeh import evaluate
     from test_render import write_tiny_checkpoint
