@@ -93,7 +93,8 @@ def test_check_output_folder_names_the_setting_and_leaves_nothing_behind(tmp_pat
 
 
 def test_an_unwritable_out_is_refused_before_any_work_by_every_entry_point(tmp_path, capsys, monkeypatch):
-    from bokeh import demo, evaluate
+    from bokeh import demo
+    from bokeh.evaluate import __main__ as evaluate
     from bokeh.data import synthesize
 
     monkeypatch.chdir(tmp_path)
@@ -198,7 +199,7 @@ def test_ctrl_c_inside_a_library_constructor_prints_one_line_not_its_finalizers_
 
 
 def test_ctrl_c_during_evaluate_writes_no_report(tmp_path, monkeypatch, capsys):
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
     from test_render import write_tiny_checkpoint
 
     checkpoint = write_tiny_checkpoint(tmp_path / "tiny.ckpt")

@@ -94,7 +94,7 @@ def test_ship_checks_its_file_and_name_first_in_one_sentence(bad, said, tiny_ckp
 
 
 def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_files(tiny_ckpt, shipped, tmp_path, monkeypatch):
-    import bokeh.evaluate
+    import bokeh.evaluate.synthetic
     from bokeh.release import ship
 
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -102,7 +102,7 @@ def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_fil
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bokeh.evaluate, "validation_samples", interrupted)
+    monkeypatch.setattr(bokeh.evaluate.synthetic, "validation_samples", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ship(tiny_ckpt, "tiny")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "no new weights without their scores"
@@ -111,7 +111,7 @@ def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_fil
 def test_ship_writes_the_weights_and_their_scores_together(tiny_ckpt, shipped, tmp_path, monkeypatch):
     from bokeh import release
 
-    monkeypatch.setattr(release, "SPLITS", {})  # the scoring itself is bokeh.evaluate's (tests/test_evaluate.py)
+    monkeypatch.setattr(release, "SPLITS", {})  # the scoring itself is bokeh.evaluate.synthetic (tests/test_evaluate.py)
     path = release.ship(tiny_ckpt, "fresh")
     assert path == tmp_path / "fresh.json" and json.loads(path.read_text())["scores"] == {}
     assert pretrained.load("fresh")(torch.zeros(1, 3, 16, 16))[0].shape == (1, 3, 16, 16), "its size and SHA-256 match"

@@ -18,7 +18,7 @@ from PIL import Image
 
 from bokeh import pretrained
 from bokeh.demo import render_controls, subject_rows
-from bokeh.evaluate_real import backend_render
+from bokeh.evaluate.real import backend_render
 from bokeh.render import TorchBackend
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

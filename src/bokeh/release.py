@@ -45,10 +45,10 @@ SPLITS = {
 def score_real_folder(generator, folder: Path, short_side: int | None = None) -> dict:
     """A model about to be shipped (its float16 weights, as :func:`bokeh.pretrained.load` gives them)
     on a folder of real pairs as ``bokeh.render ckpt=<name>`` renders them by default (at its
-    ``short_side``), scored by the real-pair benchmark (:mod:`bokeh.evaluate_real`): untapped, and (for a
+    ``short_side``), scored by the real-pair benchmark (:mod:`bokeh.evaluate.real`): untapped, and (for a
     model with the controls) tapped at each subject mask's interior point at each target's f-number;
     means per f-number, with the identity and best-blur baselines."""
-    from bokeh.evaluate_real import backend_render, evaluate_real
+    from bokeh.evaluate.real import backend_render, evaluate_real
     from bokeh.data.real_pairs import list_real_pairs
     from bokeh.render import TorchBackend
     from bokeh.runtimes import TorchRuntime
@@ -104,7 +104,7 @@ def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
 
     from bokeh import cpu
     from bokeh.checkpoint import generator_state, read_checkpoint
-    from bokeh.evaluate import evaluate_generator, validation_samples
+    from bokeh.evaluate.synthetic import evaluate_generator, validation_samples
     from bokeh.models.controls import REFERENCE_F_NUMBER
     from bokeh.models.glassnet import GlassNet
     from bokeh.train import CONF_DIR
