@@ -13,6 +13,7 @@ from bokeh.models.glassnet import GlassNet
 from user_cli import cli, one_line
 
 SETTINGS = {"width1": 4, "width2": 4, "blocks": 1, "global_residual": True}
+INPUT = {"layout": "NCHW RGB", "value_range": [-1.0, 1.0], "multiple_of": 8, "trained_at": [32, 48], "short_side": 64}
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def shipped(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "FOLDER", tmp_path)
     torch.manual_seed(0)
     generator = GlassNet(**SETTINGS)
-    pretrained.save("tiny", generator, SETTINGS, {"input": {"short_side": 64}}, folder=tmp_path)
+    pretrained.save("tiny", generator, SETTINGS, {"input": INPUT}, folder=tmp_path)
     return generator
 
 
@@ -35,6 +36,31 @@ def test_a_shipped_model_loads_by_name_in_float32_and_matches_its_fp16_weights(s
     state = torch.load(tmp_path / "tiny.pt", weights_only=True)
     assert all(t.dtype == torch.float16 for t in state.values())
     assert json.loads((tmp_path / "tiny.json").read_text())["model"] == SETTINGS
+
+
+def test_the_typed_handle_gives_settings_input_convention_and_the_model(shipped, tmp_path):
+    handle = pretrained.weights("tiny")
+    assert handle.name == "tiny" and dict(handle.settings) == SETTINGS
+    assert handle.input == pretrained.InputConvention("NCHW RGB", (-1.0, 1.0), 8, (32, 48), 64)
+    assert handle.meta["sha256"] == json.loads((tmp_path / "tiny.json").read_text())["sha256"]
+    with pytest.raises(TypeError):
+        handle.settings["blocks"] = 9  # read-only: the description on disk is the truth
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(handle.load()(image)[0], pretrained.load("tiny")(image)[0])
+    broken = json.loads((tmp_path / "tiny.json").read_text())
+    del broken["input"]["short_side"]
+    (tmp_path / "tiny.json").write_text(json.dumps(broken))
+    with pytest.raises(pretrained.PretrainedError, match=r"tiny.json lacks a valid 'short_side' entry"):
+        pretrained.weights("tiny")
+    with pytest.raises(pretrained.PretrainedError, match="no shipped model named 'nope'"):
+        pretrained.weights("nope")
+
+
+def test_the_shipped_reference_has_a_complete_handle():
+    handle = pretrained.weights("reference")
+    assert handle.input.multiple_of == 8 and handle.input.short_side > 0 and handle.input.value_range == (-1.0, 1.0)
+    assert list(handle.load().contract.names) == handle.meta["controls"]["inputs"]
 
 
 def test_every_checkpoint_path_also_takes_a_name(shipped):

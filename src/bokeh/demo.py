@@ -336,9 +336,10 @@ def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
     if options["reference"]:
         from bokeh import pretrained
 
-        reference = pretrained.load("reference")
+        shipped = pretrained.weights("reference")
+        reference = shipped.load()
         shown = time.perf_counter()
-        short_side = pretrained.meta("reference")["input"]["short_side"]
+        short_side = shipped.input.short_side
         pictures += render_photos(reference, photos, out, "reference", short_side)
         controls = render_controls(reference, out, short_side)
         pictures += [controls] if controls else []
