@@ -22,7 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from bokeh.cli import OutputFolderError, check_output_folder, hydra_quote, quote_path_overrides, run_child
 from PIL import Image
 from test_render import gradient_photo
-from user_cli import cli, one_line
+from user_cli import ENV, cli, one_line
 
 REPO = Path(__file__).resolve().parents[1]
 # names a file system allows and Hydra's override grammar does not: '=', spaces, quotes, commas, brackets
@@ -32,8 +32,7 @@ UNWRITABLE = Path("/proc/bokeh-test-output")  # cannot be created, even by root 
 
 def env() -> dict[str, str]:
     """This interpreter's environment, with this checkout's src/ first (a worktree or a clone)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
-            "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return {**ENV, "PYTHONUNBUFFERED": "1"}
 
 
 def make(*args: str, cwd: Path) -> subprocess.CompletedProcess:
