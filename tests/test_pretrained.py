@@ -155,3 +155,18 @@ def test_pretrained_show_a_positional_name_shows_that_model_or_refuses(tmp_path)
     assert shown.returncode == 0 and json.loads(shown.stdout)["name"] == "reference", shown.stderr
     refused = cli("bokeh.pretrained", "show", "reference_v1", cwd=tmp_path)  # not shipped: refused, not v2 shown
     assert "no shipped model named 'reference_v1'" in one_line(refused) and refused.stdout == ""
+
+
+def test_the_licence_of_a_shipped_model_names_the_terms_of_every_photo_source(tmp_path):
+    from bokeh.release import photo_pairs_licence
+
+    sets = {}
+    for name, src in (("bsds", "/data/BSDS500/images"), ("portraits", "/data/pfcn_portraits"), ("own", "/data/my_photos")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text(json.dumps({"src": src}))
+        sets[name] = str(tmp_path / name)
+    bsds = photo_pairs_licence([sets["bsds"]])
+    assert bsds.startswith("non-commercial research and education:") and "Berkeley" in bsds and "PFCN" not in bsds
+    both = photo_pairs_licence([sets["bsds"], sets["portraits"], sets["bsds"]])
+    assert both.startswith("academic use only:") and "Berkeley" in both and "PFCN" in both and both.count("Berkeley") == 1
+    assert "/data/my_photos (their own terms apply)" in photo_pairs_licence([sets["bsds"], sets["own"]])

@@ -28,10 +28,33 @@ from bokeh import pretrained
 from bokeh.cli import json_text
 
 USAGE = "usage: python -m bokeh.release ship ckpt=PATH [name=reference] [real=FOLDER] [overwrite=false] | show [[name=]reference]"
-#: What a model trained on pairs made from BSDS500 photos may be used for (its data's terms)
-PHOTO_PAIRS_LICENCE = ("non-commercial research and education: trained on pairs made from the Berkeley Segmentation Data Set 500 "
-                       "(Arbelaez et al., TPAMI 2011; Corel photos, non-commercial research and education) and on synthetic scenes; "
-                       "weights grown from a model trained on synthetic scenes alone")
+#: The terms of the photo sources the project knows, by a word in the source folder's path (lower case)
+SOURCE_TERMS = {
+    "bsds": "the Berkeley Segmentation Data Set 500 (Arbelaez et al., TPAMI 2011; Corel photos, non-commercial research and education)",
+    "portrait": "the PFCN portraits (Shen et al., Eurographics 2016; academic use only, cite the authors)",
+}
+
+
+def photo_pairs_licence(folders: list[str]) -> str:
+    """What a model trained on the photo-pair sets ``folders`` may be used for: its photos' terms,
+    read from each set's ``meta.json`` (``src``); a source the project does not know is named, its
+    own terms apply. The narrowest terms come first."""
+    sources = []
+    for folder in folders:
+        meta = Path(folder).expanduser() / "meta.json"
+        try:
+            src = str(json.loads(meta.read_text()).get("src") or folder)
+        except (OSError, ValueError):
+            src = str(folder)
+        known = [terms for word, terms in SOURCE_TERMS.items() if word in src.lower()]
+        sources += known or [f"photos from {src} (their own terms apply)"]
+    sources = list(dict.fromkeys(sources))
+    narrowest = ("academic use only" if any("academic use only" in s for s in sources)
+                 else "non-commercial research and education" if any("non-commercial" in s for s in sources)
+                 else "the terms of the photos named here")
+    return f"{narrowest}: trained on pairs made from " + "; ".join(sources) + " and on synthetic scenes"
+
+
 #: The held-out synthetic pairs a shipped model is scored on: name -> (what they are, config overrides)
 SPLITS = {
     "demo": ("experiment=demo validation split (set 0, 16 pairs of 256 x 384, f/1.8): never trained on", ["experiment=demo"]),
@@ -130,7 +153,9 @@ def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
         "controls": {"inputs": list(GlassNet(**settings).contract.names), "reference_f_number": REFERENCE_F_NUMBER},
     }
     if data.get("photo_pairs"):
-        description["licence"] = PHOTO_PAIRS_LICENCE
+        from bokeh.data.datamodules import photo_folders
+
+        description["licence"] = photo_pairs_licence(photo_folders(data["photo_pairs"]))
     shipped = GlassNet(**settings)  # the float16 weights as shipped (bokeh.pretrained.load reads them back as float32)
     shipped.load_state_dict({key: value.detach().to(torch.float16).float() for key, value in generator.state_dict().items()}, strict=True)
     shipped.eval()

@@ -53,7 +53,7 @@ def gradient_l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
     Charges lost (or invented) detail directly: a model that softens an in-focus subject pays for
     every edge it smooths, where plain L1 pays only for the small intensity change (measured on real pairs:
-    with a tap input it raised the subject's detail kept from 0.35 to 0.43; README, the levers).
+    with a tap input it raised the subject's detail kept from 0.35 to 0.43; docs/reference-models.md, the levers).
 
     Shape:
         output, target: ``(B, C, H, W)``, H and W >= 2. Returns a scalar >= 0; 0 for images that
