@@ -40,7 +40,8 @@ def focus_weighted_l1_loss(output: torch.Tensor, target: torch.Tensor, radius: t
     costs more than failing to blur a defocused one, so an unsure model keeps the subject sharp.
 
     Shape:
-        output, target: ``(B, 3, H, W)`` in [-1, 1]; radius: ``(B, 1, H, W)`` blur radius in px.
+        output, target: ``(B, 3, H, W)`` in [-1, 1]; radius: ``(B, 1, H, W)`` blur radius in px, NaN
+        where unknown (a photo pair without radii in a mixed batch: weight 1).
         Returns a scalar >= 0.
     """
     _check_pair("focus_weighted_l1_loss", output, target)
