@@ -219,7 +219,6 @@ def main_real(args: list[str]) -> dict:
     return results
 
 
-
 PORTRAIT_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> portraits=<folder with images/ and masks/> [out=metrics.json] "
                   "[aperture=1.8] [tap=auto|true|false] [subject=auto|off]")
 
