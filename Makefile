@@ -25,7 +25,7 @@ venv: $(STAMP)
 
 # After the editable install, tools/pip_overrides.py installs ai-edge-litert 2.3.0 (LiteRT's GPU
 # accelerator) over the 2.1.0 that onnx2tf 1.29.24 pins exactly, and runs `pip check` failing on every
-# conflict except that one, which it names (pyproject.toml [tool.bokeh] says why; README "Installing").
+# conflict except that one, which it names (pyproject.toml [tool.bokeh] says why; docs/development.md "Installing").
 $(STAMP): pyproject.toml tools/pip_overrides.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -57,7 +57,7 @@ tflite: $(STAMP)
 	$(BIN)/python -m bokeh.export ckpt=$(call shell_word,CKPT) out=$(call arg_or,OUT,outputs/tflite) size=$(call arg_or,SIZE,1024x1536) export.int8.enabled=$(call arg_or,INT8,false) $(EXPORT_ARGS)
 
 # A Vulkan adapter for LiteRT's GPU accelerator (as root on Debian 12: Mesa's software driver from
-# bookworm-backports); does nothing when one is there. See README "GPU accelerator".
+# bookworm-backports); does nothing when one is there. See docs/export.md "Run on a GPU with LiteRT".
 gpu-adapter: $(STAMP)
 	PYTHON=$(BIN)/python .ci/vulkan-adapter
 

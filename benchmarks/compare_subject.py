@@ -18,10 +18,10 @@ Methods, each rendered as ``bokeh.render`` renders a photo (the model at its wor
 
 Scores (all at the photos' own size, f/1.8, untapped):
 
-* held-out portraits (:func:`bokeh.evaluate_portraits.score_portrait`): matte IoU of the matte used
+* held-out portraits (:func:`bokeh.evaluate.portraits.score_portrait`): matte IoU of the matte used
   (``m > 0.5`` at the photo's size) with the person mask; detail kept in the person and on the
   textured background (medians per set as the portrait benchmark gives them).
-* real pairs at f/1.8 (:func:`bokeh.evaluate_real.score_pair`): all-pixel PSNR per pair (tone-matched),
+* real pairs at f/1.8 (:func:`bokeh.evaluate.real.score_pair`): all-pixel PSNR per pair (tone-matched),
   in focus / defocused by the subject masks, and the mean.
 * the synthetic validation scenes of ``experiment=reference_v4`` (32 scenes, 256 x 384, seed 3): PSNR
   all / in focus (r < 1 px) / defocused (r >= 4 px), rendered at their own size.
@@ -107,7 +107,7 @@ def method_name(text: str) -> str:
 
 def portraits(folder: str, count: int, renders: dict) -> dict:
     from bokeh.data.portraits import list_portraits
-    from bokeh.evaluate_portraits import score_portrait
+    from bokeh.evaluate.portraits import score_portrait
 
     photos = list_portraits(folder)[:count]
     rows = {name: [] for name in renders}
@@ -125,7 +125,7 @@ def portraits(folder: str, count: int, renders: dict) -> dict:
 
 def real_pairs(folder: str, renders: dict) -> dict:
     from bokeh.data.real_pairs import EBB_APERTURE, list_real_pairs
-    from bokeh.evaluate_real import score_pair
+    from bokeh.evaluate.real import score_pair
 
     pairs = list_real_pairs(folder, EBB_APERTURE, (1.8,))
     table = {}

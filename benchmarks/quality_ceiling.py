@@ -28,7 +28,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from bokeh.cli import quote_path_overrides
-from bokeh.evaluate import baselines, format_table, oracle_blur, score, validation_samples
+from bokeh.evaluate.synthetic import baselines, format_table, oracle_blur, score, validation_samples
 from bokeh.train import CONF_DIR, PATH_KEYS
 
 ORACLE_REGIONS = (1, 25)  # beside the 9 x 9 of bokeh.evaluate

@@ -67,3 +67,51 @@ def test_rendering_in_bf16_gives_an_image_and_a_matte_in_their_ranges():
     assert image.dtype == torch.float32
     assert -1.0 <= image.min() and image.max() <= 1.0
     assert matte is not None and 0.0 <= matte.min() and matte.max() <= 1.0
+
+
+def test_the_training_callbacks_score_real_pairs_and_portraits_in_range_in_bf16_mixed(tmp_path):
+    """The callbacks run inside a bf16-mixed validation (autocast on): their scores are finite and in range."""
+    from bokeh.callbacks import PortraitMatteScores, RealPairScores
+    from test_evaluate_portraits import write_portraits
+    from test_real_pairs import write_ebb_set
+
+    torch.manual_seed(0)
+    samples = _synthetic_samples(2)
+    module = BokehGAN(generator={"width1": 4, "width2": 8, "blocks": 1, "blend": True, "global_residual": True,
+                                 "focus_input": True})
+    callbacks = [RealPairScores(str(write_ebb_set(tmp_path / "real" / "ebb")), subject="off"),
+                 PortraitMatteScores(str(write_portraits(tmp_path / "portraits")), short_side=64, subject="off")]
+    trainer = _trainer(max_epochs=1, num_sanity_val_steps=0, limit_val_batches=1, callbacks=callbacks)
+    trainer.fit(module, DataLoader(samples[:1], batch_size=1), DataLoader(samples, batch_size=1))
+    logged = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    for key in ("real/psnr", "real/tapped/psnr"):
+        assert np.isfinite(logged[key]) and 5.0 < logged[key] < 80.0, (key, logged)
+    for key in ("real/detail_in_focus", "real/detail_defocus"):
+        assert np.isfinite(logged[key]) and logged[key] >= 0.0, (key, logged)
+    for key in ("portraits/matte_iou", "portraits/tapped/matte_iou", "portraits/model/matte_iou"):
+        assert 0.0 <= logged[key] <= 1.0, (key, logged)
+
+
+def test_bokeh_evaluate_where_auto_picks_bf16_scores_as_fp32_does(tmp_path, monkeypatch, capsys):
+    """``bokeh.evaluate real=`` and ``portraits=`` render with precision=auto: bf16 on the CPUs that have
+    it. Forced here on every machine (CPU autocast runs bf16 anywhere): the scores stay finite, in range
+    and within a fraction of a dB of fp32's."""
+    from bokeh import cpu
+    from bokeh.evaluate import __main__ as evaluate
+    from test_evaluate_portraits import write_portraits
+    from test_real_pairs import write_ebb_set
+    from test_render import write_tiny_checkpoint
+
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.ckpt")
+    real, portraits = write_ebb_set(tmp_path / "real" / "ebb"), write_portraits(tmp_path / "portraits")
+    runs = {}
+    for bf16 in (False, True):
+        monkeypatch.setattr(cpu, "native_bf16", lambda flags=None, bf16=bf16: bf16)
+        real_means = evaluate.main([f"ckpt={ckpt}", f"real={real}", "subject=off"])["means"]["f/1.8"]["model"]
+        portrait = evaluate.main([f"ckpt={ckpt}", f"portraits={portraits}", "subject=off"])["summary"]["auto"]
+        runs[bf16] = real_means, portrait
+        assert ("bf16" in capsys.readouterr().err) == bf16, "precision=auto followed the CPU"
+    (real32, portrait32), (real16, portrait16) = runs[False], runs[True]
+    assert np.isfinite(real16["psnr"]) and abs(real16["psnr"] - real32["psnr"]) < 0.5, (real16, real32)
+    for key in ("detail_subject", "detail_background"):
+        assert np.isfinite(portrait16[key]["mean"]) and abs(portrait16[key]["mean"] - portrait32[key]["mean"]) < 0.05, key

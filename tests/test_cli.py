@@ -22,7 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from bokeh.cli import OutputFolderError, check_output_folder, hydra_quote, quote_path_overrides, run_child
 from PIL import Image
 from test_render import gradient_photo
-from user_cli import cli, one_line
+from user_cli import ENV, cli, one_line
 
 REPO = Path(__file__).resolve().parents[1]
 # names a file system allows and Hydra's override grammar does not: '=', spaces, quotes, commas, brackets
@@ -32,8 +32,7 @@ UNWRITABLE = Path("/proc/bokeh-test-output")  # cannot be created, even by root 
 
 def env() -> dict[str, str]:
     """This interpreter's environment, with this checkout's src/ first (a worktree or a clone)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
-            "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return {**ENV, "PYTHONUNBUFFERED": "1"}
 
 
 def make(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -93,7 +92,8 @@ def test_check_output_folder_names_the_setting_and_leaves_nothing_behind(tmp_pat
 
 
 def test_an_unwritable_out_is_refused_before_any_work_by_every_entry_point(tmp_path, capsys, monkeypatch):
-    from bokeh import demo, evaluate
+    from bokeh import demo
+    from bokeh.evaluate import __main__ as evaluate
     from bokeh.data import synthesize
 
     monkeypatch.chdir(tmp_path)
@@ -169,8 +169,36 @@ def test_ctrl_c_during_an_export_removes_its_temporary_folder(tmp_path):
     assert (out / "bokeh_float32.tflite").read_bytes() == b"an earlier, good export"
 
 
+HALF_BUILT = """
+import sys
+from bokeh.cli import interruptible
+
+
+class Plugin:  # as imageio's Pillow plugin: a finalizer that needs what __init__ had not set yet
+    def __init__(self):
+        raise KeyboardInterrupt  # Ctrl-C lands inside the constructor
+        self.images = []
+
+    def __del__(self):
+        self.images.clear()
+
+
+with interruptible("bokeh.x", lambda: "nothing was written"):
+    Plugin()
+"""
+
+
+def test_ctrl_c_inside_a_library_constructor_prints_one_line_not_its_finalizers_traceback(tmp_path):
+    """CI on main@f375822: Ctrl-C during an export's photo read left imageio's half-built plugin, whose
+    ``__del__`` printed "Exception ignored ... Traceback" under the one line."""
+    done = subprocess.run([sys.executable, "-c", HALF_BUILT], cwd=tmp_path, env=env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 130
+    assert done.stderr.strip() == "bokeh.x: interrupted (Ctrl-C); nothing was written", done.stderr
+
+
 def test_ctrl_c_during_evaluate_writes_no_report(tmp_path, monkeypatch, capsys):
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
     from test_render import write_tiny_checkpoint
 
     checkpoint = write_tiny_checkpoint(tmp_path / "tiny.ckpt")

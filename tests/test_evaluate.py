@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bokeh.data.datamodules import SyntheticDataModule
-from bokeh.evaluate import SPLIT_ABSENT, baselines, evaluate_generator, format_table, oracle_blur, score, validation_samples
+from bokeh.evaluate.synthetic import SPLIT_ABSENT, baselines, evaluate_generator, format_table, oracle_blur, score, validation_samples
 from bokeh.models.glassnet import GlassNet
 import json
 from PIL import Image
@@ -72,7 +72,7 @@ def test_evaluate_scores_a_folder_of_pairs_without_training_pairs(tiny_ckpt, tmp
 
 
 def test_evaluate_writes_nothing_into_the_working_folder(tiny_ckpt, tmp_path, monkeypatch, capsys):
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
 
     work = tmp_path / "read-only"
     work.mkdir()

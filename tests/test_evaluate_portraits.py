@@ -14,8 +14,8 @@ import torch
 
 from bokeh import metrics
 from bokeh.data.portraits import list_portraits
-from bokeh.evaluate import gaussian_blur
-from bokeh.evaluate_portraits import evaluate_portraits
+from bokeh.metrics import gaussian_blur
+from bokeh.evaluate.portraits import evaluate_portraits
 from bokeh.images import from_tensor, to_tensor, write_image
 
 SHARED_PORTRAITS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "portraits"
@@ -114,7 +114,7 @@ def test_grow_and_shrink_are_square_and_the_border_is_not_outside():
 
 # ----------------------------------------------------------------------------- the CLI
 def test_cli_scores_a_blend_model_auto_and_tapped_and_writes_metrics(tmp_path, capsys):
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
     from test_render import write_tiny_checkpoint
 
     checkpoint = write_tiny_checkpoint(tmp_path / "blend.ckpt", blend=True, focus_input=True, aperture_input=True)
@@ -134,7 +134,7 @@ def test_cli_scores_a_blend_model_auto_and_tapped_and_writes_metrics(tmp_path, c
 
 
 def test_cli_says_a_model_has_no_matte_and_leaves_iou_out(tmp_path, capsys):
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
     from test_render import write_tiny_checkpoint
 
     checkpoint = write_tiny_checkpoint(tmp_path / "plain.ckpt")
@@ -149,7 +149,7 @@ def test_cli_says_a_model_has_no_matte_and_leaves_iou_out(tmp_path, capsys):
 
 
 def _refused(args: list[str], capsys) -> str:
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
 
     with pytest.raises(SystemExit) as exit_:
         evaluate.main(args)
@@ -196,7 +196,7 @@ def test_on_real_portraits_a_portrait_mode_from_the_true_mask_keeps_the_person_a
 
 def test_a_photo_with_an_all_black_mask_is_skipped_with_a_line_and_metrics_json_is_strict_json(tmp_path, capsys):
     # issue 32: an all-black person mask gave a NaN row and a bare NaN in metrics.json (not JSON)
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
     from test_render import write_tiny_checkpoint
 
     checkpoint = write_tiny_checkpoint(tmp_path / "plain.ckpt")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,25 +15,14 @@ import pytest
 from bokeh.checkpoint import save_generator
 from bokeh.files import NAME_MAX, OutputPlanError, atomic_file, check_planned, write_text_atomic
 from bokeh.images import write_image
+from user_cli import cli
+from user_cli import one_line as refused
 from bokeh.models.glassnet import GlassNet
 from bokeh.models.init import trained_like
 import torch
 from test_render import gradient_photo
 
-REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
 BLEND = dict(width1=4, width2=4, blocks=1, blend=True)
-
-
-def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
-
-
-def refused(result: subprocess.CompletedProcess) -> str:
-    """Exit status 2, one line, no traceback: the line."""
-    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    return result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from bokeh.models.glassnet import GlassNet
 from user_cli import cli, one_line
 
 SETTINGS = {"width1": 4, "width2": 4, "blocks": 1, "global_residual": True}
+INPUT = {"layout": "NCHW RGB", "value_range": [-1.0, 1.0], "multiple_of": 8, "trained_at": [32, 48], "short_side": 64}
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def shipped(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "FOLDER", tmp_path)
     torch.manual_seed(0)
     generator = GlassNet(**SETTINGS)
-    pretrained.save("tiny", generator, SETTINGS, {"input": {"short_side": 64}}, folder=tmp_path)
+    pretrained.save("tiny", generator, SETTINGS, {"input": INPUT}, folder=tmp_path)
     return generator
 
 
@@ -35,6 +36,31 @@ def test_a_shipped_model_loads_by_name_in_float32_and_matches_its_fp16_weights(s
     state = torch.load(tmp_path / "tiny.pt", weights_only=True)
     assert all(t.dtype == torch.float16 for t in state.values())
     assert json.loads((tmp_path / "tiny.json").read_text())["model"] == SETTINGS
+
+
+def test_the_typed_handle_gives_settings_input_convention_and_the_model(shipped, tmp_path):
+    handle = pretrained.weights("tiny")
+    assert handle.name == "tiny" and dict(handle.settings) == SETTINGS
+    assert handle.input == pretrained.InputConvention("NCHW RGB", (-1.0, 1.0), 8, (32, 48), 64)
+    assert handle.meta["sha256"] == json.loads((tmp_path / "tiny.json").read_text())["sha256"]
+    with pytest.raises(TypeError):
+        handle.settings["blocks"] = 9  # read-only: the description on disk is the truth
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(handle.load()(image)[0], pretrained.load("tiny")(image)[0])
+    broken = json.loads((tmp_path / "tiny.json").read_text())
+    del broken["input"]["short_side"]
+    (tmp_path / "tiny.json").write_text(json.dumps(broken))
+    with pytest.raises(pretrained.PretrainedError, match=r"tiny.json lacks a valid 'short_side' entry"):
+        pretrained.weights("tiny")
+    with pytest.raises(pretrained.PretrainedError, match="no shipped model named 'nope'"):
+        pretrained.weights("nope")
+
+
+def test_the_shipped_reference_has_a_complete_handle():
+    handle = pretrained.weights("reference")
+    assert handle.input.multiple_of == 8 and handle.input.short_side > 0 and handle.input.value_range == (-1.0, 1.0)
+    assert list(handle.load().contract.names) == handle.meta["controls"]["inputs"]
 
 
 def test_every_checkpoint_path_also_takes_a_name(shipped):
@@ -94,7 +120,7 @@ def test_ship_checks_its_file_and_name_first_in_one_sentence(bad, said, tiny_ckp
 
 
 def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_files(tiny_ckpt, shipped, tmp_path, monkeypatch):
-    import bokeh.evaluate
+    import bokeh.evaluate.synthetic
     from bokeh.release import ship
 
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -102,7 +128,7 @@ def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_fil
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bokeh.evaluate, "validation_samples", interrupted)
+    monkeypatch.setattr(bokeh.evaluate.synthetic, "validation_samples", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ship(tiny_ckpt, "tiny")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "no new weights without their scores"
@@ -111,7 +137,7 @@ def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_fil
 def test_ship_writes_the_weights_and_their_scores_together(tiny_ckpt, shipped, tmp_path, monkeypatch):
     from bokeh import release
 
-    monkeypatch.setattr(release, "SPLITS", {})  # the scoring itself is bokeh.evaluate's (tests/test_evaluate.py)
+    monkeypatch.setattr(release, "SPLITS", {})  # the scoring itself is bokeh.evaluate.synthetic (tests/test_evaluate.py)
     path = release.ship(tiny_ckpt, "fresh")
     assert path == tmp_path / "fresh.json" and json.loads(path.read_text())["scores"] == {}
     assert pretrained.load("fresh")(torch.zeros(1, 3, 16, 16))[0].shape == (1, 3, 16, 16), "its size and SHA-256 match"
@@ -129,3 +155,18 @@ def test_pretrained_show_a_positional_name_shows_that_model_or_refuses(tmp_path)
     assert shown.returncode == 0 and json.loads(shown.stdout)["name"] == "reference", shown.stderr
     refused = cli("bokeh.pretrained", "show", "reference_v1", cwd=tmp_path)  # not shipped: refused, not v2 shown
     assert "no shipped model named 'reference_v1'" in one_line(refused) and refused.stdout == ""
+
+
+def test_the_licence_of_a_shipped_model_names_the_terms_of_every_photo_source(tmp_path):
+    from bokeh.release import photo_pairs_licence
+
+    sets = {}
+    for name, src in (("bsds", "/data/BSDS500/images"), ("portraits", "/data/pfcn_portraits"), ("own", "/data/my_photos")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text(json.dumps({"src": src}))
+        sets[name] = str(tmp_path / name)
+    bsds = photo_pairs_licence([sets["bsds"]])
+    assert bsds.startswith("non-commercial research and education:") and "Berkeley" in bsds and "PFCN" not in bsds
+    both = photo_pairs_licence([sets["bsds"], sets["portraits"], sets["bsds"]])
+    assert both.startswith("academic use only:") and "Berkeley" in both and "PFCN" in both and both.count("Berkeley") == 1
+    assert "/data/my_photos (their own terms apply)" in photo_pairs_licence([sets["bsds"], sets["own"]])

@@ -14,7 +14,7 @@ from bokeh import metrics
 from bokeh.data.pairs import DataLayoutError
 from bokeh.data.real_pairs import interior_point, list_real_pairs
 from bokeh.metrics import gaussian_blur
-from bokeh.evaluate_real import evaluate_real, score_real_pairs
+from bokeh.evaluate.real import evaluate_real, score_real_pairs
 from bokeh.images import write_image
 from PIL import Image
 from test_render import gradient_photo
@@ -180,7 +180,7 @@ def test_score_real_pairs_scores_a_generator_at_a_reduced_size(tmp_path):
 
 
 def test_cli_scores_a_folder_and_writes_its_report(tmp_path, capsys):
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
     from test_render import write_tiny_checkpoint
 
     checkpoint = write_tiny_checkpoint(tmp_path / "tiny.ckpt")
@@ -195,7 +195,7 @@ def test_cli_scores_a_folder_and_writes_its_report(tmp_path, capsys):
 
 
 def test_cli_taps_and_sets_the_aperture_for_a_model_with_controls_and_refuses_them_otherwise(tmp_path, capsys):
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
     from test_render import write_tiny_checkpoint
 
     controlled = write_tiny_checkpoint(tmp_path / "controls.ckpt", focus_input=True, aperture_input=True)
@@ -219,7 +219,7 @@ def test_cli_taps_and_sets_the_aperture_for_a_model_with_controls_and_refuses_th
 
 
 def test_cli_refuses_bad_arguments_before_any_work(tmp_path, capsys):
-    from bokeh import evaluate
+    from bokeh.evaluate import __main__ as evaluate
 
     write_ebb_set(tmp_path / "real")
     for args, message in ((["ckpt=reference", f"real={tmp_path / 'real'}", "data=ebb"], "unknown argument"),

@@ -296,7 +296,8 @@ def test_a_missing_segmenter_is_one_sentence_exit_2(tiny, grace, tmp_path, capsy
 def test_the_training_callbacks_real_pair_score_equals_bokeh_evaluate_real(tiny, tmp_path, capsys, monkeypatch, subject):
     from types import SimpleNamespace
 
-    from bokeh import cpu, evaluate
+    from bokeh import cpu
+    from bokeh.evaluate import __main__ as evaluate
     from bokeh.callbacks import RealPairScores
     from test_real_pairs import write_ebb_set
 

@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+REPO = Path(__file__).resolve().parents[1]
+#: A child's environment: this checkout's src/ first (a worktree or a clone tests its own code), one thread
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])),
+       "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
 
 
 def cli(module: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@
   other line (a real conflict) and on a tolerated line that no longer appears (the conflict is gone:
   drop the override).
 
-Why ai-edge-litert needs this: see the comment in ``pyproject.toml`` and README ("Installing").
+Why ai-edge-litert needs this: see the comment in ``pyproject.toml`` and docs/development.md ("Installing: the ai-edge-litert override").
 """
 
 from __future__ import annotations

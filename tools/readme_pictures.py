@@ -18,7 +18,7 @@ from PIL import Image
 
 from bokeh import pretrained
 from bokeh.demo import render_controls, subject_rows
-from bokeh.evaluate_real import backend_render
+from bokeh.evaluate.real import backend_render
 from bokeh.render import TorchBackend
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -31,8 +31,8 @@ def _tile(image: np.ndarray, width: int = 400) -> np.ndarray:
 
 
 def main() -> None:
-    generator = pretrained.load("reference")
-    short_side = pretrained.meta("reference")["input"]["short_side"]
+    shipped = pretrained.weights("reference")
+    generator, short_side = shipped.load(), shipped.input.short_side
     backend = TorchBackend(generator)
     render = backend_render(backend, short_side=short_side)  # as bokeh.render renders by default
     rows = []

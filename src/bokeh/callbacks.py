@@ -60,7 +60,7 @@ def _segmenter_missing(subject: str) -> str | None:
 class RealPairScores(pl.Callback):
     """Score the generator on a folder of real pairs after each validation, and log
     ``real/psnr``, ``real/psnr_in_focus``, ``real/psnr_defocus``, ``real/detail_in_focus`` (and
-    ``real/detail_defocus``): :func:`bokeh.evaluate_real.score_real_pairs` at ``short_side``, each
+    ``real/detail_defocus``): :func:`bokeh.evaluate.real.score_real_pairs` at ``short_side``, each
     photo rendered on the one road of ``bokeh.render`` (:func:`bokeh.render.render_photo`: the
     numbers ``python -m bokeh.evaluate real=`` prints for the same weights, pairs and size). A
     generator with a focus input is also scored tapped at each subject mask's interior point
@@ -96,7 +96,7 @@ class RealPairScores(pl.Callback):
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         from bokeh.data.pairs import DataLayoutError
-        from bokeh.evaluate_real import score_real_pairs
+        from bokeh.evaluate.real import score_real_pairs
 
         if self.folder is None or trainer.sanity_checking or not trainer.is_global_zero:
             return

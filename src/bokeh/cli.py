@@ -182,11 +182,19 @@ def interruptible(program: str, finished: Callable[[], str]) -> Iterator[None]:
         with stop_signals_interrupt():
             yield
     except KeyboardInterrupt as interrupt:
+        # The interrupt may have landed inside a library's constructor (imageio's Pillow plugin, a
+        # TFLite interpreter ...): its finalizer then fails on the half-built object as the process
+        # exits and Python prints "Exception ignored in ... Traceback". Once stopping, those are noise.
+        sys.unraisablehook = _ignore_unraisable
         said = [finished()] + ([interrupt.finished] if isinstance(interrupt, Interrupted) else [])
         signum = _stop_signal(interrupt)
         how = "Ctrl-C" if signum is None else signal.Signals(signum).name
         print(f"{program}: interrupted ({how}); " + "; ".join(s for s in said if s), file=sys.stderr, flush=True)
         raise SystemExit(EXIT_INTERRUPTED if signum is None else 128 + signum) from None
+
+
+def _ignore_unraisable(unraisable) -> None:
+    """``sys.unraisablehook`` once a command is stopping: finalizers' errors are not reported."""
 
 
 def _stop_signal(interrupt: BaseException) -> int | None:

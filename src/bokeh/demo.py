@@ -40,7 +40,7 @@ from bokeh.checkpoint import load_generator
 from bokeh.checkpoint_io import CheckpointWriteError
 from bokeh.cli import EXIT_SETTINGS, hydra_quote, interruptible, json_text, quote_path_overrides, run_child
 from bokeh.files import OutputFolderError, check_output_folder, check_planned, write_text_atomic
-from bokeh.evaluate import baselines, evaluate_generator, format_table, score, validation_samples
+from bokeh.evaluate.synthetic import baselines, evaluate_generator, format_table, score, validation_samples
 from bokeh.data.pairs import DataLayoutError
 from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths, check_run_folder, run
 
@@ -186,7 +186,7 @@ def render_controls(generator, out: Path, short_side: int) -> Path | None:
     import numpy as np
     import skimage.data
 
-    from bokeh.evaluate_real import backend_render
+    from bokeh.evaluate.real import backend_render
     from bokeh.images import write_image
     from bokeh.render import TorchBackend
 
@@ -262,13 +262,13 @@ def render_real_pairs(generator, folder: Path, out: Path, short_side: int) -> tu
     """Real photo pairs with their targets: ``input | output | target`` PNGs ``reference_real_<name>.png``
     (at most 1024 px wide each), rendered as ``bokeh.render`` renders by default (tapped at the
     subject mask's interior point and at the target's f-number where the model takes those), and
-    the real-pair benchmark's table (:mod:`bokeh.evaluate_real`) for them."""
+    the real-pair benchmark's table (:mod:`bokeh.evaluate.real`) for them."""
     import numpy as np
     from PIL import Image
 
     from bokeh.data.focus import interior_point
     from bokeh.data.real_pairs import list_real_pairs, read_mask
-    from bokeh.evaluate_real import backend_render, evaluate_real
+    from bokeh.evaluate.real import backend_render, evaluate_real
     from bokeh.images import read_rgb, write_image
     from bokeh.render import TorchBackend
 
@@ -336,15 +336,16 @@ def _steps(options: dict, cfg, out: Path, finished: list[str]) -> None:
     if options["reference"]:
         from bokeh import pretrained
 
-        reference = pretrained.load("reference")
+        shipped = pretrained.weights("reference")
+        reference = shipped.load()
         shown = time.perf_counter()
-        short_side = pretrained.meta("reference")["input"]["short_side"]
+        short_side = shipped.input.short_side
         pictures += render_photos(reference, photos, out, "reference", short_side)
         controls = render_controls(reference, out, short_side)
         pictures += [controls] if controls else []
         pictures.append(render_subject(reference, out, "reference", short_side))
         if options["real"] is not None:
-            from bokeh.evaluate_real import format_real_table
+            from bokeh.evaluate.real import format_real_table
 
             real_pictures, real_results = render_real_pairs(reference, options["real"], out, short_side)
             pictures += real_pictures

@@ -531,6 +531,6 @@ def matte_iou(matte: torch.Tensor, target: torch.Tensor, threshold: float = 0.5)
 def gaussian_blur(sigma: float):
     """A function blurring ``(B, C, H, W)`` images with a Gaussian of ``sigma`` pixels (kernel
     2 * ceil(3 sigma) + 1, reflected borders): the blur baselines of :mod:`bokeh.evaluate` and the
-    detail measure of :mod:`bokeh.evaluate_real`."""
+    detail measure of :mod:`bokeh.evaluate.real`."""
     size = 2 * math.ceil(3 * sigma) + 1
     return lambda image: kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="reflect")

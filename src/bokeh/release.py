@@ -28,10 +28,33 @@ from bokeh import pretrained
 from bokeh.cli import json_text
 
 USAGE = "usage: python -m bokeh.release ship ckpt=PATH [name=reference] [real=FOLDER] [overwrite=false] | show [[name=]reference]"
-#: What a model trained on pairs made from BSDS500 photos may be used for (its data's terms)
-PHOTO_PAIRS_LICENCE = ("non-commercial research and education: trained on pairs made from the Berkeley Segmentation Data Set 500 "
-                       "(Arbelaez et al., TPAMI 2011; Corel photos, non-commercial research and education) and on synthetic scenes; "
-                       "weights grown from a model trained on synthetic scenes alone")
+#: The terms of the photo sources the project knows, by a word in the source folder's path (lower case)
+SOURCE_TERMS = {
+    "bsds": "the Berkeley Segmentation Data Set 500 (Arbelaez et al., TPAMI 2011; Corel photos, non-commercial research and education)",
+    "portrait": "the PFCN portraits (Shen et al., Eurographics 2016; academic use only, cite the authors)",
+}
+
+
+def photo_pairs_licence(folders: list[str]) -> str:
+    """What a model trained on the photo-pair sets ``folders`` may be used for: its photos' terms,
+    read from each set's ``meta.json`` (``src``); a source the project does not know is named, its
+    own terms apply. The narrowest terms come first."""
+    sources = []
+    for folder in folders:
+        meta = Path(folder).expanduser() / "meta.json"
+        try:
+            src = str(json.loads(meta.read_text()).get("src") or folder)
+        except (OSError, ValueError):
+            src = str(folder)
+        known = [terms for word, terms in SOURCE_TERMS.items() if word in src.lower()]
+        sources += known or [f"photos from {src} (their own terms apply)"]
+    sources = list(dict.fromkeys(sources))
+    narrowest = ("academic use only" if any("academic use only" in s for s in sources)
+                 else "non-commercial research and education" if any("non-commercial" in s for s in sources)
+                 else "the terms of the photos named here")
+    return f"{narrowest}: trained on pairs made from " + "; ".join(sources) + " and on synthetic scenes"
+
+
 #: The held-out synthetic pairs a shipped model is scored on: name -> (what they are, config overrides)
 SPLITS = {
     "demo": ("experiment=demo validation split (set 0, 16 pairs of 256 x 384, f/1.8): never trained on", ["experiment=demo"]),
@@ -45,10 +68,10 @@ SPLITS = {
 def score_real_folder(generator, folder: Path, short_side: int | None = None) -> dict:
     """A model about to be shipped (its float16 weights, as :func:`bokeh.pretrained.load` gives them)
     on a folder of real pairs as ``bokeh.render ckpt=<name>`` renders them by default (at its
-    ``short_side``), scored by the real-pair benchmark (:mod:`bokeh.evaluate_real`): untapped, and (for a
+    ``short_side``), scored by the real-pair benchmark (:mod:`bokeh.evaluate.real`): untapped, and (for a
     model with the controls) tapped at each subject mask's interior point at each target's f-number;
     means per f-number, with the identity and best-blur baselines."""
-    from bokeh.evaluate_real import backend_render, evaluate_real
+    from bokeh.evaluate.real import backend_render, evaluate_real
     from bokeh.data.real_pairs import list_real_pairs
     from bokeh.render import TorchBackend
     from bokeh.runtimes import TorchRuntime
@@ -104,7 +127,7 @@ def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
 
     from bokeh import cpu
     from bokeh.checkpoint import generator_state, read_checkpoint
-    from bokeh.evaluate import evaluate_generator, validation_samples
+    from bokeh.evaluate.synthetic import evaluate_generator, validation_samples
     from bokeh.models.controls import REFERENCE_F_NUMBER
     from bokeh.models.glassnet import GlassNet
     from bokeh.train import CONF_DIR
@@ -130,7 +153,9 @@ def ship(ckpt: Path, name: str, real: Path | None = None) -> Path:
         "controls": {"inputs": list(GlassNet(**settings).contract.names), "reference_f_number": REFERENCE_F_NUMBER},
     }
     if data.get("photo_pairs"):
-        description["licence"] = PHOTO_PAIRS_LICENCE
+        from bokeh.data.datamodules import photo_folders
+
+        description["licence"] = photo_pairs_licence(photo_folders(data["photo_pairs"]))
     shipped = GlassNet(**settings)  # the float16 weights as shipped (bokeh.pretrained.load reads them back as float32)
     shipped.load_state_dict({key: value.detach().to(torch.float16).float() for key, value in generator.state_dict().items()}, strict=True)
     shipped.eval()

@@ -156,3 +156,29 @@ def test_a_list_of_paths_reaches_hydra_as_a_list():
 
     given = ["data.photo_pairs=[outputs/a,outputs/b]", "data.photo_pairs=runs/x=1"]
     assert quote_path_overrides(given, ["data.photo_pairs"]) == ["data.photo_pairs=[outputs/a,outputs/b]", "data.photo_pairs='runs/x=1'"]
+
+
+def test_a_batch_mixing_scenes_and_photo_pairs_without_coc_keeps_the_scenes_radii(tmp_path, make_folder):
+    """Photo pairs without ``coc/`` beside synthetic scenes: default_collate raised KeyError 'coc' when a
+    scene came first, and dropped every scene's radii when a photo pair did."""
+    from bokeh.data.pairs import collate_samples
+    from bokeh.losses.reconstruction import focus_weighted_l1_loss
+
+    photos = make_folder([f"p{k}" for k in range(6)], size=(48, 64), root=tmp_path / "photos")
+    dm = small_synthetic(tmp_path, photo_pairs=[str(photos)], photo_share=0.5, batch_size=6)
+    dm.prepare_data()
+    dm.setup("fit")
+    batches = list(dm.train_dataloader())
+    names = [name for batch in batches for name in batch["name"]]
+    assert any(n.startswith("p") for n in names) and any(not n.startswith("p") for n in names), names
+    for batch in batches:
+        photo = torch.tensor([n.startswith("p") for n in batch["name"]])
+        assert batch["coc"].shape == (len(photo), 1, 16, 24)
+        assert torch.isnan(batch["coc"][photo]).all() and torch.isfinite(batch["coc"][~photo]).all()
+        loss = focus_weighted_l1_loss(batch["input"], batch["target"], batch["coc"], focus_weight=2.0)
+        assert torch.isfinite(loss), "unknown radii weigh 1, as in the plain L1"
+    scene, pair = dm.train_set[0], {"input": torch.zeros(3, 16, 24), "name": "x"}
+    scene = {key: scene[key] for key in ("input", "name", "coc")}
+    for order in ([scene, pair], [pair, scene]):
+        batch = collate_samples(order)
+        assert batch["coc"].shape == (2, 1, 16, 24) and int(torch.isnan(batch["coc"]).flatten(1).all(1).sum()) == 1

@@ -39,6 +39,7 @@ from bokeh.data.pairs import (
     apply_policy,
     check_pair,
     check_pairs,
+    collate_samples,
     list_pairs,
     read_include_list,
     resolve_root,
@@ -105,7 +106,8 @@ class _PairDataModule(pl.LightningDataModule):
         """
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for loaders")
-        options = dict(num_workers=self.num_workers, persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(self.seed))
+        options = dict(num_workers=self.num_workers, persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(self.seed),
+                       collate_fn=collate_samples)
         if not train:
             return DataLoader(dataset, batch_size=1, shuffle=False, **options)
         trainer = self.trainer

@@ -260,6 +260,25 @@ def check_pairs(pairs: list[Pair], crop: tuple[int, int] | None, rotate_to_fit: 
 
 Sample = dict  # {"input": (3, h, w), "target": (3, h, w), "name": str, "size": (2,) int64, "focus": (2,), "aperture": (1,),
 #                 "matte": (1, h, w) in {0, 1} or UNKNOWN (-1) [, "coc": (1, h, w)] [, "subject": (1, h, w) in [0, 1]]}
+#: An optional per-pixel map a sample may lack, and what its absence means as a fill value: blur
+#: radii unknown (NaN: no pixel counts as in focus), no subject prior (0)
+ABSENT_MAPS = {"coc": float("nan"), "subject": 0.0}
+
+
+def collate_samples(samples: list[Sample]) -> dict:
+    """``default_collate`` for a batch drawn from several sources: a sample lacking an optional map
+    of :data:`ABSENT_MAPS` that others carry (photo pairs without ``coc/`` beside synthetic scenes)
+    gets it filled with what its absence means, ``(1, h, w)`` at its own size, instead of a
+    ``KeyError`` (or the map silently dropped from the batch, when the first sample lacks it).
+    Every other key must be in every sample."""
+    from torch.utils.data import default_collate
+
+    for key, fill in ABSENT_MAPS.items():
+        if any(key in s for s in samples) and not all(key in s for s in samples):
+            samples = [s if key in s else {**s, key: torch.full((1, *s["input"].shape[-2:]), fill)} for s in samples]
+    return default_collate(samples)
+
+
 Reader = Callable[[Pair], tuple]  # pair -> (original, bokeh) or (original, bokeh, blur radius or None)
 
 

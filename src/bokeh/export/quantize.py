@@ -28,7 +28,7 @@ int8 weights (``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``) i
 has no XNNPACK kernels (LiteRT's reference kernels: many times slower than float). Per-tensor
 weight scales (onnx2tf's ``-qt per-tensor``) are what older integer-only accelerators need; XNNPACK
 and the GPU take per-channel ones. ``benchmarks/int8_layers.py`` measures all of these against each other, and where the error comes
-from layer by layer (the README has the figures).
+from layer by layer (docs/export.md "An int8 model" has the figures).
 
 On a phone's GPU a quantized model brings a smaller file, not faster arithmetic: the GPU delegate
 dequantizes the weights once and computes in float (TensorFlow Lite's GPU delegate documentation,

@@ -40,7 +40,8 @@ def focus_weighted_l1_loss(output: torch.Tensor, target: torch.Tensor, radius: t
     costs more than failing to blur a defocused one, so an unsure model keeps the subject sharp.
 
     Shape:
-        output, target: ``(B, 3, H, W)`` in [-1, 1]; radius: ``(B, 1, H, W)`` blur radius in px.
+        output, target: ``(B, 3, H, W)`` in [-1, 1]; radius: ``(B, 1, H, W)`` blur radius in px, NaN
+        where unknown (a photo pair without radii in a mixed batch: weight 1).
         Returns a scalar >= 0.
     """
     _check_pair("focus_weighted_l1_loss", output, target)
@@ -53,7 +54,7 @@ def gradient_l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
     Charges lost (or invented) detail directly: a model that softens an in-focus subject pays for
     every edge it smooths, where plain L1 pays only for the small intensity change (measured on real pairs:
-    with a tap input it raised the subject's detail kept from 0.35 to 0.43; README, the levers).
+    with a tap input it raised the subject's detail kept from 0.35 to 0.43; docs/reference-models.md, the levers).
 
     Shape:
         output, target: ``(B, C, H, W)``, H and W >= 2. Returns a scalar >= 0; 0 for images that

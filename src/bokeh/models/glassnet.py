@@ -209,7 +209,7 @@ class GlassNet(nn.Module):
             VDSR), so the untrained network is close to the identity and in-focus pixels keep the
             input's detail instead of being re-synthesised through the encoder-decoder; the sum is
             clamped to [-1, 1] in eval mode (training sees it unclamped, so saturated pixels keep
-            their gradient). A deviation measured in the README ("A model that learns where the focus is").
+            their gradient). A deviation measured in docs/reference-models.md ("What teaches a model where the focus is").
         focus_input: off (the paper). On: the network takes a tap-to-focus point
             (:mod:`bokeh.models.controls`), seen as a Gaussian plane concatenated to both stages' inputs.
         aperture_input: off (the paper). On: the network takes an f-number, seen as a constant plane

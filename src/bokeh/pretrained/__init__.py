@@ -10,15 +10,23 @@ A name (``reference``) maps to two files in this folder:
 
 Every entry point that takes a checkpoint path also takes a shipped name: ``bokeh.render
 ckpt=reference``, ``make tflite CKPT=reference``, ``bokeh.train init_from=reference``,
-``bokeh.evaluate ckpt=reference``; in Python :func:`load` (or
-:func:`bokeh.checkpoint.load_generator`, which accepts names too).
+``bokeh.evaluate ckpt=reference``; in Python :func:`weights` (a typed handle: settings, input
+convention, description, ``load()``), :func:`load` (or :func:`bokeh.checkpoint.load_generator`,
+which accepts names too).
+
+    handle = pretrained.weights("reference")
+    handle.input.short_side, handle.settings["blend"], handle.meta["scores"]
+    generator = handle.load()          # GlassNet, eval mode, float32
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -117,6 +125,66 @@ def load(name: str = "reference") -> GlassNet:
     generator = GlassNet(**kwargs)
     generator.load_state_dict(state, strict=True)
     return generator.eval()
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """How a shipped model takes a photo (``<name>.json`` ``input``).
+
+    Attributes:
+        layout: ``"NCHW RGB"``.
+        value_range: ``(-1.0, 1.0)``: pixel values the model takes and gives.
+        multiple_of: height and width must be multiples of it (8: Glass-Net's two stride-2 levels).
+        trained_at: ``(height, width)`` of the training crops, px.
+        short_side: the photo's short side the renderer works at by default, px (a model sees the
+            scale it was trained at; :mod:`bokeh.render.fit` upsamples the result).
+    """
+
+    layout: str
+    value_range: tuple[float, float]
+    multiple_of: int
+    trained_at: tuple[int, int]
+    short_side: int
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A shipped model by name, typed (as torchvision's ``Weights`` enum members are).
+
+    Attributes:
+        name: the shipped name (``reference``).
+        settings: the :class:`~bokeh.models.glassnet.GlassNet` keyword arguments (read-only).
+        input: its :class:`InputConvention`.
+        meta: the whole description (training, data, controls, licence, scores), read-only.
+    """
+
+    name: str
+    settings: Mapping[str, Any]
+    input: InputConvention
+    meta: Mapping[str, Any]
+
+    def load(self) -> GlassNet:
+        """The Glass-Net in eval mode on the CPU, float32 (:func:`load`)."""
+        return load(self.name)
+
+
+def weights(name: str = "reference") -> Weights:
+    """The typed handle of shipped model ``name``.
+
+    Raises:
+        PretrainedError: no such name, or its description lacks the model settings or a field of the
+            input convention (a damaged ``<name>.json``).
+    """
+    description = meta(name)
+    try:
+        given = description["input"]
+        convention = InputConvention(layout=str(given["layout"]), value_range=tuple(float(v) for v in given["value_range"]),
+                                     multiple_of=int(given["multiple_of"]), trained_at=tuple(int(v) for v in given["trained_at"]),
+                                     short_side=int(given["short_side"]))
+        settings = MappingProxyType(dict(description["model"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise PretrainedError(f"{FOLDER / (name + '.json')} lacks a valid {error} entry: restore it with git checkout") from None
+    return Weights(name=name, settings=settings, input=convention, meta=MappingProxyType(description))
 
 
 def save(name: str, generator: GlassNet, settings: dict[str, Any], description: dict[str, Any], folder: Path = FOLDER) -> Path:

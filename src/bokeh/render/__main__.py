@@ -6,7 +6,7 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
 * ``short_side=auto``: torch models run with the photo's short side at most this many pixels and
   the result is upsampled to the photo's size (in-focus detail restored); ``auto`` is the scale a
   shipped model was trained at (256 for ``reference``), else 1024; ``short_side=full`` runs at full resolution
-  (memory and time grow with the pixel count: see the README). Exported models (``.onnx``,
+  (memory and time grow with the pixel count: see docs/render.md "Large photos"). Exported models (``.onnx``,
   ``.tflite``) always run at their static export size, whatever this says.
 * ``quality=95``: JPEG quality of the outputs.
 * ``threads=0``: CPU threads (0: every core).

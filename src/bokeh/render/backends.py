@@ -293,9 +293,10 @@ def load_backend(path: str | os.PathLike, threads: int = 0, value_range: str = "
         if accelerator != "cpu":
             raise ValueError(f"accelerator={accelerator} runs .tflite models; export the shipped model first: "
                              f"make tflite CKPT={path}")
-        runtime = TorchRuntime(pretrained.load(source), threads, precision)
+        shipped = pretrained.weights(source)
+        runtime = TorchRuntime(shipped.load(), threads, precision)
         return TorchBackend(runtime, name=f"torch {describe_precision(runtime.precision)} (shipped model {path})",
-                            short_side=pretrained.meta(source).get("input", {}).get("short_side"))
+                            short_side=shipped.input.short_side)
     path = source
     suffix = path.suffix.lower()
     if value_range not in VALUE_RANGES:

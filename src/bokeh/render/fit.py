@@ -17,7 +17,7 @@ static size. Every photo goes through the same steps, each undone on the output 
 Why 1024 on the short side by default: EBB!, the training data, is about 1024 x 1536, so the
 network has learned how large the blur is in pixels at that scale (at 4032 x 3024 the same network
 would blur about a quarter as much of the picture), and the memory and time of a full-resolution
-pass grow with the pixel count (``benchmarks/bench_render.py``; numbers in the README). The
+pass grow with the pixel count (``benchmarks/bench_render.py``; numbers in docs/render.md "Large photos"). The
 authors ran their model this way too: at about 1024 on the short side, the result upsampled.
 The upsampling alone would soften the in-focus subject's fine detail. A model with a matte
 (``OutputContract.matte``) gives its keep weight ``m`` and defocus layer ``B`` at the working size,
