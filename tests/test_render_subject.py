@@ -107,7 +107,7 @@ def test_the_matte_covers_the_face_of_a_portrait_that_ships_with_matplotlib(refe
     assert set(rendered.layers) == {"image", "matte", "background", "subject"} and rendered.layers["subject"].shape[-2:] == rendered.plan.work
 
 
-# ----------------------------------------------------------------------------- subject=auto: the gate
+# ----------------------------------------------------------------------------- subject=person: the gate
 def test_the_gate_keeps_the_models_blur_where_the_segmenter_marks_an_out_of_focus_picture_of_a_person(reference, monkeypatch):
     """Synthetic validation scene 10 of ``experiment=reference_v4`` (seed 3, id 3010): the astronaut photo is
     the far wall, out of focus; the selfie segmenter marks half the frame there, floating above the bottom edge."""
@@ -115,14 +115,15 @@ def test_the_gate_keeps_the_models_blur_where_the_segmenter_marks_an_out_of_focu
     from bokeh.data.synthetic import make_pair, scene_config
 
     pair = make_pair(3010, seed=3, size=(256, 384), config=scene_config({"f_number": [1.8, 11.0], "reference_share": 0.35}))
-    auto = render_photo(pair.sharp, reference)
+    auto = render_photo(pair.sharp, reference, subject="person")
     off = render_photo(pair.sharp, reference, subject="off")
     region = auto.layers["subject"][0, 0] > 0.5
     assert float(region.float().mean()) > 0.4 and float((torch.from_numpy(pair.coc)[region].abs() >= 1).float().mean()) > 0.5
     assert auto.decision == "untrusted subject" and torch.equal(auto.image, off.image) and torch.equal(auto.matte, off.matte)
-    monkeypatch.setattr("bokeh.render.fit.subject_trusted", lambda subject: True)  # the composite without the gate
-    ungated = render_photo(pair.sharp, reference)
+    ungated = render_photo(pair.sharp, reference)  # subject=auto: every subject matte is trusted
     assert ungated.decision == "subject"
+    monkeypatch.setattr("bokeh.render.fit.subject_trusted", lambda subject: True)
+    assert torch.equal(render_photo(pair.sharp, reference, subject="person").image, ungated.image), "the gate is the only difference"
     target = metrics.to_unit_range(to_tensor(pair.bokeh)[None])
     psnr = {name: float(metrics.psnr(metrics.to_unit_range(r.image[None]), target)) for name, r in (("gated", auto), ("ungated", ungated))}
     assert psnr["gated"] > psnr["ungated"] + 1.0, psnr
@@ -158,8 +159,9 @@ def test_the_gate_trusts_a_confident_subject_that_is_small_or_rises_from_the_bot
         for name, (rows, cols, level, trusted) in cases.items():
             backend.segmenter = RedSegmenter(level)
             photo = red_box((96, 128), rows, cols)
-            auto = render_photo(photo, backend, short_side=64)
+            auto = render_photo(photo, backend, subject="person", short_side=64)
             off = render_photo(photo, backend, subject="off", short_side=64)
+            assert render_photo(photo, backend, short_side=64).decision == "subject", "subject=auto trusts every matte"
             assert subject_trusted(auto.layers["subject"]) is trusted, (name, subject_evidence(auto.layers["subject"]))
             if trusted:
                 assert auto.decision == "subject" and float(auto.matte[:, int(rows[0] * 96) + 4:int(rows[1] * 96) - 4,
@@ -177,7 +179,7 @@ def test_the_gate_reads_the_matte_upright_when_a_fixed_size_model_turns_the_phot
     backend = TorchBackend(load_generator(tiny["blend"]), static_size=(64, 96))
     backend.segmenter = RedSegmenter()
     photo = red_box((120, 90), (0.4, 1.0), (0.15, 0.85))  # portrait: a large subject rising from its bottom edge
-    rendered = render_photo(photo, backend)
+    rendered = render_photo(photo, backend, subject="person")
     assert rendered.plan.rotate and rendered.decision == "subject"
     assert float(rendered.matte[:, 60:110, 20:70].min()) > 0.9
 
@@ -206,7 +208,7 @@ def test_the_phone_pipeline_describes_the_gate_the_renderer_applies(reference, g
     scene = make_pair(3010, seed=3, size=(256, 384), config=scene_config({"f_number": [1.8, 11.0], "reference_share": 0.35})).sharp
     for photo, trusted in ((grace, True), (scene, False)):
         s = subject_segmenter(reference).matte(resize(to_tensor(photo)[None], (256, 256)))[0, 0].numpy()  # its own output size
-        assert phone(s) is trusted and (render_photo(photo, reference).decision == "subject") is trusted
+        assert phone(s) is trusted and (render_photo(photo, reference, subject="person").decision == "subject") is trusted
 
 
 def test_a_tap_on_the_subject_keeps_it_and_a_tap_outside_every_subject_falls_back_to_the_models_tapped_matte(reference, grace):
@@ -286,7 +288,8 @@ def test_a_missing_segmenter_is_one_sentence_exit_2(tiny, grace, tmp_path, capsy
         # subject=off needs no segmenter
         assert render_main([f"input={source}", f"ckpt={tiny['blend']}", f"out={out}", "subject=off"]) == 0
         assert render_main([f"input={source}", f"ckpt={tiny['blend']}", f"out={out}", "subject=maybe"]) == 2
-        assert "subject=maybe: one of auto, off" in capsys.readouterr().err
+        assert "subject=maybe: one of auto, person, off" in capsys.readouterr().err
+        assert render_main([f"input={source}", f"ckpt={tiny['blend']}", f"out={out}", "subject=person", "overwrite=true"]) == 2, "person needs it too"
     finally:
         segmenter._default.cache_clear()
 

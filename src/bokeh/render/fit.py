@@ -214,7 +214,10 @@ def has_matte(backend) -> bool:
     return getattr(backend, "outputs", OutputContract()).matte
 
 
-SUBJECT_MODES = ("auto", "off")
+SUBJECT_MODES = ("auto", "person", "off")
+#: What each of :data:`SUBJECT_MODES` does, for every command's ``subject=`` option
+SUBJECT_HELP = ("auto: a subject matte and the model decide what stays sharp (the default); person: only a matte the "
+                "subject gate trusts as a person's; off: the model alone")
 #: How the focus decision's working-size matte reaches the photo's size: ``guided``
 #: (:func:`bokeh.composite.upsample_matte`, along the photo's own edges) or ``bilinear``.
 SUBJECT_UPSAMPLE = "guided"
@@ -400,8 +403,11 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
     * ``subject="auto"`` (default), no tap: the subject segmenter's matte of the working-size photo
       (:func:`subject_segmenter`) and the model's own matte decide together: ``max(subject, model)``;
       composited at full size over ``up(B)`` (``B``: the model's background layer; for a model
-      without a matte, its own full-size render). Only where the gate trusts the matte
-      (:func:`subject_trusted`); else the model alone, exactly as ``subject="off"`` renders.
+      without a matte, its own full-size render). Any subject the segmenter marks (a person, and
+      often an animal, a statue, a flower) is kept sharp.
+    * ``subject="person"``, no tap: the same, but only where the subject gate trusts the matte as a
+      person's (:func:`subject_trusted`); else the model alone, exactly as ``subject="off"`` renders.
+      Taps and a user's matte work as with ``auto``.
     * a tap (``focus``): the connected subject under it (:func:`subject_region`), or, where it is
       outside every subject, the model's tapped matte. The model runs tapped either way.
     * ``matte``: the user's own matte (:func:`user_matte`), used as it is over ``B`` (the model runs
@@ -415,7 +421,7 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
         backend: a :class:`~bokeh.render.Backend` (its ``static_size`` picks the plan).
         focus: ``(x, y)`` fractions of the photo's width and height, or a :class:`PixelPoint`; None: auto.
         aperture: the f-number to render; None: f/1.8. Only for a model that takes it.
-        subject: ``auto`` or ``off`` (:data:`SUBJECT_MODES`).
+        subject: ``auto``, ``person`` or ``off`` (:data:`SUBJECT_MODES`).
         matte: the user's matte (``(H, W)`` uint8 or floats in [0, 1]); not with ``focus``.
         short_side: working resolution for models that take any size (:func:`plan_dynamic`);
             ``None``: full resolution; ``"auto"``: :func:`working_short_side`.
@@ -432,7 +438,8 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
         bokeh.runtimes.segmenter.SegmenterMissing: ``subject="auto"`` without the segmenter's model.
     """
     if subject not in SUBJECT_MODES:
-        raise ValueError(f"subject={subject!r}: auto (a subject matte and the model decide what stays sharp) or off (the model alone)")
+        raise ValueError(f"subject={subject!r}: auto (a subject matte and the model decide what stays sharp), person (only a "
+                         f"confident person's matte: the subject gate) or off (the model alone)")
     contract = getattr(backend, "contract", InputContract())
     contract.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture)) if value is not None))
     if matte is not None and focus is not None:
@@ -449,7 +456,7 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
         given = user_matte(matte, plan.size)  # (1, 1, H, W)
         given = torch.rot90(given, 1, dims=(2, 3)) if plan.rotate else given  # (1, 1, *turned)
         subject_work = F.interpolate(given, size=plan.work, mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
-    elif subject == "auto":
+    elif subject != "off":
         subject_work = subject_segmenter(backend).matte(work).float().clamp(0.0, 1.0)  # (1, 1, *work)
     else:
         subject_work = None
@@ -467,7 +474,7 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
         decision = "model"
     elif focus is None:
         upright = torch.rot90(subject_work, -1, dims=(2, 3)) if plan.rotate else subject_work
-        decision = "subject" if subject_trusted(upright) else "untrusted subject"
+        decision = "subject" if subject == "auto" or subject_trusted(upright) else "untrusted subject"
         if decision == "subject":
             keep = subject_work if "matte" not in layers else torch.maximum(subject_work, layers["matte"])
     else:
