@@ -20,7 +20,8 @@ from bokeh.data.transforms import unpad
 from bokeh.images import from_tensor, read_rgb, to_tensor
 from bokeh.render import GeneratorBackend, TorchBackend, load_backend, render_photo
 from bokeh.render.__main__ import main as render_main
-from bokeh.render.fit import Plan, has_matte, matte_to_uint8, pad_to, plan_for, resize, restore_detail, working_short_side
+from bokeh.render.fit import (Plan, has_matte, matte_to_uint8, pad_to, plan_for, resize, restore_detail, subject_evidence,
+                              subject_trusted, working_short_side)
 from test_render import write_tiny_checkpoint
 
 
@@ -106,6 +107,110 @@ def test_the_matte_covers_the_face_of_a_portrait_that_ships_with_matplotlib(refe
     assert set(rendered.layers) == {"image", "matte", "background", "subject"} and rendered.layers["subject"].shape[-2:] == rendered.plan.work
 
 
+# ----------------------------------------------------------------------------- subject=person: the gate
+def test_the_gate_keeps_the_models_blur_where_the_segmenter_marks_an_out_of_focus_picture_of_a_person(reference, monkeypatch):
+    """Synthetic validation scene 10 of ``experiment=reference_v4`` (seed 3, id 3010): the astronaut photo is
+    the far wall, out of focus; the selfie segmenter marks half the frame there, floating above the bottom edge."""
+    from bokeh import metrics
+    from bokeh.data.synthetic import make_pair, scene_config
+
+    pair = make_pair(3010, seed=3, size=(256, 384), config=scene_config({"f_number": [1.8, 11.0], "reference_share": 0.35}))
+    auto = render_photo(pair.sharp, reference, subject="person")
+    off = render_photo(pair.sharp, reference, subject="off")
+    region = auto.layers["subject"][0, 0] > 0.5
+    assert float(region.float().mean()) > 0.4 and float((torch.from_numpy(pair.coc)[region].abs() >= 1).float().mean()) > 0.5
+    assert auto.decision == "untrusted subject" and torch.equal(auto.image, off.image) and torch.equal(auto.matte, off.matte)
+    ungated = render_photo(pair.sharp, reference)  # subject=auto: every subject matte is trusted
+    assert ungated.decision == "subject"
+    monkeypatch.setattr("bokeh.render.fit.subject_trusted", lambda subject: True)
+    assert torch.equal(render_photo(pair.sharp, reference, subject="person").image, ungated.image), "the gate is the only difference"
+    target = metrics.to_unit_range(to_tensor(pair.bokeh)[None])
+    psnr = {name: float(metrics.psnr(metrics.to_unit_range(r.image[None]), target)) for name, r in (("gated", auto), ("ungated", ungated))}
+    assert psnr["gated"] > psnr["ungated"] + 1.0, psnr
+
+
+class RedSegmenter:
+    """A stand-in segmenter: ``level`` where the photo is red, 0 elsewhere (it sees the photo as the model does)."""
+
+    def __init__(self, level: float = 1.0) -> None:
+        self.level = level
+
+    def matte(self, image: torch.Tensor) -> torch.Tensor:
+        red = (image[:, :1] > 0.5) & (image[:, 1:2] < -0.5) & (image[:, 2:] < -0.5)  # (1, 1, h, w)
+        return red.float() * self.level
+
+
+def red_box(shape: tuple[int, int], rows: tuple[float, float], cols: tuple[float, float]) -> np.ndarray:
+    """A gray photo of ``shape`` with a red box over the given fractions of its rows and columns."""
+    photo = np.full((*shape, 3), 128, np.uint8)
+    height, width = shape
+    photo[int(rows[0] * height):int(rows[1] * height), int(cols[0] * width):int(cols[1] * width)] = (230, 20, 20)
+    return photo
+
+
+def test_the_gate_trusts_a_confident_subject_that_is_small_or_rises_from_the_bottom_edge_and_nothing_else(tiny):
+    cases = {  # name: (box rows, box columns, segmenter level, trusted)
+        "a large subject rising from the bottom edge": ((0.3, 1.0), (0.15, 0.85), 1.0, True),
+        "a small subject floating in the frame": ((0.3, 0.6), (0.4, 0.6), 1.0, True),
+        "a large region floating in the frame": ((0.15, 0.75), (0.15, 0.85), 1.0, False),
+        "an unsure region rising from the bottom edge": ((0.3, 1.0), (0.15, 0.85), 0.9, False),
+    }
+    for backend in (load_backend(tiny["blend"]), load_backend(tiny["paper"])):  # a model with a matte, and one without
+        for name, (rows, cols, level, trusted) in cases.items():
+            backend.segmenter = RedSegmenter(level)
+            photo = red_box((96, 128), rows, cols)
+            auto = render_photo(photo, backend, subject="person", short_side=64)
+            off = render_photo(photo, backend, subject="off", short_side=64)
+            assert render_photo(photo, backend, short_side=64).decision == "subject", "subject=auto trusts every matte"
+            assert subject_trusted(auto.layers["subject"]) is trusted, (name, subject_evidence(auto.layers["subject"]))
+            if trusted:
+                assert auto.decision == "subject" and float(auto.matte[:, int(rows[0] * 96) + 4:int(rows[1] * 96) - 4,
+                                                                        int(cols[0] * 128) + 4:int(cols[1] * 128) - 4].min()) > 0.9, name
+            else:
+                assert auto.decision == "untrusted subject" and torch.equal(auto.image, off.image), name
+                # the matte used: the model's own, or for a model without one none of the photo (matte=true writes it)
+                assert torch.equal(auto.matte, off.matte) if off.matte is not None else not bool(auto.matte.any()), name
+    assert not subject_trusted(torch.zeros(1, 1, 16, 16))  # no region at all
+
+
+def test_the_gate_reads_the_matte_upright_when_a_fixed_size_model_turns_the_photo(tiny):
+    """A portrait photo through a landscape fixed-size model is turned a quarter turn; the frame's bottom
+    edge the gate reads is the photo's, not the turned canvas's."""
+    backend = TorchBackend(load_generator(tiny["blend"]), static_size=(64, 96))
+    backend.segmenter = RedSegmenter()
+    photo = red_box((120, 90), (0.4, 1.0), (0.15, 0.85))  # portrait: a large subject rising from its bottom edge
+    rendered = render_photo(photo, backend, subject="person")
+    assert rendered.plan.rotate and rendered.decision == "subject"
+    assert float(rendered.matte[:, 60:110, 20:70].min()) > 0.9
+
+
+def test_the_phone_pipeline_describes_the_gate_the_renderer_applies(reference, grace):
+    """pipeline.json's ``subject_gate``, computed as it says on the segmenter's own 256 x 256 output,
+    gives the renderer's verdict (a portrait: trusted; synthetic scene 3010: not)."""
+    from bokeh.data.synthetic import make_pair, scene_config
+    from bokeh.export.pair import describe_pipeline
+    from bokeh.render.fit import BOTTOM_ROWS, SUBJECT_GATE, subject_segmenter
+    from bokeh.runtimes.segmenter import segmenter_model_path
+
+    description = describe_pipeline(["bokeh_float32.tflite"], (256, 384), "signed", ["image", "focus", "aperture"],
+                                    ["bokeh", "matte", "background"], segmenter_model_path())
+    gate = description["subject_gate"]
+    assert {k: gate[k] for k in SUBJECT_GATE} == SUBJECT_GATE and gate["bottom_rows"] == BOTTOM_ROWS
+    assert "k = max(g * s, matte)" in " ".join(description["steps"]) and description["composite"] == "m * photo + (1 - m) * up(B)"
+
+    def phone(s: np.ndarray) -> bool:  # the rule as pipeline.json spells it
+        region = s > 0.5
+        if not region.any():
+            return False
+        rows = max(1, round(gate["bottom_rows"] * s.shape[0]))
+        return bool(s[region].mean() >= gate["confidence"] and (region.mean() <= gate["small_area"] or region[-rows:].mean() >= gate["bottom"]))
+
+    scene = make_pair(3010, seed=3, size=(256, 384), config=scene_config({"f_number": [1.8, 11.0], "reference_share": 0.35})).sharp
+    for photo, trusted in ((grace, True), (scene, False)):
+        s = subject_segmenter(reference).matte(resize(to_tensor(photo)[None], (256, 256)))[0, 0].numpy()  # its own output size
+        assert phone(s) is trusted and (render_photo(photo, reference, subject="person").decision == "subject") is trusted
+
+
 def test_a_tap_on_the_subject_keeps_it_and_a_tap_outside_every_subject_falls_back_to_the_models_tapped_matte(reference, grace):
     tapped = render_photo(grace, reference, focus=(0.5, 0.3))  # on her face
     assert tapped.decision == "tapped subject" and (face(tapped.matte) > 0.5).float().mean() > 0.99
@@ -183,7 +288,8 @@ def test_a_missing_segmenter_is_one_sentence_exit_2(tiny, grace, tmp_path, capsy
         # subject=off needs no segmenter
         assert render_main([f"input={source}", f"ckpt={tiny['blend']}", f"out={out}", "subject=off"]) == 0
         assert render_main([f"input={source}", f"ckpt={tiny['blend']}", f"out={out}", "subject=maybe"]) == 2
-        assert "subject=maybe: one of auto, off" in capsys.readouterr().err
+        assert "subject=maybe: one of auto, person, off" in capsys.readouterr().err
+        assert render_main([f"input={source}", f"ckpt={tiny['blend']}", f"out={out}", "subject=person", "overwrite=true"]) == 2, "person needs it too"
     finally:
         segmenter._default.cache_clear()
 

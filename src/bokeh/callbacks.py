@@ -43,8 +43,8 @@ def log_dir(trainer: pl.Trainer) -> str:
 
 
 def _segmenter_missing(subject: str) -> str | None:
-    """Why ``subject="auto"`` cannot run here (the segmenter's model is missing), or None."""
-    if subject != "auto":
+    """Why ``subject="auto"`` (or ``"person"``) cannot run here (the segmenter's model is missing), or None."""
+    if subject == "off":
         return None
     from bokeh.runtimes import RuntimeUnavailable
 

@@ -25,6 +25,7 @@ from bokeh.export import pair, pipeline, verify
 from bokeh.model_files import read_metadata
 from bokeh.models.controls import ControlError
 from bokeh.render import ExportedBackend, TorchBackend, load_backend, render_image
+from bokeh.render.fit import SUBJECT_GATE
 from bokeh.runtimes import LiteRTCpuRuntime, LiteRTGpuRuntime, OnnxRuntime, TorchRuntime
 from bokeh.runtimes.segmenter import SegmenterMissing, SubjectSegmenter, default_segmenter, segmenter_model_path
 
@@ -224,6 +225,7 @@ def test_the_export_writes_the_segmenter_and_the_pipeline_description(controls_e
     assert list(glassnet["inputs"]) == ["image", "focus", "aperture"] and glassnet["inputs"]["image"]["shape"] == [1, *SIZE, 3]
     assert list(glassnet["outputs"]) == ["bokeh", "matte", "background"] and glassnet["inputs"]["image"]["range"] == [-1.0, 1.0]
     assert description["composite"] == "m * photo + (1 - m) * up(B)" and "'background'" in description["composite_terms"]["B"]
+    assert {k: description["subject_gate"][k] for k in SUBJECT_GATE} == SUBJECT_GATE  # the renderer's gate (bokeh.render.fit)
     for name in glassnet["files"]:  # a model file copied alone still says what it pairs with
         meta = read_metadata(out / name)
         assert meta["segmenter"] == "segmenter.tflite" and meta["pipeline"] == description

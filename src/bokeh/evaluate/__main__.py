@@ -113,12 +113,11 @@ def cli_settings(args: list[str], options, mode: str, usage: str) -> dict:
 
 
 def subject_option():
-    """``subject=`` of the ``real=`` / ``portraits=`` benchmarks (as ``bokeh.render``'s): ``auto`` or ``off``."""
+    """``subject=`` of the ``real=`` / ``portraits=`` benchmarks (as ``bokeh.render``'s): ``auto``, ``person`` or ``off``."""
     from bokeh.options import Option, choice
-    from bokeh.render.fit import SUBJECT_MODES
+    from bokeh.render.fit import SUBJECT_HELP, SUBJECT_MODES
 
-    return Option("subject", choice(*SUBJECT_MODES), "auto",
-                  "auto: a subject matte and the model decide what stays sharp (the default); off: the model alone")
+    return Option("subject", choice(*SUBJECT_MODES), "auto", SUBJECT_HELP)
 
 
 def benchmark_options(mode: str, folder: str, rows: str):
@@ -136,7 +135,7 @@ def benchmark_options(mode: str, folder: str, rows: str):
 
 REAL_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> real=<folder of real pairs> [out=metrics.json] "
               "[bokeh_aperture=1.8] [apertures=1.8,2.8] [split=auto|detail] [tap=auto|true|false] [aperture=auto|true|false] "
-              "[subject=auto|off]")
+              "[subject=auto|person|off]")
 
 
 def real_options():
@@ -167,7 +166,7 @@ def main_real(args: list[str]) -> dict:
     (f-number of ``bokeh/`` targets, default 1.8), ``split=detail`` (ignore the subject masks),
     ``tap=true`` (tap each pair at its subject mask's interior point; pairs without a mask stay auto),
     ``aperture=true`` (render each target's f-number); ``auto`` (the default for both): on when the
-    model takes that control; ``subject=auto|off`` (the focus decision, as ``bokeh.render``'s). Bad arguments, a bad model,
+    model takes that control; ``subject=auto|person|off`` (the focus decision, as ``bokeh.render``'s). Bad arguments, a bad model,
     a folder not in the layout or a missing subject segmenter: one line, exit status 2, before any rendering.
     """
     from bokeh.checkpoint import CheckpointError
@@ -191,7 +190,7 @@ def main_real(args: list[str]) -> dict:
             pretrained.resolve(settings["ckpt"])  # the model file before the data: one check of what a model file is
             pairs = list_real_pairs(settings["real"], bokeh_aperture, apertures)
             backend = load_backend(settings["ckpt"], precision="auto")
-            if settings["subject"] == "auto":
+            if settings["subject"] != "off":
                 subject_segmenter(backend)  # missing: one sentence now, before any rendering
         except (OutputFolderError, CheckpointError, DataLayoutError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:
@@ -220,7 +219,7 @@ def main_real(args: list[str]) -> dict:
 
 
 PORTRAIT_USAGE = ("usage: python -m bokeh.evaluate ckpt=<model> portraits=<folder with images/ and masks/> [out=metrics.json] "
-                  "[aperture=1.8] [tap=auto|true|false] [subject=auto|off]")
+                  "[aperture=1.8] [tap=auto|true|false] [subject=auto|person|off]")
 
 
 def portrait_options():
@@ -242,7 +241,7 @@ def main_portraits(args: list[str]) -> dict:
     Each photo is rendered at its full size exactly as ``python -m bokeh.render ckpt=...`` renders it
     by default, at ``aperture=`` (f-number, default 1.8; for a model with an aperture input), on the
     model's own guess and, with ``tap=`` (``auto``, the default: when the model takes a focus point),
-    tapped at the point deepest inside the mask; ``subject=auto|off``: the focus decision, as ``bokeh.render``'s. The table (mean and median of matte IoU and detail
+    tapped at the point deepest inside the mask; ``subject=auto|person|off``: the focus decision, as ``bokeh.render``'s. The table (mean and median of matte IoU and detail
     kept, auto and tapped) is printed and, with ``out=``, the per-photo rows and the summary are
     written as JSON (replacing the file, as ``real=`` does). Bad arguments, a bad model, a folder not in
     the layout or a mask whose size differs from its photo's: one line, exit status 2, before any rendering.
@@ -269,7 +268,7 @@ def main_portraits(args: list[str]) -> dict:
             portraits = check_portraits(list_portraits(settings["portraits"]),
                                         skipped=lambda portrait, reason: left_out.append(f"  {portrait.name}: skipped: {reason}"))
             backend = load_backend(settings["ckpt"], precision="auto")
-            if settings["subject"] == "auto":
+            if settings["subject"] != "off":
                 subject_segmenter(backend)  # missing: one sentence now, before any rendering
         except (OutputFolderError, CheckpointError, DataLayoutError, ImageError, FileNotFoundError, ValueError,
                 RuntimeUnavailable, NotFullyAccelerated) as error:

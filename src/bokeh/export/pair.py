@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bokeh.render.fit import BOTTOM_ROWS, SUBJECT_GATE
 from bokeh.runtimes import NotFullyAccelerated
 from bokeh.runtimes.segmenter import LICENCE, PIN, SOURCE, SubjectSegmenter, segmenter_model_path
 
@@ -166,18 +167,34 @@ def describe_pipeline(glassnet_files: list[str], size: tuple[int, int], value_ra
             "glassnet": {"files": list(glassnet_files), "inputs": glass_inputs, "outputs": glass_outputs},
         },
         "steps": [
-            f"m = resize_bilinear(segmenter({seg_in} = photo at {seg_in_shape[1]} x {seg_in_shape[2]} in [0, 1]).{seg_out}, "
-            f"photo size), clamped to [0, 1]",
+            f"s = segmenter({seg_in} = photo at {seg_in_shape[1]} x {seg_in_shape[2]} in [0, 1]).{seg_out}, in [0, 1]",
             f"B = glassnet(image = photo fitted to {height} x {width}"
-            + "".join(f", {name}" for name in inputs if name != "image") + f").{layer}",
+            + "".join(f", {name}" for name in inputs if name != "image") + f").{layer}"
+            + (", and its matte" if "matte" in outputs else ""),
+            "g = 1 (subject=auto, the default); with subject=person, the subject gate of s turned upright as the photo is "
+            "shown (subject_gate): 1 (trust the subject matte as a person's) or 0",
+            ("k = max(g * s, matte)" if "matte" in outputs else "k = g * s")
+            + ", with s resized bilinearly to the photo's part of the Glass-Net input (turned as the model saw it)",
+            "m = k with the padding cut off, turned back and brought to the photo's size along the photo's edges "
+            "(bilinear, then a guided filter with the photo's luma: bokeh.composite.upsample_matte), clamped to [0, 1]",
             f"up(B): B with the padding cut off, turned back, resized bilinearly to the photo's size"
             + (", mapped from [0, 255] to the photo's range" if value_range == "pixel" else ""),
             "out = m * photo + (1 - m) * up(B)",
         ],
+        "subject_gate": {
+            **SUBJECT_GATE, "bottom_rows": BOTTOM_ROWS,
+            "rule": "on s (any size; its fractions do not depend on it): region = s > 0.5; g = 1 when mean(s over region) "
+                    ">= confidence and (area = count(region) / count(s) <= small_area or bottom = region's share of the "
+                    "last max(1, round(bottom_rows * rows)) rows >= bottom), else 0 (an empty region: 0)",
+            "applies": "subject=person only (bokeh.render subject=person); subject=auto trusts every subject matte",
+            "why": "a selfie segmenter also marks out-of-focus objects and pictures of people; only a confident region that is "
+                   "small or rises from the frame's bottom edge is trusted as a person (bokeh.render.fit.subject_trusted)",
+        },
         "composite": "m * photo + (1 - m) * up(B)",
         "composite_terms": {
-            "m": "the focus matte in [0, 1] at the photo's size: the segmenter's subject matte (bokeh.render's focus "
-                 "decision may combine it with Glass-Net's own matte, upsampled)",
+            "m": "the focus matte in [0, 1] at the photo's size: the segmenter's subject matte (with subject=person only "
+                 "where the subject gate trusts it) with Glass-Net's own matte upsampled along the photo's edges (max of the "
+                 "two); where the gate does not, Glass-Net's matte alone (bokeh.render.fit.render_photo)",
             "photo": "the full-size photo, in the same range as up(B)",
             "B": f"Glass-Net's '{layer}' output",
         },

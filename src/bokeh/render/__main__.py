@@ -22,7 +22,10 @@ Options (``key=value``; ``--side-by-side`` is accepted for ``side_by_side=true``
   work, naming it; ``overwrite=true`` replaces it.
 * ``subject=auto``: what stays sharp. ``auto``: a subject matte (MediaPipe's selfie segmenter, which
   ships in the ``mediapipe`` package) and the model's own matte decide together, composited at the
-  photo's size; ``off``: the model alone (the paper's prior-free BGGAN, as before the subject matte).
+  photo's size: any subject it marks stays sharp (a person, often an animal, a statue, a flower);
+  ``person``: only a matte the subject gate trusts as a person's (confident, and small or rising
+  from the frame's bottom edge), else the model alone; ``off``: the model alone (the paper's
+  prior-free BGGAN, as before the subject matte).
 * ``matte=false``: ``true`` also writes the matte each render used beside its output,
   ``out/<stem>.matte.png``: 8-bit gray at the photo's size and orientation, 255 where the output is
   the photo's own pixel (in focus), 0 where it is the rendered blur. With ``subject=off``, models
@@ -64,7 +67,7 @@ from rich.console import Console
 USAGE = ("usage: python -m bokeh.render input=<file or folder> ckpt=<.ckpt | .onnx | .tflite> out=<folder> "
          "[side_by_side=false] [short_side=auto|N|full] [quality=95] [threads=0] [value_range=auto|signed|pixel] "
          "[max_pixels=N|none] [accelerator=cpu|gpu] [precision=auto|fp32|bf16] [overwrite=false] "
-         "[focus=X,Y|Xpx,Ypx|matte.png] [aperture=F] [matte=false] [subject=auto|off]")
+         "[focus=X,Y|Xpx,Ypx|matte.png] [aperture=F] [matte=false] [subject=auto|person|off]")
 FLAGS = {"--side-by-side": ("side_by_side", "true"), "--side_by_side": ("side_by_side", "true")}
 
 
@@ -97,7 +100,7 @@ def options():
     from bokeh.inference import PRECISIONS
     from bokeh.models.controls import parse_aperture
     from bokeh.options import REQUIRED, Option, boolean, choice, integer, path
-    from bokeh.render.fit import SUBJECT_MODES
+    from bokeh.render.fit import SUBJECT_HELP, SUBJECT_MODES
 
     return (
         Option("input", path, REQUIRED, "a photo, or a folder of photos (subfolders are not searched)"),
@@ -116,8 +119,7 @@ def options():
         Option("focus", focus_or_matte, None, "the point to focus on (models with a focus input), or a matte image for one photo"),
         Option("aperture", parse_aperture, None, "the f-number to render (models with an aperture input)"),
         Option("matte", boolean, False, "also write the matte each render used"),
-        Option("subject", choice(*SUBJECT_MODES), "auto",
-               "auto: a subject matte and the model decide what stays sharp (default); off: the model alone"),
+        Option("subject", choice(*SUBJECT_MODES), "auto", SUBJECT_HELP),
     )
 
 
@@ -198,9 +200,10 @@ def _render(settings: dict, inputs: list[Path], ignored: list[tuple[Path, str]],
                       f"(turned if its orientation differs) and the result resized back", highlight=False)
     if settings["user_matte"] is not None:
         console.print("focus: your matte decides what stays sharp", highlight=False)
-    elif settings["subject"] == "auto":
-        console.print("subject=auto: a subject matte (MediaPipe's selfie segmenter) and the model's own decide what stays sharp",
-                      highlight=False)
+    elif settings["subject"] != "off":
+        console.print(f"subject={settings['subject']}: a subject matte (MediaPipe's selfie segmenter"
+                      + ("" if settings["subject"] == "auto" else ", where the subject gate trusts it as a person's")
+                      + ") and the model's own decide what stays sharp", highlight=False)
     if backend.contract.controls:
         focus, aperture = settings["focus"], settings["aperture"]
         where = "auto (the model decides)" if focus is None else (
@@ -271,7 +274,7 @@ def _prepare(argv: list[str]):
         given = [name for name in ("focus", "aperture") if settings[name] is not None]
         getattr(backend, "contract", InputContract()).check_taken(*given)
         check_focus_pixels(settings["focus"], inputs)
-        if settings["subject"] == "auto" and settings["user_matte"] is None:
+        if settings["subject"] != "off" and settings["user_matte"] is None:
             subject_segmenter(backend)  # missing: one sentence now (SegmenterMissing), before any work
     except UsageError as error:  # one sentence; --help shows the usage
         print(f"bokeh.render: {error}", file=sys.stderr)

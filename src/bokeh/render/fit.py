@@ -29,8 +29,9 @@ detail back wherever the model left its input unchanged. ``detail=False`` skips 
 :func:`render_photo` is the one function that runs a model on a photo (every caller: the renderer,
 the benchmarks, the training callbacks through :class:`~bokeh.render.backends.GeneratorBackend`,
 ``pretrained ship``, the demo), and the one place that decides what stays sharp: the subject matte
-(``subject="auto"``: MediaPipe's selfie segmenter, :mod:`bokeh.runtimes.segmenter`) with the model's
-own matte, the subject under a tap, a user's matte, or the model alone (``subject="off"``).
+(``subject="auto"``: MediaPipe's selfie segmenter, :mod:`bokeh.runtimes.segmenter`, where the subject
+gate trusts it, :func:`subject_trusted`) with the model's own matte, the subject under a tap, a
+user's matte, or the model alone (``subject="off"``).
 """
 
 from __future__ import annotations
@@ -213,11 +214,21 @@ def has_matte(backend) -> bool:
     return getattr(backend, "outputs", OutputContract()).matte
 
 
-SUBJECT_MODES = ("auto", "off")
+SUBJECT_MODES = ("auto", "person", "off")
+#: What each of :data:`SUBJECT_MODES` does, for every command's ``subject=`` option
+SUBJECT_HELP = ("auto: a subject matte and the model decide what stays sharp (the default); person: only a matte the "
+                "subject gate trusts as a person's; off: the model alone")
 #: How the focus decision's working-size matte reaches the photo's size: ``guided``
 #: (:func:`bokeh.composite.upsample_matte`, along the photo's own edges) or ``bilinear``.
 SUBJECT_UPSAMPLE = "guided"
 TAP_REACH = 0.02  # a tap this close to a subject (fraction of the working short side) selects it
+#: The subject gate (:func:`subject_trusted`, issue 30): the segmenter's matte decides only where it is
+#: evidence of a subject: its confident region (``subject > 0.5``) is confident on average
+#: (``confidence``: mean of the matte over that region), and it is either small (at most ``small_area``
+#: of the frame) or rises from the frame's bottom edge (covers at least ``bottom`` of the bottom rows).
+#: Chosen on the validation splits as a whole (docs/render.md, "The subject gate").
+SUBJECT_GATE = {"confidence": 0.96, "small_area": 0.35, "bottom": 0.5}
+BOTTOM_ROWS = 0.01  # the frame's bottom edge: this share of the rows (at least one)
 
 
 @dataclass(frozen=True)
@@ -246,6 +257,7 @@ class Rendered:
 DECISIONS = {
     "model": "the model alone (subject=off)",
     "subject": "the subject matte and the model's own matte",
+    "untrusted subject": "the model alone: the subject matte is no evidence of a subject (subject_trusted)",
     "tapped subject": "the subject under the tap",
     "tapped model": "the model's tapped matte (the tap is outside every subject)",
     "user": "the matte given",
@@ -266,6 +278,42 @@ def subject_segmenter(backend):
     from bokeh.runtimes.segmenter import default_segmenter
 
     return default_segmenter()
+
+
+def subject_evidence(subject: torch.Tensor) -> dict[str, float]:
+    """What the gate (:func:`subject_trusted`) reads from a subject matte, upright (as the photo is shown):
+    ``confidence``, the mean of the matte over its confident region (``subject > 0.5``; 0 without one);
+    ``area``, that region's share of the frame; ``bottom``, its share of the frame's bottom edge
+    (:data:`BOTTOM_ROWS` of the rows, at least one). Means and sums over the matte only, at any size:
+    a phone computes them from the segmenter's 256 x 256 output as well (``pipeline.json``).
+
+    Shape: subject: ``(1, 1, h, w)`` in [0, 1].
+    """
+    values = subject[0, 0].float()
+    region = values > 0.5
+    count = int(region.sum())
+    rows = max(1, round(BOTTOM_ROWS * values.shape[0]))
+    return {"confidence": float(values[region].mean()) if count else 0.0, "area": count / values.numel(),
+            "bottom": float(region[-rows:].float().mean())}
+
+
+def subject_trusted(subject: torch.Tensor, gate: dict[str, float] | None = None) -> bool:
+    """Whether the subject matte (upright, as the photo is shown) is evidence enough of a subject to
+    decide what stays sharp (``subject="auto"``, no tap); else the model alone decides.
+
+    A selfie segmenter also marks things that are no subject: on scenes of textured planes and objects
+    it marks central objects, or a photo of a person on a wall, that are out of focus. Trusted: a
+    confident region (:func:`subject_evidence`'s ``confidence`` at least ``gate["confidence"]``) that is
+    small (``area`` at most ``gate["small_area"]``: an object or a person further away) or rises from
+    the frame's bottom edge (``bottom`` at least ``gate["bottom"]``: a person near the camera is cut
+    by the frame's bottom edge; a large region floating in the frame is a background's). The defaults
+    (:data:`SUBJECT_GATE`) and what they score: docs/render.md, "The subject gate".
+
+    Shape: subject: ``(1, 1, h, w)`` in [0, 1].
+    """
+    gate = SUBJECT_GATE if gate is None else gate
+    evidence = subject_evidence(subject)
+    return evidence["confidence"] >= gate["confidence"] and (evidence["area"] <= gate["small_area"] or evidence["bottom"] >= gate["bottom"])
 
 
 def subject_region(subject: torch.Tensor, pixel: tuple[int, int], reach: float = TAP_REACH) -> torch.Tensor | None:
@@ -355,7 +403,11 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
     * ``subject="auto"`` (default), no tap: the subject segmenter's matte of the working-size photo
       (:func:`subject_segmenter`) and the model's own matte decide together: ``max(subject, model)``;
       composited at full size over ``up(B)`` (``B``: the model's background layer; for a model
-      without a matte, its own full-size render).
+      without a matte, its own full-size render). Any subject the segmenter marks (a person, and
+      often an animal, a statue, a flower) is kept sharp.
+    * ``subject="person"``, no tap: the same, but only where the subject gate trusts the matte as a
+      person's (:func:`subject_trusted`); else the model alone, exactly as ``subject="off"`` renders.
+      Taps and a user's matte work as with ``auto``.
     * a tap (``focus``): the connected subject under it (:func:`subject_region`), or, where it is
       outside every subject, the model's tapped matte. The model runs tapped either way.
     * ``matte``: the user's own matte (:func:`user_matte`), used as it is over ``B`` (the model runs
@@ -369,7 +421,7 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
         backend: a :class:`~bokeh.render.Backend` (its ``static_size`` picks the plan).
         focus: ``(x, y)`` fractions of the photo's width and height, or a :class:`PixelPoint`; None: auto.
         aperture: the f-number to render; None: f/1.8. Only for a model that takes it.
-        subject: ``auto`` or ``off`` (:data:`SUBJECT_MODES`).
+        subject: ``auto``, ``person`` or ``off`` (:data:`SUBJECT_MODES`).
         matte: the user's matte (``(H, W)`` uint8 or floats in [0, 1]); not with ``focus``.
         short_side: working resolution for models that take any size (:func:`plan_dynamic`);
             ``None``: full resolution; ``"auto"``: :func:`working_short_side`.
@@ -386,7 +438,8 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
         bokeh.runtimes.segmenter.SegmenterMissing: ``subject="auto"`` without the segmenter's model.
     """
     if subject not in SUBJECT_MODES:
-        raise ValueError(f"subject={subject!r}: auto (a subject matte and the model decide what stays sharp) or off (the model alone)")
+        raise ValueError(f"subject={subject!r}: auto (a subject matte and the model decide what stays sharp), person (only a "
+                         f"confident person's matte: the subject gate) or off (the model alone)")
     contract = getattr(backend, "contract", InputContract())
     contract.check_taken(*(name for name, value in (("focus", focus), ("aperture", aperture)) if value is not None))
     if matte is not None and focus is not None:
@@ -403,7 +456,7 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
         given = user_matte(matte, plan.size)  # (1, 1, H, W)
         given = torch.rot90(given, 1, dims=(2, 3)) if plan.rotate else given  # (1, 1, *turned)
         subject_work = F.interpolate(given, size=plan.work, mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
-    elif subject == "auto":
+    elif subject != "off":
         subject_work = subject_segmenter(backend).matte(work).float().clamp(0.0, 1.0)  # (1, 1, *work)
     else:
         subject_work = None
@@ -420,8 +473,10 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
     elif subject_work is None:
         decision = "model"
     elif focus is None:
-        decision = "subject"
-        keep = subject_work if "matte" not in layers else torch.maximum(subject_work, layers["matte"])
+        upright = torch.rot90(subject_work, -1, dims=(2, 3)) if plan.rotate else subject_work
+        decision = "subject" if subject == "auto" or subject_trusted(upright) else "untrusted subject"
+        if decision == "subject":
+            keep = subject_work if "matte" not in layers else torch.maximum(subject_work, layers["matte"])
     else:
         keep = subject_region(subject_work, plan.work_pixel(focus))
         decision = "tapped subject" if keep is not None else "tapped model"
@@ -430,8 +485,10 @@ def render_photo(image: np.ndarray, backend, *, focus=None, aperture=None, subje
             if keep is None:  # a model without a matte: its own render, everywhere
                 keep = work.new_zeros(1, 1, *plan.work)
 
-    if decision == "model":
+    if decision in ("model", "untrusted subject"):
         y, matte_used = _model_alone(turned, work, layers, plan, detail)
+        if matte_used is None and decision == "untrusted subject":  # a model without a matte: its own render, everywhere
+            matte_used = turned.new_zeros(1, 1, *plan.turned)
     else:
         if "background" in layers:  # the model's defocus layer at the photo's size
             background = composite.upsample_background(layers["background"], plan.turned) if detail else None
