@@ -239,8 +239,8 @@ def test_a_child_command_is_interrupted_and_waited_for(tmp_path):
     script.write_text(
         "import pathlib, sys, time\n"
         "folder = pathlib.Path(sys.argv[1])\n"
-        "(folder / 'started').write_text('')\n"
         "try:\n"
+        "    (folder / 'started').write_text('')  # inside: a Ctrl-C right after it still finds the cleanup\n"
         "    time.sleep(120)\n"
         "except KeyboardInterrupt:\n"
         "    time.sleep(1)  # slow cleanup: subprocess.run would have killed it after 0.25 s\n"

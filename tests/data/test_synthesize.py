@@ -90,21 +90,22 @@ def test_ctrl_c_stops_with_a_line_and_complete_pairs_only(tmp_path):
     import time
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "bokeh.data.synthesize", "out=set", "n=500", "size=64x96", "workers=2"],
+    process = subprocess.Popen([sys.executable, "-m", "bokeh.data.synthesize", "out=set", "n=5000", "size=64x96", "workers=2"],
                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     bokeh = tmp_path / "set" / "bokeh"
     start = time.monotonic()
     while not (bokeh.is_dir() and len(list(bokeh.glob("*.jpg"))) >= 2):
         assert process.poll() is None and time.monotonic() - start < 600, process.communicate()[1][-2000:]
         time.sleep(0.02)
+    assert process.poll() is None, "finished before it could be interrupted"
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 130, err[-2000:]
     assert "Traceback" not in err, "no traceback, from the main process or a worker"
     originals = sorted(p.name for p in (tmp_path / "set" / "original").iterdir())
     targets = sorted(p.name for p in bokeh.iterdir())
-    assert originals == targets and 2 <= len(originals) < 500, "whole pairs only, no temporary file"
-    assert f"interrupted (Ctrl-C); {len(originals)} of 500 pairs written" in err
+    assert originals == targets and 2 <= len(originals) < 5000, "whole pairs only, no temporary file"
+    assert f"interrupted (Ctrl-C); {len(originals)} of 5000 pairs written" in err
     assert not (tmp_path / "set" / "meta.json").exists(), "not marked as a finished set"
     for name in originals:
         read_rgb(tmp_path / "set" / "original" / name)
