@@ -134,6 +134,24 @@ def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_fil
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "no new weights without their scores"
 
 
+def test_ctrl_c_while_ship_scores_is_one_line_and_exit_130(tiny_ckpt, shipped, tmp_path, monkeypatch, capsys):
+    """issue 32, F15: the command line itself (bokeh.release's main), interrupted in its scoring."""
+    import bokeh.evaluate
+    from bokeh import release
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bokeh.evaluate, "validation_samples", interrupted)
+    before = package_files()
+    with pytest.raises(SystemExit) as stopped:
+        release.main(["ship", f"ckpt={tiny_ckpt}", "name=fresh"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines() == [f"bokeh.release ship: interrupted (Ctrl-C); nothing was shipped: {tmp_path / 'fresh'}.pt and .json are as they were"]
+    assert package_files() == before
+
+
 def test_ship_writes_the_weights_and_their_scores_together(tiny_ckpt, shipped, tmp_path, monkeypatch):
     from bokeh import release
 
