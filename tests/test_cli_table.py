@@ -112,6 +112,12 @@ CASES = [
     ("bokeh.demo", ("out={tree}/d", "data.photo_share=1.5"), "photo_share must be in [0, 1)"),
     ("bokeh.train", ("experiment=demo", "loss.vgg.weight=0.1", "loss.vgg.weights={tree}/vgg19.pth", "hydra.run.dir={tree}/run"),
      "loss.vgg.weights={tree}/vgg19.pth: no such file"),
+    # one value twice in a list option (F17): a folder (also by another path to it), an f-number, a photo
+    ("bokeh.train", ("experiment=demo", "data.photo_pairs=[{tree}/full,{tree}/photos/../full]", "hydra.run.dir={tree}/run"),
+     "data.photo_pairs lists {tree}/full twice ({tree}/photos/../full is the same folder)"),
+    ("bokeh.evaluate", ("ckpt=reference", "data.photo_pairs=[{tree}/full,{tree}/full]"), "data.photo_pairs lists {tree}/full twice"),
+    ("bokeh.evaluate", ("ckpt=reference", "real={tree}/photos", "apertures=1.8,2.8,1.80"), "apertures=1.8,2.8,1.80: 1.8 is given twice (as 1.80)"),
+    ("bokeh.demo", ("out={tree}/d", "photos=astronaut,coffee,astronaut"), "photos=astronaut,coffee,astronaut: astronaut is named twice"),
     # bokeh.data.photo_pairs
     ("bokeh.data.photo_pairs", ("src={tree}/portraits", "out={tree}/pp", "seed=-1"), "seed=-1: give a whole number from 0"),
     ("bokeh.data.photo_pairs", ("src={tree}/portraits", "out={tree}/pp", "n=0"), "n=0: give a whole number of at least 1"),

@@ -53,10 +53,15 @@ USAGE = ("usage: python -m bokeh.demo [minutes=10] [tflite=true] [reference=true
 
 def parse_photos(text: str) -> list[str]:
     """``astronaut,coffee`` -> the named photos of :data:`PHOTOS`, at least one."""
+    from bokeh.options import first_repeat
+
     photos = [p for p in text.split(",") if p]
     unknown = [p for p in photos if p not in PHOTOS]
     if unknown or not photos:
         raise ValueError(f"{'unknown photo ' + ', '.join(unknown) if unknown else 'no photo named'}; choose from {','.join(PHOTOS)}")
+    repeat = first_repeat(photos)
+    if repeat:
+        raise ValueError(f"{repeat[0]} is named twice: name each photo once")
     return photos
 
 
