@@ -52,6 +52,11 @@ def write_tree(root: Path) -> Path:
     (root / "portraits" / "masks").mkdir()
     Image.fromarray(photo).save(root / "portraits" / "images" / "a.png")
     Image.fromarray(np.pad(np.full((12, 16), 255, np.uint8), ((6, 6), (8, 8)))).save(root / "portraits" / "masks" / "a.png")
+    (root / "twins" / "images").mkdir(parents=True)  # portraits x.jpg and x.png: two photos of one name
+    (root / "twins" / "masks").mkdir()
+    for name in ("a.png", "a.jpg"):
+        Image.fromarray(photo).save(root / "twins" / "images" / name)
+    Image.fromarray(np.pad(np.full((12, 16), 255, np.uint8), ((6, 6), (8, 8)))).save(root / "twins" / "masks" / "a.png")
     (root / "full").mkdir()
     (root / "full" / "keep.txt").write_text("a user's file\n")
     return root
@@ -118,6 +123,18 @@ CASES = [
     ("bokeh.evaluate", ("ckpt=reference", "data.photo_pairs=[{tree}/full,{tree}/full]"), "data.photo_pairs lists {tree}/full twice"),
     ("bokeh.evaluate", ("ckpt=reference", "real={tree}/photos", "apertures=1.8,2.8,1.80"), "apertures=1.8,2.8,1.80: 1.8 is given twice (as 1.80)"),
     ("bokeh.demo", ("out={tree}/d", "photos=astronaut,coffee,astronaut"), "photos=astronaut,coffee,astronaut: astronaut is named twice"),
+    # two files of one name where files are paired by name (F9)
+    ("bokeh.evaluate", ("ckpt=reference", "portraits={tree}/twins"), "{tree}/twins/images holds two files named a (a.jpg and a.png)"),
+    ("bokeh.data.photo_pairs", ("src={tree}/twins", "out={tree}/pp"), "would both be written to {tree}/pp/focal/twins-a.png"),
+    # messages that name the real problem (F14): an empty matte, a folder as focus=, an empty image as a model,
+    # a file or a folder as real=, a file as masks=
+    ("bokeh.render", (*R, "out={tree}/o", "focus={tree}/empty.png"), "focus={tree}/empty.png: empty file (0 bytes)"),
+    ("bokeh.render", (*R, "out={tree}/o", "focus={tree}/photos"), "focus={tree}/photos: is a folder"),
+    ("bokeh.export", ("ckpt={tree}/empty.png", "out={tree}/e"), "ckpt={tree}/empty.png is an empty image file (0 bytes), not a model"),
+    ("bokeh.demo", ("out={tree}/d", "real={tree}/notes.txt"), "real={tree}/notes.txt is a file, not a folder of real pairs"),
+    ("bokeh.evaluate", ("ckpt=reference", "real={tree}/notes.txt"), "real={tree}/notes.txt is a file, not a folder of real pairs"),
+    ("bokeh.data.photo_pairs", ("src={tree}/portraits", "masks={tree}/notes.txt", "out={tree}/pp"),
+     "masks={tree}/notes.txt: {tree}/notes.txt is a file, not a folder of subject masks"),
     # bokeh.data.photo_pairs
     ("bokeh.data.photo_pairs", ("src={tree}/portraits", "out={tree}/pp", "seed=-1"), "seed=-1: give a whole number from 0"),
     ("bokeh.data.photo_pairs", ("src={tree}/portraits", "out={tree}/pp", "n=0"), "n=0: give a whole number of at least 1"),
