@@ -230,3 +230,24 @@ def test_portraits_take_every_image_type_and_refuse_two_photos_of_one_name(tmp_p
     Image.fromarray(photo).save(tmp_path / "images" / "a.png")
     with pytest.raises(DataLayoutError, match=r"images holds two files named a \(a.png and a.tif\)"):
         list_portraits(tmp_path)
+
+
+def test_a_uniform_portrait_is_skipped_with_one_line(tmp_path, capsys):
+    """issue 32, F13: a uniform white photo gave a NaN row (no detail in the person to measure) that was averaged over."""
+    from PIL import Image
+
+    from bokeh.evaluate_portraits import evaluate_portraits
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    mask = np.zeros((64, 96), np.uint8)
+    mask[16:48, 30:60] = 255
+    textured = (np.arange(64 * 96 * 3) % 251).astype(np.uint8).reshape(64, 96, 3)
+    Image.fromarray(np.full((64, 96, 3), 255, np.uint8)).save(tmp_path / "images" / "white.png")
+    Image.fromarray(textured).save(tmp_path / "images" / "t.png")
+    for name in ("white", "t"):
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{name}.png")
+    results = evaluate_portraits(list_portraits(tmp_path), lambda image, focus, aperture: (image, None), tapped=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path / 'images' / 'white.png'}: skipped: its scores are not finite (auto: detail_subject=nan" in err[0], err
+    assert [row["name"] for row in results["photos"]] == ["t"] and list(results["skipped"]) == ["white"]

@@ -534,3 +534,19 @@ def gaussian_blur(sigma: float):
     detail measure of :mod:`bokeh.evaluate.real`."""
     size = 2 * math.ceil(3 * sigma) + 1
     return lambda image: kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="reflect")
+
+
+def unscorable(scores, needed=()) -> str | None:
+    """Why a row of scores cannot join a mean (``None`` if it can): its values that are infinite, or
+    NaN among ``needed`` (the scores every image gives; a split with no pixels is NaN by design).
+    A uniform image, or a target identical to its photo, scores an infinite PSNR and measures
+    nothing: every aggregation (real pairs, portraits, synthetic sets) skips such a row with one line."""
+    bad = [f"{key}={value:g}" for key, value in scores.items()
+           if isinstance(value, float) and (math.isinf(value) or (key in needed and math.isnan(value)))]
+    return ", ".join(bad) or None
+
+
+def unscorable_line(name, reason: str) -> str:
+    """The one line that says a row was skipped (:func:`unscorable`), naming the file."""
+    return (f"  {name}: skipped: its scores are not finite ({reason}): a uniform image, or a target identical "
+            f"to its photo, measures nothing")

@@ -208,9 +208,12 @@ def main_real(args: list[str]) -> dict:
         print(f"{backend.name}: {len(pairs)} real pair(s) from {settings['real']}, rendered as bokeh.render renders "
               f"them (its default size and detail restore) with {controls} (tap: each subject mask's interior point; "
               f"aperture: each target's f-number)", file=sys.stderr)
-        results = evaluate_real(pairs, render, split=split, tap=use["tap"], aperture=use["aperture"],
-                                progress=lambda row: print(f"  {row['name']}: model {row['model']['psnr']:.2f} dB",
-                                                           file=sys.stderr))
+        try:
+            results = evaluate_real(pairs, render, split=split, tap=use["tap"], aperture=use["aperture"],
+                                    progress=lambda row: print(f"  {row['name']}: model {row['model']['psnr']:.2f} dB",
+                                                               file=sys.stderr))
+        except ValueError as error:  # no pair could be scored (each said as it was skipped)
+            raise refuse(str(error)) from None
         print(format_real_table(results))
         if report is not None:
             write_text_atomic(report, json_text({"model": settings["ckpt"], "split": split, **use, "subject": settings["subject"], **results}, indent=2))
