@@ -236,7 +236,7 @@ def test_a_uniform_portrait_is_skipped_with_one_line(tmp_path, capsys):
     """issue 32, F13: a uniform white photo gave a NaN row (no detail in the person to measure) that was averaged over."""
     from PIL import Image
 
-    from bokeh.evaluate_portraits import evaluate_portraits
+    from bokeh.evaluate.portraits import evaluate_portraits
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()

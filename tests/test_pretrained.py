@@ -147,13 +147,13 @@ def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_fil
 
 def test_ctrl_c_while_ship_scores_is_one_line_and_exit_130(tiny_ckpt, shipped, tmp_path, monkeypatch, capsys):
     """issue 32, F15: the command line itself (bokeh.release's main), interrupted in its scoring."""
-    import bokeh.evaluate
+    import bokeh.evaluate.synthetic
     from bokeh import release
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bokeh.evaluate, "validation_samples", interrupted)
+    monkeypatch.setattr(bokeh.evaluate.synthetic, "validation_samples", interrupted)
     before = package_files()
     with pytest.raises(SystemExit) as stopped:
         release.main(["ship", f"ckpt={tiny_ckpt}", "name=fresh"])

@@ -321,7 +321,7 @@ def test_a_uniform_pair_is_skipped_with_one_line_and_the_means_stay_finite(tmp_p
     from PIL import Image
 
     from bokeh.data.real_pairs import list_real_pairs
-    from bokeh.evaluate_real import evaluate_real
+    from bokeh.evaluate.real import evaluate_real
 
     textured = (np.arange(64 * 96 * 3) % 251).astype(np.uint8).reshape(64, 96, 3)
     for folder in ("original", "bokeh"):

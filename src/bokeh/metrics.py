@@ -537,12 +537,13 @@ def gaussian_blur(sigma: float):
 
 
 def unscorable(scores, needed=()) -> str | None:
-    """Why a row of scores cannot join a mean (``None`` if it can): its values that are infinite, or
-    NaN among ``needed`` (the scores every image gives; a split with no pixels is NaN by design).
-    A uniform image, or a target identical to its photo, scores an infinite PSNR and measures
-    nothing: every aggregation (real pairs, portraits, synthetic sets) skips such a row with one line."""
+    """Why a row of scores cannot join a mean (``None`` if it can): the scores among ``needed`` (those
+    every image gives, e.g. the all-pixel PSNR and SSIM) that are not finite. A uniform image, or a
+    target identical to its photo, scores an infinite PSNR and measures nothing: every aggregation
+    (real pairs, portraits, synthetic sets) skips such a row with one line. (A split's score may be
+    NaN, no such pixels, or infinite, the identity on pixels the target keeps sharp, by design.)"""
     bad = [f"{key}={value:g}" for key, value in scores.items()
-           if isinstance(value, float) and (math.isinf(value) or (key in needed and math.isnan(value)))]
+           if key in needed and isinstance(value, float) and not math.isfinite(value)]
     return ", ".join(bad) or None
 
 
