@@ -210,3 +210,44 @@ def test_a_photo_with_an_all_black_mask_is_skipped_with_a_line_and_metrics_json_
     assert [row["name"] for row in written["photos"]] == ["a"] == [row["name"] for row in results["photos"]]
     write_image(folder / "masks" / "a.png", np.zeros(SIZE, np.uint8))  # nothing left to score: one sentence, exit 2
     assert "every mask is all black or all white" in _refused([f"ckpt={checkpoint}", f"portraits={folder}"], capsys)
+
+
+def test_portraits_take_every_image_type_and_refuse_two_photos_of_one_name(tmp_path):
+    """issue 32, F9/F11: a .tif portrait was silently left out; x.jpg and x.png were scored twice under one name."""
+    from PIL import Image
+
+    from bokeh.data.pairs import DataLayoutError
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    photo = np.zeros((16, 16, 3), np.uint8)
+    for name in ("a.tif", "b.webp", "c.jpg"):
+        Image.fromarray(photo).save(tmp_path / "images" / name)
+    for name in ("a.png", "b.png", "c.tif"):
+        Image.fromarray(photo[..., 0]).save(tmp_path / "masks" / name)
+    assert [(p.name, p.image.name, p.mask.name) for p in list_portraits(tmp_path)] == [
+        ("a", "a.tif", "a.png"), ("b", "b.webp", "b.png"), ("c", "c.jpg", "c.tif")]
+    Image.fromarray(photo).save(tmp_path / "images" / "a.png")
+    with pytest.raises(DataLayoutError, match=r"images holds two files named a \(a.png and a.tif\)"):
+        list_portraits(tmp_path)
+
+
+def test_a_uniform_portrait_is_skipped_with_one_line(tmp_path, capsys):
+    """issue 32, F13: a uniform white photo gave a NaN row (no detail in the person to measure) that was averaged over."""
+    from PIL import Image
+
+    from bokeh.evaluate.portraits import evaluate_portraits
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    mask = np.zeros((64, 96), np.uint8)
+    mask[16:48, 30:60] = 255
+    textured = (np.arange(64 * 96 * 3) % 251).astype(np.uint8).reshape(64, 96, 3)
+    Image.fromarray(np.full((64, 96, 3), 255, np.uint8)).save(tmp_path / "images" / "white.png")
+    Image.fromarray(textured).save(tmp_path / "images" / "t.png")
+    for name in ("white", "t"):
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{name}.png")
+    results = evaluate_portraits(list_portraits(tmp_path), lambda image, focus, aperture: (image, None), tapped=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path / 'images' / 'white.png'}: skipped: its scores are not finite (auto: detail_subject=nan" in err[0], err
+    assert [row["name"] for row in results["photos"]] == ["t"] and list(results["skipped"]) == ["white"]

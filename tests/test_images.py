@@ -205,6 +205,40 @@ def test_a_multi_page_tiff_is_read_at_its_first_page_and_counted(tmp_path):
     assert images.page_count(tmp_path / "one.png") == 1
 
 
+
+@pytest.mark.parametrize("reader", ["read_rgb", "read_size", "read_mask", "read_gray"])
+def test_every_reader_says_once_that_a_multi_page_tiff_is_read_at_page_1(tmp_path, reader, capsys):
+    """issue 32, F10/F11: a matte, a mask, a real pair, a portrait or a training pair read from a
+    multi-page TIFF: one line, from the one reader, once per file (render routes it to its progress bar)."""
+    first, second, third = (np.full((8, 8, 3), v, np.uint8) for v in (40, 200, 90))
+    path = tmp_path / f"pages_{reader}.tif"
+    Image.fromarray(first).save(path, save_all=True, append_images=[Image.fromarray(second), Image.fromarray(third)])
+    getattr(images, reader)(path)
+    getattr(images, reader)(path)
+    assert capsys.readouterr().err.splitlines() == [images.pages_note(path, 3)]
+    said = []
+    other = tmp_path / "other.tif"
+    Image.fromarray(first).save(other, save_all=True, append_images=[Image.fromarray(second)])
+    with images.page_notes(said.append):
+        getattr(images, reader)(other)
+    assert said == [f"{other}: 2 pages; page 1 is used, the other 1 are left out (save the page you mean as its own file)"]
+    write_image(tmp_path / "one.png", first)
+    getattr(images, reader)(tmp_path / "one.png")
+    assert capsys.readouterr().err == ""
+
+
+def test_files_of_one_name_in_a_folder_are_refused_by_the_one_listing(tmp_path):
+    """issue 32, F9: x.jpg and x.png (or x.JPG) paired by name would be taken for one photo."""
+    for name in ("x.jpg", "y.tif", "z.heic", ".hidden.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.png").mkdir()
+    assert list(images.images_by_stem(tmp_path)) == ["x", "y", "z"]
+    assert list(images.images_by_stem(tmp_path, known=False)) == ["x", "y"]
+    (tmp_path / "x.png").write_bytes(b"x")
+    with pytest.raises(images.SameStemError, match=r"holds two files named x \(x.jpg and x.png\)"):
+        images.images_by_stem(tmp_path)
+
+
 # ----------------------------------------------------------------------------- colour profiles; a photo that cannot be read (issue 21)
 @pytest.mark.parametrize("space, suffix", [(ADOBE_RGB, ".png"), (DISPLAY_P3, ".webp"), (ADOBE_RGB, ".tif")])
 def test_a_photo_with_a_wide_gamut_profile_is_read_in_srgb(tmp_path, space, suffix):

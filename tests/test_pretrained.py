@@ -119,6 +119,17 @@ def test_ship_checks_its_file_and_name_first_in_one_sentence(bad, said, tiny_ckp
     assert package_files() == before, "the shipped reference is untouched"
 
 
+def test_ship_names_real_when_its_folder_is_not_real_pairs(tiny_ckpt, tmp_path):
+    """issue 32, F14: the sentence names the option (real=), as every command's does."""
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    for real, said in (("photos", "real={} is not a folder of real pairs"), ("notes.txt", "real={} is a file, not a folder of real pairs")):
+        result = ship_cli(f"ckpt={tiny_ckpt}", "name=f14probe", f"real={tmp_path / real}", cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert said.format(tmp_path / real) in result.stderr.splitlines()[0]
+    assert not (pretrained.FOLDER / "f14probe.pt").exists()
+
+
 def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_files(tiny_ckpt, shipped, tmp_path, monkeypatch):
     import bokeh.evaluate.synthetic
     from bokeh.release import ship
@@ -132,6 +143,24 @@ def test_ship_scores_first_and_an_interrupt_while_scoring_leaves_the_shipped_fil
     with pytest.raises(KeyboardInterrupt):
         ship(tiny_ckpt, "tiny")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "no new weights without their scores"
+
+
+def test_ctrl_c_while_ship_scores_is_one_line_and_exit_130(tiny_ckpt, shipped, tmp_path, monkeypatch, capsys):
+    """issue 32, F15: the command line itself (bokeh.release's main), interrupted in its scoring."""
+    import bokeh.evaluate.synthetic
+    from bokeh import release
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bokeh.evaluate.synthetic, "validation_samples", interrupted)
+    before = package_files()
+    with pytest.raises(SystemExit) as stopped:
+        release.main(["ship", f"ckpt={tiny_ckpt}", "name=fresh"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines() == [f"bokeh.release ship: interrupted (Ctrl-C); nothing was shipped: {tmp_path / 'fresh'}.pt and .json are as they were"]
+    assert package_files() == before
 
 
 def test_ship_writes_the_weights_and_their_scores_together(tiny_ckpt, shipped, tmp_path, monkeypatch):

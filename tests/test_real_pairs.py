@@ -311,3 +311,26 @@ def test_real_pairs_too_small_to_score_are_refused_in_one_sentence(tmp_path):
     folder = real_set(tmp_path / "real", side=24)
     err = one_line(cli("bokeh.evaluate", "ckpt=reference", f"real={folder}", cwd=tmp_path))
     assert "too small to score" in err
+
+
+def test_a_uniform_pair_is_skipped_with_one_line_and_the_means_stay_finite(tmp_path, capsys):
+    """issue 32, F12: a uniform white pair scored an infinite PSNR and made the mean infinite (null in JSON)."""
+    import math
+
+    import numpy as np
+    from PIL import Image
+
+    from bokeh.data.real_pairs import list_real_pairs
+    from bokeh.evaluate.real import evaluate_real
+
+    textured = (np.arange(64 * 96 * 3) % 251).astype(np.uint8).reshape(64, 96, 3)
+    for folder in ("original", "bokeh"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((64, 96, 3), 255, np.uint8)).save(tmp_path / folder / "white.png")
+        Image.fromarray(textured if folder == "original" else textured // 2).save(tmp_path / folder / "g.png")
+    results = evaluate_real(list_real_pairs(tmp_path), lambda image, focus, aperture: image)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path / 'bokeh' / 'white.png'}: skipped: its scores are not finite (model: psnr=inf" in err[0], err
+    assert [row["name"] for row in results["pairs"]] == ["g f/1.8"] and list(results["skipped"]) == ["white f/1.8"]
+    assert all(math.isfinite(value) for method in results["means"]["f/1.8"].values() for key, value in method.items()
+               if key in ("psnr", "ssim", "pairs"))

@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 from pathlib import Path
 
 # the file part lives in bokeh.files; these names stay importable from here for older code
@@ -125,6 +126,146 @@ def given_path(key: str, value: str | os.PathLike | None) -> Path:
 
 
 from bokeh.options import FALSE_WORDS, TRUE_WORDS, parse_bool  # noqa: E402, F401  (the true/false words live there, once)
+
+
+# ----------------------------------------------------------------------------- Hydra's refusals as one sentence
+def _override_for(key: str, overrides: Iterable[str]) -> str:
+    """The override (as typed) that sets ``key`` (``+key=``, ``++key=`` and ``~key`` included)."""
+    for override in overrides:
+        if override.partition("=")[0].lstrip("+~") == key:
+            return override
+    return key
+
+
+def _keys_at(parent: str, compose_without: Callable[[str], Any] | None, bad: str) -> list[str]:
+    """The keys of config node ``parent`` ('' = the top) once ``bad`` is left out; [] when unknown."""
+    if compose_without is None:
+        return []
+    try:
+        from omegaconf import OmegaConf
+
+        cfg = compose_without(bad)
+        node = cfg if not parent else OmegaConf.select(cfg, parent)
+        return sorted(str(k) for k in node.keys() if str(k) != "hydra" and not str(k).startswith("_")) if hasattr(node, "keys") else []
+    except Exception:  # noqa: BLE001  only used to word the message
+        return []
+
+
+def hydra_sentence(error: BaseException, overrides: Iterable[str], compose_without: Callable[[str], Any] | None = None) -> str:
+    """Hydra's refusal of a command line (an unknown key, a value of the wrong type, an unknown
+    config option, an override it cannot parse) as one sentence naming the override as typed and
+    what it takes (the keys that exist, the options of the group, the type), instead of Hydra's lines.
+
+    ``compose_without(override)`` composes the config without the bad override (for the list of keys).
+    """
+    import difflib
+
+    overrides = list(overrides)
+    text = str(error)
+    cause = str(error.__cause__ or "").splitlines()[0] if error.__cause__ is not None else ""
+    match = re.search(r"Could not override '([^']+)'", text)
+    if match and "not in struct" in cause:
+        key = match.group(1)
+        parent, _, name = key.rpartition(".")
+        keys = _keys_at(parent, compose_without, _override_for(key, overrides))
+        where = f"{parent} has" if parent else "the config has"
+        close = difflib.get_close_matches(name, keys, n=1)
+        mean = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+        known = f"; its keys are {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}" if keys else ""
+        return (f"{_override_for(key, overrides)}: {where} no key {name!r}{mean}{known}: use one of them, "
+                f"or write +{_override_for(key, overrides).lstrip('+')} to add a new key")
+    match = re.search(r"Could not override '([^']+)'|Error merging override (\S+)", text)
+    if match:
+        key = (match.group(1) or match.group(2).partition("=")[0]).lstrip("+~")
+        why = cause or text.splitlines()[-1]
+        typed = re.match(r"Value '(.*)' is not a valid (\w+)", why)
+        if typed:
+            kind = {"bool": "true or false", "int": "a whole number", "float": "a number"}.get(typed.group(2), f"a {typed.group(2)}")
+            why = f"{key} takes {kind}, not {typed.group(1)!r}"
+        return f"{_override_for(key, overrides)}: {why}"
+    match = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+    if match:
+        group, option = match.group(1), match.group(2)
+        available = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], flags=re.M)
+        return (f"{group}={option}: there is no {group} option {option!r}"
+                + (f"; available: {', '.join(available)}" if available else f" (no conf/{group}/{option}.yaml)"))
+    match = re.search(r"An item is already at '([^']+)'", text)
+    if match:
+        key = match.group(1)
+        return f"{_override_for(key, overrides)}: {key} exists already: set it without the + ({_override_for(key, overrides).lstrip('+')})"
+    match = re.search(r"Could not delete from config\. '([^']+)' does not exist", text)
+    if match:
+        return f"~{match.group(1)}: there is no {match.group(1)} to delete"
+    match = re.search(r"Ambiguous value for argument '([^']+)'", text)
+    if match:
+        return (f"{match.group(1)}: a value with commas is a sweep to Hydra: write a list as key=[a,b], "
+                f"or quote a text as key='a,b'")
+    from hydra.errors import OverrideParseException
+
+    if isinstance(error, OverrideParseException):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        for override in overrides:
+            try:
+                OverridesParser.create().parse_overrides([override])
+            except Exception:  # noqa: BLE001
+                return (f"{override}: Hydra cannot read this value ({text.splitlines()[0]}); quote it, e.g. "
+                        f"{override.partition('=')[0]}='{override.partition('=')[2]}'")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("\t", "Config search path", "See https"))]
+    return " ".join(lines[:2]) or type(error).__name__
+
+
+def compose_checked(config_dir: str | os.PathLike, config_name: str, overrides: list[str], hydra_config: bool = False):
+    """The config Hydra composes from ``config_dir/config_name`` with ``overrides``.
+
+    Raises:
+        ValueError: Hydra refused the command line; ``str()`` is :func:`hydra_sentence`.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    def composed_with(given: list[str]):
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            return compose(config_name, overrides=given, return_hydra_config=hydra_config)
+
+    def composed(leave_out: str | None = None):
+        return composed_with([o for o in overrides if o != leave_out])
+
+    try:
+        return composed()
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        sentence = hydra_sentence(error, overrides, composed)
+        if not any(sentence.startswith(o.partition("=")[0].lstrip("+~")) or sentence.startswith(o) for o in overrides):
+            culprit = _first_refused(overrides, lambda given: composed_with(given))
+            sentence = f"{culprit}: {sentence}" if culprit else sentence
+        raise ValueError(sentence) from None
+
+
+def _first_refused(overrides: list[str], compose: Callable[[list[str]], Any]) -> str | None:
+    """The first override whose addition makes composing fail (to name it in the message)."""
+    for count in range(1, len(overrides) + 1):
+        try:
+            compose(overrides[:count])
+        except Exception:  # noqa: BLE001
+            return overrides[count - 1]
+    return None
+
+
+def check_hydra_command_line(program: str, config_dir: str | os.PathLike, config_name: str, argv: list[str]) -> None:
+    """Before ``@hydra.main`` runs: compose the config from ``argv`` once, and refuse what Hydra would
+    refuse (an unknown key, a value of the wrong type, an unknown group option, a value it cannot
+    parse) in one sentence, exit status :data:`EXIT_SETTINGS`, instead of Hydra's seven lines.
+
+    A command line with Hydra's own flags (``--help``, ``--cfg``, ``--multirun``, ...) is left to Hydra.
+    """
+    if any(arg.startswith("-") for arg in argv):
+        return
+    try:
+        compose_checked(config_dir, config_name, list(argv), hydra_config=True)
+    except ValueError as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_SETTINGS) from None
 
 
 # ----------------------------------------------------------------------------- Ctrl-C and signals

@@ -34,15 +34,14 @@ import time
 from pathlib import Path
 
 import pytorch_lightning  # noqa: F401  (import order: before TensorFlow, see TOOLCHAIN.md)
-from hydra import compose, initialize_config_dir
 
 from bokeh.checkpoint import load_generator
 from bokeh.checkpoint_io import CheckpointWriteError
-from bokeh.cli import EXIT_SETTINGS, hydra_quote, interruptible, json_text, quote_path_overrides, run_child
+from bokeh.cli import EXIT_SETTINGS, compose_checked, hydra_quote, interruptible, json_text, quote_path_overrides, run_child
 from bokeh.files import OutputFolderError, check_output_folder, check_planned, write_text_atomic
 from bokeh.evaluate.synthetic import baselines, evaluate_generator, format_table, score, validation_samples
 from bokeh.data.pairs import DataLayoutError
-from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths, check_run_folder, run
+from bokeh.train import CONF_DIR, PATH_KEYS, build_module, built, check_config_values, check_data_paths, check_run_folder, run
 
 #: Photos shipped inside scikit-image (no download), by the name of their ``skimage.data`` function
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field", "immunohistochemistry", "camera", "moon",
@@ -54,10 +53,15 @@ USAGE = ("usage: python -m bokeh.demo [minutes=10] [tflite=true] [reference=true
 
 def parse_photos(text: str) -> list[str]:
     """``astronaut,coffee`` -> the named photos of :data:`PHOTOS`, at least one."""
+    from bokeh.options import first_repeat
+
     photos = [p for p in text.split(",") if p]
     unknown = [p for p in photos if p not in PHOTOS]
     if unknown or not photos:
         raise ValueError(f"{'unknown photo ' + ', '.join(unknown) if unknown else 'no photo named'}; choose from {','.join(PHOTOS)}")
+    repeat = first_repeat(photos)
+    if repeat:
+        raise ValueError(f"{repeat[0]} is named twice: name each photo once")
     return photos
 
 
@@ -137,8 +141,7 @@ def demo_config(out: Path, minutes: float, extra: list[str], overwrite: bool = F
     budget = f"{days:02d}:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"  # DD:HH:MM:SS
     overrides = ["experiment=demo", f"output_dir={hydra_quote(str(out / 'pretrain'))}", f"trainer.max_time={budget}",
                  f"overwrite={str(overwrite).lower()}", *quote_path_overrides(extra, PATH_KEYS)]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
+    return compose_checked(CONF_DIR, "train", overrides)  # Hydra's refusals (an unknown key, ...): one sentence
 
 
 def train_demo(cfg, out: Path) -> Path:
@@ -306,6 +309,11 @@ def main(argv: list[str] | None = None) -> None:
         out = checked["out"]
         cfg = demo_config(out, checked["minutes"], overrides, checked["overwrite"])
         check_data_paths(cfg.data)
+        check_config_values(cfg)  # the training settings as bokeh.train checks them, before the reference step's minutes
+        import hydra
+
+        built("data", lambda: hydra.utils.instantiate(cfg.data))
+        built("model", lambda: build_module(cfg))
         # every file the demo writes, known now: none twice, none too long, none replaced without overwrite=true
         check_planned(planned_outputs(out, checked["photos"], checked["reference"], checked["tflite"], checked["real"]), "out",
                       overwrite=checked["overwrite"], remedy="give the real pairs distinct names")

@@ -207,11 +207,20 @@ def _shortened(name: str, keep: int = 40) -> str:
 
 def case_insensitive(folder: str | os.PathLike) -> bool:
     """True if the file system holding ``folder`` (or its nearest existing parent) takes ``A.png``
-    and ``a.png`` for one file (macOS and Windows by default); False where that cannot be probed."""
+    and ``a.png`` for one file (macOS and Windows by default); False where that cannot be probed.
+    Asked by looking up a folder's name in the other case (nothing written in a user's folder); a
+    probe file only where no folder name up the path has a letter."""
     folder = Path(os.path.abspath(folder))
     while not folder.is_dir() and folder != folder.parent:
         folder = folder.parent
-    try:
+    for named in (folder, *folder.parents):  # read-only first: does the name in the other case reach the same folder?
+        swapped = named.name.swapcase()
+        if swapped != named.name:
+            try:
+                return os.path.samefile(named, named.with_name(swapped))
+            except OSError:  # no such name: the file system tells case apart
+                return False
+    try:  # no letter in any folder name: a probe file, made and removed
         handle, name = tempfile.mkstemp(prefix=".bokeh-case-probe-", dir=folder)
     except OSError:
         return False

@@ -84,6 +84,34 @@ def unsupported_reason(path: str | os.PathLike) -> tuple[str, str] | None:
     return (f"not an image file name ({suffix or 'no suffix'})", f"images are read by suffix: {', '.join(IMAGE_SUFFIXES)}")
 
 
+class SameStemError(ValueError):
+    """A folder holds two image files of one name (``x.jpg`` and ``x.png``): which one is meant?"""
+
+
+def images_by_stem(folder: str | os.PathLike, known: bool = True) -> dict[str, Path]:
+    """``{stem: path}`` of the image files directly in ``folder``, in name order: the one listing of
+    every reader that pairs files by name (real pairs, portraits and their masks, photo-pair masks).
+    Hidden files and subfolders are left out. ``known``: also files of image types that are not
+    decoded here (HEIC, raw: reported by the reader), else only :data:`IMAGE_SUFFIXES`.
+
+    Raises:
+        SameStemError: two files of one stem (``x.jpg`` and ``x.png``, also ``x.JPG`` and ``x.jpg``),
+            one sentence naming both: they would be taken for one photo, or scored twice under one name.
+    """
+    folder = Path(folder)
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if not (is_known_image_type(path) if known else path.suffix.lower() in IMAGE_SUFFIXES):
+            continue
+        if path.stem in files:
+            raise SameStemError(f"{folder} holds two files named {path.stem} ({files[path.stem].name} and {path.name}): "
+                                f"keep one, or rename one")
+        files[path.stem] = path
+    return files
+
+
 def is_known_image_type(path: str | os.PathLike) -> bool:
     """True for image suffixes, readable here or not (HEIC, camera raw): files a user means as photos."""
     suffix = Path(path).suffix.lower()
@@ -216,6 +244,7 @@ def read_size(path: str | os.PathLike) -> tuple[int, int]:
     """
     path = Path(path)
     with _decode_errors(path), Image.open(path) as image:
+        _note_pages(path, image)
         width, height = image.size
         orientation = _orientation(image, path)
         if image.format == "JPEG" and not _ends_like_jpeg(path):
@@ -243,8 +272,47 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     with _decode_errors(path), Image.open(path) as image:
+        _note_pages(path, image)
         image = to_srgb(_upright(image, path), path)
     return _to_rgb8(image, path)
+
+
+#: Where the note on a multi-page file goes (:func:`page_notes`); default: a line on stderr.
+_PAGE_REPORTERS: list = []
+_PAGES_NOTED: set[str] = set()
+
+
+def pages_note(path: str | os.PathLike, pages: int) -> str:
+    """The one line every reader says for a file of ``pages`` pages (a multi-page TIFF) it read page 1 of."""
+    return f"{path}: {pages} pages; page 1 is used, the other {pages - 1} are left out (save the page you mean as its own file)"
+
+
+@contextlib.contextmanager
+def page_notes(report) -> Iterator[None]:
+    """Inside the block, the readers' note on a multi-page file goes to ``report(line)`` (a progress
+    bar's console, a list) instead of stderr."""
+    _PAGE_REPORTERS.append(report)
+    try:
+        yield
+    finally:
+        _PAGE_REPORTERS.remove(report)
+
+
+def _note_pages(path: Path, image: Image.Image) -> None:
+    """Say once per file and process that a file of several pages is read at its first
+    (:func:`pages_note`): every reader (photos, mattes, masks, real pairs, portraits, training pairs)
+    comes through here. A phone's JPEG with a preview frame (MPO) is one photo, not said."""
+    pages = int(getattr(image, "n_frames", 1) or 1)
+    if pages < 2 or image.format == "MPO" or str(path) in _PAGES_NOTED:
+        return
+    _PAGES_NOTED.add(str(path))
+    line = pages_note(path, pages)
+    if _PAGE_REPORTERS:
+        _PAGE_REPORTERS[-1](line)
+    else:
+        import sys
+
+        print(line, file=sys.stderr, flush=True)
 
 
 def page_count(path: str | os.PathLike) -> int:
@@ -280,12 +348,29 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     with _decode_errors(path), Image.open(path) as image:
+        _note_pages(path, image)
         image = _upright(image, path)
         if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
             alpha = np.asarray(image.convert("RGBA"))[..., 3]
             if alpha.min() < 255:
                 return alpha > 127
     return read_rgb(path).astype(np.uint16).sum(2) > 3 * 127
+
+
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """A matte image as ``(H, W)`` ``uint8``, upright: its alpha where the file has one that is not
+    fully opaque (a cut-out), else its brightness (colour files converted to gray, after the
+    conversions of :func:`read_rgb`). Raises :class:`ImageError` as :func:`read_rgb` does (an empty
+    file said as empty; a multi-page file noted)."""
+    path = Path(path)
+    with _decode_errors(path), Image.open(path) as image:
+        _note_pages(path, image)
+        image = _upright(image, path)
+        if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
+            alpha = np.asarray(image.convert("RGBA"))[..., 3]
+            if alpha.min() < 255:
+                return np.ascontiguousarray(alpha)
+    return np.asarray(Image.fromarray(read_rgb(path)).convert("L"))
 
 
 def _orientation(image: Image.Image, path: Path) -> int:

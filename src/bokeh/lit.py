@@ -49,6 +49,29 @@ class NonFiniteLossError(RuntimeError):
     """Training produced too many non-finite losses in a row to go on safely."""
 
 
+def _check_type(key: str, value: Any, default: Any) -> None:
+    """``value`` of config ``key`` is of its default's kind (a number, true/false, a list, a group):
+    ``optim.lr_g=fast`` is refused here, in one sentence, not by Adam in the middle of ``fit``."""
+    if default is None or value is None:
+        return
+    number = (int, float)
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, number):
+        ok, kind = isinstance(value, number) and not isinstance(value, bool), "a number"
+        if ok and isinstance(default, int) and isinstance(value, float) and not value.is_integer():
+            ok, kind = False, "a whole number"
+    elif isinstance(default, (list, tuple)):
+        ok, kind = isinstance(value, (list, tuple)), f"a list like {list(default)}"
+    elif isinstance(default, dict):
+        ok, kind = isinstance(value, dict), "a group of settings"
+    else:
+        return
+    if not ok:
+        shown = str(value).lower() if isinstance(value, bool) else value
+        raise ValueError(f"{key}={shown}: give {kind}")
+
+
 def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, what: str) -> dict[str, Any]:
     """``defaults`` updated with ``given``; unknown keys and negative numbers are config errors."""
     given = dict(given or {})
@@ -57,6 +80,7 @@ def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, what: str) -
         raise ValueError(f"unknown {what} option(s) {sorted(unknown)}; known: {sorted(defaults)}")
     merged = {**defaults, **given}
     for key, value in merged.items():
+        _check_type(f"{what}.{key}", value, defaults[key])
         if isinstance(defaults[key], dict):
             merged[key] = _merged(defaults[key], value, f"{what}.{key}")
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:

@@ -534,3 +534,20 @@ def gaussian_blur(sigma: float):
     detail measure of :mod:`bokeh.evaluate.real`."""
     size = 2 * math.ceil(3 * sigma) + 1
     return lambda image: kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="reflect")
+
+
+def unscorable(scores, needed=()) -> str | None:
+    """Why a row of scores cannot join a mean (``None`` if it can): the scores among ``needed`` (those
+    every image gives, e.g. the all-pixel PSNR and SSIM) that are not finite. A uniform image, or a
+    target identical to its photo, scores an infinite PSNR and measures nothing: every aggregation
+    (real pairs, portraits, synthetic sets) skips such a row with one line. (A split's score may be
+    NaN, no such pixels, or infinite, the identity on pixels the target keeps sharp, by design.)"""
+    bad = [f"{key}={value:g}" for key, value in scores.items()
+           if key in needed and isinstance(value, float) and not math.isfinite(value)]
+    return ", ".join(bad) or None
+
+
+def unscorable_line(name, reason: str) -> str:
+    """The one line that says a row was skipped (:func:`unscorable`), naming the file."""
+    return (f"  {name}: skipped: its scores are not finite ({reason}): a uniform image, or a target identical "
+            f"to its photo, measures nothing")

@@ -64,7 +64,8 @@ def check_model_file(path: str | os.PathLike, setting: str = "ckpt", suffixes: t
     path = Path(text)
     suffix = path.suffix.lower()
     if suffix in _IMAGE_SUFFIXES:
-        raise CheckpointError(f"{setting}={path} is an image, not a model: give {kinds} (the photo goes in input=)")
+        what = "an empty image file (0 bytes)" if path.is_file() and path.stat().st_size == 0 else "an image"
+        raise CheckpointError(f"{setting}={path} is {what}, not a model: give {kinds} (the photo goes in input=)")
     if path.is_dir():
         found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (suffixes or MODEL_SUFFIXES))[:3]
         hint = f" (it holds {', '.join(found)})" if found else ""

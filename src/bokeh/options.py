@@ -138,6 +138,19 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
     return _described(parse_number, span)
 
 
+def first_repeat(values: Iterable[Any], same: Callable[[Any], Any] | None = None) -> tuple[Any, Any] | None:
+    """The first value of ``values`` given a second time and that second one (``same(value)`` says
+    which count as one: resolved paths, for folders), or ``None``: every list option refuses a value
+    given twice (one folder twice would silently double its weight)."""
+    seen: dict[Any, Any] = {}
+    for value in values:
+        key = same(value) if same is not None else value
+        if key in seen:
+            return seen[key], value
+        seen[key] = value
+    return None
+
+
 def numbers(each: Callable[[str], Any], what: str = "numbers separated by commas") -> Callable[[str], tuple]:
     """Values separated by commas, each checked by ``each`` (``numbers(number(0, low_open=True))``)."""
 
@@ -146,9 +159,14 @@ def numbers(each: Callable[[str], Any], what: str = "numbers separated by commas
         if not value.strip() or any(not part.strip() for part in parts):
             raise ValueError(f"give {what}, e.g. 1.8,2.8")
         try:
-            return tuple(each(part) for part in parts)
+            parsed = tuple(each(part) for part in parts)
         except ValueError as error:
             raise ValueError(f"{what}, each {getattr(each, 'describe', '')}: {error}") from None
+        repeat = first_repeat(zip(parts, parsed), same=lambda pair: pair[1])
+        if repeat:
+            raise ValueError(f"{repeat[0][0].strip()} is given twice" + (f" (as {repeat[1][0].strip()})" if repeat[0][0].strip() != repeat[1][0].strip() else "")
+                             + ": give each once")
+        return parsed
 
     return _described(parse_numbers, f"{what} ({getattr(each, 'describe', '')})")
 

@@ -280,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:  # CheckpointError is a ValueError; a real= folder not in the layout an OSError
         print(f"bokeh.release ship: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
-    ship(ckpt, name, real)
+    from bokeh.cli import interruptible
+
+    with interruptible("bokeh.release ship", lambda: f"nothing was shipped: {pretrained.FOLDER / name}.pt and .json are as they were"):
+        ship(ckpt, name, real)  # minutes of scoring: Ctrl-C is one line, exit status 130
     return 0
 
 

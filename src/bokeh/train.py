@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -33,11 +34,12 @@ from bokeh.checkpoint import CheckpointError, generator_source, read_checkpoint,
 from bokeh.config import CONF_DIR  # re-exported: bokeh.train.CONF_DIR
 from bokeh.models.glassnet import GROWABLE, GlassNet, grow_state
 from bokeh.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
-from bokeh.cli import EXIT_SETTINGS, Interrupted, hydra_quote, interruptible, quote_path_overrides
+from bokeh.cli import EXIT_SETTINGS, Interrupted, check_hydra_command_line, hydra_quote, interruptible, quote_path_overrides
 from bokeh.files import OutputFolderError, check_output_folder, write_text_atomic
 from bokeh.data.pairs import DataLayoutError
 from bokeh.data.sampling import ResumeStoppedEpoch
 from bokeh.lit import BokehGAN
+from bokeh.weights import VGGWeightsError
 
 # Lightning 2.6 warns at every step-based checkpoint of a manually optimized module that it holds the
 # weights after the optimizer step: exactly what resuming needs (they match global_step and the
@@ -413,14 +415,15 @@ def built(what: str, build: Callable[[], Any]) -> Any:
     except (ValueError, TypeError) as error:
         if isinstance(error, (ConfigValueError, CheckpointError)):
             raise
-        raise ConfigValueError(f"{what}: {error}") from None
+        said = str(error)
+        raise ConfigValueError(said if re.match(r"[\w.]+=", said) else f"{what}: {said}") from None
 
 
 def require_all_values(cfg: DictConfig) -> None:
     """Fail now, naming the key, if any mandatory value (``???``) was not given."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ValueError(
+        raise ConfigValueError(
             f"missing required setting(s) {', '.join(missing)}: give them on the command line, "
             f"e.g. python -m bokeh.train {missing[0]}=..."
         )
@@ -504,6 +507,10 @@ def run(cfg: DictConfig) -> pl.Trainer:
         check_crops_fit_critics(getattr(datamodule, "crop_size", None), module)
     except ValueError as error:
         raise ConfigValueError(str(error)) from None
+    try:  # the frozen VGG19 now, not in Lightning's setup: missing or foreign weights are one sentence before anything runs
+        module.setup("fit")
+    except VGGWeightsError as error:
+        raise ConfigValueError(str(error)) from None
     if cfg.get("ckpt_path"):
         check_resume(cfg.ckpt_path, module, cfg.trainer)
     elif cfg.get("init_from"):
@@ -546,4 +553,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv[1:] = quote_path_overrides(sys.argv[1:], PATH_KEYS)  # before Hydra parses them
+    check_hydra_command_line("bokeh.train", CONF_DIR, "train", sys.argv[1:])  # Hydra's refusals: one sentence
     main()

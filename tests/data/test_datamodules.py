@@ -182,3 +182,17 @@ def test_a_batch_mixing_scenes_and_photo_pairs_without_coc_keeps_the_scenes_radi
     for order in ([scene, pair], [pair, scene]):
         batch = collate_samples(order)
         assert batch["coc"].shape == (2, 1, 16, 24) and int(torch.isnan(batch["coc"]).flatten(1).all(1).sum()) == 1
+
+
+def test_one_photo_pair_folder_twice_is_refused_also_by_another_path_to_it(tmp_path, monkeypatch):
+    """issue 32, F17: ``data.photo_pairs=[a, ./a]`` (or a symbolic link to it) would draw that set with twice its weight."""
+    from bokeh.data.datamodules import photo_folders
+    from bokeh.data.pairs import DataLayoutError
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    monkeypatch.chdir(tmp_path)
+    assert photo_folders(["a", str(tmp_path / "b")]) == ["a", str(tmp_path / "b")]
+    for twice in (["a", "a"], ["a", str(tmp_path / "a")], ["a", "link"], ["a", "./a/"]):
+        with pytest.raises(DataLayoutError, match=f"data.photo_pairs lists a twice.*list each folder once"):
+            photo_folders(twice)

@@ -171,3 +171,18 @@ def test_synthesize_does_not_half_replace_a_photo_pair_set(finished, tmp_path):
     err = refused(cli("bokeh.data.synthesize", "size=32x48", f"out={out}", "n=2", "workers=1", "overwrite=true", cwd=tmp_path))
     assert "focal/" in err and "another command" in err
     assert tree(out) == before
+
+
+@pytest.mark.parametrize("module", ["bokeh.data.photo_pairs", "bokeh.data.synthesize"])
+def test_a_users_folder_is_refused_before_anything_is_probed_inside_it(module, tmp_path):
+    """issue 32, F16: without overwrite=, a non-empty out= is refused before any probe file is made
+    in it or in its subfolders (a probe changes the folders' times, and needs write permission there)."""
+    src = masked_source(tmp_path / "portraits")
+    out = tmp_path / "mine"
+    write_image(out / "original" / "x.jpg", np.zeros((8, 8, 3), np.uint8))
+    write_image(out / "bokeh" / "x.jpg", np.zeros((8, 8, 3), np.uint8))
+    times = {p: p.stat().st_mtime_ns for p in (out, out / "original", out / "bokeh")}
+    args = (f"src={src}", f"out={out}") if module.endswith("photo_pairs") else (f"out={out}", "n=2", "size=32x48")
+    err = refused(cli(module, *args, cwd=tmp_path))
+    assert "exists and is not empty" in err
+    assert {p: p.stat().st_mtime_ns for p in times} == times, "nothing was made and removed inside the user's folders"

@@ -18,6 +18,8 @@ Constructor arguments equal the keys of ``conf/data/*.yaml``; constructing does 
 
 from __future__ import annotations
 
+import os
+
 import warnings
 
 import hashlib
@@ -374,4 +376,14 @@ def photo_folders(photo_pairs: str | Sequence[str] | None) -> list[str]:
         return []
     if isinstance(photo_pairs, (str, Path)):
         return [str(photo_pairs)]
-    return [str(p) for p in photo_pairs]
+    folders = [str(p) for p in photo_pairs]
+    from bokeh.options import first_repeat
+
+    repeat = first_repeat(folders, same=lambda folder: os.path.realpath(os.path.expanduser(folder)))
+    if repeat:  # one folder twice would draw its pairs with twice the weight, unsaid
+        from bokeh.data.pairs import DataLayoutError
+
+        again = f" ({repeat[1]} is the same folder)" if repeat[0] != repeat[1] else ""
+        raise DataLayoutError(f"data.photo_pairs lists {repeat[0]} twice{again}: list each folder once "
+                              f"(data.photo_weights sets how often each is drawn)")
+    return folders

@@ -93,6 +93,30 @@ def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str], 
     """
     out = Path(out)
     subfolders = tuple(subfolders)
+    owned = check_set_folder(out, overwrite, subfolders)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / MANIFEST, json.dumps(sorted(owned | set(planned)), indent=0) + "\n")
+    (out / META).unlink(missing_ok=True)
+    removed = [out / name for name in sorted(owned - {META}) if _in_set(name, subfolders)]
+    for path in removed:
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+    _remove_temporaries(out, subfolders, removed)
+    for name in subfolders:
+        (out / name).mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def check_set_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str]) -> set[str]:
+    """What :func:`prepare_folder` refuses, checked without touching anything (no probe, no folder
+    made): every writer of a set asks this first, before any other check that writes.
+    Returns the files of our earlier set in ``out`` (what ``overwrite`` would remove).
+
+    Raises:
+        FileExistsError: as :func:`prepare_folder`.
+    """
+    out = Path(out)
+    subfolders = tuple(subfolders)
     if os.path.lexists(out) and not out.is_dir():
         raise FileExistsError(f"out={out} is a file: choose a folder for the pairs")
     if out.is_dir() and any(out.iterdir()):
@@ -110,19 +134,8 @@ def prepare_folder(out: str | Path, overwrite: bool, subfolders: Iterable[str], 
             raise FileExistsError(
                 f"out={out} holds {len(foreign)} file(s) that no set written by this command lists (e.g. {foreign[0]}): "
                 f"overwrite=true replaces only a set this command wrote, never other files; choose an empty or new out= folder")
-    else:
-        owned = set()
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / MANIFEST, json.dumps(sorted(owned | set(planned)), indent=0) + "\n")
-    (out / META).unlink(missing_ok=True)
-    removed = [out / name for name in sorted(owned - {META}) if _in_set(name, subfolders)]
-    for path in removed:
-        if path.is_file() or path.is_symlink():
-            path.unlink()
-    _remove_temporaries(out, subfolders, removed)
-    for name in subfolders:
-        (out / name).mkdir(parents=True, exist_ok=True)
-    return out
+        return owned
+    return set()
 
 
 def _stranded(name: str, subfolders: tuple[str, ...]) -> bool:

@@ -56,6 +56,7 @@ sorted list) of set ``seed`` is the same on every machine: its random stream is
 from __future__ import annotations
 
 import json
+import os
 import math
 import sys
 import time
@@ -478,7 +479,7 @@ class PhotoSource:
 
 SOURCE_LAYOUT = ("expected a BSDS500 folder (images/<split>/<id>.jpg with groundTruth/<split>/<id>.mat beside them), "
                  "or a folder of photos with one subject mask each (images/<name>.jpg with masks/<name>.png; or masks=DIR)")
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+from bokeh.images import IMAGE_SUFFIXES as PHOTO_SUFFIXES  # noqa: E402  (every reader takes the same image types)
 
 
 def find_masked_photos(src: str | Path, masks: str | Path | None = None) -> list[PhotoSource]:
@@ -489,11 +490,19 @@ def find_masked_photos(src: str | Path, masks: str | Path | None = None) -> list
     Raises:
         ValueError: no ``images/`` or masks folder, or no photo with a mask.
     """
+    from bokeh.images import SameStemError, images_by_stem
+
     src = Path(src)
+    setting = "masks" if masks is not None else "src"
     masks = Path(masks) if masks is not None else src / "masks"
+    if os.path.lexists(masks) and not masks.is_dir():
+        raise ValueError(f"{setting}={masks if setting == 'masks' else src}: {masks} is a file, not a folder of subject masks; {SOURCE_LAYOUT}")
     if not (src / "images").is_dir() or not masks.is_dir():
         raise ValueError(f"src={src} with masks={masks}: no images/ folder or no masks folder; {SOURCE_LAYOUT}")
-    by_stem = {m.stem: m for m in masks.glob("*.png")}
+    try:
+        by_stem = images_by_stem(masks, known=False)  # every image type read here; two masks of one name refused
+    except SameStemError as error:
+        raise ValueError(f"{setting}=: {error}") from None
     photos = [PhotoSource(f"{src.resolve().name}-{image.stem}", image, by_stem[image.stem])
               for image in sorted((src / "images").rglob("*"), key=lambda p: (p.stem, str(p)))
               if image.suffix.lower() in PHOTO_SUFFIXES and image.stem in by_stem]
@@ -685,12 +694,14 @@ def write_photo_pairs(
         ValueError: a bad ``src`` (:func:`find_photos`), setting or segmentations file.
         FileExistsError: ``out`` exists, is not empty, and ``overwrite`` is false.
     """
-    from bokeh.data.folders import check_seed, finish_folder, plain, prepare_folder, run_jobs
+    from bokeh.data.folders import check_seed, check_set_folder, finish_folder, plain, prepare_folder, run_jobs
     from bokeh.data.layout import COC_DIR, F_NUMBERS, FOCAL_DIR, INPUT_DIR, TARGET_DIR
     from bokeh.cli import json_text
     from bokeh.files import check_planned, write_text_atomic
 
-    # every value and every input is checked before the first file is touched
+    # every value and every input is checked before the first file is touched; a folder that is refused
+    # as it stands first, before any probe inside it
+    check_set_folder(out, overwrite, (INPUT_DIR, TARGET_DIR, COC_DIR, FOCAL_DIR))
     check_seed(seed)
     photos = find_photos(src, masks)[:n]
     config = dict(config or {})
@@ -788,6 +799,10 @@ def main(argv: list[str] | None = None) -> int:
     written: dict = {}
     try:
         settings = parse_args(argv)
+        from bokeh.data.folders import check_set_folder
+        from bokeh.data.layout import COC_DIR, FOCAL_DIR, INPUT_DIR, TARGET_DIR
+
+        check_set_folder(settings["out"], settings["overwrite"], (INPUT_DIR, TARGET_DIR, COC_DIR, FOCAL_DIR))  # before any probe
         photos = len(find_photos(settings["src"], settings["masks"])[: settings["n"]])
         check_output_folder(settings["out"], "out", keep=False)
         started = time.perf_counter()

@@ -16,7 +16,6 @@ from PIL import Image
 from bokeh.data.pairs import DataLayoutError
 
 LAYOUT = "expected images/<name>.jpg with masks/<name>.png beside them (white = the subject)"
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,20 @@ def list_portraits(folder: str | Path) -> list[Portrait]:
     """The photos of ``folder/images`` that have a mask ``folder/masks/<stem>.png``, sorted by name.
 
     Raises:
-        DataLayoutError: the folder, ``images/`` or ``masks/`` is missing, or no photo has a mask.
+        DataLayoutError: the folder, ``images/`` or ``masks/`` is missing, no photo has a mask, or
+            two files of one name (``x.jpg`` and ``x.png``) in either folder.
     """
+    from bokeh.images import SameStemError, images_by_stem
+
     folder = Path(folder).expanduser()
     images, masks = folder / "images", folder / "masks"
     if not images.is_dir() or not masks.is_dir():
         raise DataLayoutError(f"{folder} is not a portrait folder: {LAYOUT}")
-    by_stem = {m.stem: m for m in masks.iterdir() if m.suffix.lower() == ".png"}
-    found = [Portrait(p.stem, p, by_stem[p.stem]) for p in sorted(images.iterdir())
-             if p.suffix.lower() in PHOTO_SUFFIXES and p.stem in by_stem]
+    try:  # every image type read here (TIFF too); two files of one name would be scored twice under it
+        photos, by_stem = images_by_stem(images), images_by_stem(masks)
+    except SameStemError as error:
+        raise DataLayoutError(str(error)) from None
+    found = [Portrait(stem, photo, by_stem[stem]) for stem, photo in photos.items() if stem in by_stem]
     if not found:
         raise DataLayoutError(f"{folder}: no photo in images/ has a mask in masks/; {LAYOUT}")
     return found

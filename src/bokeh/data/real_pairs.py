@@ -30,7 +30,7 @@ from bokeh.data.focus import interior_point  # noqa: F401  (the tap of a real pa
 from bokeh.data.layout import FOCAL_DIR, INPUT_DIR, TARGET_DIR
 from bokeh.data.folders import unfinished_set_reason
 from bokeh.data.pairs import DataLayoutError, name_key
-from bokeh.images import ImageError, is_known_image_type, read_mask, read_size  # noqa: F401  (read_mask: re-exported)
+from bokeh.images import ImageError, SameStemError, images_by_stem, is_known_image_type, read_mask, read_size  # noqa: F401  (read_mask: re-exported)
 from bokeh.models.controls import ControlError, check_aperture
 
 MASK_DIR = FOCAL_DIR  # optional subject masks, white = in focus
@@ -68,15 +68,12 @@ def parse_aperture(folder: str) -> float | None:
 
 
 def _images(folder: Path) -> dict[str, Path]:
-    """``{stem: path}`` of the image files in ``folder``; two files of one stem are refused."""
-    files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.startswith(".") and is_known_image_type(path):
-            if path.stem in files:
-                raise DataLayoutError(f"{folder} holds two files named {path.stem} ({files[path.stem].name} and "
-                                      f"{path.name}): keep one")
-            files[path.stem] = path
-    return files
+    """``{stem: path}`` of the image files in ``folder`` (:func:`bokeh.images.images_by_stem`); two
+    files of one stem are refused."""
+    try:
+        return images_by_stem(folder)
+    except SameStemError as error:
+        raise DataLayoutError(str(error)) from None
 
 
 def _is_set(folder: Path) -> bool:
@@ -151,7 +148,7 @@ def _check_sizes(pair: RealPair) -> None:
 
 
 def list_real_pairs(root: str | Path, bokeh_aperture: float = EBB_APERTURE,
-                    apertures: tuple[float, ...] | None = None) -> list[RealPair]:
+                    apertures: tuple[float, ...] | None = None, setting: str = "real") -> list[RealPair]:
     """Every real pair under ``root`` (see the module docstring for the layout), sets in name order,
     then photos by name, then targets from the narrowest aperture to the widest.
 
@@ -159,6 +156,7 @@ def list_real_pairs(root: str | Path, bokeh_aperture: float = EBB_APERTURE,
         root: a set (``original/`` + targets) or a folder whose subfolders are sets.
         bokeh_aperture: the f-number of the targets in ``bokeh/`` folders (EBB!: 1.8).
         apertures: keep only targets at these f-numbers (None: all).
+        setting: the option that named ``root``, for the messages (``real``, ``callbacks.real_pairs.folder``).
 
     Raises:
         DataLayoutError: a missing folder or one not in the layout, a file without its partner, two
@@ -167,7 +165,8 @@ def list_real_pairs(root: str | Path, bokeh_aperture: float = EBB_APERTURE,
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataLayoutError(f"real-pair folder {root} does not exist; {REAL_LAYOUT}")
+        what = "is a file, not a folder of real pairs" if root.exists() else "does not exist"
+        raise DataLayoutError(f"{setting}={root} {what}; {REAL_LAYOUT}")
     try:
         check_aperture(bokeh_aperture)
     except ControlError as error:
@@ -178,7 +177,7 @@ def list_real_pairs(root: str | Path, bokeh_aperture: float = EBB_APERTURE,
         sets = [child for child in sorted(root.iterdir(), key=lambda p: name_key(p.name)) if child.is_dir() and _is_set(child)]
         if not sets:
             found = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:8]
-            raise DataLayoutError(f"{root} is not a folder of real pairs (it holds: {', '.join(found) or 'nothing'}); "
+            raise DataLayoutError(f"{setting}={root} is not a folder of real pairs (it holds: {', '.join(found) or 'nothing'}); "
                                   f"{REAL_LAYOUT}")
         pairs = [pair for child in sets for pair in _list_set(child, f"{child.name}/", bokeh_aperture)]
     if apertures is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bokeh.cli import EXIT_SETTINGS, interruptible, json_text
 from bokeh.data.coc import write_coc
-from bokeh.data.folders import check_seed, ensure_folder, finish_folder, plain, prepare_folder, run_jobs
+from bokeh.data.folders import check_seed, check_set_folder, ensure_folder, finish_folder, plain, prepare_folder, run_jobs
 from bokeh.data.layout import COC_DIR, F_NUMBERS, INPUT_DIR, TARGET_DIR
 from bokeh.data.synthetic import GENERATOR_VERSION, make_pair, scene_config
 from bokeh.files import OutputFolderError, check_output_folder, write_text_atomic
@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     written: list[int] = []
     try:
         settings = parse_args(argv)
+        check_set_folder(settings["out"], settings["overwrite"], (INPUT_DIR, TARGET_DIR, COC_DIR))  # refused as it stands: before any probe
         check_output_folder(settings["out"], "out", keep=False)
         started = time.perf_counter()
         with interruptible("bokeh.data.synthesize", lambda: (

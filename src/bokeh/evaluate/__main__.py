@@ -28,16 +28,15 @@ def main(argv: list[str] | None = None) -> dict:
     scoring (exit status 2); Ctrl-C stops with one line (130) and writes no partial report.
     """
     import hydra
-    from hydra import compose, initialize_config_dir
 
     from bokeh import pretrained
     from bokeh.checkpoint import CheckpointError, load_generator
-    from bokeh.cli import EXIT_SETTINGS, given_path, interruptible, json_text, quote_path_overrides, unquote
+    from bokeh.cli import EXIT_SETTINGS, compose_checked, given_path, interruptible, json_text, quote_path_overrides, unquote
     from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from hydra.errors import HydraException
 
     from bokeh.data.pairs import BadPairError, DataLayoutError
-    from bokeh.train import CONF_DIR, PATH_KEYS, check_data_paths
+    from bokeh.train import CONF_DIR, PATH_KEYS, built, check_data_paths
 
     from bokeh.options import help_text, wants_help
 
@@ -66,13 +65,12 @@ def main(argv: list[str] | None = None) -> dict:
         try:  # every setting before any work: the model file, the data folder (it needs no training pairs), out=, the model
             report = check_output_file(given_path("out", out[0]), "out", own["overwrite"]) if out else None
             pretrained.resolve(ckpt[0], suffixes=None)
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                cfg = compose("train", overrides=overrides + ["output_dir=."])
+            cfg = compose_checked(CONF_DIR, "train", overrides + ["output_dir=."])  # Hydra's refusals: one sentence
             if "on_the_fly" in cfg.data and not cfg.data.get("photo_pairs") and not any(a.startswith(("data.on_the_fly=", "data.cache_dir=")) for a in overrides):
                 cfg.data.on_the_fly = True  # the validation pairs rendered in memory: nothing is written but out=
             check_data_paths(cfg.data)
             generator = load_generator(ckpt[0])
-            samples = validation_samples(hydra.utils.instantiate(cfg.data))
+            samples = validation_samples(built("data", lambda: hydra.utils.instantiate(cfg.data)))  # a constructor's reason kept
         except (OutputFolderError, CheckpointError, DataLayoutError, BadPairError, HydraException, ValueError) as error:
             print(f"bokeh.evaluate: {str(error).splitlines()[0] if isinstance(error, HydraException) else error}", file=sys.stderr)
             raise SystemExit(EXIT_SETTINGS) from None
@@ -209,9 +207,12 @@ def main_real(args: list[str]) -> dict:
         print(f"{backend.name}: {len(pairs)} real pair(s) from {settings['real']}, rendered as bokeh.render renders "
               f"them (its default size and detail restore) with {controls} (tap: each subject mask's interior point; "
               f"aperture: each target's f-number)", file=sys.stderr)
-        results = evaluate_real(pairs, render, split=split, tap=use["tap"], aperture=use["aperture"],
-                                progress=lambda row: print(f"  {row['name']}: model {row['model']['psnr']:.2f} dB",
-                                                           file=sys.stderr))
+        try:
+            results = evaluate_real(pairs, render, split=split, tap=use["tap"], aperture=use["aperture"],
+                                    progress=lambda row: print(f"  {row['name']}: model {row['model']['psnr']:.2f} dB",
+                                                               file=sys.stderr))
+        except ValueError as error:  # no pair could be scored (each said as it was skipped)
+            raise refuse(str(error)) from None
         print(format_real_table(results))
         if report is not None:
             write_text_atomic(report, json_text({"model": settings["ckpt"], "split": split, **use, "subject": settings["subject"], **results}, indent=2))

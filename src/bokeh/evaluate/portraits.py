@@ -25,6 +25,7 @@ The table gives the mean and the median over the photos of each number, auto and
 from __future__ import annotations
 
 import math
+import sys
 import statistics
 from collections.abc import Callable, Sequence
 
@@ -113,7 +114,8 @@ def summarize(rows: Sequence[dict], run: str) -> dict[str, dict[str, float]]:
 
 
 def evaluate_portraits(portraits: Sequence[Portrait], render: PortraitRender, *, tapped: bool = True,
-                       aperture: float | None = None, progress: Callable[[dict], None] | None = None) -> dict:
+                       aperture: float | None = None, progress: Callable[[dict], None] | None = None,
+                       skipped: Callable[[str], None] | None = None) -> dict:
     """:func:`score_portrait` for every photo, and the summary of each run.
 
     Returns:
@@ -124,12 +126,23 @@ def evaluate_portraits(portraits: Sequence[Portrait], render: PortraitRender, *,
     """
     if not portraits:
         raise ValueError("no portraits to score")
-    rows = []
+    say = skipped or (lambda line: print(line, file=sys.stderr, flush=True))
+    rows, left_out = [], {}
     for portrait in portraits:
-        rows.append(score_portrait(portrait, render, tapped=tapped, aperture=aperture))
+        row = score_portrait(portrait, render, tapped=tapped, aperture=aperture)
+        # the person's detail is what every portrait gives; a subject without texture (a uniform photo) measures nothing
+        reason = "; ".join(f"{run}: {why}" for run in RUNS if run in row for why in [metrics.unscorable(row[run], ("detail_subject",))] if why)
+        if reason:
+            left_out[portrait.name] = reason
+            say(metrics.unscorable_line(portrait.image, reason))
+            continue
+        rows.append(row)
         if progress is not None:
             progress(rows[-1])
-    return {"photos": rows, "summary": {run: summarize(rows, run) for run in RUNS if run in rows[0]}}
+    if not rows:
+        raise ValueError(f"no portrait could be scored: every photo's scores are not finite (e.g. {portraits[0].image}: "
+                         f"{left_out[portraits[0].name]}); give photos whose subject has texture")
+    return {"photos": rows, "summary": {run: summarize(rows, run) for run in RUNS if run in rows[0]}, "skipped": left_out}
 
 
 def _cell(value: float, digits: int = 3) -> str:

@@ -25,6 +25,7 @@ target f-number; otherwise None, which a model without controls ignores.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -156,27 +157,40 @@ def mean_rows(rows: Sequence[dict]) -> dict[str, dict[str, float]]:
 
 def evaluate_real(pairs: Sequence[RealPair], render: Render | None, *, tap: bool = False, aperture: bool = False,
                   baselines: bool = True, short_side: int | None = None, split: str = "auto",
-                  progress: Callable[[dict], None] | None = None) -> dict:
+                  progress: Callable[[dict], None] | None = None, skipped: Callable[[str], None] | None = None) -> dict:
     """:func:`score_pair` for every pair, and the means per target f-number.
 
     Returns:
-        ``{"pairs": [rows], "means": {"f/1.8": {method: {key: mean, "pairs": n}}, ...}}``, the
-        apertures from the widest to the narrowest. ``progress`` is called with each row.
+        ``{"pairs": [rows], "means": {"f/1.8": {method: {key: mean, "pairs": n}}, ...}, "skipped":
+        {name: reason}}``, the apertures from the widest to the narrowest. ``progress`` is called with
+        each row; a row whose scores are not finite (:func:`bokeh.metrics.unscorable`: a uniform pair)
+        is left out of the means and said in one line (``skipped(line)``, default stderr).
 
     Raises:
-        ValueError: no pairs, or ``render`` returned something that is not an image of the photo's size.
+        ValueError: no pairs, no pair that could be scored, or ``render`` returned something that is
+            not an image of the photo's size.
     """
     if not pairs:
         raise ValueError("no real pairs to score")
-    rows = []
+    say = skipped or (lambda line: print(line, file=sys.stderr, flush=True))
+    rows, left_out = [], {}
     for pair in pairs:
-        rows.append(score_pair(pair, render, tap=tap, aperture=aperture, baselines=baselines,
-                               short_side=short_side, split=split))
+        row = score_pair(pair, render, tap=tap, aperture=aperture, baselines=baselines, short_side=short_side, split=split)
+        reason = "; ".join(f"{method}: {why}" for method in ("model", "identity", "gaussian blur") if method in row
+                           for why in [metrics.unscorable(row[method], ("psnr", "ssim"))] if why)
+        if reason:
+            left_out[pair.name] = reason
+            say(metrics.unscorable_line(pair.target, reason))
+            continue
+        rows.append(row)
         if progress is not None:
             progress(rows[-1])
+    if not rows:
+        raise ValueError(f"no real pair could be scored: every pair's scores are not finite (e.g. {pairs[0].target}: "
+                         f"{left_out[pairs[0].name]}); give pairs with texture whose target differs from the photo")
     groups = sorted({row["aperture"] for row in rows})
     means = {f"f/{a:g}": mean_rows([row for row in rows if row["aperture"] == a]) for a in groups}
-    return {"pairs": rows, "means": means}
+    return {"pairs": rows, "means": means, "skipped": left_out}
 
 
 def backend_render(backend, *, subject: str = "auto", short_side: int | str | None = "auto") -> Render:

@@ -24,6 +24,7 @@ The baselines show what the model adds:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable
 
 import kornia
@@ -64,7 +65,7 @@ def score(predict: Predict | Oracle, samples: Iterable[dict], sees_target: bool 
     """
     totals = {"psnr": 0.0, "ssim_gaussian": 0.0, "ssim_uniform": 0.0}
     split: dict[str, list[float]] = {"in_focus": [], "defocus": []}
-    count = with_map = 0
+    count = with_map = seen = 0
     with torch.inference_mode():
         for sample in samples:
             image, target = sample["input"][None], sample["target"][None]
@@ -72,9 +73,15 @@ def score(predict: Predict | Oracle, samples: Iterable[dict], sees_target: bool 
             raw = predict(image, target) if sees_target else predict(image, **controls(sample)) if controls else predict(image)
             output = metrics.to_unit_range(unpad(raw.clamp(-1, 1), size))
             target = metrics.to_unit_range(unpad(target, size))
-            totals["psnr"] += metrics.psnr(output, target).item()
-            totals["ssim_gaussian"] += metrics.ssim(output, target, kind="gaussian").item()
-            totals["ssim_uniform"] += metrics.ssim(output, target, kind="uniform").item()
+            row = {"psnr": metrics.psnr(output, target).item(), "ssim_gaussian": metrics.ssim(output, target, kind="gaussian").item(),
+                   "ssim_uniform": metrics.ssim(output, target, kind="uniform").item()}
+            reason = metrics.unscorable(row, tuple(row))
+            seen += 1
+            if reason:  # a uniform pair: left out of the means, said in one line
+                print(metrics.unscorable_line(sample.get("name", f"validation pair {seen}"), reason), file=sys.stderr, flush=True)
+                continue
+            for key, value in row.items():
+                totals[key] += value
             if "coc" in sample:
                 with_map += 1
                 radius = unpad(sample["coc"][None], size)
@@ -82,11 +89,11 @@ def score(predict: Predict | Oracle, samples: Iterable[dict], sees_target: bool 
                     if name in split and not math.isnan(value.item()):
                         split[name].append(value.item())
             count += 1
-    if count == 0:
+    if seen == 0:
         raise ValueError("no validation pairs to score")
     if 0 < with_map < count:
         raise ValueError(f"{with_map} of {count} validation samples carry a blur-radius map: score sets with maps and without apart")
-    results = {name: total / count for name, total in totals.items()} | {"images": count}
+    results = {name: (total / count if count else float("nan")) for name, total in totals.items()} | {"images": count}
     if with_map:
         for name, values in split.items():
             results[f"psnr_{name}"] = sum(values) / len(values) if values else float("nan")

@@ -16,7 +16,8 @@ import hydra
 from omegaconf import DictConfig
 
 from bokeh.checkpoint import CheckpointError
-from bokeh.cli import EXIT_SETTINGS, interruptible, quote_path_overrides
+from bokeh.cli import EXIT_SETTINGS, check_hydra_command_line, interruptible, quote_path_overrides
+from bokeh.config import CONF_DIR
 from bokeh.export.pipeline import ExportConfigError, ExportWriteError, run
 from bokeh.export.table import print_summary
 
@@ -44,4 +45,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv[1:] = quote_path_overrides(sys.argv[1:], PATH_KEYS)  # before Hydra parses them
+    check_hydra_command_line("bokeh.export", CONF_DIR / "export", "tflite", sys.argv[1:])  # Hydra's refusals: one sentence
     main()

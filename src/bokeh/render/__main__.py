@@ -89,6 +89,8 @@ def focus_or_matte(text: str):
 
     if "," not in str(text) and (is_known_image_type(Path(text)) or Path(text).is_file()):
         return Path(text)
+    if "," not in str(text) and Path(text).expanduser().is_dir():
+        raise ValueError("is a folder: give a point (focus=0.5,0.4) or a matte image file (white = sharp)")
     return parse_focus(text)
 
 

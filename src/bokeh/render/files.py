@@ -40,7 +40,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bokeh.files import OutputFolderError, OutputPlanError, check_output_folder, check_planned, existing_outputs
-from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, from_tensor, is_known_image_type, not_a_file_reason, page_count, read_rgb,
+from bokeh.images import (IMAGE_SUFFIXES, ImageError, check_writable_size, from_tensor, is_known_image_type, not_a_file_reason, page_notes, read_rgb,
                           srgb_profile, unsupported_reason, write_image)
 from bokeh.render.fit import has_matte, matte_to_uint8, render_photo
 
@@ -159,23 +159,19 @@ def read_matte(path: str | os.PathLike, photo_size: tuple[int, int] | None = Non
     Raises:
         RenderError: a missing or unreadable file, or a matte whose shape is not the photo's (one sentence).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from bokeh.images import read_gray
 
     path = Path(path)
     hint = "give a point (focus=0.5,0.4) or a matte image the photo's shape (gray or alpha, white = sharp)"
+    if path.is_dir():
+        raise RenderError(f"focus={path} is a folder; {hint}")
     if not path.is_file():
         raise RenderError(f"focus={path}: no such file; {hint}")
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                alpha = np.asarray(image.convert("RGBA"))[..., 3]
-                if alpha.min() < 255:
-                    return np.ascontiguousarray(alpha)
-            gray = np.asarray(image.convert("L"))
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
-        raise RenderError(f"focus={path}: not a readable matte image ({type(error).__name__}: "
-                          f"{(str(error).splitlines() or [''])[0][:120]}); {hint}") from None
+    try:  # the one image reader: an empty file said as empty, a multi-page file noted, EXIF orientation applied
+        gray = read_gray(path)
+    except ImageError as error:
+        reason = "not a readable matte image (corrupt, or not an image)" if "not a readable image" in error.reason else error.reason
+        raise RenderError(f"focus={path}: {reason}; {hint}") from None
     if photo_size is not None:
         (h, w), (ph, pw) = gray.shape, photo_size
         if abs((w / h) / (pw / ph) - 1.0) > 0.02:
@@ -292,10 +288,8 @@ def render_files(
                 problem = unsupported_reason(path)
                 if problem is not None:
                     raise ImageError(path, *problem)
-                image = read_rgb(path)  # (H, W, 3) uint8, upright, sRGB
-                pages = page_count(path)
-                if pages > 1:  # a multi-page TIFF: its first page only, and said so
-                    progress.console.print(f"{escape(path.name)}: {pages} pages; page 1 is rendered, the others are left out", highlight=False)
+                with page_notes(lambda line: progress.console.print(escape(line), highlight=False)):  # a multi-page TIFF: said once
+                    image = read_rgb(path)  # (H, W, 3) uint8, upright, sRGB
                 check_writable_size(output_path(path, out), (image.shape[0], image.shape[1] * (2 if side_by_side else 1)))
                 done = render_photo(image, backend, focus=focus, aperture=aperture, subject=subject, matte=user_matte,
                                     short_side=short_side)

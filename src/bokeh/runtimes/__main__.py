@@ -16,10 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv != ["gpu"]:
         print(USAGE, file=sys.stderr)
         return 2
+    from bokeh.cli import interruptible
     from bokeh.runtimes import RuntimeUnavailable, gpu_adapter
 
     try:
-        adapter = gpu_adapter()
+        with interruptible("bokeh.runtimes", lambda: "no adapter was found yet"):  # LiteRT may wait up to minutes
+            adapter = gpu_adapter()
     except RuntimeUnavailable as error:
         print(f"bokeh.runtimes: {error}", file=sys.stderr)
         return 1
