@@ -73,6 +73,32 @@ def test_missing_imagenet_weights_error_says_where_to_put_the_file(offline):
     assert "no network in this test" in message
 
 
+def test_a_download_that_never_answers_is_the_same_sentence_not_a_hang(monkeypatch, tmp_path):
+    """A network that accepts the connection and then sends nothing (a proxy without a route): torch.hub
+    waited forever; the download's socket now gives up after DOWNLOAD_TIMEOUT_S."""
+    import socket
+    import time
+    from types import SimpleNamespace
+
+    from bokeh import weights
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # the connection is accepted by the kernel; nothing is ever sent back
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/vgg19-dcbb9e9d.pth"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(weights, "IMAGENET_WEIGHTS", SimpleNamespace(url=url))
+    monkeypatch.setattr(weights, "DOWNLOAD_TIMEOUT_S", 1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(VGGWeightsError, match="could not be downloaded .*timed out"):
+            load_vgg19_features("imagenet")
+    finally:
+        silent.close()
+    assert time.monotonic() - started < 30
+    assert socket.getdefaulttimeout() is None, "the process's default is given back"
+
+
 def test_random_weights_log_a_loud_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="bokeh.weights"):
         extractor = load_vgg19_features("random")

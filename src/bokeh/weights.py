@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from pathlib import Path
 
 import torch
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 IMAGENET_WEIGHTS = VGG19_Weights.IMAGENET1K_V1
 CONFIG_KEY = "loss.vgg.weights"
+#: Seconds a download may wait on the network (to connect, or for its next bytes): a machine without
+#: a network gets the one-sentence error instead of torch.hub's unbounded wait
+DOWNLOAD_TIMEOUT_S = 30.0
 _FEATURE_KEY = re.compile(r"^(?:features\.)?(\d+)\.(weight|bias)$")
 
 
@@ -43,6 +47,8 @@ def imagenet_cache_file() -> Path:
 def _imagenet_state_dict(option: str) -> dict[str, torch.Tensor]:
     """torchvision's IMAGENET1K_V1 state dict: from the cache, else downloaded into it."""
     cached = imagenet_cache_file()
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torch.hub's urlopen has no timeout of its own
     try:
         # reads the cached file when present; downloads (and checks the hash) only otherwise
         return torch.hub.load_state_dict_from_url(
@@ -54,6 +60,8 @@ def _imagenet_state_dict(option: str) -> dict[str, torch.Tensor]:
             f"({type(error).__name__}: {error}): copy {IMAGENET_WEIGHTS.url} to {cached}, or pass "
             f"{option}=/path/vgg19.pth (a torchvision vgg19 state dict)"
         ) from error
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def _file_state_dict(path: Path, option: str) -> dict[str, torch.Tensor]:
