@@ -507,14 +507,14 @@ def run(cfg: DictConfig) -> pl.Trainer:
         check_crops_fit_critics(getattr(datamodule, "crop_size", None), module)
     except ValueError as error:
         raise ConfigValueError(str(error)) from None
+    if cfg.get("ckpt_path"):  # the checkpoints first: a wrong file is the first thing to say
+        check_resume(cfg.ckpt_path, module, cfg.trainer)
+    elif cfg.get("init_from"):
+        init_generator_from(module, cfg.init_from)
     try:  # the frozen VGG19 now, not in Lightning's setup: missing or foreign weights are one sentence before anything runs
         module.setup("fit")
     except VGGWeightsError as error:
         raise ConfigValueError(str(error)) from None
-    if cfg.get("ckpt_path"):
-        check_resume(cfg.ckpt_path, module, cfg.trainer)
-    elif cfg.get("init_from"):
-        init_generator_from(module, cfg.init_from)
     # a run stopped mid-epoch by a limit resumes that epoch (bokeh.data.sampling.ResumeStoppedEpoch)
     callbacks = built("callbacks", lambda: [*build_callbacks(cfg), ResumeStoppedEpoch()])
     logger = built("logger", lambda: hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False)
