@@ -317,3 +317,36 @@ def test_an_empty_out_is_refused_everywhere(module, args, tmp_path):
     err = one_line(cli(module, *args, "out=", cwd=tmp_path, timeout=120))
     assert "out=" in err and ("empty" in err or "required" in err or "missing" in err)
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing was written into the current folder"
+
+
+def test_ctrl_c_while_a_command_starts_is_one_line_not_a_traceback(tmp_path):
+    """``python -m bokeh.<command>`` imports torch for seconds before its own Ctrl-C handling begins; an
+    interrupt there was a KeyboardInterrupt traceback. As the command starts, ``sys.argv[0]`` is ``-m``."""
+    starting = "import sys; sys.argv[0] = '-m'; import bokeh; sys.argv[0] = 'src/bokeh/render/__main__.py'; raise KeyboardInterrupt"
+    done = subprocess.run([sys.executable, "-c", starting], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    assert done.stderr == "bokeh.render: interrupted (Ctrl-C) while starting; nothing was done\n", done.stderr
+    assert done.returncode != 0, "a failure still"
+    as_library = subprocess.run([sys.executable, "-c", "import bokeh; raise KeyboardInterrupt"], cwd=tmp_path, env=env(),
+                                capture_output=True, text=True, timeout=120)
+    assert "Traceback" in as_library.stderr, "imported as a library (a notebook, a test), Python's own handling stays"
+
+
+def test_a_key_given_twice_to_a_hydra_command_is_refused_not_the_last_taken():
+    from bokeh.cli import check_given_once
+    from bokeh.demo import demo_config
+    from bokeh.evaluate import __main__ as evaluate
+
+    with pytest.raises(ValueError, match=r"^trainer.max_steps= is given twice \(trainer.max_steps=1 and trainer.max_steps=2\): give it once$"):
+        check_given_once(["trainer.max_steps=1", "data.n=4", "trainer.max_steps=2"])
+    check_given_once(["trainer.max_steps=1", "~callbacks.last", "data.n=4"])
+    with pytest.raises(ValueError, match=r"data.n= is given twice"):
+        demo_config(Path("out"), 1.0, ["data.n=12", "data.n=10"])
+    assert demo_config(Path("out"), 1.0, ["trainer.max_time=00:00:01:00"]).trainer.max_time == "00:00:01:00", "the demo's own default is not the user's"
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(["ckpt=reference", "data.n=12", "data.n=10"])
+    assert exit_.value.code == 2
+    for program in ("bokeh.train", "bokeh.export"):
+        refused = subprocess.run([sys.executable, "-m", program, "trainer.max_steps=1" if program == "bokeh.train" else "size=64x96",
+                                  "trainer.max_steps=2" if program == "bokeh.train" else "size=64x97"],
+                                 env=env(), capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "is given twice" in refused.stderr, refused.stderr

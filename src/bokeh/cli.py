@@ -215,6 +215,20 @@ def hydra_sentence(error: BaseException, overrides: Iterable[str], compose_witho
     return " ".join(lines[:2]) or type(error).__name__
 
 
+def check_given_once(overrides: Iterable[str]) -> None:
+    """A user's Hydra overrides name each key once (Hydra takes the last of a key given twice, silently).
+
+    Raises:
+        ValueError: ``<key>= is given twice (<first> and <second>): give it once``.
+    """
+    seen: dict[str, str] = {}
+    for override in overrides:
+        key = override.partition("=")[0].lstrip("+~")
+        if key in seen and "=" in override:
+            raise ValueError(f"{key}= is given twice ({seen[key]} and {override}): give it once")
+        seen[key] = override
+
+
 def compose_checked(config_dir: str | os.PathLike, config_name: str, overrides: list[str], hydra_config: bool = False):
     """The config Hydra composes from ``config_dir/config_name`` with ``overrides``.
 
@@ -262,6 +276,7 @@ def check_hydra_command_line(program: str, config_dir: str | os.PathLike, config
     if any(arg.startswith("-") for arg in argv):
         return
     try:
+        check_given_once(argv)
         compose_checked(config_dir, config_name, list(argv), hydra_config=True)
     except ValueError as error:
         print(f"{program}: {error}", file=sys.stderr)

@@ -37,7 +37,7 @@ import pytorch_lightning  # noqa: F401  (import order: before TensorFlow, see TO
 
 from bokeh.checkpoint import load_generator
 from bokeh.checkpoint_io import CheckpointWriteError
-from bokeh.cli import EXIT_SETTINGS, compose_checked, hydra_quote, interruptible, json_text, quote_path_overrides, run_child
+from bokeh.cli import EXIT_SETTINGS, check_given_once, compose_checked, hydra_quote, interruptible, json_text, quote_path_overrides, run_child
 from bokeh.files import OutputFolderError, check_output_folder, check_planned, write_text_atomic
 from bokeh.evaluate.synthetic import baselines, evaluate_generator, format_table, score, validation_samples
 from bokeh.data.pairs import DataLayoutError
@@ -139,6 +139,7 @@ def demo_config(out: Path, minutes: float, extra: list[str], overwrite: bool = F
     ``overwrite`` its run folder may hold an earlier demo's run (:func:`bokeh.train.check_run_folder`)."""
     days, seconds = divmod(int(round(minutes * 60)), 86400)
     budget = f"{days:02d}:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"  # DD:HH:MM:SS
+    check_given_once(extra)
     overrides = ["experiment=demo", f"output_dir={hydra_quote(str(out / 'pretrain'))}", f"trainer.max_time={budget}",
                  f"overwrite={str(overwrite).lower()}", *quote_path_overrides(extra, PATH_KEYS)]
     return compose_checked(CONF_DIR, "train", overrides)  # Hydra's refusals (an unknown key, ...): one sentence

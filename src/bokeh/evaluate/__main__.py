@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bokeh import pretrained
     from bokeh.checkpoint import CheckpointError, load_generator
-    from bokeh.cli import EXIT_SETTINGS, compose_checked, given_path, interruptible, json_text, quote_path_overrides, unquote
+    from bokeh.cli import EXIT_SETTINGS, check_given_once, compose_checked, given_path, interruptible, json_text, quote_path_overrides, unquote
     from bokeh.files import OutputFolderError, check_output_file, write_text_atomic
     from hydra.errors import HydraException
 
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
         try:  # every setting before any work: the model file, the data folder (it needs no training pairs), out=, the model
             report = check_output_file(given_path("out", out[0]), "out", own["overwrite"]) if out else None
             pretrained.resolve(ckpt[0], suffixes=None)
+            check_given_once(passed)
             cfg = compose_checked(CONF_DIR, "train", overrides + ["output_dir=."])  # Hydra's refusals: one sentence
             if "on_the_fly" in cfg.data and not cfg.data.get("photo_pairs") and not any(a.startswith(("data.on_the_fly=", "data.cache_dir=")) for a in overrides):
                 cfg.data.on_the_fly = True  # the validation pairs rendered in memory: nothing is written but out=
