@@ -318,6 +318,20 @@ def test_the_training_callbacks_real_pair_score_equals_bokeh_evaluate_real(tiny,
     assert logged["real/tapped/psnr"] == pytest.approx(tapped["psnr"], rel=1e-6)
 
 
+def test_a_generator_with_a_subject_input_renders_through_the_generator_backend(tmp_path, grace):
+    """The training callbacks render a v4-style generator (subject input, matte) through
+    :class:`GeneratorBackend`: its subject plane needs the working size, with or without a matte given."""
+    photo = np.asarray(Image.fromarray(grace).resize((128, 150)))
+    generator = load_generator(write_tiny_checkpoint(tmp_path / "v4.ckpt", blend=True, focus_input=True, aperture_input=True,
+                                                     subject_input=True))
+    backend = GeneratorBackend(generator)
+    layers = backend.layers(torch.zeros(1, 3, 64, 56))  # no subject given: an all-zero plane
+    assert layers["image"].shape == (1, 3, 64, 56) and layers["matte"].shape == (1, 1, 64, 56)
+    for options in ({"subject": "off"}, {"matte": np.full(photo.shape[:2], 200, np.uint8)}):
+        rendered = render_photo(photo, backend, short_side=64, **options)
+        assert rendered.image.shape[-2:] == photo.shape[:2] and bool(torch.isfinite(rendered.image).all())
+
+
 # ----------------------------------------------------------------------------- bf16
 def test_the_subject_path_stays_in_range_in_bf16(tiny, grace):
     photo = np.asarray(Image.fromarray(grace).resize((128, 150)))

@@ -213,7 +213,8 @@ class GeneratorBackend:
 
         parameter = next(self.generator.parameters())
         device, dtype = parameter.device, parameter.dtype
-        controls = {k: torch.from_numpy(v).to(device, dtype) for k, v in control_inputs(self.contract, image.shape[0], focus, aperture).items()}
+        controls = {k: torch.from_numpy(v).to(device, dtype) for k, v in control_inputs(self.contract, image.shape[0], focus, aperture,
+                                                                                                   size=tuple(image.shape[2:])).items()}
         if subject is not None:  # the subject plane of a model that takes one
             controls["subject"] = subject.to(device, dtype)
         was_training = self.generator.training
