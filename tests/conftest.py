@@ -7,10 +7,15 @@ Tests of LiteRT's GPU accelerator take the :func:`vulkan_adapter` fixture: witho
 they skip, naming the command that provides one, except where ``BOKEH_REQUIRE_GPU=1`` (``.ci/run``
 sets it after installing an adapter): there a missing adapter fails them, so CI's log proves they ran.
 
+Ctrl-C reaches the commands the tests start: a test run launched in the background by a
+non-interactive shell (``make test &``) inherits SIGINT ignored, and every child would inherit that
+too (the Ctrl-C tests would then see their commands run on to the end).
+
 ``tiny_ckpt``: a tiny Glass-Net checkpoint (``test_render.write_tiny_checkpoint``), one per test module.
 """
 
 import os
+import signal
 from pathlib import Path
 
 import pytorch_lightning  # noqa: F401  (import order: before TensorFlow)
@@ -19,6 +24,9 @@ import pytest
 import torch
 
 REQUIRE_GPU = "BOKEH_REQUIRE_GPU"
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # a background job's inheritance (see above)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
