@@ -157,3 +157,20 @@ def test_a_lone_exported_file_renders_by_what_it_says_or_is_refused(suffix, tmp_
     from bokeh.images import read_rgb
 
     assert abs(float(read_rgb(tmp_path / "out" / "gray.png").mean()) - 200) <= 2, "fed 0-255 as the file says: 100 + 100"
+
+
+def test_a_checkpoint_reader_names_only_what_it_takes(tmp_path):
+    """Train's init_from=, export's ckpt= and the other torch-checkpoint readers (suffixes=None) take no
+    exported model and have no input= (the fresh trial: export ckpt=x.tflite printed torch's unpickling text)."""
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG")
+    (tmp_path / "bokeh_float32.tflite").write_bytes(b"TFL3")
+    with pytest.raises(CheckpointError) as image:
+        check_model_file(tmp_path / "photo.png", "init_from", suffixes=None)
+    assert str(image.value).endswith("not a model: give a Lightning checkpoint (.ckpt)"), image.value
+    with pytest.raises(CheckpointError, match=r"^ckpt=.*bokeh_float32.tflite is an exported model \(.tflite\); this takes "
+                                              r"a Lightning checkpoint \(.ckpt\): give the checkpoint it was exported from"):
+        check_model_file(tmp_path / "bokeh_float32.tflite", suffixes=None)
+    with pytest.raises(CheckpointError, match=r"give a Lightning checkpoint \(.ckpt\), an ONNX model \(.onnx\) or a TFLite "
+                                              r"model \(.tflite\) \(the photo goes in input=\)"):
+        check_model_file(tmp_path / "photo.png")  # the renderer's
+    assert check_model_file(tmp_path / "bokeh_float32.tflite") == tmp_path / "bokeh_float32.tflite"

@@ -43,6 +43,7 @@ def lfs_pointer_reason(path: str | os.PathLike) -> str | None:
 
 #: The model files the renderer runs, by suffix
 MODEL_SUFFIXES = (".ckpt", ".onnx", ".tflite")
+_KINDS = {".ckpt": "a Lightning checkpoint (.ckpt)", ".onnx": "an ONNX model (.onnx)", ".tflite": "a TFLite model (.tflite)"}
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif", ".gif", ".heic")
 
 
@@ -58,18 +59,24 @@ def check_model_file(path: str | os.PathLike, setting: str = "ckpt", suffixes: t
             folder, an empty (0-byte) file, a Git LFS pointer, an image, or an unknown file type.
     """
     text = os.fspath(path)
-    kinds = "a Lightning checkpoint (.ckpt), an ONNX model (.onnx) or a TFLite model (.tflite)"
+    accepted = suffixes if suffixes is not None else (".ckpt",)  # None: a reader of torch checkpoints
+    named = [_KINDS.get(s, s) for s in accepted]
+    kinds = ", ".join(named[:-1]) + f" or {named[-1]}" if len(named) > 1 else named[0]
+    photo = " (the photo goes in input=)" if set(accepted) & {".onnx", ".tflite"} else ""  # the renderer's
     if not text.strip():
         raise CheckpointError(f"{setting}= is empty (an unset shell variable?): give {kinds}")
     path = Path(text)
     suffix = path.suffix.lower()
     if suffix in _IMAGE_SUFFIXES:
         what = "an empty image file (0 bytes)" if path.is_file() and path.stat().st_size == 0 else "an image"
-        raise CheckpointError(f"{setting}={path} is {what}, not a model: give {kinds} (the photo goes in input=)")
+        raise CheckpointError(f"{setting}={path} is {what}, not a model: give {kinds}{photo}")
     if path.is_dir():
         found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (suffixes or MODEL_SUFFIXES))[:3]
         hint = f" (it holds {', '.join(found)})" if found else ""
         raise CheckpointError(f"{setting}={path} is a folder, not a model file: give the model file inside it{hint}")
+    if suffixes is None and suffix in (".onnx", ".tflite"):
+        raise CheckpointError(f"{setting}={path} is an exported model ({suffix}); this takes {kinds}: give the checkpoint "
+                              f"it was exported from, or a shipped model's name (reference)")
     if suffixes is not None and suffix not in suffixes:
         raise CheckpointError(f"{setting}={path}: unknown model file type {suffix or '(none)'!r}; pass {kinds}")
     if not path.is_file():
