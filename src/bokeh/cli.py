@@ -276,7 +276,8 @@ def check_hydra_command_line(program: str, config_dir: str | os.PathLike, config
     if any(arg.startswith("-") for arg in argv):
         return
     try:
-        check_given_once(argv)
+        if os.environ.get("LOCAL_RANK", "0") == "0":  # DDP's other ranks rerun the line with hydra.run.dir added again
+            check_given_once(argv)
         compose_checked(config_dir, config_name, list(argv), hydra_config=True)
     except ValueError as error:
         print(f"{program}: {error}", file=sys.stderr)
